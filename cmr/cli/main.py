@@ -1,0 +1,29 @@
+"""Entry point of the `cmr` console command."""
+
+from __future__ import annotations
+
+import logging
+
+import typer
+
+from cmr.cli import inspect_cmd, synth_cmd
+
+app = typer.Typer(
+    name="cmr",
+    help="Semantic search over cardiac MRI: synthetic studies, study loading, embeddings and services.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+
+synth_cmd.register(app)
+inspect_cmd.register(app)
+
+
+@app.callback()
+def _root(verbose: bool = typer.Option(False, "--verbose", "-v", help="Log debug details.")) -> None:
+    logging.basicConfig(level=logging.DEBUG if verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+
+
+if __name__ == "__main__":
+    app()

@@ -1,0 +1,1 @@
+"""Generator service: report drafting by retrieval and by CMR-TARGET (issue 6)."""
