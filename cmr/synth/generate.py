@@ -1,0 +1,147 @@
+"""Generate a synthetic CMR data set: DICOM studies plus reports.jsonl (impression, labels, ground truth).
+
+Every study has its own random stream seeded from (seed, index), so a study is identical whatever the number
+of workers or the order they finish in, and an interrupted run resumes where it stopped: a study whose
+record `studies/study_NNNNN.json` is present with the same seed is kept.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from tqdm import tqdm
+
+from cmr.synth.acquisition import cine_contrast, form_images, lge_contrast, plan_exam
+from cmr.synth.dicom_writer import StudyHeader, write_series
+from cmr.synth.phantom import HeartPhantom
+from cmr.synth.report import Phrasing, write_impression
+from cmr.synth.scanners import STYLES, get_style
+from cmr.synth.truth import sample_truth
+
+REPORTS_FILE = "reports.jsonl"
+STUDIES_DIR = "studies"
+_RECORD_SUFFIX = ".json"
+
+
+@dataclass(frozen=True)
+class StudyRequest:
+    out: Path
+    seed: int
+    index: int
+    scanner: str | None
+    phrasing: Phrasing
+
+
+def study_rng(seed: int, index: int) -> np.random.Generator:
+    return np.random.default_rng(np.random.SeedSequence([seed, index]))
+
+
+def generate_study(req: StudyRequest) -> dict[str, Any]:
+    """Render one study to DICOM and return its reports.jsonl record."""
+    rel = Path(STUDIES_DIR) / f"study_{req.index:05d}"
+    folder = req.out / rel
+    record_path = folder.with_name(folder.name + _RECORD_SUFFIX)  # beside the study: the folder is pure DICOM
+    if record_path.exists():
+        record = json.loads(record_path.read_text())
+        if record.get("seed") == req.seed and record.get("index") == req.index and (
+            req.scanner is None or record.get("scanner") == req.scanner
+        ):
+            return record
+    if folder.exists():
+        shutil.rmtree(folder)  # a partial study from an interrupted run
+
+    rng = study_rng(req.seed, req.index)
+    # Scanner style is drawn independently of the disease, so it is never a shortcut to a label.
+    style = get_style(req.scanner) if req.scanner else STYLES[str(rng.choice(sorted(STYLES)))]
+    truth = sample_truth(rng)
+    report_rng = np.random.default_rng(np.random.SeedSequence([req.seed, req.index, 1]))
+    impression = write_impression(truth, report_rng, req.phrasing)
+    phantom = HeartPhantom(truth, rng)
+    header = StudyHeader.make([req.seed, req.index], rng, truth.sex, truth.age, truth.heart_rate, truth.bsa)
+    rr_ms = 60000.0 / truth.heart_rate
+    views: list[str] = []
+    cine = cine_contrast(style, rng)
+    lge = lge_contrast(phantom, rng, style.lge_nulling_error)
+    plans = plan_exam(phantom, style, rng)
+    for plan in plans:
+        plan.images = form_images(phantom, plan, style, rng, lge if plan.sequence == "lge" else cine)
+        write_series(plan, header, style, rr_ms, folder / f"series_{plan.series_number:03d}")
+        if plan.slot != "localizer":
+            views.append(f"{plan.sequence}_{plan.view}")
+        plan.images = None  # free memory before the next series
+    lv_edv, lv_esv = phantom.lv_volumes_ml()
+    rv_edv, rv_esv = phantom.rv_volumes_ml()
+    record: dict[str, Any] = {
+        "study_instance_uid": header.study_uid,
+        "folder": rel.as_posix(),
+        "impression": impression.text,
+        "sentences": list(impression.sentences),
+        "mentioned": impression.mentioned,
+        "scanner": style.name,
+        "held_out_style": style.held_out,
+        "phrasing": req.phrasing,
+        "labels": truth.labels,
+        "truth": truth.to_dict(),
+        "measured": {
+            "lv_edv_ml": round(lv_edv, 1), "lv_esv_ml": round(lv_esv, 1),
+            "lvef": round(100.0 * (1 - lv_esv / lv_edv), 1),
+            "rv_edv_ml": round(rv_edv, 1), "rv_esv_ml": round(rv_esv, 1),
+            "rvef": round(100.0 * (1 - rv_esv / rv_edv), 1),
+            "lv_end_systole_fraction": round(phantom.cycle.t_es, 3),
+        },
+        "views": sorted(set(views)),
+        "seed": req.seed,
+        "index": req.index,
+    }
+    tmp = record_path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(record))
+    os.replace(tmp, record_path)  # the record marks the study complete
+    return record
+
+
+def generate_dataset(
+    out: Path,
+    studies: int,
+    seed: int,
+    workers: int = 0,
+    scanner: str | None = None,
+    phrasing: Phrasing = "train",
+    progress: bool = True,
+) -> list[dict[str, Any]]:
+    """Generate `studies` studies into `out` (in parallel) and write out/reports.jsonl in index order."""
+    if studies < 1:
+        raise ValueError("--studies must be at least 1")
+    if scanner is not None:
+        get_style(scanner)  # fail fast on an unknown name
+    out.mkdir(parents=True, exist_ok=True)
+    workers = workers or os.cpu_count() or 1
+    requests = [StudyRequest(out, seed, i, scanner, phrasing) for i in range(studies)]
+    records: list[dict[str, Any]] = []
+    bar = tqdm(total=studies, desc="synth", unit="study", disable=not progress)
+    try:
+        if workers == 1:
+            for req in requests:
+                records.append(generate_study(req))
+                bar.update()
+        else:
+            with ProcessPoolExecutor(max_workers=workers) as pool:
+                futures = [pool.submit(generate_study, r) for r in requests]
+                for fut in as_completed(futures):
+                    records.append(fut.result())
+                    bar.update()
+    finally:
+        bar.close()
+    records.sort(key=lambda r: r["index"])
+    tmp = out / (REPORTS_FILE + ".tmp")
+    with tmp.open("w") as fh:
+        for r in records:
+            fh.write(json.dumps(r) + "\n")
+    os.replace(tmp, out / REPORTS_FILE)
+    return records
