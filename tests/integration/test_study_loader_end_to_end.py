@@ -1,0 +1,134 @@
+"""The study loader end to end on the two kinds of data it must read: studies written by `cmr synth` (every
+scanner style, single-frame and enhanced multi-frame) and the real Sunnybrook samples; plus the CLI's
+one-line errors on unusable input."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from cmr.dicom import ExamSpec, NoCineError, NotDicomError, StudyLoadError, TruncatedFileError, load_study
+from cmr.synth.generate import StudyRequest, generate_study
+from cmr.synth.scanners import STYLES
+
+REALDATA = Path(__file__).resolve().parents[2].parent / "shared" / "realdata" / "sunnybrook"
+MIDSLICE = REALDATA / "SCD0000301_SC-HF-I-4_midslice" / "dicom"
+LOCALIZERS = REALDATA / "SCD0003701_SC-N-2_localizers"
+CMR = [sys.executable, "-m", "cmr.cli.main"]
+
+
+@pytest.fixture(scope="module")
+def one_study_per_style(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    out = tmp_path_factory.mktemp("styles")
+    folders = {}
+    for i, style in enumerate(STYLES):
+        rec = generate_study(StudyRequest(out, 99, i, style, "train"))
+        folders[style] = out / rec["folder"]
+    return folders
+
+
+@pytest.mark.parametrize("style", list(STYLES))
+def test_every_view_of_every_style_is_found_from_geometry(style: str, one_study_per_style: dict[str, Path]) -> None:
+    study = load_study(one_study_per_style[style])
+    kinds_views = sorted((s.kind, s.view) for s in study.series if s.kind != "localizer")
+    assert kinds_views == sorted([
+        ("cine", "sax"), ("cine", "4ch"), ("cine", "2ch"), ("cine", "3ch"),
+        ("lge", "sax"), ("lge", "4ch"), ("lge", "2ch"), ("lge", "3ch"),
+    ])
+    exam = study.to_exam(ExamSpec())
+    assert exam.missing == []
+    assert exam.mask.all()
+    assert exam.pixels.shape == (exam.spec.length, exam.spec.image_size, exam.spec.image_size)
+    assert 0.0 <= float(exam.pixels.min()) and float(exam.pixels.max()) <= 1.0
+    assert exam.study.manufacturer == STYLES[style].manufacturer
+
+
+def test_zip_equals_folder(one_study_per_style: dict[str, Path], tmp_path: Path) -> None:
+    folder = one_study_per_style["ge_signa_1.5T"]
+    archive = tmp_path / "study.zip"
+    with zipfile.ZipFile(archive, "w") as zf:
+        for f in folder.rglob("*.dcm"):
+            zf.write(f, f.relative_to(folder).as_posix())
+    a = load_study(folder).to_exam(ExamSpec())
+    b = load_study(archive).to_exam(ExamSpec())
+    np.testing.assert_array_equal(a.pixels, b.pixels)
+
+
+def test_sunnybrook_midslice_is_a_20_phase_short_axis_cine() -> None:
+    study = load_study(MIDSLICE)
+    cine = [s for s in study.series if s.kind == "cine"]
+    assert len(cine) == 1 and cine[0].view == "sax"
+    exam = study.to_exam(ExamSpec())
+    assert exam.present["cine_sax"]
+    assert "cine_4ch" in exam.missing and "lge_sax" in exam.missing
+    assert exam.study.study_date is None  # "20120000" is not a date
+
+
+def test_sunnybrook_localizers_alone_have_no_cine() -> None:
+    study = load_study(LOCALIZERS)  # inspectable...
+    assert study.series and all(s.kind == "localizer" for s in study.series)
+    with pytest.raises(NoCineError) as err:  # ...but no exam can be built from it
+        study.to_exam(ExamSpec())
+    assert "\n" not in str(err.value)
+
+
+def test_truncated_and_non_dicom_files_get_typed_one_line_errors(tmp_path: Path) -> None:
+    src = next(MIDSLICE.glob("*.dcm"))
+    (tmp_path / "cut").mkdir()
+    data = src.read_bytes()
+    (tmp_path / "cut" / "1.dcm").write_bytes(data[: len(data) // 2])
+    with pytest.raises(TruncatedFileError) as err:
+        load_study(tmp_path / "cut")
+    assert "1.dcm" in str(err.value) and "\n" not in str(err.value)
+    (tmp_path / "junk").mkdir()
+    (tmp_path / "junk" / "notes.dcm").write_text("this is not DICOM")
+    with pytest.raises(NotDicomError):
+        load_study(tmp_path / "junk")
+
+
+def test_cli_inspect_json_and_one_line_error(one_study_per_style: dict[str, Path], tmp_path: Path) -> None:
+    folder = one_study_per_style["philips_ingenia_1.5T"]
+    res = subprocess.run(CMR + ["inspect", str(folder), "--json"], capture_output=True, text=True, timeout=120)
+    assert res.returncode == 0, res.stderr
+    report = json.loads(res.stdout)
+    assert report  # the series and slots are listed
+    (tmp_path / "bad").mkdir()
+    (tmp_path / "bad" / "x.dcm").write_bytes(b"\x00" * 50)
+    res = subprocess.run(CMR + ["inspect", str(tmp_path / "bad")], capture_output=True, text=True, timeout=120)
+    assert res.returncode != 0
+    assert "Traceback" not in res.stderr
+    assert len(res.stderr.strip().splitlines()) == 1 and res.stderr.startswith("error:")
+
+
+def test_cli_synth_lists_styles_with_the_held_out_one_marked() -> None:
+    res = subprocess.run(CMR + ["synth", "--list-scanners"], capture_output=True, text=True, timeout=120,
+                         env={"COLUMNS": "200", "PATH": ""})
+    assert res.returncode == 0, res.stderr
+    for name in STYLES:
+        assert name in res.stdout
+    assert "HELD OUT" in res.stdout
+
+
+def test_missing_view_is_reported_not_an_error(one_study_per_style: dict[str, Path], tmp_path: Path) -> None:
+    src = one_study_per_style["siemens_aera_1.5T"]
+    dst = tmp_path / "no_lge"
+    shutil.copytree(src, dst)
+    # Drop every LGE series: the exam still assembles, with the LGE slots reported missing.
+    lge_uids = {s.series_instance_uid for s in load_study(dst).series if s.kind == "lge"}
+    assert lge_uids
+    import pydicom
+
+    for f in dst.rglob("*.dcm"):
+        if pydicom.dcmread(f, stop_before_pixels=True).SeriesInstanceUID in lge_uids:
+            f.unlink()
+    exam = load_study(dst).to_exam(ExamSpec())
+    assert set(exam.missing) == {"lge_sax", "lge_lax"}
+    assert exam.present["cine_sax"]
+    assert not exam.mask[[i for i, s in enumerate(exam.slot_index) if exam.spec.slots[s].sequence == "lge"]].any()
