@@ -12,7 +12,8 @@ import pytest
 # The builders live next to this file; make them importable whatever pytest's import mode.
 sys.path.insert(0, str(Path(__file__).parent)) if str(Path(__file__).parent) not in sys.path else None
 
-REALDATA = Path(os.environ.get("CMR_REALDATA_DIR", "/work/shared/realdata"))
+# shared/ lies beside the repository checkout (CI clones main with shared/ next to it).
+REALDATA = Path(os.environ.get("CMR_REALDATA_DIR", Path(__file__).resolve().parents[4] / "shared" / "realdata"))
 MIDSLICE = REALDATA / "sunnybrook/SCD0000301_SC-HF-I-4_midslice/dicom"
 LOCALIZERS = REALDATA / "sunnybrook/SCD0003701_SC-N-2_localizers"
 
