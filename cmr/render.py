@@ -21,7 +21,8 @@ from cmr.dicom.model import Series, Study
 log = logging.getLogger(__name__)
 
 TILE_PX = 160
-MAX_GIF_FRAMES = 30
+MAX_GIF_FRAMES = 16  # cine views are resampled to at most this many phases: smooth enough, files stay small
+GIF_GREY_LEVELS = 64  # fewer grey levels compress ~2x better in GIF's LZW; invisible on a preview
 GRID_COLUMNS = 4
 
 
@@ -79,13 +80,14 @@ def _label(img: Image.Image, text: str) -> None:
     draw.text((3, 2), text, fill=255, font=font)
 
 
-def _montage(tiles: list[Tile], frame: int, size: int) -> Image.Image:
+def _montage(tiles: list[Tile], frame: int, size: int, levels: int = 256) -> Image.Image:
     cols = min(GRID_COLUMNS, len(tiles))
     rows = math.ceil(len(tiles) / cols)
     sheet = Image.new("L", (cols * size, rows * size), 0)
     for k, t in enumerate(tiles):
         img = t.frames[frame % t.frames.shape[0]] if t.animated else t.frames[0]
-        tile = Image.fromarray(np.round(img * 255.0).astype(np.uint8), mode="L")
+        grey = np.round(img * (levels - 1)) * (255.0 / (levels - 1))
+        tile = Image.fromarray(grey.astype(np.uint8), mode="L")
         _label(tile, t.label)
         sheet.paste(tile, ((k % cols) * size, (k // cols) * size))
     return sheet
@@ -117,7 +119,7 @@ def render_study(study: Study, out: Path, *, tile: int = TILE_PX, fov_mm: float 
     if suffix == ".png":
         _montage(tiles, n_frames // 2, tile).save(out)
     else:
-        frames = [_montage(tiles, f, tile) for f in range(n_frames)]
+        frames = [_montage(tiles, f, tile, GIF_GREY_LEVELS) for f in range(n_frames)]
         duration = int(np.clip(_cycle_ms(study) / n_frames, 20, 200))
         frames[0].save(out, save_all=True, append_images=frames[1:], duration=duration, loop=0)
     log.info("wrote %s (%d tiles, %d frames)", out, len(tiles), n_frames)

@@ -36,6 +36,7 @@ LAX_MIN_PRIOR_DEG = 50.0  # plane normal at least this far from the prior long a
 LAX_MIN_MEASURED_DEG = 65.0  # ... from a measured long axis
 LAX_CLUSTER_DEG = 12.0  # LAX planes closer than this in rotation are the same view (e.g. cine and LGE 4CH)
 LAX_TOLERANCE_DEG = 20.0  # residual accepted when naming a LAX view from geometry alone
+LAX_SINGLE_MARGIN_DEG = 10.0  # a lone plane must be this much nearer its view than the next one
 LAX_MAX_SHIFT_DEG = 25.0  # common rotation offset allowed when naming several LAX planes jointly
 # Rotation of each LAX view's normal about the long axis, from the projected superior axis (mod 180).
 LAX_TEMPLATES: dict[str, tuple[float, ...]] = {"4ch": (0.0,), "2ch": (90.0,), "3ch": (55.0, 125.0)}
@@ -229,6 +230,15 @@ def _circular_mean_deg(thetas: Sequence[float]) -> float:
     return float(np.degrees(np.arctan2(np.sin(a).mean(), np.cos(a).mean())) / 2.0 % 180.0)
 
 
+def _name_single(theta: float, hint_view: str | None) -> str:
+    """Name one LAX plane (no other planes to compare with): nearest view if clearly nearest, else the hint."""
+    ranked = sorted(LAX_TEMPLATES, key=lambda v: abs(_template_residual(theta, v)))
+    best, second = (abs(_template_residual(theta, v)) for v in ranked[:2])
+    if best <= LAX_TOLERANCE_DEG and second - best >= LAX_SINGLE_MARGIN_DEG:
+        return ranked[0]
+    return hint_view or "lax"
+
+
 def assign_lax_views(thetas: Sequence[float], hints: Sequence[str | None]) -> list[str]:
     """Name LAX planes jointly from their rotations about the long axis (degrees, mod 180).
 
@@ -242,6 +252,9 @@ def assign_lax_views(thetas: Sequence[float], hints: Sequence[str | None]) -> li
     for c in clusters:
         hs = [hints[i] for i in c if hints[i]]
         cluster_hints.append(max(set(hs), key=hs.count) if hs else None)
+
+    if len(clusters) == 1:
+        return [_name_single(centres[0], cluster_hints[0])] * len(thetas)
 
     views = list(LAX_TEMPLATES)
     best: tuple[float, float, tuple[str | None, ...]] | None = None
