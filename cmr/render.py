@@ -48,7 +48,8 @@ def collect_tiles(study: Study, size: int = TILE_PX, fov_mm: float = 280.0) -> l
     tiles: list[Tile] = []
     cine_sax = sax_stack(study, "cine", axis)
     if len(cine_sax) >= 3:
-        picks = [("SAX base", 0), ("SAX mid", (len(cine_sax) - 1) // 2), ("SAX apex", len(cine_sax) - 1)]
+        # Centres of the basal, mid and apical thirds: the stack's end slices often miss the ventricle.
+        picks = list(zip(("SAX base", "SAX mid", "SAX apex"), imaging.even_indices(len(cine_sax), 3)))
     else:
         picks = [("SAX", (len(cine_sax) - 1) // 2)] if cine_sax else []
     for label, k in picks:

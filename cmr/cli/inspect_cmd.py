@@ -85,6 +85,8 @@ def _print(report: dict[str, Any], console: Console) -> None:
     console.print(slots)
     for skipped in st["skipped"]:
         console.print(f"[yellow]skipped[/yellow] {escape(skipped['reason'])}")
+    for warning in st["warnings"]:
+        console.print(f"[yellow]warning[/yellow] {escape(warning)}")
 
 
 def inspect(

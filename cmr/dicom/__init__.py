@@ -19,7 +19,7 @@ from cmr.dicom.errors import (
     TruncatedFileError,
     UnsupportedTransferSyntaxError,
 )
-from cmr.dicom.exam import DEFAULT_SLOTS, Exam, ExamSlot, ExamSpec, assemble_exam
+from cmr.dicom.exam import DEFAULT_SLOTS, Exam, ExamSlot, ExamSpec, assemble_exam, slot_sources
 from cmr.dicom.model import Series, SeriesInfo, SkippedFile, Study, StudyInfo
 from cmr.dicom.reader import StudySource, load_study
 
@@ -48,4 +48,5 @@ __all__ = [
     "assemble_exam",
     "classify_study",
     "load_study",
+    "slot_sources",
 ]

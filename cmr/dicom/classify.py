@@ -44,7 +44,7 @@ LAX_TEMPLATES: dict[str, tuple[float, ...]] = {"4ch": (0.0,), "2ch": (90.0,), "3
 _HINTS: dict[str, re.Pattern[str]] = {
     "localizer": re.compile(r"locali[sz]er|\bloc\b|scout|survey|pilot|3[ -]?pl(ane)?\b|tri[- ]?plane|plan(ning|scan)"),
     "lge": re.compile(
-        r"\blge\b|\bde\b|psir|\bmde\b|delayed|late[ _-]?(gad|enh)|viability|\bpsir\b|ir[ _-]?(gre|tfl|fl2d)|t1[ _-]?ir"
+        r"\blge\b|\bde\b|psir|\bmde\b|delayed|late[ _-]?(gad|enh)|viability|ir[ _-]?(gre|tfl|fl2d|tfe)|t1[ _-]?ir"
     ),
     "cine": re.compile(r"cine|ssfp|fiesta|true ?fisp|trufi|b-?ffe|balanced"),
     # Multi-phase acquisitions that are not cine: TI scouts, mapping, flow, perfusion, tagging.
@@ -55,7 +55,6 @@ _HINTS: dict[str, re.Pattern[str]] = {
     "2ch": re.compile(r"2 ?-?ch|2cv|\bvla\b|two[ -]?chamber|vertical long"),
     "3ch": re.compile(r"3 ?-?ch|3cv|lvot|three[ -]?chamber"),
     "4ch": re.compile(r"4 ?-?ch|4cv|\bhla\b|four[ -]?chamber|horizontal long"),
-    "sax": re.compile(r"\bsax\b|\bsa\b|short[ _-]?axis|\bsa[ _-]"),
 }
 
 
@@ -78,9 +77,11 @@ def view_hint(s: Series) -> str | None:
 
 
 def is_multiphase(s: Series) -> bool:
+    """Several cardiac phases per position: >= CINE_MIN_PHASES distinct trigger times, or fewer backed by
+    CardiacNumberOfImages or a cine description."""
     if s.distinct_phases >= CINE_MIN_PHASES:
         return True
-    return (s.cardiac_number_of_images or 0) > 1 and s.distinct_phases >= 2
+    return s.distinct_phases >= 2 and ((s.cardiac_number_of_images or 0) > 1 or hint(s, "cine"))
 
 
 def has_inversion_recovery(s: Series) -> bool:
@@ -98,20 +99,24 @@ def _orthogonal_siblings(s: Series) -> bool:
 
 
 # ImageType values of derived or non-magnitude images that are multi-phase without being a cine.
-_NOT_CINE_IMAGE_TYPES = frozenset({"P", "PHASE", "VELOCITY", "FLOW", "MAP", "T1 MAP", "T2 MAP", "T1MAP", "T2MAP", "PERFUSION"})
+_NOT_CINE_IMAGE_TYPES = frozenset(
+    {"P", "PHASE", "VELOCITY", "FLOW", "MAP", "T1 MAP", "T2 MAP", "T1MAP", "T2MAP", "PERFUSION"}
+)
 
 
 def classify_kind(s: Series) -> SeriesKind:
     """cine / lge / localizer / other for one series (geometry and acquisition first, description as hint)."""
     if {"LOCALIZER", "SCOUT"} & set(s.image_type):
         return "localizer"
+    aligned = geometry.axis_aligned_plane(s.normal, AXIS_ALIGNED_TOL_DEG)
     if is_multiphase(s):
         # An inversion pulse before a multi-phase readout is a TI scout / T1 mapping, not a cine.
         ir_acquired = bool(s.inversion_time) or "IR" in s.scanning_sequence
         if ir_acquired or hint(s, "not_cine") or _NOT_CINE_IMAGE_TYPES & set(s.image_type):
             return "other"
+        if hint(s, "localizer") and (aligned or _orthogonal_siblings(s)):
+            return "localizer"  # real-time multi-phase scouts
         return "cine"
-    aligned = geometry.axis_aligned_plane(s.normal, AXIS_ALIGNED_TOL_DEG)
     small = s.n_slices * s.n_phases * max(1, s.n_parts) <= LOCALIZER_MAX_IMAGES
     if has_inversion_recovery(s) and not hint(s, "localizer") and not (aligned and _orthogonal_siblings(s)):
         return "lge"

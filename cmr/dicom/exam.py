@@ -171,16 +171,19 @@ def sax_stack(study: Study, kind: str, axis: LongAxis | None = None) -> list[Sli
         return (sum(s.n_slices for s in g), sum(s.n_phases for s in g))
 
     group = max(parallel_groups(_newest_first(candidates)), key=group_score)
+    # Measure along the stack normal, signed to point base -> apex like the long axis.
+    direction = geometry.orient_like(group[0].normal, axis.direction)
     refs: list[SliceRef] = []
     offsets: list[float] = []
     for s in group:  # newest first, so the first claim on a position wins
-        for i, d in enumerate(geometry.positions_along(axis.direction, s.positions)):
+        for i, d in enumerate(geometry.positions_along(direction, s.positions)):
             if all(abs(d - o) > 0.5 for o in offsets):
                 refs.append((s, i))
                 offsets.append(float(d))
     order = np.argsort(offsets, kind="stable")
     refs = [refs[i] for i in order]
-    if len(refs) > 1 and geometry.axis_angle_deg(group[0].normal, axis.direction) > 60.0 and _base_is_high_end(refs):
+    sign_is_unreliable = geometry.axis_angle_deg(direction, axis.direction) > 60.0
+    if len(refs) > 1 and sign_is_unreliable and _base_is_high_end(refs):
         refs.reverse()
     return refs
 

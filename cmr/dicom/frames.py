@@ -59,6 +59,7 @@ class Frame:
     """One 2-D image with everything needed to place it in a series stack."""
 
     file: str
+    sop_instance_uid: str
     frame_number: int  # 0-based index within its file
     instance_number: int
     orientation: NDArray[np.float64]  # (6,)
@@ -143,7 +144,11 @@ def _fg_item(ds: Dataset, frame: int | None, macro: str) -> Dataset | None:
 
 
 def _lookup(ds: Dataset, frame: int | None, macro: str, keyword: str) -> Any:
-    """`keyword` from the functional-group macro of `frame`, else from the top level of the dataset."""
+    """`keyword` from the functional-group macro of `frame`, else from the top level of the dataset.
+
+    frame None means "not a functional-group image": only the top level is read."""
+    if frame is None:
+        return ds.get(keyword)
     item = _fg_item(ds, frame, macro)
     if item is not None and keyword in item:
         return item.get(keyword)
@@ -173,14 +178,14 @@ def header_facts(ds: Dataset) -> HeaderFacts:
     """Series-level facts of a dataset (tolerant of missing or malformed values)."""
     inversion = _float(_deep_get(ds, "InversionTime"))
     if inversion is None:
+        # Enhanced MR: MR Modifier macro's InversionTimes (FD, possibly multi-valued).
         times = _deep_get(ds, "InversionTimes")
-        if times is not None:
-            vals = [v for v in (_float(t) for t in (times if not isinstance(times, (int, float)) else [times])) if v]
-            inversion = vals[0] if vals else None
+        values = [times] if isinstance(times, (int, float)) else list(times or [])
+        inversion = next((v for v in map(_float, values) if v), None)
     scanning = _multi(ds.get("ScanningSequence"))
-    if not scanning and _str(_deep_get(ds, "InversionRecovery")).upper() == "YES":
+    if "IR" not in scanning and _str(_deep_get(ds, "InversionRecovery")).upper() == "YES":
         # Enhanced MR has no ScanningSequence; its MR Modifier macro says whether inversion recovery was used.
-        scanning = ("IR",)
+        scanning = (*scanning, "IR")
     return HeaderFacts(
         study_uid=_str(ds.get("StudyInstanceUID")),
         series_uid=_str(ds.get("SeriesInstanceUID")),
@@ -309,6 +314,7 @@ def iter_frames(ds: Dataset, name: str) -> Iterator[Frame]:
         raise NoPixelDataError(f"{name}: unusable pixel array ({type(exc).__name__})") from exc
     n_frames = min(n_frames, stored.shape[0])
     instance = _int(ds.get("InstanceNumber")) or 0
+    sop_uid = _str(ds.get("SOPInstanceUID"))
     frame_time = _float(ds.get("FrameTime"))
 
     for i in range(n_frames):
@@ -338,6 +344,7 @@ def iter_frames(ds: Dataset, name: str) -> Iterator[Frame]:
 
         yield Frame(
             file=name,
+            sop_instance_uid=sop_uid,
             frame_number=i,
             instance_number=instance,
             orientation=orientation,

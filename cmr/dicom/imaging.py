@@ -81,7 +81,9 @@ def resample_phases(phases: NDArray[np.floating], frames: int) -> NDArray[np.flo
 
 
 def even_indices(n: int, k: int) -> NDArray[np.intp]:
-    """k indices spread evenly over 0..n-1 (middle for k == 1; repeats when k > n)."""
-    if k == 1:
-        return np.array([(n - 1) // 2], dtype=np.intp)
-    return np.round(np.linspace(0, n - 1, k)).astype(np.intp)
+    """k indices spread evenly over 0..n-1: the centres of k equal segments (the middle for k == 1).
+
+    Segment centres rather than both ends, because the ends of a clinical SAX stack usually lie outside the
+    ventricle (atria above the base, nothing beyond the apex). Repeats when k > n."""
+    centres = (np.arange(k) + 0.5) * (n / k) - 0.5
+    return np.clip(np.round(centres), 0, n - 1).astype(np.intp)

@@ -57,7 +57,10 @@ _ERROR_PRIORITY: tuple[type[StudyLoadError], ...] = (
     NoPixelDataError,
     NotDicomError,
 )
-_SLICE_POSITION_TOL_MM = 0.1  # frames closer than this along the normal belong to the same slice
+# Frames closer than this along the normal are one slice: a fifth of the slice thickness (at least 0.1 mm)
+# absorbs header rounding and small per-phase drift while staying well under any real slice spacing.
+_SLICE_POSITION_TOL_MM = 0.1
+_SLICE_POSITION_TOL_THICKNESS = 0.2
 _ORIENTATION_TOL_DEG = 5.0  # frames of one series within this share a plane orientation
 
 
@@ -99,8 +102,19 @@ def _open_zip(data: Path | bytes, label: str) -> zipfile.ZipFile:
         raise NotDicomError(f"{label}: not a readable zip archive ({type(exc).__name__})") from exc
 
 
+def _folder_files(root: Path, max_files: int) -> list[Path]:
+    """Files under `root`, sorted; stops listing past `max_files` (the caller then refuses the study)."""
+    files: list[Path] = []
+    for p in root.rglob("*"):
+        if p.is_file():
+            files.append(p)
+            if len(files) > max_files:
+                break
+    return sorted(files)
+
+
 @contextmanager
-def _sources(source: StudySource) -> Iterator[list[_Source]]:
+def _sources(source: StudySource, max_files: int) -> Iterator[list[_Source]]:
     """Enumerate `source` into `_Source`s without reading file contents."""
     if isinstance(source, (bytes, bytearray, memoryview)):
         data = bytes(source)
@@ -113,7 +127,7 @@ def _sources(source: StudySource) -> Iterator[list[_Source]]:
     if isinstance(source, (str, os.PathLike)):
         path = Path(source)
         if path.is_dir():
-            files = sorted(p for p in path.rglob("*") if p.is_file())
+            files = _folder_files(path, max_files)
             yield [
                 _Source(name=p.relative_to(path).as_posix(), size=p.stat().st_size, open=lambda p=p: p.open("rb"))
                 for p in files
@@ -147,7 +161,7 @@ def _sources(source: StudySource) -> Iterator[list[_Source]]:
 def _enforce_limits(sources: list[_Source], settings: Settings) -> None:
     if len(sources) > settings.max_study_files:
         raise StudyTooLargeError(
-            f"{len(sources)} files exceed the limit of {settings.max_study_files} files per study (CMR_MAX_STUDY_FILES)"
+            f"too many files: more than the limit of {settings.max_study_files} per study (CMR_MAX_STUDY_FILES)"
         )
     total = sum(s.size for s in sources)
     if total > settings.max_study_bytes:
@@ -217,13 +231,13 @@ def _parse(src: _Source) -> Dataset:
 # --- stacking frames into series ---------------------------------------------------------------------------
 
 
-def _cluster_positions(offsets: np.ndarray) -> list[list[int]]:
+def _cluster_positions(offsets: np.ndarray, tol_mm: float) -> list[list[int]]:
     """Indices of frames grouped by slice position (offsets along the normal), ordered by increasing offset."""
     order = np.argsort(offsets, kind="stable")
     groups: list[list[int]] = []
     last = None
     for i in order:
-        if last is None or offsets[i] - last > _SLICE_POSITION_TOL_MM:
+        if last is None or offsets[i] - last > tol_mm:
             groups.append([])
         groups[-1].append(int(i))
         last = offsets[i]
@@ -248,7 +262,9 @@ def _stack(frames: list[Frame], key: str, part: int, n_parts: int, siblings: tup
     first = frames[0]
     normal = geometry.plane_normal(first.orientation)
     offsets = geometry.positions_along(normal, np.stack([f.position for f in frames]))
-    slices = [sorted((frames[i] for i in g), key=_frame_sort_key) for g in _cluster_positions(offsets)]
+    thickness = next((f.slice_thickness for f in frames if f.slice_thickness), None)
+    tol = max(_SLICE_POSITION_TOL_MM, _SLICE_POSITION_TOL_THICKNESS * (thickness or 0.0))
+    slices = [sorted((frames[i] for i in g), key=_frame_sort_key) for g in _cluster_positions(offsets, tol)]
     counts = Counter(len(s) for s in slices)
     n_phases = max(counts, key=lambda c: (counts[c], c))
     notes: list[str] = []
@@ -261,7 +277,6 @@ def _stack(frames: list[Frame], key: str, part: int, n_parts: int, siblings: tup
         [[np.nan if f.trigger_time is None else f.trigger_time for f in s] for s in slices], dtype=np.float64
     )
     h = first.header
-    thickness = next((f.slice_thickness for f in frames if f.slice_thickness), None)
     return Series(
         key=key,
         series_instance_uid=h.series_uid,
@@ -347,7 +362,7 @@ def load_study(source: StudySource, *, settings: Settings | None = None) -> Stud
 
 
 def _load(source: StudySource, settings: Settings) -> Study:
-    with _sources(source) as sources:
+    with _sources(source, settings.max_study_files) as sources:
         if not sources:
             raise EmptyStudyError("no files found in the study source")
         _enforce_limits(sources, settings)
@@ -376,6 +391,8 @@ def _load(source: StudySource, settings: Settings) -> Study:
         raise MixedStudiesError(f"files belong to {len(study_uids)} different studies: {listing}")
 
     frames: list[Frame] = []
+    notes: list[str] = []
+    seen_instances: set[str] = set()
     study_date = None
     for i, (src, ds) in enumerate(parsed):
         try:
@@ -388,6 +405,12 @@ def _load(source: StudySource, settings: Settings) -> Study:
             continue
         finally:
             parsed[i] = (src, Dataset())  # free the raw pixel bytes as soon as they are decoded
+        if new and new[0].sop_instance_uid:
+            if new[0].sop_instance_uid in seen_instances:
+                # The same image twice (copied files, DICOMDIR trees): keep the first, or phases would double.
+                notes.append(f"{src.name}: duplicate of an image already read (SOPInstanceUID); ignored")
+                continue
+            seen_instances.add(new[0].sop_instance_uid)
         frames.extend(new)
         study_date = study_date or new[0].header.study_date
 
@@ -396,9 +419,9 @@ def _load(source: StudySource, settings: Settings) -> Study:
 
     series = build_series(frames)
     classify_study(series)
-    notes = [w for s in series for w in s.warnings]
+    notes += [w for s in series for w in s.warnings]
     for note in notes:
-        log.warning(note)
+        log.info(note)  # reported in Study.warnings; logging them louder would clutter CLI error output
     study = Study(
         study_instance_uid=next(iter(study_uids), ""),
         series=series,

@@ -162,7 +162,7 @@ def test_limits_are_enforced_before_any_file_is_parsed(midslice_dir: Path, monke
     monkeypatch.setattr(pydicom, "dcmread", forbidden)
     with pytest.raises(StudyTooLargeError) as exc:
         load_study(midslice_dir, settings=Settings(max_study_files=5))
-    assert "20 files exceed the limit of 5" in _one_line(exc.value)
+    assert "too many files: more than the limit of 5 per study" in _one_line(exc.value)
     with pytest.raises(StudyTooLargeError) as exc:
         load_study(midslice_dir, settings=Settings(max_study_bytes=1_000_000))
     assert "MB exceed the limit" in _one_line(exc.value)

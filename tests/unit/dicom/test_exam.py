@@ -11,6 +11,7 @@ from dicom_builders import full_study
 
 from cmr.dicom import DEFAULT_SLOTS, ExamSlot, ExamSpec, NoCineError, load_study
 from cmr.dicom import imaging
+from cmr.dicom.classify import LongAxis
 from cmr.dicom.exam import sax_stack, slot_sources
 
 
@@ -166,5 +167,21 @@ def test_window_and_even_indices() -> None:
     assert w.min() == 0.0 and w.max() == 1.0
     assert not imaging.apply_window(x, (5.0, 5.0)).any()
     assert imaging.even_indices(9, 1).tolist() == [4]
-    assert imaging.even_indices(9, 3).tolist() == [0, 4, 8]
+    assert imaging.even_indices(10, 1).tolist() == [4]
+    assert imaging.even_indices(9, 3).tolist() == [1, 4, 7]
+    assert imaging.even_indices(12, 8).tolist() == [0, 2, 3, 5, 6, 8, 9, 11]
+    assert imaging.even_indices(8, 8).tolist() == list(range(8))
     assert imaging.even_indices(2, 4).tolist() == [0, 0, 1, 1]
+
+
+def test_base_from_blood_pool_when_the_long_axis_cannot_tell() -> None:
+    study = load_study(full_study(sax_slices=5, phases=8, size=32, lge=False, views=(), localizer=False))
+    [s] = study.series
+    rr, cc = np.ogrid[:32, :32]
+    r = np.hypot(rr - 16, cc - 16)
+    for k in range(5):  # the bright blood pool shrinks from the last slice (base) to the first (apex)
+        s.pixels[k] = np.where(r < 2.0 + 2.5 * k, 1000.0, 50.0)[None]
+    perpendicular = np.cross(s.normal, [1.0, 0.0, 0.0])
+    axis = LongAxis(perpendicular / np.linalg.norm(perpendicular), "prior")
+    refs = sax_stack(study, "cine", axis)
+    assert [i for _, i in refs] == [4, 3, 2, 1, 0]

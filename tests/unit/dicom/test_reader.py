@@ -131,7 +131,7 @@ def test_in_memory_datasets_are_not_modified() -> None:
 
 
 def test_folder_and_datasets_agree(tmp_path: Path) -> None:
-    datasets = full_study(sax_slices=4, phases=8)
+    datasets = full_study(sax_slices=3, phases=8, size=8)
     write_datasets(datasets, tmp_path / "study")
     assert _signature(load_study(tmp_path / "study")) == _signature(load_study(datasets))
 
@@ -230,7 +230,7 @@ def test_enhanced_inversion_recovery_from_mr_modifier_is_lge() -> None:
 
 def test_enhanced_file_round_trips_through_disk(tmp_path: Path) -> None:
     _, enhanced = _same_content_two_ways(False)
-    datasets = full_study(enhanced=True, sax_slices=3, phases=8)
+    datasets = full_study(enhanced=True, sax_slices=3, phases=8, size=8)
     write_datasets(datasets, tmp_path)
     from_disk = load_study(tmp_path)
     assert _signature(from_disk) == _signature(load_study(datasets))
@@ -246,3 +246,23 @@ def test_zip_of_enhanced_study_in_memory() -> None:
             ds.save_as(out, enforce_file_format=True)
             zf.writestr(f"s/{i}.dcm", out.getvalue())
     assert _signature(load_study(buf.getvalue())) == _signature(load_study(datasets))
+
+
+def test_duplicate_files_are_read_once(midslice_dir: Path, tmp_path: Path) -> None:
+    shutil.copytree(midslice_dir, tmp_path / "a")
+    shutil.copytree(midslice_dir, tmp_path / "copy_of_a")
+    study = load_study(tmp_path)
+    assert study.series[0].n_phases == 20 and study.n_files == 40
+    assert len(study.warnings) == 20 and "duplicate" in study.warnings[0]
+
+
+def test_small_per_phase_position_drift_stays_one_slice() -> None:
+    heart = Heart.make()
+    datasets = stack_series(study_uid=generate_uid(), normal=heart.u,
+                            centres=[heart.centre + heart.u * 8.0 * k for k in range(3)], phases=10, series_number=2)
+    iop = np.asarray(datasets[0].ImageOrientationPatient, dtype=float)
+    normal = np.cross(iop[:3], iop[3:])
+    for i, ds in enumerate(datasets):
+        ds.ImagePositionPatient = [float(x) for x in np.asarray(ds.ImagePositionPatient, float) + normal * 0.3 * (i % 3)]
+    [s] = load_study(datasets).series
+    assert s.pixels.shape[:2] == (3, 10)
