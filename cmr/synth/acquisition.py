@@ -77,15 +77,16 @@ def plan_exam(ph: HeartPhantom, style: ScannerStyle, rng: np.random.Generator) -
         Plane(mid.copy(), np.array([0, 1.0, 0]), np.array([0, 0, -1.0])),
     ]
     for i, (pl, view) in enumerate(zip(loc_planes, ("axial", "coronal", "sagittal"))):
+        # One series per plane, as many scanners store a 3-plane scout (same description on all three).
         plans.append(SeriesPlan("localizer", view, "cine", [pl], [0.7], (128, 128), (420.0, 420.0), 10.0,
-                                1, names["localizer"]))
+                                i + 1, names["localizer"]))
 
     # Cine long-axis views. 4CH contains the septal axis, 2CH is orthogonal to it, 3CH passes the aortic valve.
     d_ao = _unit(0.55 * s + 0.85 * a)
     lax_dirs = {"4ch": -s, "2ch": a, "3ch": d_ao}
     centre_h = 0.75 * ph.lv_c + 0.6 * ph.la_r_max
     phases = [k / style.phases for k in range(style.phases)]
-    series_no = 2
+    series_no = len(loc_planes) + 1
     lax_planes = {view: lax_plane(d, centre_h) for view, d in lax_dirs.items()}
     for view in ("4ch", "2ch", "3ch"):
         plans.append(SeriesPlan(f"cine_{view}", view, "cine", [lax_planes[view]], phases, style.matrix,

@@ -97,7 +97,7 @@ def test_dicom_headers_and_geometry(small_dataset) -> None:
             assert float(ds.MagneticFieldStrength) == style.field_strength
             assert ds.file_meta.MediaStorageSOPInstanceUID == ds.SOPInstanceUID
             seen_series.setdefault(ds.SeriesInstanceUID, []).append(ds)
-        assert len(seen_series) == 9  # localizer, 3 cine LAX, cine SAX, LGE SAX, 3 LGE LAX
+        assert len(seen_series) == 11  # 3 localizer planes, 3 cine LAX, cine SAX, LGE SAX, 3 LGE LAX
         for datasets in seen_series.values():
             ds = datasets[0]
             if ds.SOPClassUID.endswith(".4.1"):  # enhanced multi-frame: geometry in functional groups
