@@ -106,7 +106,7 @@ def plan_exam(ph: HeartPhantom, style: ScannerStyle, rng: np.random.Generator) -
     for k in range(n):
         shift = rng.normal(0, style.misregistration_mm, 3)
         shift -= (shift @ w) * w
-        centre = ph.apex + w * (first_h - k * spacing) + shift + rng.normal(0, 0.0, 3)
+        centre = ph.apex + w * (first_h - k * spacing) + shift
         sax_planes.append(Plane(centre, sax_row, sax_col))
     plans.append(SeriesPlan("cine_sax", "sax", "cine", sax_planes, phases, style.matrix, style.fov_mm,
                             style.slice_thickness_mm, series_no, names["cine_sax"]))

@@ -366,19 +366,6 @@ class HeartPhantom:
         return np.minimum(radius - radial, along)
 
     # ------------------------------------------------------------------------------------------ render
-    def signal(
-        self,
-        points: FloatArray,
-        t_frac: float,
-        sequence: Sequence,
-        contrast: dict[str, float],
-        edge_mm: float,
-    ) -> FloatArray:
-        """Noise-free signal at patient-space points (N, 3) at cardiac phase t_frac (fraction of RR)."""
-        img = self.background(points, contrast, edge_mm)
-        self.paint_heart(img, self.prepare(points), t_frac, sequence, contrast, edge_mm)
-        return img
-
     def background(self, p: FloatArray, contrast: dict[str, float], edge_mm: float) -> FloatArray:
         """Static thorax: body, fat, lungs, liver, spine, descending aorta. Independent of phase."""
         x, y, z = p[:, 0], p[:, 1], p[:, 2]
