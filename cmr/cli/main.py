@@ -6,7 +6,7 @@ import logging
 
 import typer
 
-from cmr.cli import inspect_cmd, synth_cmd
+from cmr.cli import embed_cmd, eval_cmd, inspect_cmd, synth_cmd, train_cmd
 
 app = typer.Typer(
     name="cmr",
@@ -18,6 +18,9 @@ app = typer.Typer(
 
 synth_cmd.register(app)
 inspect_cmd.register(app)
+train_cmd.register(app)
+embed_cmd.register(app)
+eval_cmd.register(app)
 
 
 @app.callback()

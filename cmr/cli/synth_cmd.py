@@ -12,7 +12,7 @@ from rich.console import Console
 from rich.table import Table
 
 from cmr.config import get_settings
-from cmr.synth.scanners import STYLES
+from cmr.synth.scanners import STYLE_POOLS, STYLES
 
 
 def register(app: typer.Typer) -> None:
@@ -24,7 +24,7 @@ def synth(
     studies: int = typer.Option(10, "--studies", min=1, help="Number of studies."),
     seed: int = typer.Option(0, "--seed", help="Random seed; the same seed gives the same data set."),
     workers: int = typer.Option(-1, "--workers", help="Worker processes (default: CMR_SYNTH_WORKERS or one per core)."),
-    scanner: Optional[str] = typer.Option(None, "--scanner", help="Scanner style for every study (default: random)."),
+    scanner: Optional[str] = typer.Option(None, "--scanner", help="One scanner style, or a pool drawn from at random: all (default), training (every style but the held-out one), heldout."),
     phrasing: str = typer.Option("train", "--phrasing", help="Impression phrase bank: train or heldout."),
     list_scanners: bool = typer.Option(False, "--list-scanners", help="List scanner styles and exit."),
 ) -> None:
@@ -42,8 +42,8 @@ def synth(
     if out is None:
         err.print("error: --out is required")
         raise typer.Exit(2)
-    if scanner is not None and scanner not in STYLES:
-        err.print(f"error: unknown scanner style {scanner!r}; see `cmr synth --list-scanners`")
+    if scanner is not None and scanner not in STYLES and scanner not in STYLE_POOLS:
+        err.print(f"error: unknown scanner style {scanner!r}; use a pool ({', '.join(STYLE_POOLS)}) or see `cmr synth --list-scanners`")
         raise typer.Exit(2)
     if phrasing not in ("train", "heldout"):
         err.print("error: --phrasing must be 'train' or 'heldout'")

@@ -22,7 +22,7 @@ from cmr.synth.acquisition import cine_contrast, form_images, lge_contrast, plan
 from cmr.synth.dicom_writer import StudyHeader, write_series
 from cmr.synth.phantom import HeartPhantom
 from cmr.synth.report import Phrasing, write_impression
-from cmr.synth.scanners import STYLES, get_style
+from cmr.synth.scanners import STYLES, style_pool
 from cmr.synth.truth import sample_truth
 
 REPORTS_FILE = "reports.jsonl"
@@ -50,16 +50,16 @@ def generate_study(req: StudyRequest) -> dict[str, Any]:
     record_path = folder.with_name(folder.name + _RECORD_SUFFIX)  # beside the study: the folder is pure DICOM
     if record_path.exists():
         record = json.loads(record_path.read_text())
-        if record.get("seed") == req.seed and record.get("index") == req.index and (
-            req.scanner is None or record.get("scanner") == req.scanner
-        ):
+        if (record.get("seed") == req.seed and record.get("index") == req.index
+                and record.get("scanner") in style_pool(req.scanner)):
             return record
     if folder.exists():
         shutil.rmtree(folder)  # a partial study from an interrupted run
 
     rng = study_rng(req.seed, req.index)
     # Scanner style is drawn independently of the disease, so it is never a shortcut to a label.
-    style = get_style(req.scanner) if req.scanner else STYLES[str(rng.choice(sorted(STYLES)))]
+    pool = style_pool(req.scanner)
+    style = STYLES[pool[0]] if len(pool) == 1 else STYLES[str(rng.choice(sorted(pool)))]
     truth = sample_truth(rng)
     report_rng = np.random.default_rng(np.random.SeedSequence([req.seed, req.index, 1]))
     impression = write_impression(truth, report_rng, req.phrasing)
@@ -118,8 +118,7 @@ def generate_dataset(
     """Generate `studies` studies into `out` (in parallel) and write out/reports.jsonl in index order."""
     if studies < 1:
         raise ValueError("--studies must be at least 1")
-    if scanner is not None:
-        get_style(scanner)  # fail fast on an unknown name
+    style_pool(scanner)  # fail fast on an unknown name
     out.mkdir(parents=True, exist_ok=True)
     workers = workers or os.cpu_count() or 1
     requests = [StudyRequest(out, seed, i, scanner, phrasing) for i in range(studies)]

@@ -104,6 +104,24 @@ HELD_OUT_STYLE: str = next(s.name for s in STYLES.values() if s.held_out)
 TRAINING_STYLES: tuple[str, ...] = tuple(s.name for s in STYLES.values() if not s.held_out)
 
 
+# Pools a data set can draw its scanner styles from, besides one named style.
+STYLE_POOLS: dict[str, tuple[str, ...]] = {
+    "all": tuple(STYLES),
+    "training": TRAINING_STYLES,
+    "heldout": (HELD_OUT_STYLE,),
+}
+
+
+def style_pool(name: str | None) -> tuple[str, ...]:
+    """Styles a study may be drawn from: a pool name (all, training, heldout), one style name, or None (all)."""
+    if name is None:
+        return STYLE_POOLS["all"]
+    if name in STYLE_POOLS:
+        return STYLE_POOLS[name]
+    get_style(name)  # raises with the list of valid names
+    return (name,)
+
+
 def get_style(name: str) -> ScannerStyle:
     try:
         return STYLES[name]

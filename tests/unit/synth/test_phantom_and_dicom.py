@@ -258,3 +258,15 @@ def test_disease_prevalence_keeps_rare_diseases_rare() -> None:
     for d in L.DISEASES:
         assert share[d] > 0
 
+
+
+def test_style_pools_keep_the_held_out_style_out_of_training() -> None:
+    from cmr.synth.scanners import STYLE_POOLS, TRAINING_STYLES, style_pool
+
+    assert HELD_OUT_STYLE not in style_pool("training")
+    assert set(style_pool("training")) == set(TRAINING_STYLES) and len(TRAINING_STYLES) == len(STYLES) - 1
+    assert style_pool("heldout") == (HELD_OUT_STYLE,)
+    assert set(style_pool(None)) == set(STYLES) == set(STYLE_POOLS["all"])
+    assert style_pool("ge_signa_1.5T") == ("ge_signa_1.5T",)
+    with pytest.raises(KeyError):
+        style_pool("no_such_scanner")

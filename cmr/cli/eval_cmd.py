@@ -1,0 +1,54 @@
+"""`cmr eval`: zero-shot, few-shot, retrieval and robustness of a checkpoint on labelled test data."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+
+def register(app: typer.Typer) -> None:
+    app.command("eval")(eval_)
+
+
+def eval_(
+    data: list[Path] = typer.Option(..., "--data", help="Labelled test data directory (repeat for several)."),
+    checkpoint: Optional[Path] = typer.Option(None, "--checkpoint", help="Checkpoint (default: shipped small model)."),
+    out: Path = typer.Option(..., "--out", help="results.json to write."),
+    docs: Optional[Path] = typer.Option(None, "--docs", help="Also write evaluation.md and figures to this folder."),
+    untrained: bool = typer.Option(True, "--untrained-baseline/--no-untrained-baseline",
+                                   help="Also evaluate the same architecture, untrained (seed 0)."),
+    draws: int = typer.Option(20, "--draws", min=1, help="Few-shot draws per shot count."),
+) -> None:
+    """Evaluate CMR-CLIP; prints the target checks and writes results (and a markdown report with --docs)."""
+    from cmr.eval.report import plot_few_shot, plot_zero_shot, results_to_markdown, target_checks
+    from cmr.eval.run import run_evaluation
+    from cmr.model.checkpoint import DEFAULT_CHECKPOINT, CheckpointError, create_model, load_model, read_checkpoint
+
+    ckpt = checkpoint or DEFAULT_CHECKPOINT
+    try:
+        model = load_model(ckpt)
+        meta = read_checkpoint(ckpt).get("meta", {})
+    except (CheckpointError, FileNotFoundError) as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2)
+    models = {model.cfg.name: model}
+    if untrained:
+        models[f"{model.cfg.name} untrained"] = create_model(model.cfg, seed=0).eval()
+    try:
+        results = run_evaluation(models, data, draws=draws, meta={"checkpoint": str(ckpt), "training": meta})
+    except (FileNotFoundError, ValueError) as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(results, indent=1))
+    if docs is not None:
+        docs.mkdir(parents=True, exist_ok=True)
+        (docs / "evaluation.md").write_text(results_to_markdown(results))
+        plot_zero_shot(results, docs / "zero_shot.png")
+        plot_few_shot(results, docs / "few_shot.png")
+    for c in target_checks(results):
+        typer.echo(f"{'PASS' if c.passed else 'FAIL'}  {c.name}: {c.detail}")
+    typer.echo(f"results -> {out}")

@@ -1,0 +1,165 @@
+"""Run the CMR-CLIP evaluation: embed test sets with a model, then zero-shot, few-shot, retrieval and
+robustness, as the results dict `cmr.eval.report` renders (schema in its docstring).
+
+Zero-shot uses the *held-out* prompt bank (phrasings never seen in training impressions): for each finding a
+positive and a negative prompt ensemble, score = cos(exam, positive) - cos(exam, negative).
+"""
+
+from __future__ import annotations
+
+import platform
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from cmr.data.cache import ExamCache, build_cache
+from cmr.data.records import StudyRecord, label_matrix
+from cmr.eval import metrics as M
+from cmr.labels import DISEASES, FINDINGS, PAPER_FINDINGS
+from cmr.model.clip import CMRCLIP
+from cmr.model.inference import embed_exam_arrays, embed_texts
+from cmr.synth.report import disease_prompts, finding_prompts
+
+SHOTS = (1, 2, 4, 8, 16, 32)
+
+
+@dataclass
+class TestSet:
+    name: str
+    records: list[StudyRecord]
+    pixels: np.ndarray  # uint8 [N, T, H, W] (memmap rows of usable studies)
+    mask: np.ndarray
+
+    @classmethod
+    def load(cls, data_dir: Path, model: CMRCLIP, name: str | None = None, progress: bool = True) -> TestSet:
+        cache: ExamCache = build_cache(data_dir, model.spec, progress=progress)
+        ok = np.flatnonzero(cache.ok)
+        recs = [cache.records[i] for i in ok]
+        if name is None:
+            held = {r.held_out_style for r in recs}
+            name = "heldout-style" if held == {True} else "in-style" if held == {False} else Path(data_dir).name
+        return cls(name, recs, np.asarray(cache.pixels[ok]), cache.mask[ok])
+
+    @classmethod
+    def concat(cls, name: str, sets: Sequence[TestSet]) -> TestSet:
+        return cls(name, [r for s in sets for r in s.records], np.concatenate([s.pixels for s in sets]),
+                   np.concatenate([s.mask for s in sets]))
+
+
+def _prompt_keys() -> list[tuple[str, Callable[[bool], list[str]]]]:
+    keys: list[tuple[str, Callable[[bool], list[str]]]] = [
+        (f, lambda pos, f=f: finding_prompts(f, pos, "heldout")) for f in FINDINGS]
+    keys += [(f"disease:{d}", lambda pos, d=d: disease_prompts(d, pos, "heldout")) for d in DISEASES]
+    return keys
+
+
+def _labels_for(key: str, records: list[StudyRecord]) -> np.ndarray:
+    if key.startswith("disease:"):
+        d = key.split(":", 1)[1]
+        return np.array([r.disease == d for r in records])
+    return label_matrix(records, (key,))[:, 0]
+
+
+def zero_shot(model: CMRCLIP, image_emb: np.ndarray, records: list[StudyRecord], n_boot: int = 1000) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, prompts in _prompt_keys():
+        y = _labels_for(key, records)
+        s = M.zero_shot_scores(image_emb, embed_texts(model, prompts(True)), embed_texts(model, prompts(False)))
+        auc = M.auroc(y, s)
+        ci = M.bootstrap_auroc_ci(y, s, n_boot=n_boot) if auc is not None else None
+        out[key] = {"auroc": auc, "ci": list(ci) if ci else None, "n_pos": int(y.sum())}
+    return out
+
+
+def few_shot_all(image_emb: np.ndarray, records: list[StudyRecord], draws: int, seed: int) -> dict[str, Any]:
+    labels = label_matrix(records, FINDINGS)
+    return {f: {str(k): v for k, v in M.few_shot(image_emb, labels[:, j], SHOTS, draws, seed).items()}
+            for j, f in enumerate(FINDINGS)}
+
+
+def retrieval_both(image_emb: np.ndarray, text_emb: np.ndarray, records: list[StudyRecord]) -> dict[str, Any]:
+    labels = label_matrix(records, PAPER_FINDINGS)  # "same findings" = same vector over the paper's seven
+    return {
+        "image_to_text": {**M.retrieval(image_emb, text_emb), **M.clinical_match(image_emb, text_emb, labels)},
+        "text_to_image": {**M.retrieval(text_emb, image_emb), **M.clinical_match(text_emb, image_emb, labels)},
+    }
+
+
+def robustness(model: CMRCLIP, ts: TestSet, n: int = 200, seed: int = 0) -> dict[str, Any]:
+    """Mean cosine of each exam's embedding to itself after perturbation."""
+    rng = np.random.default_rng(seed)
+    idx = np.arange(min(n, len(ts.records)))
+    px, mk = ts.pixels[idx], ts.mask[idx]
+    base = embed_exam_arrays(model, px, mk)
+    slots = model.spec.slots
+    bounds = np.cumsum([0] + [s.length for s in slots])
+
+    def cos(p: np.ndarray, m: np.ndarray) -> float:
+        return float(M.cosine_rows(base, embed_exam_arrays(model, p, m)).mean())
+
+    shuffled = px.copy()
+    for i in range(len(idx)):  # shuffle frame order inside each slot (time and slice order lost)
+        for a, b in zip(bounds[:-1], bounds[1:]):
+            shuffled[i, a:b] = shuffled[i, a + rng.permutation(b - a)]
+    dropped = mk & (rng.random(mk.shape) >= 0.25)
+    dropped[~dropped.any(1)] = mk[~dropped.any(1)]
+    out: dict[str, Any] = {"shuffle_frames": cos(shuffled, mk), "drop_25pct_frames": cos(px, dropped), "drop_view": {}}
+    for k, s in enumerate(slots):
+        m = mk.copy()
+        m[:, bounds[k] : bounds[k + 1]] = False
+        keep = m.any(1)
+        out["drop_view"][s.name] = float(M.cosine_rows(base[keep], embed_exam_arrays(model, px[keep], m[keep])).mean())
+    out["drop_view_mean"] = float(np.mean(list(out["drop_view"].values())))
+    return out
+
+
+def evaluate_model(model: CMRCLIP, label: str, sets: Sequence[TestSet], *, draws: int = 20, seed: int = 0,
+                   with_robustness: bool = True, progress: bool = True) -> dict[str, Any]:
+    entries: dict[str, Any] = {}
+    model.eval()
+    for ts in tqdm(sets, desc=f"evaluate {label}", unit="set", disable=not progress):
+        img = embed_exam_arrays(model, ts.pixels, ts.mask)
+        txt = embed_texts(model, [r.impression for r in ts.records])
+        entry: dict[str, Any] = {"model": label, "test_set": ts.name, "n_studies": len(ts.records),
+                                 "zero_shot": zero_shot(model, img, ts.records),
+                                 "retrieval": retrieval_both(img, txt, ts.records)}
+        if len(sets) == 1 or ts is not sets[-1] or not ts.name.startswith("pool"):
+            entry["few_shot"] = few_shot_all(img, ts.records, draws, seed)
+        if with_robustness and not ts.name.startswith("pool"):
+            entry["robustness"] = robustness(model, ts, seed=seed)
+        entries[f"{label} / {ts.name}"] = entry
+    return entries
+
+
+@torch.no_grad()  # scoped: a library call must not switch autograd off for the rest of the process
+def run_evaluation(models: dict[str, CMRCLIP], data_dirs: Sequence[Path], *, draws: int = 20, seed: int = 0,
+                   progress: bool = True, meta: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Evaluate each model (label -> model) on each data directory, plus their union as the retrieval pool."""
+    if not models:
+        raise ValueError("no model to evaluate")
+    t0 = time.perf_counter()
+    first = next(iter(models.values()))
+    sets = [TestSet.load(d, first, progress=progress) for d in data_dirs]
+    if len(sets) > 1:
+        sets.append(TestSet.concat("pool (all test sets)", sets))
+    entries: dict[str, Any] = {}
+    for i, (label, model) in enumerate(models.items()):
+        if model.spec != first.spec:
+            raise ValueError(f"model {label!r} uses another exam spec; evaluate it separately")
+        entries.update(evaluate_model(model, label, sets, draws=draws, seed=seed, with_robustness=i == 0,
+                                      progress=progress))
+    first_label = next(iter(models))
+    held = [s.name for s in sets if s.name == "heldout-style"]
+    primary = f"{first_label} / {held[0] if held else sets[0].name}"
+    return {"primary": primary, "entries": entries,
+            "meta": {**(meta or {}), "data": [str(d) for d in data_dirs], "few_shot_draws": draws, "seed": seed,
+                     "zero_shot_prompts": "heldout phrase bank (cmr.synth.report.finding_prompts/disease_prompts)",
+                     "clinical_match_findings": list(PAPER_FINDINGS),
+                     "machine": f"{platform.machine()} {platform.processor() or ''}, {torch.get_num_threads()} threads".strip(),
+                     "eval_seconds": round(time.perf_counter() - t0, 1)}}

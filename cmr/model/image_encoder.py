@@ -1,0 +1,123 @@
+"""Exam (video) encoder: every frame is encoded on its own, then attention runs across all frames of the exam.
+
+Frame tokens carry learned embeddings for the view (SAX/2CH/3CH/4CH/LAX), the sequence (cine/LGE) and the
+frame's position in its slot (phase or slice), so one transformer sees the exam as a single space-time video.
+Missing frames and views are masked out of attention, which is what makes the encoder robust to them.
+This is the factorised space-time design (ViViT "model 2"): spatial attention inside the frame encoder, then
+attention across frames; it is far cheaper than joint attention over every patch of every frame.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor, nn
+from torch.utils.checkpoint import checkpoint
+
+from cmr.dicom.exam import SLOT_SEQUENCES, SLOT_VIEWS, ExamSpec
+from cmr.model.config import ImageEncoderConfig
+
+
+class CNNFrameEncoder(nn.Module):
+    """Stride-2 conv stages (conv-BN-GELU), global average pool: cheap enough for CPU training."""
+
+    def __init__(self, channels: tuple[int, ...], out_dim: int) -> None:
+        super().__init__()
+        layers: list[nn.Module] = []
+        c_in = 1
+        for c in channels:
+            layers += [nn.Conv2d(c_in, c, 3, stride=2, padding=1, bias=False), nn.BatchNorm2d(c), nn.GELU()]
+            c_in = c
+        self.body = nn.Sequential(*layers)
+        self.head = nn.Linear(c_in, out_dim)
+
+    def forward(self, x: Tensor) -> Tensor:  # [N, 1, H, W] -> [N, out_dim]
+        return self.head(self.body(x).mean(dim=(2, 3)))
+
+
+class ViTFrameEncoder(nn.Module):
+    """ViT over one frame (patch embedding, class token, pre-norm blocks); returns the class token."""
+
+    def __init__(self, image_size: int, patch: int, width: int, depth: int, heads: int, mlp_ratio: float,
+                 dropout: float, out_dim: int, grad_checkpointing: bool) -> None:
+        super().__init__()
+        if image_size % patch:
+            raise ValueError(f"image_size {image_size} is not a multiple of patch_size {patch}")
+        n = (image_size // patch) ** 2
+        self.patch = nn.Conv2d(1, width, patch, stride=patch)
+        self.cls = nn.Parameter(torch.zeros(1, 1, width))
+        self.pos = nn.Parameter(torch.randn(1, n + 1, width) * 0.02)
+        layer = nn.TransformerEncoderLayer(width, heads, int(width * mlp_ratio), dropout, activation="gelu",
+                                           batch_first=True, norm_first=True)
+        self.blocks = nn.ModuleList([_clone(layer) for _ in range(depth)])
+        self.norm = nn.LayerNorm(width)
+        self.head = nn.Linear(width, out_dim)
+        self.grad_checkpointing = grad_checkpointing
+
+    def forward(self, x: Tensor) -> Tensor:
+        t = self.patch(x).flatten(2).transpose(1, 2)
+        t = torch.cat([self.cls.expand(len(t), -1, -1), t], dim=1) + self.pos
+        for blk in self.blocks:
+            t = checkpoint(blk, t, use_reentrant=False) if self.grad_checkpointing and self.training else blk(t)
+        return self.head(self.norm(t[:, 0]))
+
+
+def _clone(layer: nn.Module) -> nn.Module:
+    import copy
+
+    return copy.deepcopy(layer)
+
+
+class ExamEncoder(nn.Module):
+    """[B, T, H, W] exam pixels (0..1) + [B, T] mask -> [B, width] exam feature."""
+
+    def __init__(self, cfg: ImageEncoderConfig, spec: ExamSpec) -> None:
+        super().__init__()
+        self.spec = spec
+        w = cfg.width
+        if cfg.frame_encoder == "cnn":
+            self.frames: nn.Module = CNNFrameEncoder(cfg.cnn_channels, w)
+        else:
+            self.frames = ViTFrameEncoder(spec.image_size, cfg.patch_size, cfg.frame_width, cfg.frame_depth,
+                                          max(1, cfg.frame_width // 64), cfg.mlp_ratio, cfg.dropout, w,
+                                          cfg.grad_checkpointing)
+        view_ids, seq_ids, pos_ids = [], [], []
+        for slot in spec.slots:
+            view_ids += [SLOT_VIEWS.index(slot.view)] * slot.length
+            seq_ids += [SLOT_SEQUENCES.index(slot.sequence)] * slot.length
+            pos_ids += list(range(slot.length))
+        # Fixed per spec: which view / sequence / position each of the T frames is.
+        self.register_buffer("view_ids", torch.tensor(view_ids), persistent=False)
+        self.register_buffer("seq_ids", torch.tensor(seq_ids), persistent=False)
+        self.register_buffer("pos_ids", torch.tensor(pos_ids), persistent=False)
+        self.view_emb = nn.Embedding(len(SLOT_VIEWS), w)
+        self.seq_emb = nn.Embedding(len(SLOT_SEQUENCES), w)
+        self.pos_emb = nn.Embedding(max(s.length for s in spec.slots), w)
+        for emb in (self.view_emb, self.seq_emb, self.pos_emb):
+            nn.init.normal_(emb.weight, std=0.02)
+        self.cls = nn.Parameter(torch.zeros(1, 1, w))
+        layer = nn.TransformerEncoderLayer(w, cfg.heads, int(w * cfg.mlp_ratio), cfg.dropout, activation="gelu",
+                                           batch_first=True, norm_first=True)
+        self.blocks = nn.ModuleList([_clone(layer) for _ in range(cfg.depth)])
+        self.norm = nn.LayerNorm(w)
+        self.grad_checkpointing = cfg.grad_checkpointing
+        self.width = w
+
+    def forward(self, pixels: Tensor, mask: Tensor) -> Tensor:
+        b, t, h, w = pixels.shape
+        if t != self.spec.length or h != self.spec.image_size or w != self.spec.image_size:
+            raise ValueError(f"exam tensor {tuple(pixels.shape[1:])} does not match the model's exam spec "
+                             f"({self.spec.length}, {self.spec.image_size}, {self.spec.image_size})")
+        mask = mask.bool()
+        feats = torch.zeros(b, t, self.width, dtype=pixels.dtype, device=pixels.device)
+        if mask.any():  # encode only frames that exist: missing views cost nothing
+            x = pixels[mask].unsqueeze(1)
+            feats[mask] = self.frames(x).to(feats.dtype)
+        tokens = feats + self.view_emb(self.view_ids) + self.seq_emb(self.seq_ids) + self.pos_emb(self.pos_ids)
+        tokens = torch.cat([self.cls.expand(b, -1, -1).to(tokens.dtype), tokens], dim=1)
+        pad = torch.cat([torch.zeros(b, 1, dtype=torch.bool, device=mask.device), ~mask], dim=1)
+        for blk in self.blocks:
+            if self.grad_checkpointing and self.training:
+                tokens = checkpoint(blk, tokens, None, pad, use_reentrant=False)
+            else:
+                tokens = blk(tokens, src_key_padding_mask=pad)
+        return self.norm(tokens[:, 0])

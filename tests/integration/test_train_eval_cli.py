@@ -1,0 +1,335 @@
+"""Training and evaluation end to end on eight synthetic studies with a tiny model: the exam cache, the
+training loop (metrics, checkpoints, resume), the evaluation results schema, and `cmr embed|eval|train|cache`."""
+
+from __future__ import annotations
+
+import copy
+import csv
+import json
+import shutil
+import time
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+import torch
+from typer.testing import CliRunner
+
+from cmr.cli.main import app
+from cmr.data import build_cache, read_records
+from cmr.data import cache as cache_mod
+from cmr.dicom import load_study
+from cmr.labels import FINDINGS
+from cmr.model.checkpoint import load_model, read_checkpoint
+from cmr.model.clip import CMRCLIP
+from cmr.model.config import Config
+from cmr.model.inference import embed_studies, embed_texts
+from cmr.synth.generate import generate_dataset
+from cmr.train.trainer import TrainingError, train
+
+N_STUDIES = 8
+TINY: dict[str, Any] = {
+    "model": {
+        "name": "tiny",
+        "embed_dim": 16,
+        "exam": {
+            "image_size": 32,
+            "fov_mm": 280.0,
+            "slots": [
+                {"name": "cine_sax", "sequence": "cine", "view": "sax", "frames": 4},
+                {"name": "cine_4ch", "sequence": "cine", "view": "4ch", "frames": 2},
+                {"name": "lge_sax", "sequence": "lge", "view": "sax", "frames": 2},
+            ],
+        },
+        "image": {"cnn_channels": [4, 8], "width": 16, "depth": 1, "heads": 2},
+        "text": {"trainable_layers": 1, "max_length": 32},
+    },
+    "train": {"epochs": 2, "batch_size": 4, "max_minutes": 0, "val_fraction": 0.25, "warmup_steps": 1},
+}
+runner = CliRunner()
+
+
+@pytest.fixture(scope="module")
+def tiny_cfg() -> Config:
+    return Config.from_dict(copy.deepcopy(TINY))
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("synth") / "data"
+    generate_dataset(out, N_STUDIES, 5, workers=1, scanner="ge_signa_1.5T", phrasing="train", progress=False)
+    return out
+
+
+@pytest.fixture(scope="module")
+def cached(data: Path, tiny_cfg: Config):  # noqa: ANN201 - ExamCache
+    return build_cache(data, tiny_cfg.model.exam, workers=1, progress=False)
+
+
+@pytest.fixture(scope="module")
+def run_dir(cached, data: Path, tiny_cfg: Config, tmp_path_factory: pytest.TempPathFactory) -> Path:  # noqa: ANN001
+    out = tmp_path_factory.mktemp("run") / "run"
+    result = train(tiny_cfg, data, out, workers=1, progress=False)
+    assert result.epochs == 2 and result.stopped == "epochs"
+    assert (result.n_train, result.n_val) == (6, 2)
+    assert result.best_checkpoint == out / "best.pt"
+    return out
+
+
+@pytest.fixture(scope="module")
+def model(run_dir: Path) -> CMRCLIP:
+    return load_model(run_dir / "best.pt")
+
+
+def _metrics(run: Path) -> list[dict[str, str]]:
+    with (run / "metrics.csv").open() as fh:
+        return list(csv.DictReader(fh))
+
+
+# --- exam cache -------------------------------------------------------------------------------------------
+
+
+def test_cache_holds_every_study(cached, data: Path, tiny_cfg: Config) -> None:  # noqa: ANN001
+    spec = tiny_cfg.model.exam
+    assert len(cached.records) == N_STUDIES
+    assert cached.ok.all() and cached.done.all() and cached.errors == {}
+    assert cached.pixels.shape == (N_STUDIES, spec.length, spec.image_size, spec.image_size)
+    assert cached.pixels.dtype == np.uint8 and cached.mask.dtype == bool
+    assert cached.mask.any(1).all()
+    assert all(cached.pixels[i][cached.mask[i]].max() > 0 for i in range(N_STUDIES))  # not blank
+    # The cached tensor is the loader's exam, quantised to 8 bits.
+    rec = cached.records[3]
+    exam = load_study(data / rec.folder).to_exam(spec)
+    px, mk = cached.exam(3)
+    assert np.array_equal(mk, exam.mask)
+    assert np.abs(px - exam.pixels).max() <= 0.5 / 255 + 1e-6
+
+
+def test_cache_second_build_is_a_no_op(cached, data: Path, tiny_cfg: Config, monkeypatch: pytest.MonkeyPatch) -> None:  # noqa: ANN001
+    before = np.array(cached.pixels)
+
+    def must_not_load(*args: object) -> None:
+        raise AssertionError("a cached study was loaded again")
+
+    monkeypatch.setattr(cache_mod, "_load_one", must_not_load)
+    t0 = time.perf_counter()
+    again = build_cache(data, tiny_cfg.model.exam, workers=1, progress=False)
+    assert time.perf_counter() - t0 < 5.0
+    assert again.ok.all() and again.errors == {}
+    assert np.array_equal(np.array(again.pixels), before)
+    assert np.array_equal(again.mask, cached.mask)
+
+
+def test_cache_records_unloadable_study(cached, data: Path, tiny_cfg: Config, tmp_path: Path) -> None:  # noqa: ANN001
+    copy_dir = tmp_path / "data"
+    copy_dir.mkdir()
+    lines = (data / "reports.jsonl").read_text().splitlines()[:2]
+    for line in lines:
+        folder = json.loads(line)["folder"]
+        shutil.copytree(data / folder, copy_dir / folder)
+    junk = copy_dir / "studies" / "broken_study"
+    junk.mkdir(parents=True)
+    (junk / "IM0001.dcm").write_bytes(b"not a dicom file at all" * 20)
+    bad = dict(json.loads(lines[0]), folder="studies/broken_study")
+    (copy_dir / "reports.jsonl").write_text("\n".join([*lines, json.dumps(bad)]) + "\n")
+
+    c = build_cache(copy_dir, tiny_cfg.model.exam, workers=1, progress=False)
+    assert c.done.all()
+    assert c.ok.tolist() == [True, True, False]
+    assert list(c.errors) == ["studies/broken_study"]
+    reason = c.errors["studies/broken_study"]
+    assert isinstance(reason, str) and len(reason) > 10
+    # The error is remembered: reopening does not retry, and training uses only the good studies.
+    again = build_cache(copy_dir, tiny_cfg.model.exam, workers=1, progress=False)
+    assert again.errors == c.errors and again.ok.tolist() == [True, True, False]
+
+
+def test_cache_of_missing_data_dir(tmp_path: Path, tiny_cfg: Config) -> None:
+    with pytest.raises(FileNotFoundError, match="reports.jsonl"):
+        build_cache(tmp_path / "nothing", tiny_cfg.model.exam, workers=1, progress=False)
+
+
+# --- training ---------------------------------------------------------------------------------------------
+
+
+def test_train_writes_metrics_and_checkpoints(run_dir: Path, model: CMRCLIP, tiny_cfg: Config) -> None:
+    rows = _metrics(run_dir)
+    assert [int(r["epoch"]) for r in rows] == [1, 2]
+    for r in rows:
+        assert np.isfinite(float(r["train_loss"])) and np.isfinite(float(r["val_loss"]))
+        assert float(r["temperature"]) > 0
+    assert int(rows[1]["step"]) > int(rows[0]["step"]) > 0
+    assert (run_dir / "last.pt").is_file()
+    assert model.cfg == tiny_cfg.model and not model.training
+    meta = read_checkpoint(run_dir / "best.pt")["meta"]
+    assert meta["epoch"] in (1, 2)
+    # Training changed the weights (the checkpoint is not the initialisation).
+    from cmr.model.checkpoint import create_model
+
+    init = create_model(tiny_cfg, seed=tiny_cfg.train.seed)
+    assert not torch.equal(init.image_proj.weight, model.image_proj.weight)
+
+
+def test_train_refuses_to_overwrite_a_run(run_dir: Path, data: Path, tiny_cfg: Config) -> None:
+    before = (run_dir / "metrics.csv").read_text()
+    with pytest.raises(TrainingError, match="resume"):
+        train(tiny_cfg, data, run_dir, workers=1, progress=False)
+    assert (run_dir / "metrics.csv").read_text() == before
+
+
+def test_resume_without_a_run_raises(data: Path, tiny_cfg: Config, tmp_path: Path) -> None:
+    with pytest.raises(TrainingError, match="nothing to resume"):
+        train(tiny_cfg, data, tmp_path / "fresh", resume=True, workers=1, progress=False)
+
+
+def test_resume_continues_the_run(run_dir: Path, data: Path, tiny_cfg: Config, tmp_path: Path) -> None:
+    run = tmp_path / "run"
+    shutil.copytree(run_dir, run)
+    cfg3 = Config(tiny_cfg.model, replace(tiny_cfg.train, epochs=3))
+    result = train(cfg3, data, run, resume=True, workers=1, progress=False)
+    assert result.epochs == 3
+    rows = _metrics(run)
+    assert [int(r["epoch"]) for r in rows] == [1, 2, 3]
+    assert int(rows[2]["step"]) > int(rows[1]["step"])
+    assert torch.load(run / "last.pt", map_location="cpu", weights_only=True)["epoch"] == 3
+    load_model(run / "best.pt")
+
+
+# --- evaluation -------------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def results(model: CMRCLIP, data: Path) -> dict[str, Any]:
+    from cmr.eval.run import run_evaluation
+
+    return run_evaluation({"tiny": model}, [data], draws=2, progress=False)
+
+
+def test_evaluation_schema(results: dict[str, Any]) -> None:
+    assert results["primary"] in results["entries"]
+    [entry] = results["entries"].values()
+    assert entry["model"] == "tiny" and entry["n_studies"] == N_STUDIES
+    zs = entry["zero_shot"]
+    assert set(FINDINGS) <= set(zs)
+    for key, v in zs.items():
+        assert v["auroc"] is None or 0.0 <= v["auroc"] <= 1.0, key
+        assert 0 <= v["n_pos"] <= N_STUDIES
+    assert any(v["auroc"] is not None for v in zs.values())
+    for direction in ("image_to_text", "text_to_image"):
+        r = entry["retrieval"][direction]
+        assert 0.0 <= r["R@1"] <= 1.0
+    assert set(FINDINGS) <= set(entry["few_shot"])
+    rob = entry["robustness"]
+    assert -1.0 <= rob["drop_view_mean"] <= 1.0 + 1e-6
+    json.dumps(results)  # the results are plain JSON data
+
+
+def test_evaluation_leaves_autograd_on(results: dict[str, Any]) -> None:
+    # run_evaluation is a library call: it must not switch off gradients for the rest of the process.
+    assert torch.is_grad_enabled()
+
+
+# --- command line -----------------------------------------------------------------------------------------
+
+
+def _assert_one_line_error(result: Any, *contains: str) -> None:
+    assert result.exit_code == 2, result.output
+    err = result.stderr
+    assert err.startswith("error: ") and err.count("\n") == 1, err  # nothing else on stderr (no progress bars)
+    assert all(c in err for c in contains), err
+    assert "Traceback" not in result.output
+
+
+def _vectors(stdout: str) -> list[np.ndarray]:
+    return [np.array(item["vector"]) for item in json.loads(stdout)]
+
+
+def test_cli_embed_text(run_dir: Path, model: CMRCLIP) -> None:
+    r = runner.invoke(app, ["embed", "text", "dilated LV", "--json", "--checkpoint", str(run_dir / "best.pt")])
+    assert r.exit_code == 0, r.output
+    [item] = json.loads(r.stdout)
+    assert item["input"] == "dilated LV" and item["dim"] == 16
+    v = np.array(item["vector"])
+    assert v.shape == (16,) and abs(np.linalg.norm(v) - 1.0) < 1e-4
+    assert np.allclose(v, embed_texts(model, ["dilated LV"])[0], atol=1e-5)
+
+
+def test_cli_embed_empty_text(run_dir: Path) -> None:
+    r = runner.invoke(app, ["embed", "text", "  ", "--checkpoint", str(run_dir / "best.pt")])
+    _assert_one_line_error(r, "empty")
+
+
+def test_cli_embed_junk_study(run_dir: Path, tmp_path: Path) -> None:
+    junk = tmp_path / "junk.dcm"
+    junk.write_bytes(b"\x00garbage" * 50)
+    r = runner.invoke(app, ["embed", "study", str(junk), "--checkpoint", str(run_dir / "best.pt")])
+    _assert_one_line_error(r, "junk.dcm")
+
+
+def test_cli_embed_with_bad_checkpoint(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.pt"
+    bad.write_text("nope")
+    r = runner.invoke(app, ["embed", "text", "dilated LV", "--checkpoint", str(bad)])
+    _assert_one_line_error(r, "bad.pt")
+
+
+def test_cli_embed_study(run_dir: Path, data: Path, model: CMRCLIP) -> None:
+    folder = data / read_records(data)[0].folder
+    r = runner.invoke(app, ["embed", "study", str(folder), "--json", "--checkpoint", str(run_dir / "best.pt")])
+    assert r.exit_code == 0, r.output
+    [v] = _vectors(r.stdout)
+    assert v.shape == (16,) and abs(np.linalg.norm(v) - 1.0) < 1e-4
+    assert np.allclose(v, embed_studies(model, [folder])[0], atol=1e-5)
+
+
+def test_cli_eval(run_dir: Path, data: Path, tmp_path: Path) -> None:
+    out = tmp_path / "res" / "results.json"
+    r = runner.invoke(app, ["eval", "--data", str(data), "--checkpoint", str(run_dir / "best.pt"), "--out", str(out),
+                            "--no-untrained-baseline", "--draws", "2"])
+    assert r.exit_code == 0, r.output
+    res = json.loads(out.read_text())
+    assert res["primary"].startswith("tiny / ") and len(res["entries"]) == 1
+    assert res["meta"]["checkpoint"] == str(run_dir / "best.pt") and res["meta"]["few_shot_draws"] == 2
+    assert str(out) in r.stdout
+    assert torch.is_grad_enabled()
+
+
+def test_cli_train_missing_data(tmp_path: Path) -> None:
+    r = runner.invoke(app, ["train", "--data", str(tmp_path / "no_such_data"), "--out", str(tmp_path / "run")])
+    _assert_one_line_error(r, "no_such_data")
+    assert not (tmp_path / "run").exists()
+
+
+def test_cli_train_bad_set(tmp_path: Path, data: Path) -> None:
+    for item in ("nonsense=1", "epochs", "epochs=", "lr=1e-3x", "epochs=abc"):
+        r = runner.invoke(app, ["train", "--data", str(data), "--out", str(tmp_path / "run"), "--set", item])
+        _assert_one_line_error(r, "--set")
+    assert not (tmp_path / "run").exists()
+
+
+def test_cli_cache(data: Path, tmp_path: Path, cached) -> None:  # noqa: ANN001
+    cfg_path = tmp_path / "tiny.json"
+    cfg_path.write_text(json.dumps(TINY))
+    r = runner.invoke(app, ["cache", str(data), "--config", str(cfg_path), "--workers", "1"])
+    assert r.exit_code == 0, r.output
+    assert f"{N_STUDIES} of {N_STUDIES} studies cached" in r.stdout and "0 rejected" in r.stdout
+
+
+def test_cli_train_tiny_run(data: Path, tmp_path: Path, cached) -> None:  # noqa: ANN001
+    cfg_path = tmp_path / "tiny.json"
+    cfg_path.write_text(json.dumps(TINY))
+    run = tmp_path / "run"
+    args = ["train", "--config", str(cfg_path), "--data", str(data), "--out", str(run), "--workers", "1",
+            "--set", "epochs=1", "--set", "max_minutes=5", "--set", "aug_crop_scale=[0.9, 1.0]"]
+    r = runner.invoke(app, args)
+    assert r.exit_code == 0, r.output
+    assert "1 epochs" in r.stdout and str(run / "best.pt") in r.stdout
+    assert len(_metrics(run)) == 1
+    saved = Config.from_dict(read_checkpoint(run / "best.pt")["config"]).train
+    assert (saved.epochs, saved.max_minutes, saved.aug_crop_scale) == (1, 5.0, (0.9, 1.0))
+    # Same --out again without --resume: a one-line error, the run untouched.
+    r = runner.invoke(app, args)
+    _assert_one_line_error(r, "--resume")
+    assert len(_metrics(run)) == 1
