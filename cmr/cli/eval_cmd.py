@@ -21,6 +21,8 @@ def eval_(
     untrained: bool = typer.Option(True, "--untrained-baseline/--no-untrained-baseline",
                                    help="Also evaluate the same architecture, untrained (seed 0)."),
     draws: int = typer.Option(20, "--draws", min=1, help="Few-shot draws per shot count."),
+    supervised: Optional[Path] = typer.Option(None, "--supervised",
+                                              help="A supervised checkpoint (cmr train --objective supervised): the ceiling."),
 ) -> None:
     """Evaluate CMR-CLIP; prints the target checks and writes results (and a markdown report with --docs)."""
     from cmr.eval.report import plot_few_shot, plot_zero_shot, results_to_markdown, target_checks
@@ -37,8 +39,18 @@ def eval_(
     models = {model.cfg.name: model}
     if untrained:
         models[f"{model.cfg.name} untrained"] = create_model(model.cfg, seed=0).eval()
+    sup = {}
+    if supervised is not None:
+        from cmr.train.supervised import load_supervised
+
+        try:
+            sup = {f"{model.cfg.name} supervised (ceiling)": load_supervised(supervised)}
+        except Exception as exc:  # noqa: BLE001 - any unreadable file is a usage error here
+            typer.echo(f"error: {supervised}: {exc}", err=True)
+            raise typer.Exit(2)
     try:
-        results = run_evaluation(models, data, draws=draws, meta={"checkpoint": str(ckpt), "training": meta})
+        results = run_evaluation(models, data, draws=draws, supervised=sup,
+                                 meta={"checkpoint": str(ckpt), "training": meta})
     except (FileNotFoundError, ValueError) as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2)

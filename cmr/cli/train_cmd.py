@@ -55,6 +55,8 @@ def train(
     resume: bool = typer.Option(False, "--resume", help="Continue the run in --out from last.pt."),
     set_: list[str] = typer.Option([], "--set", help="Override a train setting, e.g. --set epochs=5 --set max_minutes=2."),
     workers: int = typer.Option(0, "--workers", help="Processes for building the exam cache (0 = one per core)."),
+    objective: str = typer.Option("clip", "--objective",
+                                  help="clip (exam-report contrastive) or supervised (the label-trained ceiling baseline)."),
 ) -> None:
     """Train CMR-CLIP: exams and their impressions into one embedding space."""
     from cmr.data.records import read_records
@@ -63,6 +65,14 @@ def train(
     cfg = _config(config, set_)
     try:
         read_records(data)
+        if objective == "supervised":
+            from cmr.train.supervised import train_supervised
+
+            sup = train_supervised(cfg, data, out, workers=workers)
+            typer.echo(f"{sup.epochs} epochs, {sup.elapsed_s / 60:.1f} min, best val loss {sup.best_val_loss:.4f} -> {sup.checkpoint}")
+            return
+        if objective != "clip":
+            _fail(f"--objective must be clip or supervised, not {objective!r}")
         result = run(cfg, data, out, resume=resume, workers=workers)
     except (TrainingError, FileNotFoundError, ValueError) as exc:
         _fail(str(exc))

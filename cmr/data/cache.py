@@ -69,7 +69,10 @@ class ExamCache:
         index_path = root / "index.json"
         folders = [r.folder for r in records]
         index = json.loads(index_path.read_text()) if index_path.exists() else None
-        if index is None or index.get("folders") != folders:  # new, or reports.jsonl changed: start over
+        if index is not None and index.get("folders") != folders:
+            _reindex(root, index, folders, (t, s, s))  # reports.jsonl changed: keep the studies already cached
+            index = json.loads(index_path.read_text())
+        if index is None:
             for f in ("pixels.u8", "mask.npy", "done.npy"):
                 (root / f).unlink(missing_ok=True)
             index = {"spec": spec.to_dict(), "folders": folders, "errors": {}}
@@ -87,6 +90,32 @@ class ExamCache:
         index["errors"] = self.errors
         (self.root / "index.json").write_text(json.dumps(index))
         np.save(self.root / "done.npy", self.done)  # last: a study counts as done only once its data is saved
+
+
+def _reindex(root: Path, index: dict, folders: list[str], shape: tuple[int, int, int]) -> None:
+    """Rewrite a cache for a new study list, carrying over the rows of studies it already holds."""
+    old_folders: list[str] = index.get("folders", [])
+    old_done = np.load(root / "done.npy") if (root / "done.npy").exists() else np.zeros(len(old_folders), bool)
+    old_mask = np.load(root / "mask.npy") if (root / "mask.npy").exists() else np.zeros((len(old_folders), shape[0]), bool)
+    old_px = (np.memmap(root / "pixels.u8", dtype=np.uint8, mode="r", shape=(len(old_folders), *shape))
+              if (root / "pixels.u8").exists() and old_folders else None)
+    where = {f: i for i, f in enumerate(old_folders)}
+    n = len(folders)
+    px = np.memmap(root / "pixels.u8.new", dtype=np.uint8, mode="w+", shape=(n, *shape))
+    mask, done = np.zeros((n, shape[0]), bool), np.zeros(n, bool)
+    errors = {f: e for f, e in index.get("errors", {}).items() if f in set(folders)}
+    for i, f in enumerate(folders):
+        j = where.get(f)
+        if j is not None and old_done[j]:
+            if old_px is not None:
+                px[i] = old_px[j]
+            mask[i], done[i] = old_mask[j], True
+    px.flush()
+    del px, old_px
+    os.replace(root / "pixels.u8.new", root / "pixels.u8")
+    np.save(root / "mask.npy", mask)
+    np.save(root / "done.npy", done)
+    (root / "index.json").write_text(json.dumps({**index, "folders": folders, "errors": errors}))
 
 
 def build_cache(data_dir: Path, spec: ExamSpec, workers: int = 0, progress: bool = True) -> ExamCache:

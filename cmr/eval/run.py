@@ -138,9 +138,28 @@ def evaluate_model(model: CMRCLIP, label: str, sets: Sequence[TestSet], *, draws
 
 
 @torch.no_grad()  # scoped: a library call must not switch autograd off for the rest of the process
+def evaluate_supervised(model: Any, label: str, sets: Sequence[TestSet], n_boot: int = 1000) -> dict[str, Any]:
+    """The supervised ceiling: AUROC of its own label predictions, in the zero-shot slots of the table."""
+    entries: dict[str, Any] = {}
+    for ts in sets:
+        probs = model.predict(ts.pixels, ts.mask)
+        zs: dict[str, Any] = {}
+        for key, _ in _prompt_keys():
+            y = _labels_for(key, ts.records)
+            auc = M.auroc(y, probs[key])
+            ci = M.bootstrap_auroc_ci(y, probs[key], n_boot=n_boot) if auc is not None else None
+            zs[key] = {"auroc": auc, "ci": list(ci) if ci else None, "n_pos": int(y.sum())}
+        entries[f"{label} / {ts.name}"] = {"model": label, "test_set": ts.name, "n_studies": len(ts.records),
+                                           "zero_shot": zs}
+    return entries
+
+
 def run_evaluation(models: dict[str, CMRCLIP], data_dirs: Sequence[Path], *, draws: int = 20, seed: int = 0,
-                   progress: bool = True, meta: dict[str, Any] | None = None) -> dict[str, Any]:
-    """Evaluate each model (label -> model) on each data directory, plus their union as the retrieval pool."""
+                   progress: bool = True, meta: dict[str, Any] | None = None,
+                   supervised: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Evaluate each model (label -> model) on each data directory, plus their union as the retrieval pool.
+
+    `supervised` (label -> SupervisedExamClassifier) adds the label-trained ceiling on the same test sets."""
     if not models:
         raise ValueError("no model to evaluate")
     t0 = time.perf_counter()
@@ -154,6 +173,10 @@ def run_evaluation(models: dict[str, CMRCLIP], data_dirs: Sequence[Path], *, dra
             raise ValueError(f"model {label!r} uses another exam spec; evaluate it separately")
         entries.update(evaluate_model(model, label, sets, draws=draws, seed=seed, with_robustness=i == 0,
                                       progress=progress))
+    for label, sup in (supervised or {}).items():
+        if sup.cfg.model.exam != first.spec:
+            raise ValueError(f"supervised model {label!r} uses another exam spec")
+        entries.update(evaluate_supervised(sup, label, [s for s in sets if not s.name.startswith("pool")]))
     first_label = next(iter(models))
     held = [s.name for s in sets if s.name == "heldout-style"]
     primary = f"{first_label} / {held[0] if held else sets[0].name}"

@@ -146,6 +146,32 @@ def test_cache_records_unloadable_study(cached, data: Path, tiny_cfg: Config, tm
     assert again.errors == c.errors and again.ok.tolist() == [True, True, False]
 
 
+def test_cache_grows_with_the_data_set_without_reloading(cached, data: Path, tiny_cfg: Config, tmp_path: Path,
+                                                         monkeypatch: pytest.MonkeyPatch) -> None:  # noqa: ANN001
+    """More studies in reports.jsonl: only the new ones are loaded, the cached rows are carried over."""
+    copy_dir = tmp_path / "grow"
+    shutil.copytree(data, copy_dir, ignore=shutil.ignore_patterns("cache"))
+    lines = (data / "reports.jsonl").read_text().splitlines()
+    (copy_dir / "reports.jsonl").write_text("\n".join(lines[:5]) + "\n")
+    first = build_cache(copy_dir, tiny_cfg.model.exam, workers=1, progress=False)
+    assert first.ok.all() and len(first.records) == 5
+    loaded: list[int] = []
+    real = cache_mod._load_one
+
+    def counting(args):  # noqa: ANN001, ANN202
+        loaded.append(args[0])
+        return real(args)
+
+    monkeypatch.setattr(cache_mod, "_load_one", counting)
+    (copy_dir / "reports.jsonl").write_text("\n".join(lines[2:] + lines[:2]) + "\n")  # reordered and grown
+    grown = build_cache(copy_dir, tiny_cfg.model.exam, workers=1, progress=False)
+    assert grown.ok.all() and len(grown.records) == N_STUDIES
+    assert sorted(grown.records[i].folder for i in loaded) == sorted(json.loads(x)["folder"] for x in lines[5:])
+    for i, rec in enumerate(grown.records):  # every row matches the original cache of that study
+        j = [r.folder for r in cached.records].index(rec.folder)
+        assert np.array_equal(grown.pixels[i], cached.pixels[j]) and np.array_equal(grown.mask[i], cached.mask[j])
+
+
 def test_cache_of_missing_data_dir(tmp_path: Path, tiny_cfg: Config) -> None:
     with pytest.raises(FileNotFoundError, match="reports.jsonl"):
         build_cache(tmp_path / "nothing", tiny_cfg.model.exam, workers=1, progress=False)
@@ -195,6 +221,28 @@ def test_resume_continues_the_run(run_dir: Path, data: Path, tiny_cfg: Config, t
     assert int(rows[2]["step"]) > int(rows[1]["step"])
     assert torch.load(run / "last.pt", map_location="cpu", weights_only=True)["epoch"] == 3
     load_model(run / "best.pt")
+
+
+def test_supervised_ceiling_trains_predicts_and_joins_the_evaluation(cached, data: Path, tiny_cfg: Config,
+                                                                    model: CMRCLIP, tmp_path: Path) -> None:  # noqa: ANN001
+    from cmr.eval.run import run_evaluation
+    from cmr.labels import DISEASES, FINDINGS
+    from cmr.train.supervised import load_supervised, train_supervised
+
+    res = train_supervised(tiny_cfg, data, tmp_path / "sup", workers=1, progress=False)
+    assert res.checkpoint.exists() and res.epochs >= 1
+    with pytest.raises(TrainingError, match="already"):
+        train_supervised(tiny_cfg, data, tmp_path / "sup", workers=1, progress=False)
+    sup = load_supervised(res.checkpoint)
+    probs = sup.predict(cached.pixels[:3], cached.mask[:3])
+    assert set(probs) == set(FINDINGS) | {f"disease:{d}" for d in DISEASES}
+    assert all(p.shape == (3,) and ((p >= 0) & (p <= 1)).all() for p in probs.values())
+    disease_sum = sum(probs[f"disease:{d}"] for d in DISEASES)
+    assert np.allclose(disease_sum, 1.0, atol=1e-5)  # softmax over the diseases
+    results = run_evaluation({"tiny": model}, [data], draws=2, progress=False, supervised={"ceiling": sup})
+    entry = next(e for name, e in results["entries"].items() if name.startswith("ceiling"))
+    assert set(entry["zero_shot"]) >= set(FINDINGS)
+    assert "few_shot" not in entry and results["primary"].startswith("tiny")
 
 
 # --- evaluation -------------------------------------------------------------------------------------------
