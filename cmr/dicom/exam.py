@@ -74,8 +74,13 @@ class ExamSpec:
     image_size: int = 64
     fov_mm: float = 280.0
     slots: tuple[ExamSlot, ...] = DEFAULT_SLOTS
+    # Where the field of view is centred: "image" (each image's centre) or "heart" (the LV long axis, from
+    # the long-axis planes, so a tight field of view spends its pixels on the heart, not the thorax).
+    centre: str = "image"
 
     def __post_init__(self) -> None:
+        if self.centre not in ("image", "heart"):
+            raise ValueError(f"centre must be 'image' or 'heart', not {self.centre!r}")
         if self.image_size < 8:
             raise ValueError("image_size must be >= 8")
         if not self.fov_mm > 0:
@@ -95,16 +100,20 @@ class ExamSpec:
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> ExamSpec:
-        unknown = set(d) - {"image_size", "fov_mm", "slots"}
+        unknown = set(d) - {"image_size", "fov_mm", "slots", "centre"}
         if unknown:
             raise ValueError(f"unknown ExamSpec fields: {sorted(unknown)}")
-        kwargs: dict[str, Any] = {k: d[k] for k in ("image_size", "fov_mm") if k in d}
+        kwargs: dict[str, Any] = {k: d[k] for k in ("image_size", "fov_mm", "centre") if k in d}
         if "slots" in d:
             kwargs["slots"] = tuple(s if isinstance(s, ExamSlot) else ExamSlot(**s) for s in d["slots"])
         return cls(**kwargs)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"image_size": self.image_size, "fov_mm": self.fov_mm, "slots": [asdict(s) for s in self.slots]}
+        d: dict[str, Any] = {"image_size": self.image_size, "fov_mm": self.fov_mm,
+                             "slots": [asdict(s) for s in self.slots]}
+        if self.centre != "image":  # omitted at its default, so existing spec ids (cache keys) stay the same
+            d["centre"] = self.centre
+        return d
 
 
 @dataclass(eq=False)
@@ -186,6 +195,43 @@ def sax_stack(study: Study, kind: str, axis: LongAxis | None = None) -> list[Sli
     if len(refs) > 1 and sign_is_unreliable and _base_is_high_end(refs):
         refs.reverse()
     return refs
+
+
+# --- field of view ------------------------------------------------------------------------------------------
+
+
+def _image_centre_3d(s: Series, i: int) -> NDArray[np.float64]:
+    o = s.orientation
+    return (s.positions[i] + o[:3] * s.pixel_spacing[1] * (s.cols - 1) / 2.0
+            + o[3:] * s.pixel_spacing[0] * (s.rows - 1) / 2.0)
+
+
+def heart_centre(study: Study, axis: LongAxis) -> NDArray[np.float64] | None:
+    """A point on the LV long axis at mid-ventricle: nearest to every long-axis plane (they all contain the
+    axis when planned the standard way), at the level of the middle of the SAX stack. None without two
+    non-parallel long-axis planes."""
+    normals: list[NDArray[np.float64]] = []
+    points: list[NDArray[np.float64]] = []
+    lax = [s for s in study.series if s.kind in ("cine", "lge") and s.view in ("2ch", "3ch", "4ch", "lax")]
+    for s in lax:
+        if all(geometry.axis_angle_deg(s.normal, n) > 10.0 for n in normals):
+            normals.append(s.normal)
+            points.append(s.positions[(s.n_slices - 1) // 2])
+    if len(normals) < 2:
+        return None
+    refs = sax_stack(study, "cine", axis) or sax_stack(study, "lge", axis)
+    centres = [_image_centre_3d(s, i) for s, i in refs] or [_image_centre_3d(s, 0) for s in lax]
+    return geometry.closest_point_to_planes(normals, points, np.mean(centres, axis=0))
+
+
+def _pixel_centre(s: Series, i: int, centre: NDArray[np.float64] | None, axis: LongAxis) -> tuple[float, float] | None:
+    """Where the heart centre falls in slice i of s (None: use the image centre)."""
+    if centre is None:
+        return None
+    r, c = geometry.patient_to_pixel(centre, s.orientation, s.positions[i], s.pixel_spacing, along=axis.direction)
+    if not (0.0 <= r <= s.rows - 1 and 0.0 <= c <= s.cols - 1):
+        return None  # the axis misses this image: a mis-planned or unrelated series
+    return r, c
 
 
 # --- assembling --------------------------------------------------------------------------------------------
@@ -271,6 +317,8 @@ def assemble_exam(study: Study, spec: ExamSpec | None = None) -> Exam:
     """Build the exam tensor of `study` according to `spec` (default `ExamSpec()`)."""
     spec = spec or ExamSpec()
     plan = _plan(study, spec)
+    axis = estimate_long_axis(study.series)
+    centre = heart_centre(study, axis) if spec.centre == "heart" else None
     n, size = spec.length, spec.image_size
     pixels = np.zeros((n, size, size), dtype=np.float32)
     mask = np.zeros(n, dtype=bool)
@@ -288,10 +336,15 @@ def assemble_exam(study: Study, spec: ExamSpec | None = None) -> Exam:
             s = b.series
             if s.key not in windows:
                 windows[s.key] = imaging.robust_window(s.pixels)
-            grid = imaging.resample_to_grid(
-                imaging.apply_window(b.images(slot), windows[s.key]), s.pixel_spacing, size, spec.fov_mm
-            )
-            pixels[[start + j for j in b.at]] = grid
+            images = imaging.apply_window(b.images(slot), windows[s.key])
+            # The slice each image came from: cine blocks are one slice over time, LGE blocks one image per slice.
+            slice_of = [b.slices[0]] * len(b.at) if slot.sequence == "cine" else list(b.slices)
+            by_centre: dict[tuple[float, float] | None, list[int]] = {}
+            for k_img, sl in enumerate(slice_of):
+                by_centre.setdefault(_pixel_centre(s, sl, centre, axis), []).append(k_img)
+            for c, ks in by_centre.items():
+                grid = imaging.resample_to_grid(images[ks], s.pixel_spacing, size, spec.fov_mm, centre=c)
+                pixels[[start + b.at[k_img] for k_img in ks]] = grid
             mask[[start + j for j in b.at]] = True
         present[slot.name] = bool(blocks)
         sources[slot.name] = list(dict.fromkeys(b.series.key for b in blocks))

@@ -125,3 +125,34 @@ def rotation_about_axis_deg(axis: ArrayLike, v: ArrayLike, reference: ArrayLike)
 def circular_diff_deg(a: float, b: float, period: float = 180.0) -> float:
     """Signed smallest difference a - b on a circle of `period` degrees, in [-period/2, period/2)."""
     return float((a - b + period / 2.0) % period - period / 2.0)
+
+
+def closest_point_to_planes(normals: Sequence[ArrayLike], points: Sequence[ArrayLike], prior: ArrayLike,
+                            prior_weight: float = 1e-3) -> FloatArray:
+    """The point nearest (least squares) to every plane (normal n_i through point p_i), pulled weakly towards
+    `prior` along directions the planes leave free (the common line of long-axis planes)."""
+    a = prior_weight * np.eye(3)
+    b = prior_weight * np.asarray(prior, dtype=np.float64)
+    for n, p in zip(normals, points):
+        u = unit(n)
+        a += np.outer(u, u)
+        b += u * float(u @ np.asarray(p, dtype=np.float64))
+    return np.linalg.solve(a, b)
+
+
+def patient_to_pixel(point: ArrayLike, orientation: ArrayLike, position: ArrayLike,
+                     pixel_spacing: tuple[float, float], along: ArrayLike | None = None) -> tuple[float, float]:
+    """(row, col) of a patient-space point in an image: its projection onto the image plane, or, with
+    `along` given and not parallel to the plane, where the line through `point` along `along` crosses it."""
+    o = np.asarray(orientation, dtype=np.float64).reshape(6)
+    row_dir, col_dir = o[:3], o[3:]
+    origin = np.asarray(position, dtype=np.float64)
+    q = np.asarray(point, dtype=np.float64)
+    if along is not None:
+        n = plane_normal(o)
+        d = unit(along)
+        denom = float(d @ n)
+        if abs(denom) > 0.5:  # the line crosses the plane steeply: intersect instead of projecting
+            q = q + d * float((origin - q) @ n) / denom
+    rel = q - origin
+    return float(rel @ col_dir) / pixel_spacing[0], float(rel @ row_dir) / pixel_spacing[1]

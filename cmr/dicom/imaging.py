@@ -33,10 +33,11 @@ def apply_window(pixels: NDArray[np.floating], window: tuple[float, float]) -> N
 
 
 def resample_to_grid(
-    images: NDArray[np.floating], pixel_spacing: tuple[float, float], size: int, fov_mm: float
+    images: NDArray[np.floating], pixel_spacing: tuple[float, float], size: int, fov_mm: float,
+    centre: tuple[float, float] | None = None,
 ) -> NDArray[np.float32]:
     """Resample images [N, rows, cols] (bilinear) onto a size x size grid spanning fov_mm x fov_mm centred on
-    the image centre; regions outside the acquired image are zero.
+    `centre` (row, col in input pixels; default the image centre); regions outside the image are zero.
 
     Downsampling is preceded by a Gaussian low-pass (sigma = (factor - 1) / 2 input pixels), the usual
     anti-aliasing choice, so thin bright structures do not shimmer between frames.
@@ -50,7 +51,7 @@ def resample_to_grid(
     sigma = np.maximum(0.0, (step - 1.0) / 2.0)
     if np.any(sigma > 0.05):
         imgs = ndimage.gaussian_filter(imgs, sigma=(0.0, sigma[0], sigma[1]), mode="nearest")
-    centre_in = np.array([(rows - 1) / 2.0, (cols - 1) / 2.0])
+    centre_in = np.array(centre if centre is not None else ((rows - 1) / 2.0, (cols - 1) / 2.0), dtype=np.float64)
     centre_out = (size - 1) / 2.0
     offset = centre_in - step * centre_out
     # The first axis maps identically, so order=1 leaves frames unmixed.
