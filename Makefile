@@ -27,7 +27,9 @@ demo: setup
 	$(BIN)/cmr synth --out $(DEMO_DIR) --studies $(DEMO_STUDIES) --seed 7
 	$(BIN)/cmr inspect $$(ls -d $(DEMO_DIR)/studies/*/ | head -n 1)
 	$(BIN)/cmr render $$(ls -d $(DEMO_DIR)/studies/*/ | head -n 1) --out $(DEMO_DIR)/first_study.gif
-	@echo "Demo studies: $(DEMO_DIR)/studies, reports: $(DEMO_DIR)/reports.jsonl, render: $(DEMO_DIR)/first_study.gif"
+	@# The shipped CMR-CLIP model: what it reads in the first study, from prompts alone (a chart).
+	$(BIN)/cmr zeroshot $$(ls -d $(DEMO_DIR)/studies/*/ | head -n 1) --out $(DEMO_DIR)/first_study_zeroshot.png
+	@echo "Demo studies: $(DEMO_DIR)/studies, reports: $(DEMO_DIR)/reports.jsonl, render: $(DEMO_DIR)/first_study.gif, zero-shot chart: $(DEMO_DIR)/first_study_zeroshot.png"
 
 clean:
 	rm -rf $(VENV) .pytest_cache

@@ -6,7 +6,7 @@ import logging
 
 import typer
 
-from cmr.cli import embed_cmd, eval_cmd, inspect_cmd, synth_cmd, train_cmd
+from cmr.cli import embed_cmd, eval_cmd, inspect_cmd, synth_cmd, train_cmd, zeroshot_cmd
 
 app = typer.Typer(
     name="cmr",
@@ -21,6 +21,7 @@ inspect_cmd.register(app)
 train_cmd.register(app)
 embed_cmd.register(app)
 eval_cmd.register(app)
+zeroshot_cmd.register(app)
 
 
 @app.callback()

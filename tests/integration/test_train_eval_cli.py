@@ -381,3 +381,43 @@ def test_cli_train_tiny_run(data: Path, tmp_path: Path, cached) -> None:  # noqa
     r = runner.invoke(app, args)
     _assert_one_line_error(r, "--resume")
     assert len(_metrics(run)) == 1
+
+
+def test_torchrun_data_parallel_training(data: Path, cached, tmp_path: Path) -> None:  # noqa: ANN001
+    """Two processes (gloo on CPU, as NCCL would on GPUs) train one model: same code path as multi-GPU."""
+    import os
+    import subprocess
+    import sys
+
+    cfg_path = tmp_path / "tiny.json"
+    cfg = copy.deepcopy(TINY)
+    cfg["train"]["epochs"] = 1
+    cfg_path.write_text(json.dumps(cfg))
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    proc = subprocess.run(
+        [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
+         "-m", "cmr.cli.main", "train", "--config", str(cfg_path), "--data", str(data), "--out", str(tmp_path / "ddp"),
+         "--workers", "1"],
+        capture_output=True, text=True, timeout=300, env=env)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    rows = list(csv.DictReader((tmp_path / "ddp" / "metrics.csv").open()))
+    assert len(rows) == 1  # only rank 0 logs
+    # 6 training studies form one global batch, split 3 + 3 over the two processes: one synchronised step.
+    assert rows[0]["step"] == "1"
+    load_model(tmp_path / "ddp" / "best.pt")
+
+
+def test_cli_zeroshot_scores_every_finding_and_draws_a_chart(run_dir: Path, data: Path, tmp_path: Path) -> None:
+    from cmr.labels import DISEASES
+
+    folder = data / read_records(data)[0].folder
+    chart = tmp_path / "z.png"
+    result = runner.invoke(app, ["zeroshot", str(folder), "--checkpoint", str(run_dir / "best.pt"), "--json",
+                                 "--out", str(chart)])
+    assert result.exit_code == 0, result.output
+    scores = json.loads(result.stdout.splitlines()[0])[folder.name]
+    assert set(scores) == set(FINDINGS) | {f"disease:{d}" for d in DISEASES}
+    assert all(-2.0 <= v <= 2.0 for v in scores.values())
+    assert chart.stat().st_size > 5000 and chart.read_bytes()[:4] == b"\x89PNG"
+    bad = runner.invoke(app, ["zeroshot", str(tmp_path / "nope"), "--checkpoint", str(run_dir / "best.pt")])
+    assert bad.exit_code == 2 and "error:" in bad.output
