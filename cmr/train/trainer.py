@@ -108,7 +108,7 @@ class _Logger:
 
 
 def train(cfg: Config, data_dir: Path, out: Path, *, resume: bool = False, workers: int = 0,
-          progress: bool = True, device: str | None = None, init_from: Path | None = None) -> TrainResult:
+          progress: bool = True, device: str | None = None) -> TrainResult:
     """Train CMR-CLIP on the studies of `data_dir` (built into an exam cache first) and write checkpoints to `out`."""
     from cmr.data.cache import build_cache
 
@@ -140,8 +140,6 @@ def train(cfg: Config, data_dir: Path, out: Path, *, resume: bool = False, worke
     train_idx, val_idx = ok[tr], ok[va]
 
     model = create_model(cfg, seed=t.seed)
-    if init_from is not None:
-        model.load_state_dict(torch.load(init_from, map_location="cpu", weights_only=True)["state"], strict=False)
     model.to(dev)
     texts = [r.impression for r in cache.records]
     bank = TextBank.build(model, texts, progress=progress and main)
@@ -156,7 +154,11 @@ def train(cfg: Config, data_dir: Path, out: Path, *, resume: bool = False, worke
     epoch, step, elapsed, best, bad = 0, 0, 0.0, float("inf"), 0
     if resume:
         st = torch.load(state_path, map_location="cpu", weights_only=True)
-        model.load_state_dict(st["model"], strict=False)
+        if st.get("config", {}).get("model") != cfg.model.to_dict():
+            raise TrainingError(f"{state_path} was trained with another model config; resume it with the same --config")
+        missing, unexpected = model.load_state_dict(st["model"], strict=False)
+        if unexpected or [k for k in missing if not k.startswith("text.backbone.")]:
+            raise TrainingError(f"{state_path} does not match the model (missing {missing[:3]}, unexpected {unexpected[:3]})")
         opt.load_state_dict(st["optimizer"])
         epoch, step, elapsed, best, bad = st["epoch"], st["step"], st["elapsed"], st["best"], st["bad"]
         if main:

@@ -265,6 +265,10 @@ def test_evaluation_schema(results: dict[str, Any]) -> None:
         assert v["auroc"] is None or 0.0 <= v["auroc"] <= 1.0, key
         assert 0 <= v["n_pos"] <= N_STUDIES
     assert any(v["auroc"] is not None for v in zs.values())
+    # The diagnostic with training phrasings scores the same labels with other prompts.
+    seen = entry["zero_shot_seen_phrasing"]
+    assert set(seen) == set(zs) and all(seen[k]["n_pos"] == zs[k]["n_pos"] for k in zs)
+    assert any(seen[k]["auroc"] != zs[k]["auroc"] for k in zs if zs[k]["auroc"] is not None)
     for direction in ("image_to_text", "text_to_image"):
         r = entry["retrieval"][direction]
         assert 0.0 <= r["R@1"] <= 1.0
