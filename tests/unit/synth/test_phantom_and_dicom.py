@@ -268,5 +268,5 @@ def test_style_pools_keep_the_held_out_style_out_of_training() -> None:
     assert style_pool("heldout") == (HELD_OUT_STYLE,)
     assert set(style_pool(None)) == set(STYLES) == set(STYLE_POOLS["all"])
     assert style_pool("ge_signa_1.5T") == ("ge_signa_1.5T",)
-    with pytest.raises(KeyError):
+    with pytest.raises(ValueError, match="unknown scanner style"):
         style_pool("no_such_scanner")
