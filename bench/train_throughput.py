@@ -60,7 +60,7 @@ def main() -> None:
     device = torch.cuda.get_device_name() if dev.type == "cuda" else f"CPU {platform.processor() or platform.machine()}, {torch.get_num_threads()} threads"
     n_params = sum(p.numel() for p in model.parameters() if p.requires_grad) / 1e6
     row = (f"| {date.today()} | {cfg.model.name} | {device} | {args.batch} | {spec.length}x{spec.image_size}^2 | "
-           f"{'bf16' if amp else 'fp32'} | {n_params:.1f} M | {sps:.1f} | {mem} |")
+           f"{'bf16' if amp else 'fp32'} | {n_params:.1f} M | {sps:.3g} | {mem} |")
     print(row)
     if not args.out.exists():
         args.out.parent.mkdir(parents=True, exist_ok=True)

@@ -135,9 +135,10 @@ def evaluate_model(model: CMRCLIP, label: str, sets: Sequence[TestSet], *, draws
                                  # unseen wording costs (text-side generalisation), not what the images hold.
                                  "zero_shot_seen_phrasing": zero_shot(model, img, ts.records, n_boot=200,
                                                                       phrasing="train")}
-        if len(sets) == 1 or ts is not sets[-1] or not ts.name.startswith("pool"):
+        is_pool = ts.name.startswith("pool")  # the union of the test sets: retrieval only adds something there
+        if not is_pool:
             entry["few_shot"] = few_shot_all(img, ts.records, draws, seed)
-        if with_robustness and not ts.name.startswith("pool"):
+        if with_robustness and not is_pool:
             entry["robustness"] = robustness(model, ts, seed=seed)
         entries[f"{label} / {ts.name}"] = entry
     return entries
