@@ -32,6 +32,19 @@ def _model(checkpoint: Optional[Path]):  # noqa: ANN202
         _fail(f"{exc}{hint}")
 
 
+def exams_or_fail(model, paths: list[Path]) -> list:  # noqa: ANN001 - CMRCLIP -> list[Exam]
+    """Each study as an exam for `model`; the first unusable one ends the command with its reason."""
+    from cmr.dicom import StudyLoadError, load_study
+
+    exams = []
+    for p in paths:
+        try:
+            exams.append(load_study(p).to_exam(model.spec))
+        except StudyLoadError as exc:
+            _fail(exc.reason if p.name in exc.reason else f"{p}: {exc.reason}")
+    return exams
+
+
 def _emit(names: list[str], vectors: np.ndarray, as_json: bool) -> None:
     if as_json:
         typer.echo(json.dumps([{"input": n, "dim": int(v.shape[0]), "vector": [round(float(x), 6) for x in v]}
@@ -49,17 +62,10 @@ def study(
     as_json: bool = typer.Option(False, "--json", help="Print JSON: [{input, dim, vector}]."),
 ) -> None:
     """Embed whole studies (all views and sequences as one exam)."""
-    from cmr.dicom import StudyLoadError, load_study
     from cmr.model.inference import embed_exams
 
     model = _model(checkpoint)
-    exams = []
-    for p in paths:
-        try:
-            exams.append(load_study(p).to_exam(model.spec))
-        except StudyLoadError as exc:
-            _fail(exc.reason if p.name in exc.reason else f"{p}: {exc.reason}")
-    _emit([str(p) for p in paths], embed_exams(model, exams), as_json)
+    _emit([str(p) for p in paths], embed_exams(model, exams_or_fail(model, paths)), as_json)
 
 
 @embed_app.command("text")

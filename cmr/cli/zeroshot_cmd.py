@@ -58,19 +58,12 @@ def zeroshot(
     as_json: bool = typer.Option(False, "--json", help="Print {study: {finding: margin}} as JSON."),
 ) -> None:
     """Zero-shot findings of studies: how much closer each exam is to 'present' than to 'absent' prompts."""
-    from cmr.cli.embed_cmd import _fail, _model
-    from cmr.dicom import StudyLoadError, load_study
+    from cmr.cli.embed_cmd import _model, exams_or_fail
     from cmr.eval.report import display_name
     from cmr.model.inference import embed_exams
 
     model = _model(checkpoint)
-    exams = []
-    for p in paths:
-        try:
-            exams.append(load_study(p).to_exam(model.spec))
-        except StudyLoadError as exc:
-            _fail(exc.reason if p.name in exc.reason else f"{p}: {exc.reason}")
-    margins = finding_margins(model, embed_exams(model, exams))
+    margins = finding_margins(model, embed_exams(model, exams_or_fail(model, paths)))
     names = [p.name for p in paths]
     if as_json:
         typer.echo(json.dumps({n: {k: round(float(v[i]), 4) for k, v in margins.items()} for i, n in enumerate(names)}))
