@@ -76,15 +76,21 @@ def zero_shot_scores(
     return img @ pos - img @ neg
 
 
-def auroc(labels: ArrayLike, scores: ArrayLike) -> float | None:
-    """Area under the ROC curve of `scores` for boolean `labels`; None when only one class is present."""
+def _two_class(labels: ArrayLike, scores: ArrayLike) -> tuple[NDArray[np.bool_], FloatArray] | None:
+    """Labels and scores as flat arrays of equal length; None when only one class is present."""
     y = _bool_labels(labels)
     s = np.asarray(scores, dtype=np.float64).ravel()
     if y.shape != s.shape:
         raise ValueError(f"{y.shape[0]} labels but {s.shape[0]} scores")
     if y.all() or not y.any():
         return None
-    return float(roc_auc_score(y, s))
+    return y, s
+
+
+def auroc(labels: ArrayLike, scores: ArrayLike) -> float | None:
+    """Area under the ROC curve of `scores` for boolean `labels`; None when only one class is present."""
+    pair = _two_class(labels, scores)
+    return None if pair is None else float(roc_auc_score(*pair))
 
 
 def bootstrap_auroc_ci(
@@ -96,12 +102,10 @@ def bootstrap_auroc_ci(
     AUROC of each resample is computed vectorised from average ranks (Mann-Whitney U, identical to sklearn's
     AUROC including ties) because 1000 sklearn calls per finding per model would dominate an evaluation run.
     """
-    y = _bool_labels(labels)
-    s = np.asarray(scores, dtype=np.float64).ravel()
-    if y.shape != s.shape:
-        raise ValueError(f"{y.shape[0]} labels but {s.shape[0]} scores")
-    if y.all() or not y.any():
+    pair = _two_class(labels, scores)
+    if pair is None:
         return None
+    y, s = pair
     rng = np.random.default_rng(seed)
     n = y.shape[0]
     aucs: list[FloatArray] = []
