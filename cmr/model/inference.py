@@ -4,7 +4,6 @@ and the services. Everything returned is L2-normalised float32 numpy."""
 from __future__ import annotations
 
 from collections.abc import Sequence
-from pathlib import Path
 
 import numpy as np
 import torch
@@ -66,8 +65,3 @@ def embed_texts(model: CMRCLIP, texts: Sequence[str], batch_size: int = 64) -> n
            for s in range(0, len(texts), batch_size)]
     return np.concatenate(out)
 
-
-def default_checkpoint() -> Path:
-    from cmr.model.checkpoint import DEFAULT_CHECKPOINT
-
-    return DEFAULT_CHECKPOINT
