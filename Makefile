@@ -9,7 +9,7 @@ DEMO_DIR ?= data/demo
 DEMO_STUDIES ?= 12
 PYTEST_ARGS ?=
 
-.PHONY: setup test demo lint clean
+.PHONY: setup test demo protos lint clean
 
 setup: $(STAMP)
 
@@ -30,6 +30,10 @@ demo: setup
 	@# The shipped CMR-CLIP model: what it reads in the first study, from prompts alone (a chart).
 	$(BIN)/cmr zeroshot $$(ls -d $(DEMO_DIR)/studies/*/ | head -n 1) --out $(DEMO_DIR)/first_study_zeroshot.png
 	@echo "Demo studies: $(DEMO_DIR)/studies, reports: $(DEMO_DIR)/reports.jsonl, render: $(DEMO_DIR)/first_study.gif, zero-shot chart: $(DEMO_DIR)/first_study_zeroshot.png"
+
+# Regenerate cmr/v1/*_pb2*.py from protos/ (committed; a test fails when they are stale).
+protos: setup
+	$(BIN)/python scripts/gen_protos.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache

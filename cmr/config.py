@@ -18,6 +18,50 @@ class Settings(BaseSettings):
     max_study_files: int = Field(5000, gt=0)
     max_study_bytes: int = Field(2 * 1024**3, gt=0)
 
+    # --- model -------------------------------------------------------------------------------------------
+    checkpoint: Path | None = Field(None, description="CMR-CLIP checkpoint the services load; None = the shipped one")
+    device: str = Field("auto", description="'auto' (cuda when present, else cpu), 'cpu' or 'cuda[:N]'")
+
+    # --- Triton (image and text encoders) -----------------------------------------------------------------
+    triton_url: str | None = Field(None, description="host:port of an external Triton gRPC endpoint; None = "
+                                   "`cmr serve encoder` starts Triton itself")
+    triton_grpc_port: int = Field(8001, ge=1, le=65535)
+    triton_http_port: int = Field(8000, ge=1, le=65535)
+    triton_metrics_port: int = Field(8002, ge=1, le=65535)
+    triton_max_batch_size: int = Field(8, ge=1, le=256, description="dynamic batching: largest batch formed")
+    triton_queue_delay_us: int = Field(2000, ge=0, description="dynamic batching: longest wait to fill a batch")
+    triton_dynamic_batching: bool = Field(True, description="False: each request runs alone (the benchmark baseline)")
+    triton_instances: int = Field(1, ge=1, le=16, description="model instances (threads) per Triton model")
+    triton_exit_timeout_s: int = Field(5, ge=0, description="how long Triton waits for in-flight work on stop")
+    triton_timeout_s: float = Field(30.0, gt=0, description="deadline of one call to Triton")
+
+    # --- gRPC services --------------------------------------------------------------------------------------
+    grpc_host: str = Field("127.0.0.1", description="interface the services bind; 0.0.0.0 in containers")
+    encoder_port: int = Field(50051, ge=1, le=65535)
+    search_port: int = Field(50052, ge=1, le=65535)
+    generator_port: int = Field(50053, ge=1, le=65535)
+    encoder_url: str = Field("127.0.0.1:50051", description="where clients (search, ingest, UI) reach the encoder")
+    search_url: str = Field("127.0.0.1:50052")
+    generator_url: str = Field("127.0.0.1:50053")
+    grpc_workers: int = Field(16, ge=1, le=256, description="handler threads per service")
+    grpc_max_message_bytes: int = Field(8 * 1024**2, gt=0, description="largest single gRPC message (a chunk)")
+    max_upload_bytes: int = Field(512 * 1024**2, gt=0, description="largest study streamed to EncodeStudy")
+    max_texts_per_request: int = Field(256, gt=0)
+    max_concurrent_studies: int = Field(2, ge=1, description="studies decoded at once (each is ~1 s of CPU)")
+    study_roots: list[Path] = Field(default_factory=lambda: [Path("data")],
+                                    description="folders a server-side StudyRef path may point into")
+    request_timeout_s: float = Field(60.0, gt=0, description="default client deadline for one RPC")
+
+    # --- search store (Qdrant) --------------------------------------------------------------------------------
+    qdrant_url: str | None = Field(None, description="Qdrant server/cluster URL; None = embedded Qdrant Edge on disk")
+    qdrant_api_key: str | None = Field(None)
+    index_dir: Path | None = Field(None, description="embedded store folder; None = <data_dir>/index")
+    study_key_secret: str = Field("cmr-dev-only-change-me", description="HMAC key that turns a "
+                                  "StudyInstanceUID into the stored study key; set a real secret in production")
+    hnsw_m: int = Field(16, ge=4, le=128)
+    hnsw_ef_construct: int = Field(100, ge=8, le=1024)
+    hnsw_ef_search: int = Field(64, ge=8, le=4096)
+
 
 @lru_cache(maxsize=1)
 def get_settings() -> Settings:

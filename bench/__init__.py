@@ -1,0 +1,1 @@
+"""Benchmarks (`cmr bench ...`); each writes its results and plots to docs/benchmarks/."""
