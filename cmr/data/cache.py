@@ -8,7 +8,6 @@ as it goes) and a study the loader rejects is recorded with its reason instead o
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 from concurrent.futures import ProcessPoolExecutor
@@ -25,7 +24,7 @@ _SAVE_EVERY = 50
 
 
 def spec_id(spec: ExamSpec) -> str:
-    return hashlib.sha1(json.dumps(spec.to_dict(), sort_keys=True).encode()).hexdigest()[:12]
+    return spec.spec_id
 
 
 def _load_one(args: tuple[int, str, dict]) -> tuple[int, np.ndarray | None, np.ndarray | None, str | None]:
@@ -35,7 +34,7 @@ def _load_one(args: tuple[int, str, dict]) -> tuple[int, np.ndarray | None, np.n
         exam = load_study(folder).to_exam(spec)
     except StudyLoadError as exc:
         return i, None, None, f"{exc.code}: {exc}"
-    pixels = np.clip(np.rint(exam.pixels * 255.0), 0, 255).astype(np.uint8)
+    pixels = exam.pixels_uint8()
     return i, pixels, exam.mask.copy(), None
 
 

@@ -10,6 +10,9 @@ the end with the larger bright blood-pool area, which is the base.
 
 from __future__ import annotations
 
+import hashlib
+import json
+
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
@@ -98,6 +101,11 @@ class ExamSpec:
     def slot_names(self) -> tuple[str, ...]:
         return tuple(s.name for s in self.slots)
 
+    @property
+    def spec_id(self) -> str:
+        """Short content hash: exam caches are keyed by it, and exam tensors sent to the encoder carry it."""
+        return hashlib.sha1(json.dumps(self.to_dict(), sort_keys=True).encode()).hexdigest()[:12]
+
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> ExamSpec:
         unknown = set(d) - {"image_size", "fov_mm", "slots", "centre"}
@@ -130,6 +138,10 @@ class Exam:
     series: list[SeriesInfo]
     spec: ExamSpec
     sources: dict[str, list[str]] = field(default_factory=dict)  # slot -> keys of the series used
+
+    def pixels_uint8(self) -> NDArray[np.uint8]:
+        """0..255: how exams are cached and sent to the encoder (the precision the model trains on)."""
+        return np.clip(np.rint(self.pixels * 255.0), 0, 255).astype(np.uint8)
 
 
 # --- choosing series and slices ----------------------------------------------------------------------------

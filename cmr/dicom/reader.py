@@ -14,7 +14,7 @@ import os
 import warnings
 import zipfile
 from collections import Counter
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -45,7 +45,8 @@ from cmr.dicom.model import SkippedFile, Series, Study
 
 log = logging.getLogger(__name__)
 
-StudySource = Union[str, os.PathLike[str], bytes, bytearray, memoryview, Iterable[Dataset]]
+# A Mapping is {file name: file bytes}: a study uploaded file by file (EncoderService.EncodeStudy).
+StudySource = Union[str, os.PathLike[str], bytes, bytearray, memoryview, Mapping[str, bytes], Iterable[Dataset]]
 
 # When nothing usable remains, the error raised is that of the most DICOM-specific problem seen: a folder of
 # JPEG-LS files plus a README should say "unsupported transfer syntax", not "README: not DICOM".
@@ -123,6 +124,10 @@ def _sources(source: StudySource, max_files: int) -> Iterator[list[_Source]]:
                 yield _zip_sources(zf)
         else:
             yield [_Source(name="<bytes>", size=len(data), open=lambda: io.BytesIO(data))]
+        return
+    if isinstance(source, Mapping):
+        yield [_Source(name=str(name), size=len(data), open=lambda data=data: io.BytesIO(bytes(data)))
+               for name, data in source.items()]
         return
     if isinstance(source, (str, os.PathLike)):
         path = Path(source)

@@ -1,0 +1,105 @@
+"""Typed client of EncoderService, used by the CLI, the search and ingest services, the UI and benchmarks.
+
+    with EncoderClient("127.0.0.1:50051") as enc:
+        r = enc.encode_study("data/demo/studies/S0001")   # folder/zip uploaded in chunks
+        v = enc.encode_texts(["dilated left ventricle"])  # [1, D]
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from cmr.config import Settings, get_settings
+from cmr.rpc.client import open_channel, wait_for_health
+from cmr.rpc.messages import from_vector
+from cmr.v1 import common_pb2, encoder_pb2, encoder_pb2_grpc
+
+CHUNK_BYTES = 1024 * 1024  # well under the message limit, large enough that framing costs nothing
+
+
+@dataclass(frozen=True)
+class StudyEncoding:
+    embedding: np.ndarray
+    model: common_pb2.ModelInfo
+    study: common_pb2.LoaderReport
+
+
+def _study_files(path: Path) -> list[tuple[str, Path]]:
+    if path.is_dir():
+        return [(p.relative_to(path).as_posix(), p) for p in sorted(path.rglob("*")) if p.is_file()]
+    if path.is_file():
+        return [(path.name, path)]
+    raise FileNotFoundError(f"no study at {path}")
+
+
+def upload_requests(files: Sequence[tuple[str, Path | bytes]],
+                    chunk_bytes: int = CHUNK_BYTES) -> Iterator[encoder_pb2.EncodeStudyRequest]:
+    """Stream (name, path-or-bytes) as FileChunk messages, reading each file only as it is sent."""
+    for name, content in files:
+        data = content.read_bytes() if isinstance(content, Path) else content
+        for off in range(0, max(len(data), 1), chunk_bytes):
+            yield encoder_pb2.EncodeStudyRequest(
+                chunk=encoder_pb2.FileChunk(file_name=name, data=data[off : off + chunk_bytes]))
+
+
+class EncoderClient:
+    def __init__(self, url: str | None = None, *, settings: Settings | None = None,
+                 timeout_s: float | None = None) -> None:
+        self.settings = settings or get_settings()
+        self.url = url or self.settings.encoder_url
+        self.timeout_s = timeout_s or self.settings.request_timeout_s
+        self.channel = open_channel(self.url, self.settings)
+        self.stub = encoder_pb2_grpc.EncoderServiceStub(self.channel)
+
+    def wait_ready(self, timeout_s: float = 120.0) -> None:
+        wait_for_health(self.channel, "cmr.v1.EncoderService", timeout_s)
+
+    def encode_study(self, study: str | os.PathLike[str] | bytes) -> StudyEncoding:
+        """Upload a local study (folder, zip or DICOM file) or zip bytes, and encode it."""
+        if isinstance(study, (bytes, bytearray)):
+            files: list[tuple[str, Path | bytes]] = [("upload", bytes(study))]
+        else:
+            files = list(_study_files(Path(study)))
+        return self._encode(upload_requests(files))
+
+    def encode_study_ref(self, path: str | None = None, uri: str | None = None) -> StudyEncoding:
+        """Encode a study the server reads itself (a path under its study roots, or a file:// URI)."""
+        ref = common_pb2.StudyRef(path=path) if path is not None else common_pb2.StudyRef(uri=uri or "")
+        return self._encode(iter([encoder_pb2.EncodeStudyRequest(ref=ref)]))
+
+    def _encode(self, requests: Iterator[encoder_pb2.EncodeStudyRequest]) -> StudyEncoding:
+        r = self.stub.EncodeStudy(requests, timeout=self.timeout_s)
+        return StudyEncoding(from_vector(r.embedding), r.model, r.study)
+
+    def encode_exam(self, pixels: np.ndarray, mask: np.ndarray, spec_id: str = "") -> np.ndarray:
+        """uint8 pixels [T, H, W] and mask [T] -> [D]."""
+        px = np.ascontiguousarray(pixels, dtype=np.uint8)
+        exam = common_pb2.ExamTensor(frames=px.shape[0], height=px.shape[1], width=px.shape[2],
+                                     pixels=px.tobytes(), mask=np.asarray(mask, np.uint8).tobytes(),
+                                     spec_id=spec_id)
+        return from_vector(self.stub.EncodeExam(encoder_pb2.EncodeExamRequest(exam=exam),
+                                                timeout=self.timeout_s).embedding)
+
+    def encode_texts(self, texts: Sequence[str]) -> np.ndarray:
+        r = self.stub.EncodeText(encoder_pb2.EncodeTextRequest(texts=list(texts)), timeout=self.timeout_s)
+        return np.stack([from_vector(v) for v in r.embeddings])
+
+    def model_info(self) -> encoder_pb2.GetModelInfoResponse:
+        return self.stub.GetModelInfo(encoder_pb2.GetModelInfoRequest(), timeout=self.timeout_s)
+
+    def close(self) -> None:
+        self.channel.close()
+
+    def __enter__(self) -> EncoderClient:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+__all__ = ["EncoderClient", "StudyEncoding", "upload_requests"]

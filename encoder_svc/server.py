@@ -1,0 +1,106 @@
+"""`cmr serve encoder`: Triton (unless an external one is configured) plus the gRPC EncoderService, started
+in order (Triton ready and warm before gRPC reports SERVING) and stopped in reverse."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from typing import Any
+
+from cmr.config import Settings, get_settings
+from cmr.rpc.server import GrpcServer, ServiceBinding
+from cmr.v1 import encoder_pb2_grpc
+from encoder_svc.runtime import EncoderRuntime, ModelIdentity, checkpoint_path
+from encoder_svc.service import EncoderServicer
+from encoder_svc.study_loading import StudyLoaderPool
+from encoder_svc.triton_client import TritonEncoderClient
+from encoder_svc.triton_models import TritonEncoderServer, TritonServingConfig
+
+log = logging.getLogger(__name__)
+
+SERVICE_NAME = "cmr.v1.EncoderService"
+HEALTH_POLL_S = 5.0
+
+
+class EncoderServer:
+    """The whole encoder: `start()`, then `port`; `stop()` (or `with`). `port=0` picks a free gRPC port."""
+
+    def __init__(self, settings: Settings | None = None, *, port: int | None = None,
+                 triton_overrides: dict[str, Any] | None = None) -> None:
+        self.settings = settings or get_settings()
+        self._port = self.settings.encoder_port if port is None else port
+        self.triton_config = TritonServingConfig.from_settings(self.settings, **(triton_overrides or {}))
+        self._triton_server: TritonEncoderServer | None = None
+        self._grpc: GrpcServer | None = None
+        self._loader: StudyLoaderPool | None = None
+        self._triton_client: TritonEncoderClient | None = None
+        self._stop_health = threading.Event()
+
+    @property
+    def port(self) -> int:
+        if self._grpc is None:
+            raise RuntimeError("server not started")
+        return self._grpc.port
+
+    @property
+    def address(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+    def start(self) -> EncoderServer:
+        s = self.settings
+        try:
+            if s.triton_url:
+                identity = ModelIdentity.from_checkpoint(checkpoint_path(s), device="triton")
+                triton_url = s.triton_url
+            else:
+                runtime = EncoderRuntime(s)
+                identity = runtime.identity
+                self._triton_server = TritonEncoderServer(runtime, self.triton_config).start()
+                triton_url = self.triton_config.url
+            self._triton_client = TritonEncoderClient(triton_url, timeout_s=s.triton_timeout_s,
+                                                      max_batch_size=self.triton_config.max_batch_size)
+            self._loader = StudyLoaderPool(identity.spec, s.max_concurrent_studies)
+            self._loader.warm_up()
+            servicer = EncoderServicer(identity, self._triton_client, self._loader, self.triton_config, s)
+            self._grpc = GrpcServer([ServiceBinding(encoder_pb2_grpc.add_EncoderServiceServicer_to_server,
+                                                    SERVICE_NAME, servicer)], port=self._port, settings=s).start()
+        except BaseException:
+            self.stop()
+            raise
+        threading.Thread(target=self._watch_triton, name="triton-health", daemon=True).start()
+        log.info("EncoderService on %s (Triton %s, model %s)", self._grpc.address, triton_url, identity.version)
+        return self
+
+    def _watch_triton(self) -> None:
+        """Health follows Triton: NOT_SERVING while it is down, so balancers and `cmr status` see it."""
+        serving = True
+        while not self._stop_health.wait(HEALTH_POLL_S):
+            ready = self._triton_client is not None and self._triton_client.is_ready()
+            if ready != serving and self._grpc is not None and not self._stop_health.is_set():
+                log.warning("Triton is %s", "back" if ready else "down: reporting NOT_SERVING")
+                self._grpc.set_serving(ready)
+                serving = ready
+
+    def stop(self, grace_s: float = 5.0) -> None:
+        self._stop_health.set()
+        if self._grpc is not None:
+            self._grpc.stop(grace_s)
+        if self._loader is not None:
+            self._loader.close()
+            self._loader = None
+        if self._triton_client is not None:
+            self._triton_client.close()
+            self._triton_client = None
+        if self._triton_server is not None:
+            self._triton_server.stop()
+            self._triton_server = None
+
+    def wait(self) -> None:
+        if self._grpc is not None:
+            self._grpc.wait()
+
+    def __enter__(self) -> EncoderServer:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
