@@ -67,13 +67,14 @@ class EncoderServer:
         except BaseException:
             self.stop()
             raise
+        self._grpc.set_serving(self._triton_client.is_ready())  # an external Triton may be down already
         threading.Thread(target=self._watch_triton, name="triton-health", daemon=True).start()
         log.info("EncoderService on %s (Triton %s, model %s)", self._grpc.address, triton_url, identity.version)
         return self
 
     def _watch_triton(self) -> None:
         """Health follows Triton: NOT_SERVING while it is down, so balancers and `cmr status` see it."""
-        serving = True
+        serving = self._triton_client is not None and self._triton_client.is_ready()
         while not self._stop_health.wait(HEALTH_POLL_S):
             ready = self._triton_client is not None and self._triton_client.is_ready()
             if ready != serving and self._grpc is not None and not self._stop_health.is_set():

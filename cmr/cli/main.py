@@ -6,7 +6,7 @@ import logging
 
 import typer
 
-from cmr.cli import embed_cmd, eval_cmd, inspect_cmd, synth_cmd, train_cmd, zeroshot_cmd
+from cmr.cli import embed_cmd, eval_cmd, inspect_cmd, serve_cmd, synth_cmd, train_cmd, zeroshot_cmd
 
 app = typer.Typer(
     name="cmr",
@@ -22,6 +22,7 @@ train_cmd.register(app)
 embed_cmd.register(app)
 eval_cmd.register(app)
 zeroshot_cmd.register(app)
+serve_cmd.register(app)
 
 
 @app.callback()

@@ -77,3 +77,11 @@ def test_without_two_long_axis_planes_the_image_centre_is_used(studies: list[Pat
     exam = sax_only.to_exam(SPEC)
     image_centred = sax_only.to_exam(dataclasses.replace(SPEC, centre="image"))
     assert np.array_equal(exam.pixels, image_centred.pixels)
+
+
+def test_spec_id_is_stable() -> None:
+    # Exam caches on disk are keyed by it: a change would silently rebuild every cache.
+    from cmr.model.config import load_config
+
+    assert load_config("small").model.exam.spec_id == "0b2dd7bf0417"
+    assert ExamSpec().spec_id == ExamSpec.from_dict(ExamSpec().to_dict()).spec_id

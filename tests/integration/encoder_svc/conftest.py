@@ -1,0 +1,56 @@
+"""One real Triton + EncoderService for the module, on free ports, reading the shipped CMR-CLIP model."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from cmr.config import Settings
+from cmr.synth.generate import generate_dataset
+from encoder_svc.client import EncoderClient
+from encoder_svc.server import EncoderServer
+from ports import free_ports
+
+REALDATA = Path(os.environ.get("CMR_REALDATA_DIR", Path(__file__).resolve().parents[4] / "shared" / "realdata"))
+SUNNYBROOK_CINE = REALDATA / "sunnybrook" / "SCD0000301_SC-HF-I-4_midslice" / "dicom"
+SUNNYBROOK_LOCALIZERS = REALDATA / "sunnybrook" / "SCD0003701_SC-N-2_localizers"
+MAX_UPLOAD = 48 * 1024**2
+MAX_MESSAGE = 4 * 1024**2
+
+
+@pytest.fixture(scope="session")
+def synth_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("encoder_synth") / "data"
+    generate_dataset(out, 3, 21, workers=1, scanner="siemens_aera_1.5T", phrasing="train", progress=False)
+    return out
+
+
+@pytest.fixture(scope="session")
+def studies(synth_dir: Path) -> list[Path]:
+    return sorted(p for p in (synth_dir / "studies").iterdir() if p.is_dir())
+
+
+@pytest.fixture(scope="session")
+def encoder_settings(synth_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Settings:
+    grpc_port, http_port, metrics_port = free_ports(3)
+    return Settings(data_dir=tmp_path_factory.mktemp("encoder_data"), triton_grpc_port=grpc_port,
+                    triton_http_port=http_port, triton_metrics_port=metrics_port, triton_exit_timeout_s=1,
+                    study_roots=[synth_dir, REALDATA], max_upload_bytes=MAX_UPLOAD,
+                    grpc_max_message_bytes=MAX_MESSAGE, max_texts_per_request=16, max_concurrent_studies=1,
+                    request_timeout_s=60)
+
+
+@pytest.fixture(scope="session")
+def encoder_server(encoder_settings: Settings) -> Iterator[EncoderServer]:
+    with EncoderServer(encoder_settings, port=0) as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+def encoder(encoder_server: EncoderServer, encoder_settings: Settings) -> Iterator[EncoderClient]:
+    with EncoderClient(encoder_server.address, settings=encoder_settings) as client:
+        client.wait_ready(60)
+        yield client
