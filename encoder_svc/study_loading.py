@@ -65,4 +65,5 @@ class StudyLoaderPool:
             raise DeadlineExceeded(f"reading the study took longer than {timeout_s:.0f} s") from exc
 
     def close(self) -> None:
-        self._pool.shutdown(wait=False, cancel_futures=True)
+        # wait=True: the workers must be gone when the service is (waits for at most the studies in flight).
+        self._pool.shutdown(wait=True, cancel_futures=True)

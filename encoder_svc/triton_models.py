@@ -12,7 +12,9 @@ from __future__ import annotations
 
 import logging
 import os
+import signal
 import sysconfig
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -86,6 +88,53 @@ def _use_interpreter_libpython() -> None:
         os.environ["LD_LIBRARY_PATH"] = f"{libdir}:{current}" if current else libdir
 
 
+def _children() -> dict[int, list[int]]:
+    tree: dict[int, list[int]] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue  # exited meanwhile
+        tree.setdefault(int(fields[1]), []).append(int(stat.parent.name))
+    return tree
+
+
+def _backend_stubs_of(root: int) -> list[int]:
+    """Triton's Python-backend stub processes under `root` (Linux /proc; empty elsewhere)."""
+    tree, found, todo = _children(), [], [root]
+    while todo:
+        for child in tree.get(todo.pop(), []):
+            todo.append(child)
+            try:
+                if "triton_python_backend_stub" in Path(f"/proc/{child}/cmdline").read_bytes().decode(errors="replace"):
+                    found.append(child)
+            except OSError:
+                pass
+    return found
+
+
+def _running(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+def _reap(pids: list[int], wait_s: float = 3.0) -> None:
+    """A stub whose Triton exited on its exit timeout can outlive it, orphaned: end those (ours only)."""
+    deadline = time.monotonic() + wait_s
+    alive = list(pids)
+    while alive and time.monotonic() < deadline:
+        alive = [p for p in alive if _running(p)]
+        time.sleep(0.1)
+    for pid in alive:
+        try:
+            os.kill(pid, signal.SIGKILL)
+            log.warning("killed Triton backend stub %d that outlived the server", pid)
+        except ProcessLookupError:
+            pass
+
+
 class TritonEncoderServer:
     """Binds both models to a Triton server and runs it in the background (`start`/`stop`, or `with`)."""
 
@@ -146,10 +195,12 @@ class TritonEncoderServer:
     def stop(self) -> None:
         if self._triton is not None:
             triton, self._triton = self._triton, None
+            stubs = _backend_stubs_of(os.getpid())
             try:
                 triton.stop()
             except Exception:  # noqa: BLE001 - stopping must finish; Triton's own exit still runs
                 log.exception("Triton did not stop cleanly")
+            _reap(stubs)
 
     def __enter__(self) -> TritonEncoderServer:
         return self.start()

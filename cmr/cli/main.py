@@ -6,7 +6,7 @@ import logging
 
 import typer
 
-from cmr.cli import embed_cmd, eval_cmd, inspect_cmd, serve_cmd, synth_cmd, train_cmd, zeroshot_cmd
+from cmr.cli import bench_cmd, embed_cmd, eval_cmd, inspect_cmd, serve_cmd, synth_cmd, train_cmd, zeroshot_cmd
 
 app = typer.Typer(
     name="cmr",
@@ -23,6 +23,7 @@ embed_cmd.register(app)
 eval_cmd.register(app)
 zeroshot_cmd.register(app)
 serve_cmd.register(app)
+bench_cmd.register(app)
 
 
 @app.callback()

@@ -12,7 +12,7 @@ from cmr.config import Settings
 from cmr.synth.generate import generate_dataset
 from encoder_svc.client import EncoderClient
 from encoder_svc.server import EncoderServer
-from ports import free_ports
+from cmr.rpc.ports import free_ports
 
 REALDATA = Path(os.environ.get("CMR_REALDATA_DIR", Path(__file__).resolve().parents[4] / "shared" / "realdata"))
 SUNNYBROOK_CINE = REALDATA / "sunnybrook" / "SCD0000301_SC-HF-I-4_midslice" / "dicom"

@@ -17,7 +17,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from cmr.config import Settings
 from encoder_svc.client import EncoderClient
 from encoder_svc.server import EncoderServer
-from ports import free_ports
+from cmr.rpc.ports import free_ports
 
 CMR = Path(sys.executable).parent / "cmr"
 
@@ -43,6 +43,7 @@ def test_cli_serve_encoder_answers_and_stops_on_sigterm(tmp_path: Path) -> None:
     env = {**os.environ, "CMR_DATA_DIR": str(tmp_path), "CMR_TRITON_GRPC_PORT": str(t_grpc),
            "CMR_TRITON_HTTP_PORT": str(t_http), "CMR_TRITON_METRICS_PORT": str(t_metrics),
            "CMR_TRITON_EXIT_TIMEOUT_S": "1", "CMR_MAX_CONCURRENT_STUDIES": "1"}
+    stubs_before = _backend_stubs()
     proc = subprocess.Popen([str(CMR), "serve", "encoder", "--port", str(grpc_port)], env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
@@ -56,6 +57,7 @@ def test_cli_serve_encoder_answers_and_stops_on_sigterm(tmp_path: Path) -> None:
             proc.kill()
     assert proc.returncode == 0, out
     assert "EncoderService ready on" in out and "stopped" in out
+    assert _backend_stubs() <= stubs_before, "Triton backend stubs outlived the service"
     time.sleep(1)
     for port in (grpc_port, t_grpc):  # both servers are gone: their ports are free again
         assert free_port_is_bindable(port), f"port {port} still in use after stop"
@@ -70,3 +72,17 @@ def free_port_is_bindable(port: int) -> bool:
             return True
         except OSError:
             return False
+
+
+def _backend_stubs() -> set[int]:
+    from encoder_svc.triton_models import _running
+
+    return {int(p.parent.name) for p in Path("/proc").glob("[0-9]*/cmdline")
+            if b"triton_python_backend_stub" in _safe_read(p) and _running(int(p.parent.name))}
+
+
+def _safe_read(p: Path) -> bytes:
+    try:
+        return p.read_bytes()
+    except OSError:
+        return b""

@@ -1,4 +1,5 @@
-"""Free TCP ports for servers started by tests (Triton cannot bind port 0 and report it back)."""
+"""Free TCP ports for servers started side by side (tests, benchmarks): Triton cannot bind port 0 and report
+the port back, so a free one is chosen first."""
 
 from __future__ import annotations
 

@@ -1,0 +1,41 @@
+"""`cmr bench encoder|search`: the benchmarks of bench/, results and plots written to docs/benchmarks/."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, is_dataclass
+from pathlib import Path
+from typing import Any, Optional
+
+import typer
+
+
+def _print_json(result: Any) -> None:
+    typer.echo(json.dumps(asdict(result) if is_dataclass(result) else result, indent=2, default=str))
+
+
+def register(app: typer.Typer) -> None:
+    bench = typer.Typer(help="Benchmarks; results, tables and plots go to docs/benchmarks/.", no_args_is_help=True)
+    app.add_typer(bench, name="bench")
+
+    @bench.command("encoder")
+    def encoder(quick: bool = typer.Option(False, "--quick", help="4 studies, 4 s per point (about 2 minutes)"),
+                as_json: bool = typer.Option(False, "--json", help="print the results as JSON"),
+                out: Optional[Path] = typer.Option(None, help="output folder (default docs/benchmarks)")) -> None:
+        """Studies/s and p50/p99 latency at concurrency 1, 8, 32, dynamic batching on/off, vs the raw model."""
+        from bench.encoder import run
+
+        result = run(quick=quick, out_dir=out)
+        if as_json:
+            _print_json(result)
+
+    @bench.command("search")
+    def search(quick: bool = typer.Option(False, "--quick", help="100k vectors only"),
+               as_json: bool = typer.Option(False, "--json", help="print the results as JSON"),
+               out: Optional[Path] = typer.Option(None, help="output folder (default docs/benchmarks)")) -> None:
+        """Qdrant Edge (HNSW, +int8), qdrant-client local mode and numpy exact at 100k and 1M vectors."""
+        from bench.search import run
+
+        result = run(quick=quick, **({"out_dir": out} if out else {}))
+        if as_json:
+            _print_json(result)
