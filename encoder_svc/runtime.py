@@ -3,7 +3,6 @@ names the exact weights, and batch functions over numpy that Triton's model call
 
 from __future__ import annotations
 
-import hashlib
 import logging
 from dataclasses import dataclass
 from pathlib import Path
@@ -13,7 +12,7 @@ import torch
 
 from cmr.config import Settings, get_settings
 from cmr.dicom import ExamSpec
-from cmr.model.checkpoint import DEFAULT_CHECKPOINT, load_model, read_checkpoint
+from cmr.model.checkpoint import DEFAULT_CHECKPOINT, checkpoint_version, load_model, read_checkpoint
 from cmr.model.clip import CMRCLIP
 from cmr.model.config import Config
 from cmr.model.inference import MAX_TEXT_CHARS
@@ -28,12 +27,6 @@ def resolve_device(name: str) -> torch.device:
     if device.type == "cuda" and not torch.cuda.is_available():
         raise RuntimeError(f"device {name!r} requested but CUDA is not available on this machine")
     return device
-
-
-def checkpoint_version(path: Path) -> str:
-    """'<file stem>@<first 12 hex of sha256>': two different weight files never share a version."""
-    digest = hashlib.sha256(path.read_bytes()).hexdigest()[:12]
-    return f"{path.stem}@{digest}"
 
 
 @dataclass(frozen=True)

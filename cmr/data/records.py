@@ -65,3 +65,11 @@ def label_matrix(records: list[StudyRecord], names: tuple[str, ...] = FINDINGS) 
         return np.array([[bool(r.labels[n]) for n in names] for r in records], dtype=bool)
     except KeyError as exc:
         raise ValueError(f"a study record has no label {exc}; evaluation needs labelled data") from exc
+
+
+def labels_for_key(key: str, records: list[StudyRecord]) -> np.ndarray:
+    """Bool label per record for a zero-shot key: a finding name, or "disease:<name>"."""
+    if key.startswith("disease:"):
+        d = key.split(":", 1)[1]
+        return np.array([r.disease == d for r in records], dtype=bool)
+    return label_matrix(records, (key,))[:, 0]

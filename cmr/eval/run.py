@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import platform
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -19,12 +19,12 @@ import torch
 from tqdm import tqdm
 
 from cmr.data.cache import ExamCache, build_cache
-from cmr.data.records import StudyRecord, label_matrix
+from cmr.data.records import StudyRecord, label_matrix, labels_for_key
 from cmr.eval import metrics as M
-from cmr.labels import DISEASES, FINDINGS, PAPER_FINDINGS
+from cmr.labels import FINDINGS, PAPER_FINDINGS
 from cmr.model.clip import CMRCLIP
 from cmr.model.inference import embed_exam_arrays, embed_texts
-from cmr.synth.report import disease_prompts, finding_prompts
+from cmr.findings.prompts import prompt_sets
 
 SHOTS = (1, 2, 4, 8, 16, 32)
 PHRASING = "heldout"  # zero-shot prompts from the phrase bank never used in training impressions
@@ -53,26 +53,13 @@ class TestSet:
                    np.concatenate([s.mask for s in sets]))
 
 
-def _prompt_keys(phrasing: str = PHRASING) -> list[tuple[str, Callable[[bool], list[str]]]]:
-    keys: list[tuple[str, Callable[[bool], list[str]]]] = [
-        (f, lambda pos, f=f: finding_prompts(f, pos, phrasing)) for f in FINDINGS]  # type: ignore[arg-type]
-    keys += [(f"disease:{d}", lambda pos, d=d: disease_prompts(d, pos, phrasing)) for d in DISEASES]  # type: ignore[arg-type]
-    return keys
-
-
-def _labels_for(key: str, records: list[StudyRecord]) -> np.ndarray:
-    if key.startswith("disease:"):
-        d = key.split(":", 1)[1]
-        return np.array([r.disease == d for r in records])
-    return label_matrix(records, (key,))[:, 0]
-
-
 def zero_shot(model: CMRCLIP, image_emb: np.ndarray, records: list[StudyRecord], n_boot: int = 1000,
               phrasing: str = PHRASING) -> dict[str, Any]:
     out: dict[str, Any] = {}
-    for key, prompts in _prompt_keys(phrasing):
-        y = _labels_for(key, records)
-        s = M.zero_shot_scores(image_emb, embed_texts(model, prompts(True)), embed_texts(model, prompts(False)))
+    for ps in prompt_sets(phrasing):
+        key = ps.key
+        y = labels_for_key(key, records)
+        s = M.zero_shot_scores(image_emb, embed_texts(model, list(ps.positives)), embed_texts(model, list(ps.negatives)))
         auc = M.auroc(y, s)
         ci = M.bootstrap_auroc_ci(y, s, n_boot=n_boot) if auc is not None else None
         out[key] = {"auroc": auc, "ci": list(ci) if ci else None, "n_pos": int(y.sum())}
@@ -151,8 +138,8 @@ def evaluate_supervised(model: Any, label: str, sets: Sequence[TestSet], n_boot:
     for ts in sets:
         probs = model.predict(ts.pixels, ts.mask)
         zs: dict[str, Any] = {}
-        for key, _ in _prompt_keys():
-            y = _labels_for(key, ts.records)
+        for key in (ps.key for ps in prompt_sets()):
+            y = labels_for_key(key, ts.records)
             auc = M.auroc(y, probs[key])
             ci = M.bootstrap_auroc_ci(y, probs[key], n_boot=n_boot) if auc is not None else None
             zs[key] = {"auroc": auc, "ci": list(ci) if ci else None, "n_pos": int(y.sum())}

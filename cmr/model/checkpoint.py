@@ -8,6 +8,8 @@ cannot run code.
 
 from __future__ import annotations
 
+import hashlib
+
 import pickle
 from pathlib import Path
 from typing import Any
@@ -56,6 +58,13 @@ def save_checkpoint(path: Path, model: CMRCLIP, train: TrainConfig | None = None
     tmp = path.with_suffix(path.suffix + ".tmp")
     torch.save(payload, tmp)
     tmp.replace(path)
+
+
+def checkpoint_version(path: str | Path) -> str:
+    """'<file stem>@<first 12 hex of sha256>': two different weight files never share a version, and a
+    vector is only comparable with vectors of the same version."""
+    p = Path(path)
+    return f"{p.stem}@{hashlib.sha256(p.read_bytes()).hexdigest()[:12]}"
 
 
 def read_checkpoint(path: str | Path) -> dict[str, Any]:

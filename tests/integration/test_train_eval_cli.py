@@ -408,3 +408,29 @@ def test_cli_zeroshot_scores_every_finding_and_draws_a_chart(run_dir: Path, data
     assert chart.stat().st_size > 5000 and chart.read_bytes()[:4] == b"\x89PNG"
     bad = runner.invoke(app, ["zeroshot", str(tmp_path / "nope"), "--checkpoint", str(run_dir / "best.pt")])
     assert bad.exit_code == 2 and "error:" in bad.output
+
+
+def test_cli_calibrate_fits_saves_and_assesses(run_dir: Path, data: Path, tmp_path: Path) -> None:
+    from cmr.findings import Calibration
+
+    out, docs = tmp_path / "cal.json", tmp_path / "docs"
+    result = runner.invoke(app, ["calibrate", "--data", str(data), "--checkpoint", str(run_dir / "best.pt"),
+                                 "--out", str(out), "--assess", str(data), "--docs", str(docs)])
+    assert result.exit_code == 0, result.output
+    cal = Calibration.load(out)
+    assert cal.fits and all(0 < f.prevalence < 1 for f in cal.fits.values())
+    summary = json.loads((docs / "calibration.json").read_text())
+    assert set(summary) == set(cal.fits) and (docs / "reliability.png").stat().st_size > 5000
+    assert "ECE" in (docs / "calibration.md").read_text()
+    bad = runner.invoke(app, ["calibrate", "--data", str(tmp_path / "nope"), "--checkpoint", str(run_dir / "best.pt")])
+    assert bad.exit_code == 2 and "reports.jsonl" in bad.output
+
+
+def test_cli_zeroshot_with_the_shipped_calibrated_model_gives_probabilities(data: Path) -> None:
+    folder = data / read_records(data)[0].folder
+    result = runner.invoke(app, ["zeroshot", str(folder), "--json"])
+    assert result.exit_code == 0, result.output
+    probs = json.loads(result.stdout.splitlines()[0])[folder.name]
+    assert all(0.0 <= v <= 1.0 for v in probs.values()) and len(probs) == 15
+    text = runner.invoke(app, ["zeroshot", str(folder)])
+    assert "Platt" in text.output
