@@ -47,7 +47,7 @@ def calibrate(
                   fitted_on=f"{data.name} ({len(fit_set.records)} studies)")
     target = out or calibration_path_for(ckpt)
     cal.save(target)
-    typer.echo(f"calibration of {len(cal.fits)} findings/diseases -> {target}")
+    typer.echo(f"calibration ({len(cal.fits) - 1} findings/diseases + free phrases) -> {target}")
     if assess is None:
         return
     from cmr.eval.calibration import calibration_summary, plot_reliability

@@ -22,6 +22,8 @@ from numpy.typing import NDArray
 from cmr.findings.prompts import DEFAULT_PHRASING, PromptSet, prompt_sets
 
 FORMAT = "cmr-zero-shot-calibration/1"
+PHRASE_KEY = "phrase"  # the pooled fit for free phrases: p(exam has what a prompt states | cosine)
+PROMPT_MATCH = 0.9  # a phrase this close (text cosine) to one of the prompts is read as that finding
 UNCALIBRATED_SCALE = 0.05  # typical spread of raw scores: keeps uncalibrated outputs away from 0/1
 
 EncodeTexts = Callable[[list[str]], NDArray[np.float32]]
@@ -85,12 +87,26 @@ def calibration_path_for(checkpoint: Path) -> Path:
 class ZeroShotClassifier:
     """Prompt ensembles embedded once; scores and probabilities for any number of exam vectors."""
 
-    def __init__(self, sets: Sequence[PromptSet], positive: NDArray[np.float32], negative: NDArray[np.float32],
+    def __init__(self, sets: Sequence[PromptSet], prompts: NDArray[np.float32],
                  calibration: Calibration | None = None, phrasing: str = DEFAULT_PHRASING) -> None:
+        """`prompts`: the embeddings of every set's positives then negatives, in `sets` order."""
         self.sets = list(sets)
         self.keys = [s.key for s in self.sets]
-        self._pos = positive  # [K, D] class embeddings
-        self._neg = negative
+        pos, neg, owner, polarity, i = [], [], [], [], 0
+        for k, s in enumerate(self.sets):
+            p, n = prompts[i : i + len(s.positives)], prompts[i + len(s.positives) : i + len(s.positives) + len(s.negatives)]
+            i += len(s.positives) + len(s.negatives)
+            pos.append(_unit(_unit(p).mean(0)))
+            neg.append(_unit(_unit(n).mean(0)))
+            owner += [k] * (len(p) + len(n))
+            polarity += [True] * len(p) + [False] * len(n)
+        if i != len(prompts):
+            raise ValueError(f"{len(prompts)} prompt embeddings for {i} prompts")
+        self._pos = np.stack(pos)  # [K, D] class embeddings
+        self._neg = np.stack(neg)
+        self._prompts = _unit(prompts)  # [P, D] every single prompt
+        self._prompt_owner = np.asarray(owner)
+        self._prompt_positive = np.asarray(polarity)
         self.phrasing = phrasing
         self.calibration = calibration
 
@@ -100,18 +116,9 @@ class ZeroShotClassifier:
         """Embed every prompt with `encode_texts` (the in-process model, or the encoder service)."""
         sets = prompt_sets(phrasing)
         texts = [t for s in sets for t in (*s.positives, *s.negatives)]
-        emb = encode_texts(texts)
-        pos, neg, i = [], [], 0
-        for s in sets:
-            p = emb[i : i + len(s.positives)]
-            i += len(s.positives)
-            n = emb[i : i + len(s.negatives)]
-            i += len(s.negatives)
-            pos.append(_unit(_unit(p).mean(0)))
-            neg.append(_unit(_unit(n).mean(0)))
         if calibration is not None and calibration.phrasing != phrasing:
             raise CalibrationError(f"calibration fitted with {calibration.phrasing!r} prompts, not {phrasing!r}")
-        return cls(sets, np.stack(pos), np.stack(neg), calibration, phrasing)
+        return cls(sets, np.asarray(encode_texts(texts), np.float32), calibration, phrasing)
 
     def raw_scores(self, exam_emb: NDArray[np.floating]) -> NDArray[np.float32]:
         """[N, D] exam vectors -> [N, K] raw scores (columns in `self.keys` order)."""
@@ -126,6 +133,29 @@ class ZeroShotClassifier:
                       for k in self.keys])
         b = np.array([self.calibration.fits[k].b if k in self.calibration.fits else 0.0 for k in self.keys])
         return _sigmoid(raw * a + b)
+
+    # --- free phrases (text search, cohorts) ------------------------------------------------------------------
+    def match_phrase(self, phrase_emb: NDArray[np.floating]) -> tuple[str, bool, float] | None:
+        """(key, states present?, text cosine) when the phrase says what one of the prompts says."""
+        sims = self._prompts @ _unit(np.asarray(phrase_emb, np.float32))
+        j = int(np.argmax(sims))
+        if sims[j] < PROMPT_MATCH:
+            return None
+        return self.keys[int(self._prompt_owner[j])], bool(self._prompt_positive[j]), float(sims[j])
+
+    def phrase_probabilities(self, exam_emb: NDArray[np.floating], phrase_emb: NDArray[np.floating]) -> NDArray[np.float64]:
+        """P(exam matches phrase), [N]: a known finding's calibrated probability when the phrase is one of
+        its prompts (1 - p for an 'absent' prompt), else the pooled phrase calibration of the cosine."""
+        match = self.match_phrase(phrase_emb)
+        if match is not None:
+            key, present, _ = match
+            p = self.probabilities(exam_emb)[:, self.keys.index(key)]
+            return p if present else 1.0 - p
+        cos = (_unit(np.atleast_2d(exam_emb)) @ _unit(np.asarray(phrase_emb, np.float32))).astype(np.float64)
+        fit = self.calibration.fits.get(PHRASE_KEY) if self.calibration else None
+        if fit is None:
+            return _sigmoid(cos / UNCALIBRATED_SCALE)
+        return _sigmoid(fit.a * cos + fit.b)
 
     def calibration_note(self) -> str:
         c = self.calibration
@@ -153,6 +183,22 @@ class ZeroShotClassifier:
             lr = LogisticRegression(C=1e4, max_iter=1000).fit(raw[:, j : j + 1].astype(np.float64), y)
             fits[key] = PlattFit(a=float(lr.coef_[0, 0]), b=float(lr.intercept_[0]), n=int(y.size),
                                  prevalence=float(y.mean()))
+        # Pooled fit for free phrases: every single prompt's cosine against its finding's labels ('absent'
+        # prompts with the labels flipped), so a phrase's cosine maps to how often exams match what it says.
+        img = _unit(np.atleast_2d(exam_emb))
+        xs, ys = [], []
+        for j, key in enumerate(self.keys):
+            if key not in fits:
+                continue
+            y = np.asarray(labels[key], bool)
+            for pi in np.flatnonzero(self._prompt_owner == j):
+                xs.append(img @ self._prompts[pi])
+                ys.append(y if self._prompt_positive[pi] else ~y)
+        if xs:
+            x, y = np.concatenate(xs)[:, None].astype(np.float64), np.concatenate(ys)
+            lr = LogisticRegression(C=1e4, max_iter=1000).fit(x, y)
+            fits[PHRASE_KEY] = PlattFit(a=float(lr.coef_[0, 0]), b=float(lr.intercept_[0]), n=int(y.size),
+                                        prevalence=float(y.mean()))
         calibration = Calibration(model_version=model_version, fitted_on=fitted_on, phrasing=self.phrasing, fits=fits)
         self.calibration = calibration
         return calibration

@@ -420,7 +420,7 @@ def test_cli_calibrate_fits_saves_and_assesses(run_dir: Path, data: Path, tmp_pa
     cal = Calibration.load(out)
     assert cal.fits and all(0 < f.prevalence < 1 for f in cal.fits.values())
     summary = json.loads((docs / "calibration.json").read_text())
-    assert set(summary) == set(cal.fits) and (docs / "reliability.png").stat().st_size > 5000
+    assert set(summary) == set(cal.fits) - {"phrase"} and (docs / "reliability.png").stat().st_size > 5000
     assert "ECE" in (docs / "calibration.md").read_text()
     bad = runner.invoke(app, ["calibrate", "--data", str(tmp_path / "nope"), "--checkpoint", str(run_dir / "best.pt")])
     assert bad.exit_code == 2 and "reports.jsonl" in bad.output

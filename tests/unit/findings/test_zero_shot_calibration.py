@@ -50,8 +50,8 @@ def test_platt_fit_recovers_a_known_calibration(tmp_path: Path) -> None:
     labels = {k: rng.random(len(exams)) < 1 / (1 + np.exp(-(a_true * raw[:, j] + b_true)))
               for j, k in enumerate(clf.keys[:3])}
     cal = clf.fit(exams, labels, model_version="m@1", fitted_on="synthetic")
-    assert set(cal.fits) == set(clf.keys[:3])
-    for fit in cal.fits.values():
+    assert set(cal.fits) == {*clf.keys[:3], "phrase"}
+    for fit in (cal.fits[k] for k in clf.keys[:3]):
         assert fit.a == pytest.approx(a_true, rel=0.2) and fit.b == pytest.approx(b_true, abs=0.2)
     p = clf.probabilities(exams)
     # Calibrated: in each probability decile the observed rate is close to the mean probability.
@@ -101,4 +101,24 @@ def test_shipped_calibration_matches_the_shipped_checkpoint() -> None:
 
     cal = Calibration.load(calibration_path_for(DEFAULT_CHECKPOINT))
     assert cal.model_version == checkpoint_version(DEFAULT_CHECKPOINT)
-    assert set(cal.fits) == {s.key for s in prompt_sets()}
+    assert set(cal.fits) == {s.key for s in prompt_sets()} | {"phrase"}
+
+
+def test_phrases_that_are_prompts_use_their_finding_and_others_the_pooled_fit() -> None:
+    clf = ZeroShotClassifier.build(_fake_encoder)
+    rng = np.random.default_rng(2)
+    exams = rng.normal(size=(3000, DIM)).astype(np.float32)
+    raw = clf.raw_scores(exams)
+    labels = {k: rng.random(len(exams)) < 1 / (1 + np.exp(-10 * raw[:, j])) for j, k in enumerate(clf.keys)}
+    clf.fit(exams, labels, model_version="m", fitted_on="x")
+    s = clf.sets[2]
+    key, present, sim = clf.match_phrase(_fake_encoder([s.positives[0]])[0])
+    assert (key, present) == (s.key, True) and sim == pytest.approx(1.0, abs=1e-5)
+    p = clf.probabilities(exams)[:, 2]
+    np.testing.assert_allclose(clf.phrase_probabilities(exams, _fake_encoder([s.positives[0]])[0]), p)
+    np.testing.assert_allclose(clf.phrase_probabilities(exams, _fake_encoder([s.negatives[0]])[0]), 1 - p)
+    free = _fake_encoder(["an unrelated free-text phrase"])[0]
+    assert clf.match_phrase(free) is None
+    fit = clf.calibration.fits["phrase"]
+    cos = exams @ free / np.linalg.norm(exams, axis=1)
+    np.testing.assert_allclose(clf.phrase_probabilities(exams, free), 1 / (1 + np.exp(-(fit.a * cos + fit.b))), rtol=1e-5)
