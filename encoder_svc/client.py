@@ -55,6 +55,7 @@ class EncoderClient:
         self.timeout_s = timeout_s or self.settings.request_timeout_s
         self.channel = open_channel(self.url, self.settings)
         self.stub = encoder_pb2_grpc.EncoderServiceStub(self.channel)
+        self._max_texts: int | None = None  # the server's limit, asked once when a batch needs it
 
     def wait_ready(self, timeout_s: float = 120.0) -> None:
         wait_for_health(self.channel, "cmr.v1.EncoderService", timeout_s)
@@ -86,8 +87,16 @@ class EncoderClient:
                                                 timeout=self.timeout_s).embedding)
 
     def encode_texts(self, texts: Sequence[str]) -> np.ndarray:
-        r = self.stub.EncodeText(encoder_pb2.EncodeTextRequest(texts=list(texts)), timeout=self.timeout_s)
-        return np.stack([from_vector(v) for v in r.embeddings])
+        """[N, D]; more texts than the server takes in one request are sent in several."""
+        texts = list(texts)
+        if self._max_texts is None and len(texts) > 1:
+            self._max_texts = self.model_info().max_texts_per_request or 1
+        step = max(len(texts), 1) if self._max_texts is None else self._max_texts
+        out = []
+        for s in range(0, max(len(texts), 1), step):
+            r = self.stub.EncodeText(encoder_pb2.EncodeTextRequest(texts=texts[s : s + step]), timeout=self.timeout_s)
+            out += [from_vector(v) for v in r.embeddings]
+        return np.stack(out)
 
     def model_info(self) -> encoder_pb2.GetModelInfoResponse:
         return self.stub.GetModelInfo(encoder_pb2.GetModelInfoRequest(), timeout=self.timeout_s)

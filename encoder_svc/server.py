@@ -8,7 +8,7 @@ import threading
 from typing import Any
 
 from cmr.config import Settings, get_settings
-from cmr.rpc.server import GrpcServer, ServiceBinding
+from cmr.rpc.server import GrpcServer, ServiceBinding, ServiceHost
 from cmr.v1 import encoder_pb2_grpc
 from encoder_svc.runtime import EncoderRuntime, ModelIdentity, checkpoint_path
 from encoder_svc.service import EncoderServicer
@@ -22,7 +22,7 @@ SERVICE_NAME = "cmr.v1.EncoderService"
 HEALTH_POLL_S = 5.0
 
 
-class EncoderServer:
+class EncoderServer(ServiceHost):
     """The whole encoder: `start()`, then `port`; `stop()` (or `with`). `port=0` picks a free gRPC port."""
 
     def __init__(self, settings: Settings | None = None, *, port: int | None = None,
@@ -35,16 +35,6 @@ class EncoderServer:
         self._loader: StudyLoaderPool | None = None
         self._triton_client: TritonEncoderClient | None = None
         self._stop_health = threading.Event()
-
-    @property
-    def port(self) -> int:
-        if self._grpc is None:
-            raise RuntimeError("server not started")
-        return self._grpc.port
-
-    @property
-    def address(self) -> str:
-        return f"127.0.0.1:{self.port}"
 
     def start(self) -> EncoderServer:
         s = self.settings
@@ -95,13 +85,3 @@ class EncoderServer:
         if self._triton_server is not None:
             self._triton_server.stop()
             self._triton_server = None
-
-    def wait(self) -> None:
-        if self._grpc is not None:
-            self._grpc.wait()
-
-    def __enter__(self) -> EncoderServer:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()

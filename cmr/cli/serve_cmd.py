@@ -51,3 +51,25 @@ def register(app: typer.Typer) -> None:
             console.print("stopping the encoder service and Triton...")
             server.stop()
         console.print("stopped")
+
+    @serve.command("search")
+    def search(port: Optional[int] = typer.Option(None, help="gRPC port (default CMR_SEARCH_PORT)"),
+               encoder_url: Optional[str] = typer.Option(None, help="encoder service (default CMR_ENCODER_URL)")) -> None:
+        """The exam index on Qdrant (Edge on disk by default, CMR_QDRANT_URL for a server) behind SearchService."""
+        from search_svc.server import SearchServer
+
+        settings = get_settings()
+        try:
+            server = SearchServer(settings, port=port, encoder_url=encoder_url).start()
+        except Exception as exc:  # noqa: BLE001 - a start failure is one clear line, not a traceback
+            console.print(f"[red]error:[/] could not start the search service: {exc}")
+            raise typer.Exit(1) from exc
+        console.print(f"SearchService ready on [bold]{server.address}[/] (store {server.store.backend}, "
+                      f"encoder {encoder_url or settings.encoder_url})")
+        try:
+            _until_signalled()
+        finally:
+            console.print("stopping the search service...")
+            server.stop()
+        console.print("stopped")
+

@@ -89,3 +89,37 @@ class GrpcServer:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+
+class ServiceHost:
+    """What a service's composition root shares: the GrpcServer it starts, its address, `wait` and `with`.
+    Subclasses implement `start` (returning self) and an idempotent `stop`."""
+
+    _grpc: GrpcServer | None = None
+
+    @property
+    def port(self) -> int:
+        if self._grpc is None:
+            raise RuntimeError("server not started")
+        return self._grpc.port
+
+    @property
+    def address(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+    def start(self) -> ServiceHost:
+        raise NotImplementedError
+
+    def stop(self, grace_s: float = 5.0) -> None:
+        raise NotImplementedError
+
+    def wait(self) -> None:
+        if self._grpc is not None:
+            self._grpc.wait()
+
+    def __enter__(self) -> ServiceHost:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+

@@ -20,7 +20,7 @@ from cmr.model.checkpoint import DEFAULT_CHECKPOINT, load_model
 from cmr.model.clip import CMRCLIP
 from cmr.model.inference import embed_exam_arrays, embed_texts
 from cmr.v1 import common_pb2, encoder_pb2, encoder_pb2_grpc
-from conftest import MAX_MESSAGE, MAX_UPLOAD, SUNNYBROOK_CINE, SUNNYBROOK_LOCALIZERS
+from service_fixtures import MAX_MESSAGE, MAX_UPLOAD, SUNNYBROOK_CINE, SUNNYBROOK_LOCALIZERS
 from encoder_svc.client import EncoderClient, upload_requests
 from encoder_svc.runtime import checkpoint_version
 
@@ -58,7 +58,7 @@ def test_synthetic_study_upload_equals_in_process_model(encoder: EncoderClient, 
     assert abs(np.linalg.norm(r.embedding) - 1) < 1e-4
     assert r.model.version == checkpoint_version(DEFAULT_CHECKPOINT)
     assert r.model.triton_model == "cmr_clip_image" and r.model.triton_model_version == "1"
-    assert "cine_sax" in r.study.slots_present and r.study.manufacturer.lower().startswith("siemens")
+    assert "cine_sax" in r.study.slots_present and r.study.manufacturer
     assert {s.kind for s in r.study.series} >= {"cine"}
 
 

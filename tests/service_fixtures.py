@@ -1,4 +1,6 @@
-"""One real Triton + EncoderService for the module, on free ports, reading the shipped CMR-CLIP model."""
+"""Shared fixtures of the service tests: synthetic studies with labels, and one real Triton + EncoderService
+for the whole run (Triton takes ~15 s to start), on free ports, serving the shipped CMR-CLIP model.
+Registered in tests/integration/conftest.py."""
 
 from __future__ import annotations
 
@@ -9,22 +11,23 @@ from pathlib import Path
 import pytest
 
 from cmr.config import Settings
+from cmr.rpc.ports import free_ports
 from cmr.synth.generate import generate_dataset
 from encoder_svc.client import EncoderClient
 from encoder_svc.server import EncoderServer
-from cmr.rpc.ports import free_ports
 
-REALDATA = Path(os.environ.get("CMR_REALDATA_DIR", Path(__file__).resolve().parents[4] / "shared" / "realdata"))
+REALDATA = Path(os.environ.get("CMR_REALDATA_DIR", Path(__file__).resolve().parents[2] / "shared" / "realdata"))
 SUNNYBROOK_CINE = REALDATA / "sunnybrook" / "SCD0000301_SC-HF-I-4_midslice" / "dicom"
 SUNNYBROOK_LOCALIZERS = REALDATA / "sunnybrook" / "SCD0003701_SC-N-2_localizers"
 MAX_UPLOAD = 48 * 1024**2
 MAX_MESSAGE = 4 * 1024**2
+N_STUDIES = 24  # enough for zero-shot to be judged against chance, small enough for CI
 
 
 @pytest.fixture(scope="session")
 def synth_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    out = tmp_path_factory.mktemp("encoder_synth") / "data"
-    generate_dataset(out, 3, 21, workers=1, scanner="siemens_aera_1.5T", phrasing="train", progress=False)
+    out = tmp_path_factory.mktemp("service_synth") / "data"
+    generate_dataset(out, N_STUDIES, 21, workers=2, scanner="training", phrasing="train", progress=False)
     return out
 
 

@@ -1,0 +1,130 @@
+"""The exam index: the exams and reports collections over one vector store, keyed by the study key.
+
+Writes derive the study key from the StudyInstanceUID with the server's secret (the UID itself is never
+stored) and the point id from the key, so re-ingesting a study overwrites it. An exam's report vector (its
+impression) lives under the same point id in the reports collection.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+from numpy.typing import NDArray
+
+from search_svc.store import (
+    EXAMS,
+    REPORTS,
+    ExamFilter,
+    ExamPayload,
+    ScoredHit,
+    StoredRecord,
+    VectorPoint,
+    VENDORS,
+    VectorStore,
+    normalise_vendor,
+    point_id,
+    study_key,
+)
+
+SCROLL_PAGE = 2048
+
+
+@dataclass(frozen=True)
+class ExamEntry:
+    """One exam to index, as the ingest worker (or any client) describes it."""
+
+    study_instance_uid: str
+    image_embedding: NDArray[np.float32]
+    model_version: str
+    report_embedding: NDArray[np.float32] | None = None
+    impression: str = ""
+    study_date: str | None = None
+    manufacturer: str = ""
+    field_strength_t: float | None = None
+    views: tuple[str, ...] = ()
+    labels: tuple[str, ...] = ()
+
+
+class ExamIndex:
+    def __init__(self, store: VectorStore, dim: int, secret: str) -> None:
+        self.store = store
+        self.dim = dim
+        self._secret = secret
+        self._write_lock = threading.Lock()  # created/updated counts must not interleave between writers
+        for name in (EXAMS, REPORTS):
+            store.ensure_collection(name, dim)
+
+    def key_of(self, study_instance_uid: str) -> str:
+        return study_key(study_instance_uid, self._secret)
+
+    # --- writes --------------------------------------------------------------------------------------------
+    def upsert(self, entries: Sequence[ExamEntry]) -> tuple[list[str], int, int]:
+        """Index exams; returns (study keys in order, created, updated)."""
+        exam_points, report_points, keys = [], [], []
+        for e in entries:
+            key = self.key_of(e.study_instance_uid)
+            payload = ExamPayload(study_key=key, vendor=normalise_vendor(e.manufacturer),
+                                  model_version=e.model_version, study_date=e.study_date,
+                                  field_strength_t=e.field_strength_t or None, views=e.views, labels=e.labels,
+                                  impression=e.impression)
+            exam_points.append(VectorPoint.for_exam(payload, e.image_embedding))
+            if e.report_embedding is not None:
+                report_points.append(VectorPoint.for_exam(payload, e.report_embedding))
+            keys.append(key)
+        with self._write_lock:
+            existing = {r.id for r in self.store.get(EXAMS, [p.id for p in exam_points])}
+            self.store.upsert(EXAMS, exam_points)
+            if report_points:
+                self.store.upsert(REPORTS, report_points)
+        created = len({p.id for p in exam_points} - existing)
+        return keys, created, len({p.id for p in exam_points}) - created
+
+    def delete(self, keys: Sequence[str]) -> int:
+        ids = [point_id(k) for k in keys]
+        with self._write_lock:
+            self.store.delete(REPORTS, ids)
+            return self.store.delete(EXAMS, ids)
+
+    # --- reads ---------------------------------------------------------------------------------------------
+    def get(self, key: str, with_vector: bool = False) -> StoredRecord | None:
+        found = self.store.get(EXAMS, [point_id(key)], with_vectors=with_vector)
+        return found[0] if found else None
+
+    def get_many(self, keys: Sequence[str], with_vectors: bool = True) -> list[StoredRecord]:
+        return self.store.get(EXAMS, [point_id(k) for k in keys], with_vectors=with_vectors)
+
+    def search_exams(self, vector: NDArray[np.float32], top_k: int, flt: ExamFilter | None = None,
+                     offset: int = 0) -> list[ScoredHit]:
+        return self.store.search(EXAMS, vector, top_k, flt, offset=offset)
+
+    def search_reports(self, vector: NDArray[np.float32], top_k: int, flt: ExamFilter | None = None) -> list[ScoredHit]:
+        return self.store.search(REPORTS, vector, top_k, flt)
+
+    def iter_exams(self, flt: ExamFilter | None = None, with_vectors: bool = True) -> Iterator[list[StoredRecord]]:
+        """Every exam matching the filter, in pages (cohorts and few-shot scoring of the whole index)."""
+        token: str | None = None
+        while True:
+            page, token = self.store.scroll(EXAMS, flt, SCROLL_PAGE, token, with_vectors=with_vectors)
+            if page:
+                yield page
+            if token is None:
+                return
+
+    def count(self, flt: ExamFilter | None = None, collection: str = EXAMS) -> int:
+        return self.store.count(collection, flt)
+
+    def stats(self, scan_limit: int = 50_000) -> tuple[int, int, dict[str, int], list[str]]:
+        """(exams, reports, exams per vendor, model versions present). Versions are read from the payloads of
+        at most `scan_limit` exams (counting is exact; listing distinct values needs a scan)."""
+        vendors = {v: n for v in VENDORS if (n := self.count(ExamFilter(vendors=(v,))))}
+        versions: set[str] = set()
+        seen = 0
+        for page in self.iter_exams(with_vectors=False):
+            versions.update(r.payload.model_version for r in page)
+            seen += len(page)
+            if seen >= scan_limit:
+                break
+        return self.count(), self.count(collection=REPORTS), vendors, sorted(versions)

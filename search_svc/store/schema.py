@@ -1,0 +1,322 @@
+"""What the search index stores about an exam, and how a query narrows it down.
+
+Only de-identified fields are stored. The StudyInstanceUID never reaches the index: it becomes a keyed hash
+(`study_key`, HMAC-SHA256 with a server secret), and the point id is a UUID derived from that key, so
+ingesting the same study again overwrites its point instead of adding a second one. `ExamPayload` refuses
+keys it does not know, so a new field is a deliberate schema change, not an accident.
+
+`ExamFilter` is the one filter model of the service. `ExamFilter.clauses()` turns it into a few neutral
+clauses that each engine translates one-to-one (`filters.py`), which keeps the engines' semantics equal.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import hmac
+import re
+import uuid
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from enum import Enum
+from typing import Any, Final
+
+# --- collections --------------------------------------------------------------------------------------------
+EXAMS: Final = "exams"  # one image embedding per exam
+REPORTS: Final = "reports"  # one text embedding of the exam's impression
+COLLECTIONS: Final[tuple[str, ...]] = (EXAMS, REPORTS)
+
+# --- field vocabularies -------------------------------------------------------------------------------------
+VENDORS: Final[tuple[str, ...]] = ("siemens", "ge", "philips", "canon", "other")
+# DICOM Manufacturer (0008,0070) spellings seen in the wild -> normalised vendor.
+_VENDOR_PATTERNS: Final[tuple[tuple[str, re.Pattern[str]], ...]] = (
+    ("siemens", re.compile(r"siemens")),
+    ("ge", re.compile(r"^ge\b|general electric|ge medical|ge healthcare|gehc")),
+    ("philips", re.compile(r"philips")),
+    ("canon", re.compile(r"canon|toshiba")),
+)
+FIELD_STRENGTH_TOLERANCE_T: Final = 0.05  # 1.5 matches 1.494 T as written by some scanners
+STUDY_KEY_HEX_CHARS: Final = 32  # 128 bits of the HMAC: collisions are not a concern at hospital scale
+MAX_IMPRESSION_CHARS: Final = 10_000
+MAX_LIST_ITEMS: Final = 64
+_TOKEN = re.compile(r"^[a-z0-9][a-z0-9_.:@-]{0,63}$")  # a view, a label or a model version ("name@hash")
+_STUDY_KEY = re.compile(rf"^[0-9a-f]{{{STUDY_KEY_HEX_CHARS}}}$")
+_DICOM_UID = re.compile(r"^[0-9]+(\.[0-9]+)*$")
+# A fixed namespace for point ids: uuid5 of the study key under it is the same on every machine.
+POINT_ID_NAMESPACE: Final = uuid.uuid5(uuid.NAMESPACE_URL, "urn:cmr-search:study-key")
+
+
+class IndexKind(str, Enum):
+    """Payload index types that both engines support with the same filter semantics."""
+
+    KEYWORD = "keyword"
+    INTEGER = "integer"
+    FLOAT = "float"
+    DATETIME = "datetime"
+
+
+# The fields filters run on. study_date is a datetime index: both engines parse "YYYY-MM-DD" as midnight UTC.
+PAYLOAD_INDEXES: Final[Mapping[str, IndexKind]] = {
+    "study_key": IndexKind.KEYWORD,
+    "vendor": IndexKind.KEYWORD,
+    "field_strength_t": IndexKind.FLOAT,
+    "study_date": IndexKind.DATETIME,
+    "study_year": IndexKind.INTEGER,
+    "views": IndexKind.KEYWORD,
+    "labels": IndexKind.KEYWORD,
+    "model_version": IndexKind.KEYWORD,
+}
+
+
+# --- keys and ids -------------------------------------------------------------------------------------------
+def study_key(study_instance_uid: str, secret: str) -> str:
+    """HMAC-SHA256(secret, StudyInstanceUID) as hex, first 32 characters: stable for one secret, and without
+    the secret it cannot be reversed or recomputed from a guessed UID."""
+    if not isinstance(secret, str) or not secret:
+        raise ValueError("study key secret must be a non-empty string (settings.study_key_secret)")
+    uid = study_instance_uid.strip() if isinstance(study_instance_uid, str) else ""
+    if not uid or len(uid) > 64 or not _DICOM_UID.match(uid):
+        raise ValueError(f"not a DICOM StudyInstanceUID (digits and dots, at most 64 characters): "
+                         f"{study_instance_uid!r}")
+    digest = hmac.new(secret.encode(), uid.encode("ascii"), hashlib.sha256).hexdigest()
+    return digest[:STUDY_KEY_HEX_CHARS]
+
+
+def point_id(key: str) -> str:
+    """The point id of an exam in every collection: uuid5 of its study key (deterministic)."""
+    if not isinstance(key, str) or not _STUDY_KEY.match(key):
+        raise ValueError(f"study key must be {STUDY_KEY_HEX_CHARS} lower-case hex characters, got {key!r}")
+    return str(uuid.uuid5(POINT_ID_NAMESPACE, key))
+
+
+def normalise_vendor(manufacturer: str | None) -> str:
+    """DICOM Manufacturer text -> one of VENDORS ('other' when unknown or missing)."""
+    text = (manufacturer or "").strip().lower()
+    for vendor, pattern in _VENDOR_PATTERNS:
+        if pattern.search(text):
+            return vendor
+    return "other"
+
+
+# --- the payload --------------------------------------------------------------------------------------------
+def _as_date(value: dt.date | str, what: str) -> dt.date:
+    if isinstance(value, dt.datetime):
+        return value.date()
+    if isinstance(value, dt.date):
+        return value
+    if isinstance(value, str):
+        try:
+            return dt.date.fromisoformat(value.strip())
+        except ValueError:
+            pass
+    raise ValueError(f"{what} must be an ISO date YYYY-MM-DD, got {value!r}")
+
+
+def _tokens(values: Iterable[str] | None, what: str) -> tuple[str, ...]:
+    if values is None:
+        return ()
+    if isinstance(values, (str, bytes)):
+        raise ValueError(f"{what} must be a list of strings, not one string ({values!r})")
+    out = tuple(dict.fromkeys(values))  # de-duplicated, order kept
+    if len(out) > MAX_LIST_ITEMS:
+        raise ValueError(f"{what} has {len(out)} items (at most {MAX_LIST_ITEMS})")
+    for v in out:
+        if not isinstance(v, str) or not _TOKEN.match(v):
+            raise ValueError(f"{what} item {v!r} is not a lower-case token "
+                             f"like 'cine_sax' or 'lv_dysfunction'")
+    return out
+
+
+def _field_strength(value: Any, what: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0.0 < float(value) <= 20.0:
+        raise ValueError(f"{what} must be a field strength in tesla in (0, 20], got {value!r}")
+    return float(value)
+
+
+@dataclass(frozen=True)
+class ExamPayload:
+    """The de-identified description of one exam stored with each of its vectors."""
+
+    study_key: str
+    vendor: str
+    model_version: str
+    study_date: str | None = None  # ISO date; None when the study carried none
+    field_strength_t: float | None = None
+    views: tuple[str, ...] = ()  # e.g. ("cine_sax", "cine_4ch", "lge_sax")
+    labels: tuple[str, ...] = ()  # findings present, e.g. ("lv_dysfunction", "lge")
+    impression: str = ""
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.study_key, str) or not _STUDY_KEY.match(self.study_key):
+            raise ValueError(f"study_key must be {STUDY_KEY_HEX_CHARS} lower-case hex characters "
+                             f"(schema.study_key), got {self.study_key!r}")
+        if self.vendor not in VENDORS:
+            raise ValueError(f"vendor must be one of {VENDORS} (see normalise_vendor), got {self.vendor!r}")
+        if not isinstance(self.model_version, str) or not _TOKEN.match(self.model_version):
+            raise ValueError(f"model_version must be a short lower-case token, got {self.model_version!r}")
+        if self.study_date is not None:
+            object.__setattr__(self, "study_date", _as_date(self.study_date, "study_date").isoformat())
+        if self.field_strength_t is not None:
+            tesla = _field_strength(self.field_strength_t, "field_strength_t")
+            object.__setattr__(self, "field_strength_t", tesla)
+        object.__setattr__(self, "views", _tokens(self.views, "views"))
+        object.__setattr__(self, "labels", _tokens(self.labels, "labels"))
+        if not isinstance(self.impression, str) or len(self.impression) > MAX_IMPRESSION_CHARS:
+            raise ValueError(f"impression must be a string of at most {MAX_IMPRESSION_CHARS} characters")
+
+    @property
+    def study_year(self) -> int | None:
+        return None if self.study_date is None else int(self.study_date[:4])
+
+    def to_dict(self) -> dict[str, Any]:
+        """The stored payload; absent values are left out (a filter on them then never matches)."""
+        d: dict[str, Any] = {
+            "study_key": self.study_key,
+            "vendor": self.vendor,
+            "model_version": self.model_version,
+            "views": list(self.views),
+            "labels": list(self.labels),
+            "impression": self.impression,
+        }
+        if self.study_date is not None:
+            d["study_date"] = self.study_date
+            d["study_year"] = self.study_year
+        if self.field_strength_t is not None:
+            d["field_strength_t"] = self.field_strength_t
+        return d
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> ExamPayload:
+        """Strict inverse of to_dict: unknown keys are refused, so nothing unexpected is ever stored."""
+        unknown = sorted(set(data) - _PAYLOAD_KEYS)
+        if unknown:
+            raise ValueError(f"payload has unknown keys {unknown}; allowed: {sorted(_PAYLOAD_KEYS)}")
+        missing = sorted(k for k in ("study_key", "vendor", "model_version") if data.get(k) is None)
+        if missing:
+            raise ValueError(f"payload lacks required keys {missing}")
+        payload = cls(
+            study_key=data["study_key"], vendor=data["vendor"], model_version=data["model_version"],
+            study_date=data.get("study_date"), field_strength_t=data.get("field_strength_t"),
+            views=tuple(data.get("views") or ()), labels=tuple(data.get("labels") or ()),
+            impression=data.get("impression") or "",
+        )
+        year = data.get("study_year")
+        if year is not None and year != payload.study_year:
+            raise ValueError(f"study_year {year!r} does not match study_date {payload.study_date!r}")
+        return payload
+
+
+_PAYLOAD_KEYS: Final = frozenset({"study_key", "vendor", "model_version", "study_date", "study_year",
+                                  "field_strength_t", "views", "labels", "impression"})
+
+
+# --- the filter ---------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class AnyOf:
+    """The keyword field (or one element of a list field) equals one of `values`."""
+
+    key: str
+    values: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class Contains:
+    """The list (or keyword) field holds `value`."""
+
+    key: str
+    value: str
+
+
+@dataclass(frozen=True)
+class NumberNear:
+    """The float field lies within `tolerance` of one of `values`."""
+
+    key: str
+    values: tuple[float, ...]
+    tolerance: float
+
+
+@dataclass(frozen=True)
+class DateRange:
+    """gte <= field < lt on a datetime field, RFC 3339 bounds (either may be None)."""
+
+    key: str
+    gte: str | None
+    lt: str | None
+
+
+Clause = AnyOf | Contains | NumberNear | DateRange
+
+
+@dataclass(frozen=True)
+class FilterClauses:
+    must: tuple[Clause, ...]  # all hold
+    must_not: tuple[Clause, ...]  # none holds
+
+
+@dataclass(frozen=True)
+class ExamFilter:
+    """Conditions an exam must meet; empty fields do not constrain. A point lacking a constrained field
+    (no date, no field strength) does not match that condition."""
+
+    vendors: tuple[str, ...] = ()  # any of
+    field_strengths_t: tuple[float, ...] = ()  # any of, within FIELD_STRENGTH_TOLERANCE_T
+    date_from: dt.date | None = None  # inclusive
+    date_to: dt.date | None = None  # inclusive
+    views_all: tuple[str, ...] = ()  # every one present
+    labels_all: tuple[str, ...] = ()  # every one present
+    labels_none: tuple[str, ...] = ()  # none present
+    study_keys_none: tuple[str, ...] = field(default=(), repr=False)  # excluded exams (e.g. the query exam)
+
+    def __post_init__(self) -> None:
+        vendors = _tokens(self.vendors, "vendors")
+        bad = [v for v in vendors if v not in VENDORS]
+        if bad:
+            raise ValueError(f"unknown vendors {bad}; use {VENDORS}")
+        object.__setattr__(self, "vendors", vendors)
+        if isinstance(self.field_strengths_t, (int, float)):
+            raise ValueError("field_strengths_t must be a list of tesla values, not one number")
+        strengths = (_field_strength(v, "field_strengths_t item") for v in self.field_strengths_t)
+        object.__setattr__(self, "field_strengths_t", tuple(dict.fromkeys(strengths)))
+        for name in ("date_from", "date_to"):
+            value = getattr(self, name)
+            if value is not None:
+                object.__setattr__(self, name, _as_date(value, name))
+        if self.date_from is not None and self.date_to is not None and self.date_from > self.date_to:
+            raise ValueError(f"date_from {self.date_from} is after date_to {self.date_to}")
+        for name in ("views_all", "labels_all", "labels_none"):
+            object.__setattr__(self, name, _tokens(getattr(self, name), name))
+        both = set(self.labels_all) & set(self.labels_none)
+        if both:
+            raise ValueError(f"labels {sorted(both)} are both required and excluded")
+        keys = tuple(dict.fromkeys(self.study_keys_none))
+        for k in keys:
+            if not isinstance(k, str) or not _STUDY_KEY.match(k):
+                raise ValueError(f"study_keys_none item {k!r} is not a study key")
+        object.__setattr__(self, "study_keys_none", keys)
+
+    @property
+    def is_empty(self) -> bool:
+        clauses = self.clauses()
+        return not (clauses.must or clauses.must_not)
+
+    def clauses(self) -> FilterClauses:
+        must: list[Clause] = []
+        must_not: list[Clause] = []
+        if self.vendors:
+            must.append(AnyOf("vendor", self.vendors))
+        if self.field_strengths_t:
+            must.append(NumberNear("field_strength_t", self.field_strengths_t, FIELD_STRENGTH_TOLERANCE_T))
+        if self.date_from is not None or self.date_to is not None:
+            # Inclusive whole days: [date_from 00:00, day after date_to 00:00) in UTC.
+            gte = None if self.date_from is None else f"{self.date_from.isoformat()}T00:00:00Z"
+            lt = (None if self.date_to is None or self.date_to == dt.date.max
+                  else f"{(self.date_to + dt.timedelta(days=1)).isoformat()}T00:00:00Z")
+            must.append(DateRange("study_date", gte, lt))
+        must.extend(Contains("views", v) for v in self.views_all)
+        must.extend(Contains("labels", v) for v in self.labels_all)
+        if self.labels_none:
+            must_not.append(AnyOf("labels", self.labels_none))
+        if self.study_keys_none:
+            must_not.append(AnyOf("study_key", self.study_keys_none))
+        return FilterClauses(tuple(must), tuple(must_not))
