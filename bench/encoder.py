@@ -65,6 +65,7 @@ class BenchResult:
     max_batch_size: int
     queue_delay_us: int
     inputs: str
+    load_average: float = 0.0  # 1-minute load before the run: other jobs on the machine lower every number
     points: list[Point] = field(default_factory=list)
     targets: dict[str, dict[str, object]] = field(default_factory=dict)
 
@@ -382,7 +383,9 @@ def to_markdown(r: BenchResult, png_name: str) -> str:
         "# Encoder benchmark (Triton + EncoderService)", "",
         f"Run {r.date}{' (quick mode)' if r.quick else ''} on {r.machine}; model on {r.device}; "
         f"{r.model_version}; inputs: {r.inputs}; {r.seconds_per_point:.0f} s per point, closed-loop clients; "
-        f"max batch {r.max_batch_size}, queue delay {r.queue_delay_us} us. Reproduce: `cmr bench encoder`.", "",
+        f"max batch {r.max_batch_size}, queue delay {r.queue_delay_us} us; 1-minute load average before the "
+        f"run {r.load_average} on {os.cpu_count()} cores{' (other jobs were running: read these as lower bounds)' if r.load_average > 0.5 else ''}. "
+        "Reproduce: `cmr bench encoder`.", "",
         "Paths: **service** = EncodeExam over gRPC through the encoder service to Triton (exam tensors, as the "
         "ingest worker sends them); **triton** = Triton's gRPC endpoint directly; **study** = EncodeStudy with "
         "the DICOM files uploaded and decoded (concurrency = clients; bounded by decoding); **raw** = the model "
@@ -407,7 +410,8 @@ def run(quick: bool = False, out_dir: Path | None = None, seconds: float | None 
     result = BenchResult(date=datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
                          machine=machine_description(), device=device_description(), model_version="",
                          quick=quick, seconds_per_point=seconds, max_batch_size=settings.triton_max_batch_size,
-                         queue_delay_us=settings.triton_queue_delay_us, inputs=inputs)
+                         queue_delay_us=settings.triton_queue_delay_us, inputs=inputs,
+                         load_average=round(os.getloadavg()[0], 2))
     with console.status("raw in-process model..."):
         result.points += measure_raw(tensors, sorted({1, settings.triton_max_batch_size}), seconds)
     with Progress(console=console) as progress:

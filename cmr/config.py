@@ -21,6 +21,8 @@ class Settings(BaseSettings):
     # --- model -------------------------------------------------------------------------------------------
     checkpoint: Path | None = Field(None, description="CMR-CLIP checkpoint the services load; None = the shipped one")
     device: str = Field("auto", description="'auto' (cuda when present, else cpu), 'cpu' or 'cuda[:N]'")
+    torch_threads: int = Field(0, ge=0, le=256, description="intra-op threads of the served model; 0 = torch's "
+                               "default (one per core)")
 
     # --- Triton (image and text encoders) -----------------------------------------------------------------
     triton_url: str | None = Field(None, description="host:port of an external Triton gRPC endpoint; None = "

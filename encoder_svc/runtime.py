@@ -63,6 +63,8 @@ class EncoderRuntime:
         settings = settings or get_settings()
         path = Path(checkpoint or checkpoint_path(settings))
         self.device = resolve_device(settings.device)
+        if settings.torch_threads:
+            torch.set_num_threads(settings.torch_threads)
         self.model: CMRCLIP = load_model(path, device=self.device)
         self.model.eval()
         self.identity = ModelIdentity.from_checkpoint(path, str(self.device))
