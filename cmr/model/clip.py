@@ -36,6 +36,11 @@ class CMRCLIP(nn.Module):
         """[B, T, H, W] pixels in 0..1 and [B, T] frame mask -> [B, D] unit vectors."""
         return F.normalize(self.image_proj(self.visual(pixels, mask)), dim=-1)
 
+    def exam_tokens(self, pixels: Tensor, mask: Tensor) -> tuple[Tensor, Tensor]:
+        """Token-level exam features (no projection, not normalised to unit length): ([B, 1+T, W] tokens with
+        the CLS token first, [B, 1+T] key padding mask, True where padded). See `ExamEncoder.forward_tokens`."""
+        return self.visual.forward_tokens(pixels, mask)
+
     def encode_text(self, texts: list[str]) -> Tensor:
         """Report text (impressions, prompts) -> [N, D] unit vectors."""
         if not texts:

@@ -103,6 +103,14 @@ class ExamEncoder(nn.Module):
         self.width = w
 
     def forward(self, pixels: Tensor, mask: Tensor) -> Tensor:
+        """[B, width] exam feature: the final-normed CLS token of `forward_tokens`."""
+        return self.forward_tokens(pixels, mask)[0][:, 0]
+
+    def forward_tokens(self, pixels: Tensor, mask: Tensor) -> tuple[Tensor, Tensor]:
+        """Token-level exam features for decoders that attend to the frames (CMR-TARGET).
+
+        Returns (tokens [B, 1+T, width] after the final norm, CLS first; key_padding_mask [B, 1+T], True where
+        a frame is missing and must be ignored by attention; the CLS token is never padded)."""
         b, t, h, w = pixels.shape
         if t != self.spec.length or h != self.spec.image_size or w != self.spec.image_size:
             raise ValueError(f"exam tensor {tuple(pixels.shape[1:])} does not match the model's exam spec "
@@ -120,4 +128,4 @@ class ExamEncoder(nn.Module):
                 tokens = checkpoint(blk, tokens, None, pad, use_reentrant=False)
             else:
                 tokens = blk(tokens, src_key_padding_mask=pad)
-        return self.norm(tokens[:, 0])
+        return self.norm(tokens), pad

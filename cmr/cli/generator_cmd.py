@@ -1,0 +1,57 @@
+"""`cmr train-generator`: train CMR-TARGET (the report-drafting decoder) on the frozen CMR-CLIP exam tokens.
+
+Registered by `cmr.cli.main` with `generator_cmd.register(app)`.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from cmr.generator.config import TargetConfig, apply_overrides, list_target_configs, load_target_config
+
+
+def register(app: typer.Typer) -> None:
+    app.command("train-generator")(train_generator)
+
+
+def _fail(reason: str) -> None:
+    typer.echo(f"error: {reason}", err=True)
+    raise typer.Exit(2)
+
+
+def _config(name: str, overrides: list[str]) -> TargetConfig:
+    try:
+        return apply_overrides(load_target_config(name), overrides)
+    except (FileNotFoundError, ValueError) as exc:
+        _fail(str(exc))
+        raise
+
+
+def train_generator(
+    config: str = typer.Option("target_small", "--config",
+                               help=f"CMR-TARGET config name ({', '.join(list_target_configs())}) or JSON path."),
+    data: Path = typer.Option(..., "--data", help="Data directory with reports.jsonl and the study folders."),
+    out: Path = typer.Option(..., "--out", help="Run directory: checkpoints (best.pt, last.pt) and metrics.csv."),
+    resume: bool = typer.Option(False, "--resume", help="Continue the run in --out from last.pt."),
+    set_: list[str] = typer.Option([], "--set", help="Override a setting with JSON: --set train.epochs=5 "
+                                   "--set max_minutes=2 --set model.layers=2 --set clip='\"runs/clip/best.pt\"'."),
+    workers: int = typer.Option(0, "--workers", help="Processes for building the exam cache (0 = one per core)."),
+) -> None:
+    """Train CMR-TARGET: a decoder that drafts the impression sentence by sentence from the CMR-CLIP exam features."""
+    from cmr.data.records import read_records
+    from cmr.generator.checkpoint import GeneratorCheckpointError
+    from cmr.generator.train import train_generator as run
+    from cmr.train.trainer import TrainingError
+
+    cfg = _config(config, set_)
+    try:
+        read_records(data)
+        result = run(cfg, data, out, resume=resume, workers=workers)
+    except (TrainingError, GeneratorCheckpointError, FileNotFoundError, ValueError) as exc:
+        _fail(str(exc))
+        return
+    f1 = "" if result.best_val_macro_f1 is None else f", val clinical F1 {result.best_val_macro_f1:.3f}"
+    typer.echo(f"{result.epochs} epochs ({result.stopped}), {result.elapsed_s / 60:.1f} min, best val loss "
+               f"{result.best_val_loss:.4f}{f1} (CLIP {result.clip_version}) -> {result.best_checkpoint}")
