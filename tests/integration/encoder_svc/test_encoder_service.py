@@ -221,10 +221,11 @@ def test_bad_texts(encoder: EncoderClient) -> None:
              (["ok", "   "], grpc.StatusCode.INVALID_ARGUMENT, "text 1 is empty"),
              (["x"] * 17, grpc.StatusCode.RESOURCE_EXHAUSTED, "limit is 16"),
              (["x" * 10_001], grpc.StatusCode.RESOURCE_EXHAUSTED, "characters")]
-    for texts, code, words in cases:
+    for texts, code, words in cases:  # the raw stub: the client would split an oversized batch
         with pytest.raises(grpc.RpcError) as exc:
-            encoder.encode_texts(texts)
+            encoder.stub.EncodeText(encoder_pb2.EncodeTextRequest(texts=texts), timeout=30)
         assert _code(exc) == code and words in exc.value.details(), texts
+    assert encoder.encode_texts([f"finding {i}" for i in range(17)]).shape == (17, 256)  # split to the limit
     _assert_alive(encoder)
 
 
