@@ -64,6 +64,25 @@ class Settings(BaseSettings):
     hnsw_ef_construct: int = Field(100, ge=8, le=1024)
     hnsw_ef_search: int = Field(64, ge=8, le=4096)
 
+    # --- UI and local stack ---------------------------------------------------------------------------------
+    ui_host: str = Field("127.0.0.1", description="interface the Streamlit UI binds; 0.0.0.0 in containers")
+    ui_port: int = Field(8501, ge=1, le=65535)
+    ui_public_url: str | None = Field(None, description="URL users open (printed by `cmr up`, shown by "
+                                      "`cmr status`); None = http://<ui_host>:<ui_port>")
+    ui_thumb_dir: Path | None = Field(None, description="cache of cine loop previews; None = <data_dir>/thumbs")
+    ui_cine: bool = Field(True, description="show cine loops: the UI reads studies under CMR_STUDY_ROOTS "
+                          "(true on one machine; in production mount the study store read-only or turn off)")
+    up_demo_dir: Path | None = Field(None, description="demo studies `cmr up` indexes; None = <data_dir>/demo")
+    up_demo_studies: int = Field(200, ge=0, le=100_000, description="how many demo studies `cmr up` generates "
+                                 "(if absent) and indexes in the background; 0 = none")
+    up_demo_seed: int = Field(7, description="seed of the generated demo studies")
+    up_seed_via: str = Field("auto", pattern="^(auto|kafka|direct)$", description="how `cmr up` indexes the demo: "
+                             "kafka (through the ingest worker), direct (SearchService upserts: the fallback "
+                             "while no ingest worker exists), auto = kafka when the ingest worker is available")
+    up_start_timeout_s: float = Field(300.0, gt=0, description="how long `cmr up` waits for every part to be healthy")
+    up_broker_port: int = Field(9092, ge=1, le=65535, description="Kafka port of the broker `cmr up` starts")
+
+
 
 @lru_cache(maxsize=1)
 def get_settings() -> Settings:

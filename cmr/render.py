@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 import math
+from collections.abc import Collection
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -103,13 +104,17 @@ def _cycle_ms(study: Study) -> float:
     return 900.0
 
 
-def render_study(study: Study, out: Path, *, tile: int = TILE_PX, fov_mm: float = 280.0) -> Path:
-    """Write `out` (.gif: animated montage of the cine views; .png: static montage at mid-cycle)."""
+def render_study(study: Study, out: Path, *, tile: int = TILE_PX, fov_mm: float = 280.0,
+                 only: Collection[str] | None = None) -> Path:
+    """Write `out` (.gif: animated montage of the cine views; .png: static montage at mid-cycle). `only`: the
+    tile labels to keep (e.g. {"SAX mid", "4CH"}, for a small preview), in display order."""
     out = Path(out)
     suffix = out.suffix.lower()
     if suffix not in (".gif", ".png"):
         raise ValueError(f"{out.name}: output must end with .gif or .png")
     tiles = collect_tiles(study, tile, fov_mm)
+    if only is not None:
+        tiles = [t for t in tiles if t.label in only]
     if not tiles:
         raise NoCineError("nothing to render: the study has no cine or LGE series")
     animated = [t for t in tiles if t.animated]

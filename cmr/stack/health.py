@@ -1,0 +1,49 @@
+"""Health of the stack's parts as a person (or `cmr status`) sees it: gRPC health checking (grpc.health.v1)
+for the services, HTTP for the UI, a TCP connect for the broker."""
+
+from __future__ import annotations
+
+import socket
+import urllib.error
+import urllib.request
+from dataclasses import dataclass
+
+import grpc
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+
+@dataclass(frozen=True)
+class Health:
+    ok: bool
+    detail: str
+
+
+def grpc_health(url: str, service: str = "", timeout_s: float = 2.0) -> Health:
+    with grpc.insecure_channel(url) as channel:
+        try:
+            reply = health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest(service=service),
+                                                              timeout=timeout_s)
+        except grpc.RpcError as exc:
+            code = exc.code()
+            if code in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED):
+                return Health(False, f"not reachable at {url}")
+            return Health(False, f"{code.name}: {exc.details()}")
+    name = health_pb2.HealthCheckResponse.ServingStatus.Name(reply.status)
+    return Health(reply.status == health_pb2.HealthCheckResponse.SERVING, f"{name} on {url}")
+
+
+def http_health(url: str, timeout_s: float = 2.0) -> Health:
+    try:
+        with urllib.request.urlopen(url, timeout=timeout_s) as r:  # noqa: S310 - our own local URL
+            body = r.read(64).decode(errors="replace").strip()
+            return Health(r.status == 200, f"HTTP {r.status} {body}".strip())
+    except (urllib.error.URLError, OSError) as exc:
+        return Health(False, f"not reachable ({getattr(exc, 'reason', exc)})")
+
+
+def tcp_health(host: str, port: int, timeout_s: float = 2.0) -> Health:
+    try:
+        with socket.create_connection((host, port), timeout=timeout_s):
+            return Health(True, f"listening on {host}:{port}")
+    except OSError:
+        return Health(False, f"not listening on {host}:{port}")

@@ -1,0 +1,113 @@
+"""The parts of the one-machine stack, each a supervised process entry: a command line, a health check, a
+start priority (supervisord starts low numbers first and stops in reverse). A part whose module is not
+installed yet is listed as unavailable with the reason, and the stack starts without it."""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from cmr.config import Settings
+from cmr.stack.health import Health, grpc_health, http_health, tcp_health
+from cmr.stack.layout import StackLayout
+
+
+@dataclass
+class Part:
+    name: str
+    title: str
+    command: list[str]
+    priority: int
+    health: Callable[[], Health] | None = None  # None: the supervised process state is the health
+    available: bool = True
+    reason: str = ""  # why it is unavailable
+    oneshot: bool = False  # runs to completion (demo seeding) instead of serving
+    url: str = ""
+    env: dict[str, str] = field(default_factory=dict)
+    startsecs: int = 3
+    stopwaitsecs: int = 40
+
+
+def _module(name: str) -> bool:
+    try:
+        return importlib.util.find_spec(name) is not None
+    except (ImportError, ValueError):
+        return False
+
+
+def _cli_command(group: str | None, name: str) -> bool:
+    """Whether `cmr [group] name` is registered (a service's CLI may land after its package)."""
+    import typer.main
+
+    from cmr.cli.main import app
+
+    root = typer.main.get_command(app)
+    commands = getattr(root, "commands", {})
+    if group is not None:
+        commands = getattr(commands.get(group), "commands", {})
+    return name in commands
+
+
+def cmr_command(*args: str) -> list[str]:
+    return [sys.executable, "-m", "cmr.cli.main", *args]
+
+
+def ingest_available() -> tuple[bool, str]:
+    if not _module("ingest_svc"):
+        return False, "ingest_svc is not installed yet"
+    if not _cli_command("serve", "ingest"):
+        return False, "`cmr serve ingest` does not exist yet"
+    if not _module("ingest_svc.broker"):
+        return False, "ingest_svc.broker (the Tansu launcher) does not exist yet"
+    return True, ""
+
+
+def ui_url(settings: Settings) -> str:
+    if settings.ui_public_url:
+        return settings.ui_public_url
+    host = "127.0.0.1" if settings.ui_host in ("0.0.0.0", "") else settings.ui_host
+    return f"http://{host}:{settings.ui_port}"
+
+
+def ui_command(settings: Settings) -> list[str]:
+    import ui
+
+    app = Path(ui.__file__).resolve().parent / "app.py"
+    return [sys.executable, "-m", "streamlit", "run", str(app),
+            "--server.address", settings.ui_host, "--server.port", str(settings.ui_port),
+            "--server.headless", "true", "--server.fileWatcherType", "none", "--server.runOnSave", "false",
+            "--browser.gatherUsageStats", "false", "--client.showErrorDetails", "none",
+            "--client.toolbarMode", "minimal", "--global.developmentMode", "false"]
+
+
+def stack_parts(settings: Settings, layout: StackLayout, *, with_demo: bool = True) -> list[Part]:
+    """Every part `cmr up` knows, in start order; unavailable ones carry the reason."""
+    s = settings
+    parts: list[Part] = []
+
+    ingest_ok, ingest_reason = ingest_available()
+    parts.append(Part("broker", "Kafka broker (Tansu)", cmr_command("up-broker"), 5,
+                      health=lambda: tcp_health("127.0.0.1", s.up_broker_port), available=ingest_ok,
+                      reason=ingest_reason, url=f"127.0.0.1:{s.up_broker_port}"))
+    parts.append(Part("encoder", "Triton + EncoderService", cmr_command("serve", "encoder"), 10,
+                      health=lambda: grpc_health(s.encoder_url, "cmr.v1.EncoderService"), url=s.encoder_url,
+                      startsecs=5))
+    parts.append(Part("search", "SearchService (Qdrant Edge)", cmr_command("serve", "search"), 20,
+                      health=lambda: grpc_health(s.search_url, "cmr.v1.SearchService"), url=s.search_url))
+    gen_ok = _module("generator_svc.server") and _cli_command("serve", "generator")
+    parts.append(Part("generator", "GeneratorService", cmr_command("serve", "generator"), 30,
+                      health=lambda: grpc_health(s.generator_url, "cmr.v1.GeneratorService"), url=s.generator_url,
+                      available=gen_ok, reason="" if gen_ok else "generator_svc.server / `cmr serve generator` "
+                      "does not exist yet"))
+    parts.append(Part("ingest", "ingest worker", cmr_command("serve", "ingest"), 40, available=ingest_ok,
+                      reason=ingest_reason))
+    parts.append(Part("ui", "Streamlit UI", ui_command(s), 50, health=lambda: http_health(ui_url(s) + "/_stcore/health"),
+                      url=ui_url(s)))
+    if with_demo and s.up_demo_studies > 0:
+        via = s.up_seed_via if s.up_seed_via != "auto" else ("kafka" if ingest_ok else "direct")
+        parts.append(Part("seed", f"demo index ({s.up_demo_studies} studies, via {via})",
+                          cmr_command("up-seed", "--via", via), 60, oneshot=True, startsecs=0))
+    return parts

@@ -1,0 +1,192 @@
+"""What the pages share: the service and preview singletons (a test may put fakes in session_state under
+"cmr_services" / "cmr_previews"), the error guard, filters, result cards with cine loops, the exam picker and
+the zero-shot chart."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from datetime import date
+from typing import Any
+
+import streamlit as st
+
+from cmr.config import Settings
+from ui.services import Exam, Filters, Finding, Services, UiError
+
+log = logging.getLogger(__name__)
+
+VENDORS = ("siemens", "ge", "philips", "canon", "other")
+FIELD_STRENGTHS = (1.5, 3.0)
+VIEWS = ("cine_sax", "cine_4ch", "cine_2ch", "cine_3ch", "lge_sax", "lge_lax")
+
+
+@st.cache_resource(show_spinner=False)
+def _services() -> Services:
+    return Services(Settings())
+
+
+@st.cache_resource(show_spinner=False)
+def _previews() -> Any:
+    from ui.cine import CinePreviews
+
+    return CinePreviews.from_settings(Settings())
+
+
+def services() -> Services:
+    return st.session_state.get("cmr_services") or _services()
+
+
+def previews() -> Any:
+    return st.session_state.get("cmr_previews") or _previews()
+
+
+def guarded(body: Callable[[], None]) -> None:
+    """Run a page: a UiError becomes its message; anything else a short notice (details only in the log)."""
+    try:
+        body()
+    except UiError as exc:
+        (st.warning if exc.down else st.error)(exc.message)
+    except Exception:  # noqa: BLE001 - the page must never show a stack trace
+        log.exception("UI page failed")
+        st.error("Something went wrong on this page. The UI log has the details; try again, or reload.")
+
+
+def sidebar_status(svc: Services) -> None:
+    with st.sidebar:
+        st.caption("Services")
+        try:
+            health = _health(svc)
+        except Exception:  # noqa: BLE001
+            health = {}
+        st.markdown("  \n".join(f"{':green[●]' if ok else ':red[●]'} {name} {'' if ok else '(down)'}"
+                               for name, ok in health.items()))
+        try:
+            n = svc.stats().exams
+            st.caption(f"{n} exams indexed")
+        except UiError:
+            st.caption("index: search service unavailable")
+
+
+def _health(svc: Services) -> dict[str, bool]:
+    cache = st.session_state.setdefault("_cmr_health", {})
+    import time
+
+    if not cache or time.monotonic() - cache.get("at", 0) > 5:
+        cache.clear()
+        cache.update(at=time.monotonic(), value=svc.health())
+    return dict(cache["value"])
+
+
+def filters_form(prefix: str) -> Filters:
+    with st.expander("Filters", expanded=False):
+        c1, c2, c3 = st.columns(3)
+        vendors = c1.multiselect("Vendor", VENDORS, key=f"{prefix}_vendors")
+        fields = c2.multiselect("Field strength (T)", FIELD_STRENGTHS, key=f"{prefix}_fields")
+        views = c3.multiselect("Views present (all)", VIEWS, key=f"{prefix}_views")
+        d1, d2 = st.columns(2)
+        use_dates = d1.checkbox("Limit by study date", key=f"{prefix}_use_dates")
+        date_from = date_to = ""
+        if use_dates:
+            rng = d2.date_input("Study dates", (date(2000, 1, 1), date.today()), key=f"{prefix}_dates")
+            if isinstance(rng, (list, tuple)) and len(rng) == 2:
+                date_from, date_to = rng[0].isoformat(), rng[1].isoformat()
+    return Filters(tuple(vendors), tuple(float(f) for f in fields), date_from, date_to, tuple(views))
+
+
+def first_line(text: str, n: int = 140) -> str:
+    line = (text or "").strip().splitlines()[0] if (text or "").strip() else ""
+    return line if len(line) <= n else line[: n - 1] + "…"
+
+
+def exam_meta(e: Exam) -> str:
+    parts = [e.vendor or "?", f"{e.field_strength_t:g} T" if e.field_strength_t else "", e.study_date or ""]
+    return " · ".join(p for p in parts if p)
+
+
+def cine(study_key: str, width: int = 512) -> None:
+    try:
+        gif = previews().gif(study_key)
+    except Exception:  # noqa: BLE001 - a missing preview never breaks the page
+        log.exception("preview of %s", study_key)
+        gif = None
+    if gif:
+        st.image(gif, width=width)
+    else:
+        st.caption("no cine preview (the study is not on this host)")
+
+
+def exam_card(e: Exam, rank: int, *, score_label: str = "score", show_cine: bool = True) -> None:
+    with st.container(border=True):
+        left, right = st.columns([3, 2])
+        with left:
+            if show_cine:
+                cine(e.study_key)
+        with right:
+            st.markdown(f"**#{rank}** · {score_label} **{e.score:.3f}**")
+            st.caption(f"{exam_meta(e)}  \nstudy `{e.study_key}`")
+            st.markdown("**Impression**")
+            st.text(e.impression or "(no impression)")
+
+
+def zero_shot_chart(findings: list[Finding]) -> None:
+    import altair as alt
+    import pandas as pd
+
+    if not findings:
+        st.info("No findings scored.")
+        return
+    df = pd.DataFrame([{"finding": f.display or f.name, "probability": f.probability, "kind": f.kind}
+                       for f in findings]).sort_values("probability", ascending=False)
+    chart = (alt.Chart(df).mark_bar()
+             .encode(x=alt.X("probability:Q", scale=alt.Scale(domain=[0, 1]), title="calibrated probability"),
+                     y=alt.Y("finding:N", sort="-x", title=None),
+                     color=alt.Color("kind:N", title=None),
+                     tooltip=["finding", alt.Tooltip("probability:Q", format=".2f"), "kind"])
+             .properties(height=max(160, 22 * len(df))))
+    st.altair_chart(chart, width="stretch")
+
+
+def remember_exams(exams: list[Exam]) -> None:
+    """Exams seen on any page, offered by the exam pickers of the other pages."""
+    seen: dict[str, Exam] = st.session_state.setdefault("cmr_seen_exams", {})
+    for e in exams:
+        seen.setdefault(e.study_key, e)
+
+
+def exam_picker(svc: Services, prefix: str, *, allow_upload: bool = True) -> dict[str, Any] | None:
+    """An indexed exam (from earlier results, a quick phrase search, or a pasted study key) or an uploaded study
+    (zip of DICOM). Returns {"study_key"| "embedding", "label", "upload"?} or None."""
+    options = ["An indexed exam"] + (["Upload a study (zip of DICOM)"] if allow_upload else [])
+    source = st.radio("Exam", options, horizontal=True, key=f"{prefix}_source")
+    if source.startswith("Upload"):
+        f = st.file_uploader("Study zip", type=["zip"], key=f"{prefix}_upload")
+        if f is None:
+            return None
+        data = f.getvalue()
+        cache = st.session_state.setdefault("cmr_uploads", {})
+        sig = (f.name, len(data))
+        if sig not in cache:
+            with st.spinner("uploading and encoding the study..."):
+                cache[sig] = svc.encode_upload(data)
+        up = cache[sig]
+        st.caption(f"{f.name}: {up.manufacturer or 'unknown vendor'} "
+                   f"{up.field_strength_t:g} T, views {', '.join(up.slots_present) or 'none'}"
+                   + (f"; missing {', '.join(up.slots_missing)}" if up.slots_missing else ""))
+        return {"embedding": up.embedding, "label": f.name, "upload": data}
+    seen: dict[str, Exam] = st.session_state.get("cmr_seen_exams", {})
+    phrase = st.text_input("Find exams by phrase", key=f"{prefix}_find",
+                           placeholder="e.g. hypertrophic cardiomyopathy with asymmetric septal hypertrophy")
+    if phrase.strip():
+        remember_exams(svc.search_text(phrase, top_k=20))
+        seen = st.session_state.get("cmr_seen_exams", {})
+    pasted = st.text_input("…or paste a study key", key=f"{prefix}_key").strip().lower()
+    if pasted:
+        return {"study_key": pasted, "label": pasted}
+    if not seen:
+        st.info("Search for a phrase above (or on the Text → scan page) to pick an exam.")
+        return None
+    keys = list(seen)
+    key = st.selectbox("Indexed exam", keys, key=f"{prefix}_pick",
+                       format_func=lambda k: f"{k[:8]}… {exam_meta(seen[k])} - {first_line(seen[k].impression, 80)}")
+    return {"study_key": key, "label": key}

@@ -1,0 +1,48 @@
+"""Scan to report and digital twins: an indexed exam or an uploaded study -> the nearest reports, the most
+similar exams, and the zero-shot finding profile as a chart."""
+
+import streamlit as st
+
+from ui.components import (
+    cine, exam_card, exam_picker, guarded, remember_exams, services, sidebar_status, zero_shot_chart,
+)
+
+
+def page() -> None:
+    svc = services()
+    sidebar_status(svc)
+    st.title("Scan → report & digital twins")
+    choice = exam_picker(svc, "scan")
+    if choice is None:
+        return
+    query = {k: choice[k] for k in ("study_key", "embedding") if k in choice}
+    top_k = st.slider("How many", 1, 20, 5, key="scan_top")
+    exams, reports = svc.similar(top_k=top_k, **query)
+    remember_exams(exams)
+    findings = svc.zero_shot(**query)
+    head, chart = st.columns([3, 2])
+    with head:
+        st.subheader("This exam")
+        if "study_key" in choice:
+            me = svc.get(choice["study_key"])
+            cine(me.study_key)
+            st.markdown("**Impression on file**")
+            st.text(me.impression or "(none)")
+        else:
+            st.caption(f"uploaded: {choice['label']} (not indexed)")
+    with chart:
+        st.subheader("Zero-shot finding profile")
+        zero_shot_chart(findings)
+    st.subheader("Nearest reports")
+    if not reports:
+        st.info("No reports in the index yet.")
+    for i, r in enumerate(reports, 1):
+        with st.container(border=True):
+            st.markdown(f"**#{i}** · cosine **{r.score:.3f}** · study `{r.study_key}`")
+            st.text(r.impression)
+    st.subheader("Most similar exams (digital twins)")
+    for i, e in enumerate(exams, 1):
+        exam_card(e, i, score_label="cosine")
+
+
+guarded(page)
