@@ -9,7 +9,7 @@ DEMO_DIR ?= data/demo
 DEMO_STUDIES ?= 12
 PYTEST_ARGS ?=
 
-.PHONY: setup test demo protos lint clean
+.PHONY: setup test demo demo-data protos lint clean
 
 setup: $(STAMP)
 
@@ -23,7 +23,13 @@ $(STAMP): requirements.lock pyproject.toml
 test: setup
 	$(BIN)/pytest $(PYTEST_ARGS)
 
+# The main job: the whole platform on this machine (`cmr up`: broker, Triton + encoder, search, generator, ingest
+# worker, UI; the demo index fills in the background). Ctrl-C stops it; a second run reuses data/.
 demo: setup
+	$(BIN)/cmr up
+
+# The earlier offline demo: synthesise a few studies, inspect, render and score the first one (no services).
+demo-data: setup
 	$(BIN)/cmr synth --out $(DEMO_DIR) --studies $(DEMO_STUDIES) --seed 7
 	$(BIN)/cmr inspect $$(ls -d $(DEMO_DIR)/studies/*/ | head -n 1)
 	$(BIN)/cmr render $$(ls -d $(DEMO_DIR)/studies/*/ | head -n 1) --out $(DEMO_DIR)/first_study.gif

@@ -140,10 +140,10 @@ def zero_shot_chart(findings: list[Finding]) -> None:
                        for f in findings]).sort_values("probability", ascending=False)
     chart = (alt.Chart(df).mark_bar()
              .encode(x=alt.X("probability:Q", scale=alt.Scale(domain=[0, 1]), title="calibrated probability"),
-                     y=alt.Y("finding:N", sort="-x", title=None),
+                     y=alt.Y("finding:N", sort="-x", title=None, axis=alt.Axis(labelLimit=220, labelOverlap=False)),
                      color=alt.Color("kind:N", title=None),
                      tooltip=["finding", alt.Tooltip("probability:Q", format=".2f"), "kind"])
-             .properties(height=max(160, 22 * len(df))))
+             .properties(height=max(160, 24 * len(df))))
     st.altair_chart(chart, width="stretch")
 
 

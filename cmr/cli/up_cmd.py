@@ -24,7 +24,7 @@ out = Console()
 # Settings `cmr up` hands to every part (as CMR_* variables), so they agree on ports, folders and URLs.
 _EXPORTED = ("data_dir", "study_roots", "encoder_port", "search_port", "generator_port", "encoder_url", "search_url",
              "generator_url", "ui_host", "ui_port", "ui_thumb_dir", "up_demo_dir", "up_demo_studies", "up_demo_seed",
-             "up_seed_via", "up_broker_port", "triton_grpc_port", "triton_http_port", "triton_metrics_port",
+             "up_seed_via", "up_broker_port", "ingest_metrics_port", "triton_grpc_port", "triton_http_port", "triton_metrics_port",
              "study_key_secret", "index_dir")
 
 
@@ -47,13 +47,15 @@ def resolve_settings(overrides: dict[str, Any]) -> Settings:
 def stack_env(settings: Settings) -> dict[str, str]:
     env = dict(os.environ)
     for name in _EXPORTED:
-        value = getattr(settings, name)
+        value = getattr(settings, name, None)  # a setting of a part not installed yet is skipped
         if value is None:
             continue
         if isinstance(value, list):
             env[f"CMR_{name.upper()}"] = json.dumps([str(v) for v in value])
         else:
             env[f"CMR_{name.upper()}"] = str(value)
+    # The broker `cmr up` starts is the ingest worker's and the seeder's Kafka.
+    env["CMR_KAFKA_BOOTSTRAP"] = f"127.0.0.1:{settings.up_broker_port}"
     env["PYTHONUNBUFFERED"] = "1"
     return env
 
@@ -85,12 +87,12 @@ def _port_busy(port: int) -> bool:
 def _busy_ports(settings: Settings, parts: list[Any]) -> list[str]:
     names = {"encoder": ["encoder_port", "triton_grpc_port", "triton_http_port", "triton_metrics_port"],
              "search": ["search_port"], "generator": ["generator_port"], "ui": ["ui_port"],
-             "broker": ["up_broker_port"]}
+             "broker": ["up_broker_port"], "ingest": ["ingest_metrics_port"]}
     busy = []
     for p in parts:
         for field in names.get(p.name, []) if p.available else []:
-            port = getattr(settings, field)
-            if _port_busy(port):
+            port = getattr(settings, field, 0)
+            if port and _port_busy(port):
                 busy.append(f"{field} {port} ({p.name}): set CMR_{field.upper()}")
     return busy
 

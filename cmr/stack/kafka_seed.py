@@ -1,32 +1,34 @@
-"""Demo seeding through Kafka: studies are published with `cmr ingest` (the ingest worker's producer) in
-small batches, and the ingest worker indexes them (de-identify, encode, upsert, event)."""
+"""Demo seeding through Kafka (the production path): each study is published as a cmr.v1.NewExam (a
+server-side path, its impression and labels) to the new-exams topic with the ingest worker's own producer,
+and the ingest worker indexes it (de-identify, encode, upsert, event)."""
 
 from __future__ import annotations
 
-import subprocess
 from pathlib import Path
 from typing import Any
 
 from cmr.config import Settings
-from cmr.stack.parts import cmr_command
-
-BATCH = 16
 
 
 class KafkaPublisher:
     def __init__(self, settings: Settings) -> None:
+        from ingest_svc.kafka_io import ensure_topics, make_producer
+
         self.settings = settings
-        self.pending: list[Path] = []
+        ensure_topics(settings, timeout_s=settings.up_start_timeout_s)
+        self.producer = make_producer(settings, client_id="cmr-up-seed")
 
     def add(self, folder: Path, record: dict[str, Any]) -> None:
-        self.pending.append(folder)
-        if len(self.pending) >= BATCH:
-            self.flush()
+        from cmr.stack.seed import labels_of
+        from ingest_svc.messages import new_exam, study_ref
+
+        msg = new_exam(study_ref(path=str(folder)), report_text=record["impression"], labels=labels_of(record),
+                       source="cmr-up-demo")
+        self.producer.send(self.settings.kafka_topic_new, key=folder.name.encode(), value=msg.SerializeToString())
 
     def flush(self) -> None:
-        if self.pending:
-            subprocess.run(cmr_command("ingest", *map(str, self.pending)), check=True)
-            self.pending = []
+        self.producer.flush()
 
     def close(self) -> None:
-        self.flush()
+        self.producer.flush()
+        self.producer.close()

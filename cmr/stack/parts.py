@@ -102,8 +102,10 @@ def stack_parts(settings: Settings, layout: StackLayout, *, with_demo: bool = Tr
                       health=lambda: grpc_health(s.generator_url, "cmr.v1.GeneratorService"), url=s.generator_url,
                       available=gen_ok, reason="" if gen_ok else "generator_svc.server / `cmr serve generator` "
                       "does not exist yet"))
+    metrics_port = getattr(s, "ingest_metrics_port", 0)  # the worker's Prometheus endpoint, when it has one
     parts.append(Part("ingest", "ingest worker", cmr_command("serve", "ingest"), 40, available=ingest_ok,
-                      reason=ingest_reason))
+                      reason=ingest_reason, url=f"http://127.0.0.1:{metrics_port}/metrics" if metrics_port else "",
+                      health=(lambda: http_health(f"http://127.0.0.1:{metrics_port}/metrics")) if metrics_port else None))
     parts.append(Part("ui", "Streamlit UI", ui_command(s), 50, health=lambda: http_health(ui_url(s) + "/_stcore/health"),
                       url=ui_url(s)))
     if with_demo and s.up_demo_studies > 0:

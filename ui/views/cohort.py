@@ -21,9 +21,9 @@ def page() -> None:
                "no NOT phrase reaches the threshold (calibrated probability).")
     with st.form("cohort"):
         c1, c2, c3 = st.columns(3)
-        all_of = c1.text_area("ALL of (AND)", key="co_all", placeholder="dilated left ventricle")
-        any_of = c2.text_area("ANY of (OR)", key="co_any", placeholder="mid-wall LGE\nreduced ejection fraction")
-        none_of = c3.text_area("NONE of (NOT)", key="co_none", placeholder="hypertrophic cardiomyopathy")
+        all_of = c1.text_area("ALL of (AND)", key="co_all", placeholder="e.g. dilated left ventricle")
+        any_of = c2.text_area("ANY of (OR)", key="co_any", placeholder="e.g. mid-wall LGE\nreduced ejection fraction")
+        none_of = c3.text_area("NONE of (NOT)", key="co_none", placeholder="e.g. hypertrophic cardiomyopathy")
         threshold = st.slider("Threshold", 0.05, 0.95, 0.5, 0.05, key="co_threshold")
         filters = filters_form("co")
         submitted = st.form_submit_button("Build cohort", type="primary")
@@ -36,7 +36,7 @@ def page() -> None:
     if "co_result" not in st.session_state:
         return
     query, result = st.session_state["co_result"]
-    m1, m2 = st.columns(2)
+    m1, m2, m3 = st.columns([1, 1, 2])
     m1.metric("Exams in the cohort", result.total)
     m2.metric("Shown", min(result.total, len(result.members)))
     if not result.members:
@@ -47,10 +47,10 @@ def page() -> None:
                         **{f"p({k})": round(v, 3) for k, v in e.phrase_scores.items()},
                         "impression": first_line(e.impression, 120)} for e in result.members])
     by_vendor = df.groupby("vendor").size().rename("exams")
-    left, right = st.columns([3, 1])
-    left.dataframe(df, hide_index=True, width="stretch")
-    right.caption("Shown exams by vendor")
-    right.bar_chart(by_vendor)
+    with m3:
+        st.caption("Shown exams by vendor")
+        st.bar_chart(by_vendor, horizontal=True, height=140)
+    st.dataframe(df, hide_index=True, width="stretch")
     if "co_csv" not in st.session_state:
         st.session_state["co_csv"] = svc.export_cohort(**query)
     name, data = st.session_state["co_csv"]

@@ -3,7 +3,7 @@ input and when a service is down (a message, never an exception on the page)."""
 
 from __future__ import annotations
 
-from ui_fakes import KEYS, FakeServices, run_page
+from ui_fakes import KEYS, FakeServices, GifPreviews, run_page
 
 
 def _texts(at) -> str:  # noqa: ANN001
@@ -29,6 +29,15 @@ def test_text_search_shows_ranked_cards_with_impressions() -> None:
     assert "Finding number 0" in body and KEYS[0] in body
     assert svc.calls[-1][1]["top_k"] == 3
     assert "no cine preview" in body  # the fake has no studies on disk: the card says so
+
+
+def test_text_search_cards_play_cine_loops() -> None:
+    at = run_page("text_search.py", FakeServices(), GifPreviews())
+    at.text_input(key="ts_phrase").input("dilated left ventricle")
+    at = _submit(at, "Search")
+    assert not at.exception
+    assert len(at.get("image")) == 5  # one cine loop per card
+    assert "no cine preview" not in _texts(at)
 
 
 def test_text_search_filters_reach_the_service() -> None:
