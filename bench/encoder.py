@@ -71,15 +71,9 @@ class BenchResult:
 
 
 def machine_description() -> str:
-    cpu = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return f"{cpu}, {os.cpu_count()} cores, {platform.system()} {platform.release()}"
+    from cmr.machine import cpu_name
+
+    return f"{cpu_name()}, {os.cpu_count()} cores, {platform.system()} {platform.release()}"
 
 
 def device_description() -> str:

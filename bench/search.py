@@ -583,17 +583,9 @@ def run_worker(engine: str, ds: Dataset, size: int) -> dict[str, Any]:
 # Report
 # ------------------------------------------------------------------------------------------------------------
 def machine() -> dict[str, Any]:
-    cpu = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-        mem = next(int(line.split()[1]) for line in Path("/proc/meminfo").read_text().splitlines()
-                   if line.startswith("MemTotal"))
-        mem_gb = round(mem / 2**20, 1)
-    except (OSError, StopIteration):
-        mem_gb = None
+    from cmr.machine import cpu_name, memory_gb
+
+    cpu, mem_gb = cpu_name(), memory_gb()
 
     def version(package: str) -> str:
         try:

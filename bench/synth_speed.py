@@ -8,25 +8,15 @@ from __future__ import annotations
 
 import argparse
 import os
-import platform
 import shutil
 import tempfile
 import time
 from collections import defaultdict
 from pathlib import Path
 
+from cmr.machine import cpu_name
 from cmr.synth.generate import StudyRequest, generate_study
 from cmr.synth.scanners import STYLES
-
-
-def _cpu_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown CPU"
 
 
 def main() -> None:
@@ -53,7 +43,7 @@ def main() -> None:
     lines = [
         "# `cmr synth` speed (one core)",
         "",
-        f"Machine: {_cpu_name()}, {os.cpu_count()} cores; one process (= one core), default size; "
+        f"Machine: {cpu_name()}, {os.cpu_count()} cores; one process (= one core), default size; "
         f"{args.per_style} studies per style, seed 2024. Produced by `bench/synth_speed.py`.",
         "",
         "| scanner style | s/study | studies/min/core | MB/study |",

@@ -64,6 +64,13 @@ class Settings(BaseSettings):
     hnsw_ef_construct: int = Field(100, ge=8, le=1024)
     hnsw_ef_search: int = Field(64, ge=8, le=4096)
 
+    # --- report drafting (generator service) -----------------------------------------------------------------
+    generator_checkpoint: Path | None = Field(None, description="CMR-TARGET checkpoint; None = the shipped one "
+                                              "(it must have been trained on the CMR-CLIP checkpoint served)")
+    draft_neighbours: int = Field(5, ge=1, le=50, description="k nearest studies of the consensus draft")
+    max_concurrent_drafts: int = Field(2, ge=1, le=64, description="CMR-TARGET drafts run at once (the rest "
+                                       "wait; each takes a core)")
+
     # --- UI and local stack ---------------------------------------------------------------------------------
     ui_host: str = Field("127.0.0.1", description="interface the Streamlit UI binds; 0.0.0.0 in containers")
     ui_port: int = Field(8501, ge=1, le=65535)

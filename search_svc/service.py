@@ -16,7 +16,7 @@ from numpy.typing import NDArray
 
 from cmr.findings import Calibration, ZeroShotClassifier
 from cmr.model.inference import MAX_TEXT_CHARS
-from cmr.rpc.errors import InvalidArgument, NotFound, ResourceExhausted, ServiceError, rpc_errors
+from cmr.rpc.errors import InvalidArgument, NotFound, RemoteError, ResourceExhausted, ServiceError, rpc_errors
 from cmr.rpc.messages import from_vector, to_vector
 from cmr.v1 import common_pb2, search_pb2, search_pb2_grpc
 from encoder_svc.client import EncoderClient
@@ -38,14 +38,6 @@ MAX_PAGE = 1000
 EXPORT_CHUNK = 1024 * 1024
 BACKGROUND_NEGATIVES = 200
 _STUDY_KEY = re.compile(r"^[0-9a-f]{32}$")  # few-shot with positives only: a sample of the index stands in as negatives
-
-
-class RemoteError(ServiceError):
-    """A call to another service failed: keep its status code (UNAVAILABLE stays UNAVAILABLE)."""
-
-    def __init__(self, what: str, exc: grpc.RpcError) -> None:
-        super().__init__(f"{what}: {exc.details()}")
-        self.code = exc.code()
 
 
 @dataclass(frozen=True)

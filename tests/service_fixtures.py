@@ -4,6 +4,7 @@ Registered in tests/integration/conftest.py."""
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Iterator
 from pathlib import Path
@@ -11,9 +12,12 @@ from pathlib import Path
 import pytest
 
 from cmr.config import Settings
+from cmr.labels import FINDINGS
+from cmr.rpc.messages import to_vector
 from cmr.rpc.ports import free_ports
 from cmr.synth.generate import generate_dataset
 from encoder_svc.client import EncoderClient
+from cmr.v1 import search_pb2
 from encoder_svc.server import EncoderServer
 
 REALDATA = Path(os.environ.get("CMR_REALDATA_DIR", Path(__file__).resolve().parents[2] / "shared" / "realdata"))
@@ -57,3 +61,27 @@ def encoder(encoder_server: EncoderServer, encoder_settings: Settings) -> Iterat
     with EncoderClient(encoder_server.address, settings=encoder_settings) as client:
         client.wait_ready(60)
         yield client
+
+
+def study_records(synth_dir: Path) -> dict[str, dict]:
+    """reports.jsonl rows of the synthetic studies by folder name."""
+    rows = [json.loads(line) for line in (synth_dir / "reports.jsonl").read_text().splitlines() if line.strip()]
+    return {r["folder"].split("/")[-1]: r for r in rows}
+
+
+@pytest.fixture(scope="session")
+def upserts(encoder: EncoderClient, studies: list[Path], synth_dir: Path) -> list[search_pb2.ExamUpsert]:
+    """Every study encoded through the encoder service, with its impression vector and labels (what the
+    ingest worker sends the search service)."""
+    records = study_records(synth_dir)
+    out = []
+    for s in studies:
+        rec = records[s.name]
+        enc = encoder.encode_study(s)
+        labels = [f for f in FINDINGS if rec["labels"].get(f)] + [f"disease:{rec['labels']['disease']}"]
+        out.append(search_pb2.ExamUpsert(
+            study_instance_uid=enc.study.study_instance_uid, image_embedding=to_vector(enc.embedding),
+            report_embedding=to_vector(encoder.encode_texts([rec["impression"]])[0]), impression=rec["impression"],
+            study_date=enc.study.study_date, vendor=enc.study.manufacturer, field_strength_t=enc.study.field_strength_t,
+            views=list(enc.study.slots_present), labels=labels, model_version=enc.model.version))
+    return out

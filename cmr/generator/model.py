@@ -85,7 +85,7 @@ class TargetGenerator:
         return self._stream(tokens, pad, d, numbered)
 
     def _stream(self, tokens: Tensor, pad: Tensor, d: Decoding, numbered: bool) -> Iterator[str]:
-        for k, ids in enumerate(stream_sentences(self.decoder, tokens, pad, d), 1):
+        for k, ids in enumerate(stream_sentences(self.decoder, tokens, pad, d, self._replan), 1):
             text = self.vocab.decode(ids)
             yield f"{k}. {text}" if numbered else text
 
@@ -101,8 +101,13 @@ class TargetGenerator:
         d = Decoding(max_sentences=max_sentences, max_tokens=max_tokens).resolve(self.config.model)
         tokens, pad = self._inputs(exam_tokens, pad_mask, batched=True)
         assert d.max_sentences is not None and d.max_tokens is not None
-        ids = greedy_batch(self.decoder, tokens, pad, d.max_sentences, d.max_tokens)
+        ids = greedy_batch(self.decoder, tokens, pad, d.max_sentences, d.max_tokens, self._replan)
         return [[self.vocab.decode(s) for s in report] for report in ids]
+
+    def _replan(self, plan: Tensor, ids: list[int]) -> Tensor:
+        from cmr.generator.plan import remaining_after
+
+        return remaining_after(plan, self.vocab.decode(ids))
 
     def format_report(self, sentences: Sequence[str], numbered: bool | None = None) -> str:
         return self.vocab.format_report(sentences, numbered)

@@ -112,14 +112,26 @@ def _memory(feats: TokenFeatures, idx: np.ndarray, dev: torch.device) -> tuple[t
     return tok, torch.from_numpy(feats.pad[idx]).to(dev)
 
 
-def _finding_targets(impression: str) -> tuple[list[float], int]:
-    """What a report states, as auxiliary targets: 1 per finding stated present, and its disease index (-100
-    when it names none of cmr.labels.DISEASES)."""
+def _stated(impression: str) -> tuple[list[float], int]:
+    """What a report states: 1 per finding stated present, and its disease index (-100 when it names none of
+    cmr.labels.DISEASES)."""
     from cmr.reports import label_report
 
     labels = label_report(impression)
     disease = DISEASES.index(labels.disease) if labels.disease in DISEASES else -100
     return [float(labels.state(f) == "present") for f in FINDINGS], disease
+
+
+def _finding_targets(rec: StudyRecord) -> tuple[list[float], int]:
+    """The finding reader's targets: the record's reference labels when it has them all, else what its
+    impression states (so a hospital's plain report text supplies them too)."""
+    if all(f in rec.labels for f in FINDINGS):
+        disease = rec.labels.get("disease")
+        return ([float(bool(rec.labels[f])) for f in FINDINGS],
+                DISEASES.index(disease) if disease in DISEASES else -100)
+    return _stated(rec.impression)
+
+
 
 
 def _reference(rec: StudyRecord) -> Any:
@@ -140,16 +152,22 @@ class _Log:
             w.writerow({k: "" if v is None else v for k, v in kv.items()})
 
 
+def _plans(plans: dict[int, np.ndarray] | None, b: np.ndarray, dev: torch.device) -> torch.Tensor | None:
+    """[B, max_sentences + 1, PLAN_SIZE]: per report, what is still to be said at each sentence."""
+    return None if plans is None else torch.from_numpy(np.stack([plans[int(i)] for i in b])).to(dev)
+
+
 @torch.no_grad()
 def evaluate_loss(decoder: ReportDecoder, feats: TokenFeatures, idx: np.ndarray, streams: dict[int, _STREAM],
-                  dev: torch.device, batch_size: int = 64) -> float:
-    """Mean token cross-entropy (no label smoothing, no dropout) of the reports `idx`."""
+                  dev: torch.device, batch_size: int = 64, plans: dict[int, np.ndarray] | None = None) -> float:
+    """Mean token cross-entropy (no label smoothing, no dropout) of the reports `idx` (written from `plans`,
+    the reports' own, when the decoder takes a plan)."""
     decoder.eval()
     total, count = 0.0, 0
     for b in _batches(idx, batch_size, None, drop_last=False):
         mem, pad = _memory(feats, b, dev)
         tok, sent, pos, tgt = (x.to(dev) for x in collate([streams[int(i)] for i in b]))
-        logits = decoder(tok, sent, pos, mem, pad)
+        logits = decoder(tok, sent, pos, mem, pad, plan=_plans(plans, b, dev))
         total += float(F.cross_entropy(logits.flatten(0, 1), tgt.flatten(), ignore_index=PAD, reduction="sum"))
         count += int((tgt != PAD).sum())
     return total / max(1, count)
@@ -161,10 +179,15 @@ def evaluate_drafts(decoder: ReportDecoder, vocab: ReportVocab, cfg: TargetConfi
     """Clinical scores of greedy drafts of the studies `idx` against their labels (or impressions)."""
     from cmr.reports import clinical_scores
 
+    from cmr.generator.plan import remaining_after
+
+    def replan(plan: torch.Tensor, ids: list[int]) -> torch.Tensor:
+        return remaining_after(plan, vocab.decode(ids))
+
     texts: list[str] = []
     for b in _batches(idx, batch_size, None, drop_last=False):
         mem, pad = _memory(feats, b, dev)
-        for report in greedy_batch(decoder, mem, pad, cfg.model.max_sentences, cfg.model.max_tokens):
+        for report in greedy_batch(decoder, mem, pad, cfg.model.max_sentences, cfg.model.max_tokens, replan):
             texts.append(vocab.format_report([vocab.decode(s) for s in report]))
     scores = clinical_scores(texts, [_reference(feats.records[int(i)]) for i in idx])
     return {"macro_f1": scores.macro_f1, "hallucination_rate": scores.hallucination_rate,
@@ -242,7 +265,14 @@ def _train(cfg: TargetConfig, data_dir: Path, out: Path, resume: bool, workers: 
         streams[int(i)] = stream_positions(sentences, BOS, SEP, EOR)
 
     lengths = {i: len(v[0]) for i, v in streams.items()}
-    aux = {int(i): _finding_targets(records[int(i)].impression) for i in train_idx} if t.findings_weight > 0 else {}
+    aux = {int(i): _finding_targets(records[int(i)]) for i in train_idx} if t.findings_weight > 0 else {}
+    plans = None
+    if cfg.model.plan:
+        from cmr.generator.plan import report_plans
+
+        rows = cfg.model.max_sentences + 1
+        plans = {i: report_plans([vocab.decode(ids) for ids in vocab.encode_report(
+            records[i].impression, cfg.model.max_sentences, cfg.model.max_tokens)], rows) for i in streams}
 
     torch.manual_seed(t.seed)
     decoder = ReportDecoder(cfg.model, len(vocab), int(feats.tokens.shape[-1])).to(dev)
@@ -293,7 +323,8 @@ def _train(cfg: TargetConfig, data_dir: Path, out: Path, resume: bool, workers: 
             tok, sent, pos, tgt = (x.to(dev) for x in collate([streams[int(i)] for i in b]))
             for g in opt.param_groups:
                 g["lr"] = t.lr * _lr_factor(progress_now(), step, t.warmup_steps)
-            logits, finding_logits = decoder(tok, sent, pos, mem, pad, with_findings=True)
+            logits, finding_logits = decoder(tok, sent, pos, mem, pad, with_findings=True,
+                                             plan=_plans(plans, b, dev))
             token_loss = F.cross_entropy(logits.flatten(0, 1), tgt.flatten(), ignore_index=PAD,
                                          label_smoothing=t.label_smoothing)
             loss = token_loss
@@ -319,7 +350,7 @@ def _train(cfg: TargetConfig, data_dir: Path, out: Path, resume: bool, workers: 
                 break
         bar.close()
         epoch += 1
-        val = evaluate_loss(decoder, feats, val_idx, streams, dev) if len(val_idx) else float("nan")
+        val = evaluate_loss(decoder, feats, val_idx, streams, dev, plans=plans) if len(val_idx) else float("nan")
         clinical: dict[str, float | None] = {"macro_f1": None, "hallucination_rate": None, "disease_accuracy": None}
         if gen_every and epoch % gen_every == 0:
             clinical = evaluate_drafts(decoder, vocab, cfg, feats, gen_idx, dev)
@@ -353,5 +384,23 @@ def _train(cfg: TargetConfig, data_dir: Path, out: Path, resume: bool, workers: 
         if budget_s > 0 and elapsed >= budget_s:
             stopped = "time"
             break
+    if cfg.model.plan and len(val_idx) and (out / BEST_FILE).exists():
+        _tune_best(out / BEST_FILE, feats, val_idx, dev)
     return GeneratorTrainResult(out / BEST_FILE, epoch, best, best_f1, stopped, time.perf_counter() - t0,
                                 len(train_idx), len(val_idx), clip_version)
+
+
+def _tune_best(path: Path, feats: TokenFeatures, val_idx: np.ndarray, dev: torch.device) -> None:
+    """The best checkpoint's plan thresholds, tuned on the validation split (`cmr train-generator
+    --tune-data` retunes them on a larger held-out set)."""
+    from cmr.generator.checkpoint import generator_from_payload
+    from cmr.generator.plan import apply_thresholds, reader_probabilities, truth_matrix, tune_thresholds
+
+    payload = read_generator_checkpoint(path)
+    gen = generator_from_payload(payload, str(path))
+    gen.decoder.to(dev)
+    tuned = tune_thresholds(reader_probabilities(gen.decoder, feats, val_idx, dev),
+                            truth_matrix(feats.records, val_idx), source="validation split")
+    apply_thresholds(gen.decoder, tuned)
+    save_generator(path, gen.decoder, gen.vocab, gen.config, gen.clip_version,
+                   meta={**gen.meta, "plan_thresholds": tuned.to_dict()})

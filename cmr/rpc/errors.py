@@ -55,6 +55,14 @@ class DeadlineExceeded(ServiceError):
     code = grpc.StatusCode.DEADLINE_EXCEEDED
 
 
+class RemoteError(ServiceError):
+    """A call to another service failed: keep its status code (UNAVAILABLE stays UNAVAILABLE)."""
+
+    def __init__(self, what: str, exc: grpc.RpcError) -> None:
+        super().__init__(f"{what}: {exc.details()}")
+        self.code = exc.code()
+
+
 def status_of(exc: BaseException) -> tuple[grpc.StatusCode, str]:
     """The status code and caller-facing message for an exception raised inside a handler."""
     if isinstance(exc, ServiceError):

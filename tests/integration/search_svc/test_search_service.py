@@ -4,7 +4,6 @@ with known labels indexed through the service."""
 from __future__ import annotations
 
 import io
-import json
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -15,8 +14,6 @@ import pytest
 from sklearn.metrics import roc_auc_score
 
 from cmr.config import Settings
-from cmr.labels import FINDINGS
-from cmr.rpc.messages import to_vector
 from cmr.rpc.ports import free_ports
 from cmr.v1 import search_pb2
 from encoder_svc.client import EncoderClient
@@ -24,32 +21,10 @@ from search_svc.client import SearchClient
 from search_svc.server import SearchServer
 
 
-def _records(synth_dir: Path) -> dict[str, dict]:
-    rows = [json.loads(line) for line in (synth_dir / "reports.jsonl").read_text().splitlines() if line.strip()]
-    return {r["folder"].split("/")[-1]: r for r in rows}
-
-
 @pytest.fixture(scope="module")
 def search_settings(encoder_settings: Settings, tmp_path_factory: pytest.TempPathFactory) -> Settings:
     return encoder_settings.model_copy(update={"data_dir": tmp_path_factory.mktemp("search_data"),
                                                "study_key_secret": "test-secret"})
-
-
-@pytest.fixture(scope="module")
-def upserts(encoder: EncoderClient, studies: list[Path], synth_dir: Path) -> list[search_pb2.ExamUpsert]:
-    """Every study encoded through the encoder service, with its impression vector and labels."""
-    records = _records(synth_dir)
-    out = []
-    for s in studies:
-        rec = records[s.name]
-        enc = encoder.encode_study(s)
-        labels = [f for f in FINDINGS if rec["labels"].get(f)] + [f"disease:{rec['labels']['disease']}"]
-        out.append(search_pb2.ExamUpsert(
-            study_instance_uid=enc.study.study_instance_uid, image_embedding=to_vector(enc.embedding),
-            report_embedding=to_vector(encoder.encode_texts([rec["impression"]])[0]), impression=rec["impression"],
-            study_date=enc.study.study_date, vendor=enc.study.manufacturer, field_strength_t=enc.study.field_strength_t,
-            views=list(enc.study.slots_present), labels=labels, model_version=enc.model.version))
-    return out
 
 
 @pytest.fixture(scope="module")

@@ -1,0 +1,187 @@
+"""GeneratorService end to end: the real encoder (Triton), the real search service on Qdrant Edge with the 24
+synthetic studies indexed, and the shipped CMR-TARGET checkpoint drafting in the generator process."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import grpc
+import pytest
+import torch
+
+from cmr.config import Settings
+from cmr.dicom import load_study
+from cmr.generator import Decoding, load_generator
+from cmr.generator.checkpoint import load_exam_encoder
+from cmr.labels import FINDINGS
+from cmr.reports import label_report
+from cmr.reports.text_metrics import normalise
+from cmr.v1 import generator_pb2, search_pb2
+from encoder_svc.runtime import checkpoint_path
+from generator_svc.client import GeneratorClient, generate_request
+from generator_svc.server import GeneratorServer
+from generator_svc.target import generator_path
+from search_svc.client import SearchClient
+from search_svc.server import SearchServer
+from search_svc.store.schema import study_key
+
+pytestmark = pytest.mark.skipif(not generator_path(Settings()).is_file(),
+                                reason="no shipped CMR-TARGET checkpoint (cmr/model/weights/cmr-target-small.pt)")
+
+
+@pytest.fixture(scope="module")
+def settings(encoder_settings: Settings, tmp_path_factory: pytest.TempPathFactory) -> Settings:
+    return encoder_settings.model_copy(update={"data_dir": tmp_path_factory.mktemp("generator_data"),
+                                               "study_key_secret": "generator-test-secret", "draft_neighbours": 5})
+
+
+@pytest.fixture(scope="module")
+def search_server(settings: Settings, encoder_server) -> Iterator[SearchServer]:  # noqa: ANN001
+    with SearchServer(settings, port=0, encoder_url=encoder_server.address) as srv:
+        yield srv
+
+
+@pytest.fixture(scope="module")
+def keys(search_server: SearchServer, settings: Settings, upserts: list[search_pb2.ExamUpsert]) -> list[str]:
+    with SearchClient(search_server.address, settings=settings) as client:
+        client.wait_ready(30)
+        return list(client.upsert(upserts).study_keys)
+
+
+@pytest.fixture(scope="module")
+def server(settings: Settings, search_server: SearchServer, keys: list[str]) -> Iterator[GeneratorServer]:
+    with GeneratorServer(settings, port=0, search_url=search_server.address) as srv:
+        yield srv
+
+
+@pytest.fixture(scope="module")
+def gen(server: GeneratorServer, settings: Settings) -> Iterator[GeneratorClient]:
+    with GeneratorClient(server.address, settings=settings) as client:
+        client.wait_ready(30)
+        yield client
+
+
+def _code(exc: pytest.ExceptionInfo[grpc.RpcError]) -> grpc.StatusCode:
+    return exc.value.code()  # type: ignore[no-any-return]
+
+
+def _check_stream(sentences: list) -> None:  # noqa: ANN001
+    assert sentences, "no sentence drafted"
+    assert [s.index for s in sentences] == list(range(1, len(sentences) + 1))
+    assert [s.last for s in sentences] == [False] * (len(sentences) - 1) + [True]
+    assert all(s.text.strip() and not s.text[0].isdigit() for s in sentences)  # unnumbered sentences
+
+
+def test_retrieval_is_the_nearest_other_studys_report(gen: GeneratorClient, keys: list[str], settings: Settings,
+                                                      search_server: SearchServer) -> None:
+    with SearchClient(search_server.address, settings=settings) as search:
+        for key in keys[:3]:
+            nearest = search.similar(top_k=1, study_key=key).nearest_reports[0]
+            drafted = gen.draft("retrieval", study_key=key)
+            _check_stream(drafted)
+            assert nearest.study_key != key  # never the study's own report
+            assert {s.sources for s in drafted} == {(nearest.study_key,)}
+            assert " ".join(s.text for s in drafted) == normalise(nearest.impression)  # numbering dropped
+            # each sentence carries what the labeller reads in it
+            stated = label_report(nearest.impression)
+            assert {f for s in drafted for f in s.findings} == {f for f in FINDINGS if stated.state(f) == "present"}
+
+
+def test_consensus_keeps_what_neighbours_agree_on(gen: GeneratorClient, keys: list[str], settings: Settings,
+                                                  search_server: SearchServer) -> None:
+    with SearchClient(search_server.address, settings=settings) as search:
+        near = {r.study_key for r in search.similar(top_k=5, study_key=keys[0]).nearest_reports}
+    drafted = gen.draft("consensus", study_key=keys[0], neighbours=5)
+    _check_stream(drafted)
+    assert all(set(s.sources) <= near for s in drafted)
+
+
+def test_target_drafts_as_the_model_does_in_process(gen: GeneratorClient, keys: list[str], studies: list[Path],
+                                                    settings: Settings, upserts: list[search_pb2.ExamUpsert]) -> None:
+    """The service's CMR-TARGET draft of an indexed study (found on disk from its key alone) is the in-process
+    model's greedy draft of the same study, sentence for sentence."""
+    model = load_generator(generator_path(settings), checkpoint_path(settings))
+    encoder = load_exam_encoder(checkpoint_path(settings))
+    for study in studies[:2]:
+        exam = load_study(study).to_exam(encoder.spec)
+        px = torch.from_numpy(exam.pixels_uint8().astype("float32") / 255.0)[None]
+        with torch.no_grad():
+            tokens, pad = encoder.forward_tokens(px, torch.from_numpy(exam.mask)[None])
+        expected = list(model.generate(tokens, pad, Decoding(numbered=False)))
+        key = study_key(exam.study.study_instance_uid, settings.study_key_secret)
+        assert key in keys
+        by_key = gen.draft("target", study_key=key)
+        _check_stream(by_key)
+        assert [s.text for s in by_key] == expected
+        assert by_key[0].model_version.startswith("cmr-target-small@")
+        by_path = gen.draft("target", path=str(study))
+        assert [s.text for s in by_path] == expected
+
+
+def test_target_decoding_options(gen: GeneratorClient, studies: list[Path]) -> None:
+    path = str(studies[3])
+    one = gen.draft("target", path=path, max_sentences=1)
+    assert len(one) == 1 and one[0].last
+    beam = gen.draft("target", path=path, strategy="beam", beam_width=3)
+    _check_stream(beam)
+    a = gen.draft("target", path=path, strategy="sample", temperature=0.9, seed=11)
+    b = gen.draft("target", path=path, strategy="sample", temperature=0.9, seed=11)
+    assert [s.text for s in a] == [s.text for s in b]  # the same seed, the same draft
+
+
+def test_bad_requests_get_clear_codes(gen: GeneratorClient, keys: list[str], synth_dir: Path) -> None:
+    not_dicom = synth_dir / "generator_test_not_dicom"  # under a root the server may read
+    not_dicom.mkdir(exist_ok=True)
+    (not_dicom / "a.dcm").write_bytes(b"this is not a DICOM file" * 10)
+    stub = gen.stub
+    cases = [
+        (generator_pb2.GenerateReportRequest(), grpc.StatusCode.INVALID_ARGUMENT, "no study"),
+        (generate_request("target", embedding=__import__("numpy").ones(256, "float32")),
+         grpc.StatusCode.INVALID_ARGUMENT, "images"),
+        (generate_request("target", study_key="0" * 32), grpc.StatusCode.NOT_FOUND, "CMR_STUDY_ROOTS"),
+        (generate_request("retrieval", study_key="XYZ"), grpc.StatusCode.INVALID_ARGUMENT, "study_key"),
+        (generate_request("target", study_key=keys[0], beam_width=9, strategy="beam"),
+         grpc.StatusCode.INVALID_ARGUMENT, "beam_width"),
+        (generate_request("target", study_key=keys[0], strategy="sample", temperature=3.0),
+         grpc.StatusCode.INVALID_ARGUMENT, "temperature"),
+        (generate_request("target", study_key=keys[0], max_sentences=13), grpc.StatusCode.INVALID_ARGUMENT,
+         "max_sentences"),
+        (generate_request("consensus", study_key=keys[0], neighbours=51), grpc.StatusCode.INVALID_ARGUMENT,
+         "neighbours"),
+        (generate_request("target", path="/etc"), grpc.StatusCode.PERMISSION_DENIED, "CMR_STUDY_ROOTS"),
+        (generate_request("target", path=str(not_dicom)), grpc.StatusCode.INVALID_ARGUMENT, ""),
+        (generator_pb2.GenerateReportRequest(study=generate_request(study_key=keys[0]).study, mode=9),
+         grpc.StatusCode.INVALID_ARGUMENT, "mode"),
+    ]
+    for request, code, words in cases:
+        with pytest.raises(grpc.RpcError) as exc:
+            list(stub.GenerateReport(request, timeout=60))
+        assert _code(exc) == code, (request, exc.value.details())
+        assert words in exc.value.details()
+    assert gen.draft("retrieval", study_key=keys[0])  # still serving
+
+
+def test_cli_draft_streams_json(server: GeneratorServer, keys: list[str], settings: Settings) -> None:
+    out = subprocess.run([sys.executable, "-m", "cmr.cli.main", "draft", keys[1], "--mode", "retrieval", "--json",
+                          "--url", server.address], capture_output=True, text=True, timeout=120, check=True)
+    rows = [json.loads(line) for line in out.stdout.splitlines()]
+    assert rows and rows[-1]["last"] and all(len(r["sources"]) == 1 for r in rows)
+    bad = subprocess.run([sys.executable, "-m", "cmr.cli.main", "draft", "0" * 32, "--mode", "target",
+                          "--url", server.address], capture_output=True, text=True, timeout=120)
+    assert bad.returncode == 2 and "NOT_FOUND" in bad.stderr
+
+
+def test_search_down_is_unavailable_for_retrieval_only(settings: Settings, studies: list[Path]) -> None:
+    from cmr.rpc.ports import free_ports
+
+    (dead,) = free_ports(1)
+    with GeneratorServer(settings, port=0, search_url=f"127.0.0.1:{dead}") as srv, \
+            GeneratorClient(srv.address, settings=settings, timeout_s=10) as client:
+        with pytest.raises(grpc.RpcError) as exc:
+            client.draft("retrieval", path=str(studies[0]))
+        assert _code(exc) == grpc.StatusCode.UNAVAILABLE
+        assert client.draft("target", path=str(studies[0]))  # CMR-TARGET does not need the search service
