@@ -116,6 +116,28 @@ def cine(study_key: str, width: int = 512) -> None:
         st.caption("no cine preview (the study is not on this host)")
 
 
+def cine_upload(data: bytes, name: str, width: int = 512) -> None:
+    """The cine loop of an uploaded study, rendered here from the upload (kept for the session)."""
+    import tempfile
+    from pathlib import Path
+
+    from ui.cine import render_preview
+
+    cache = st.session_state.setdefault("cmr_upload_gifs", {})
+    sig = (name, len(data))
+    if sig not in cache:
+        try:
+            with tempfile.TemporaryDirectory() as tmp:
+                cache[sig] = render_preview(data, Path(tmp) / "upload.gif").read_bytes()
+        except Exception as exc:  # noqa: BLE001 - the search results matter more than the preview
+            log.info("no preview of the upload %s: %s", name, exc)
+            cache[sig] = None
+    if cache[sig]:
+        st.image(cache[sig], width=width)
+    else:
+        st.caption("no cine preview of this upload")
+
+
 def exam_card(e: Exam, rank: int, *, score_label: str = "score", show_cine: bool = True) -> None:
     with st.container(border=True):
         left, right = st.columns([3, 2])

@@ -36,7 +36,8 @@ def http_health(url: str, timeout_s: float = 2.0) -> Health:
     try:
         with urllib.request.urlopen(url, timeout=timeout_s) as r:  # noqa: S310 - our own local URL
             body = r.read(64).decode(errors="replace").strip()
-            return Health(r.status == 200, f"HTTP {r.status} {body}".strip())
+            short = body if len(body) <= 16 and "\n" not in body else ""  # "ok", not a metrics page
+            return Health(r.status == 200, f"HTTP {r.status} {short}".strip())
     except (urllib.error.URLError, OSError) as exc:
         return Health(False, f"not reachable ({getattr(exc, 'reason', exc)})")
 

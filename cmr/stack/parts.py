@@ -56,13 +56,17 @@ def cmr_command(*args: str) -> list[str]:
 
 
 def ingest_available() -> tuple[bool, str]:
-    if not _module("ingest_svc"):
-        return False, "ingest_svc is not installed yet"
-    if not _cli_command("serve", "ingest"):
-        return False, "`cmr serve ingest` does not exist yet"
-    if not _module("ingest_svc.broker"):
-        return False, "ingest_svc.broker (the Tansu launcher) does not exist yet"
+    for module in ("ingest_svc.worker", "ingest_svc.broker", "ingest_svc.producer"):
+        if not _module(module):
+            return False, f"{module} is not installed yet"
     return True, ""
+
+
+def ingest_command() -> list[str]:
+    """`cmr serve ingest`, or `python -m ingest_svc` (the same worker) while the CLI command is not there."""
+    if _cli_command("serve", "ingest"):
+        return cmr_command("serve", "ingest")
+    return [sys.executable, "-m", "ingest_svc"]
 
 
 def ui_url(settings: Settings) -> str:
@@ -103,7 +107,7 @@ def stack_parts(settings: Settings, layout: StackLayout, *, with_demo: bool = Tr
                       available=gen_ok, reason="" if gen_ok else "generator_svc.server / `cmr serve generator` "
                       "does not exist yet"))
     metrics_port = getattr(s, "ingest_metrics_port", 0)  # the worker's Prometheus endpoint, when it has one
-    parts.append(Part("ingest", "ingest worker", cmr_command("serve", "ingest"), 40, available=ingest_ok,
+    parts.append(Part("ingest", "ingest worker", ingest_command() if ingest_ok else [], 40, available=ingest_ok,
                       reason=ingest_reason, url=f"http://127.0.0.1:{metrics_port}/metrics" if metrics_port else "",
                       health=(lambda: http_health(f"http://127.0.0.1:{metrics_port}/metrics")) if metrics_port else None))
     parts.append(Part("ui", "Streamlit UI", ui_command(s), 50, health=lambda: http_health(ui_url(s) + "/_stcore/health"),

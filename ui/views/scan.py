@@ -4,7 +4,7 @@ similar exams, and the zero-shot finding profile as a chart."""
 import streamlit as st
 
 from ui.components import (
-    cine, exam_card, exam_picker, guarded, remember_exams, services, sidebar_status, zero_shot_chart,
+    cine, cine_upload, exam_card, exam_picker, guarded, remember_exams, services, sidebar_status, zero_shot_chart,
 )
 
 
@@ -29,6 +29,7 @@ def page() -> None:
             st.markdown("**Impression on file**")
             st.text(me.impression or "(none)")
         else:
+            cine_upload(choice["upload"], choice["label"])
             st.caption(f"uploaded: {choice['label']} (not indexed)")
     with chart:
         st.subheader("Zero-shot finding profile")

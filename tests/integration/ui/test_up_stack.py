@@ -290,6 +290,42 @@ def test_browser_scan_page(stack: Stack, browser, shots: Path) -> None:  # noqa:
     d.save_screenshot(str(shots / "scan.png"))
 
 
+def test_browser_upload_a_study_and_a_bad_file(stack: Stack, browser, tmp_path: Path, shots: Path) -> None:  # noqa: ANN001
+    """Scan page with an uploaded zip of DICOM (twins and profile), then a file that is not a study (a message)."""
+    import zipfile
+
+    from selenium.webdriver.common.by import By
+
+    study = sorted((stack.data / "demo" / "studies").glob("study_*[0-9]"))[N_DEMO]  # one that is not indexed
+    good = tmp_path / "upload_study.zip"
+    with zipfile.ZipFile(good, "w", zipfile.ZIP_STORED) as z:
+        for f in sorted(study.rglob("*")):
+            if f.is_file():
+                z.write(f, f.relative_to(study).as_posix())
+    bad = tmp_path / "not_a_study.zip"
+    with zipfile.ZipFile(bad, "w") as z:
+        z.writestr("notes.txt", "this is not DICOM")
+    d = browser
+    d.get(stack.ui_url)
+    _page(d, "Scan")
+    _click_xpath(d, "//label[.//p[contains(text(), 'Upload a study')]]")
+    upload = _wait(d, lambda d: d.find_element(By.CSS_SELECTOR, "input[type='file']"))
+    upload.send_keys(str(good))
+    _wait(d, lambda d: "Nearest reports" in d.page_source and "upload_study.zip" in d.page_source, 180)
+    _wait(d, lambda d: d.find_elements(By.CSS_SELECTOR, "[data-testid='stVegaLiteChart']") or None)
+    assert "Most similar exams" in d.page_source
+    time.sleep(1.0)
+    d.save_screenshot(str(shots / "scan_upload.png"))
+    # replace the upload with a zip that holds no DICOM: a readable message, no trace
+    for x in d.find_elements(By.CSS_SELECTOR, "[data-testid='stFileUploaderDeleteBtn'] button"):
+        x.click()
+    upload = _wait(d, lambda d: d.find_element(By.CSS_SELECTOR, "input[type='file']"))
+    upload.send_keys(str(bad))
+    alert = _wait(d, lambda d: next((a for a in d.find_elements(By.CSS_SELECTOR, "[data-testid='stAlert']")
+                                     if "not a usable CMR study" in a.text), None), 120)
+    assert "Traceback" not in d.page_source and "File \"" not in alert.text
+
+
 def test_browser_cohort_and_csv_download(stack: Stack, browser, shots: Path) -> None:  # noqa: ANN001
     from selenium.webdriver.common.by import By
     from selenium.webdriver.common.keys import Keys
@@ -332,6 +368,16 @@ def test_browser_draft_page(stack: Stack, browser, shots: Path) -> None:  # noqa
           120)
     time.sleep(1.0)
     d.save_screenshot(str(shots / "draft.png"))
+
+
+def test_cmr_status_reports_every_part(stack: Stack) -> None:
+    r = subprocess.run([sys.executable, "-m", "cmr.cli.main", "status", "--data-dir", str(stack.data)], env=stack.env,
+                       capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0, r.stdout + r.stderr
+    for part in ("encoder", "search", "ui", "seed"):
+        assert part in r.stdout
+    assert f"index: {N_DEMO} exams" in r.stdout
+    assert f"UI: {stack.ui_url}" in r.stdout
 
 
 # --- stop and start again: the index survives ---------------------------------------------------------------
