@@ -98,6 +98,17 @@ class SupervisorClient:
         self._proxy.supervisor.shutdown()
 
 
+def _die_with_parent() -> None:
+    """In the child before exec: SIGTERM when `cmr up` dies however it dies (even SIGKILL), so a killed launcher
+    never leaves a stack running (Linux; elsewhere a no-op)."""
+    try:
+        import ctypes
+
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass
+
+
 class Supervisor:
     """supervisord as a child process: `start(parts)`, `client`, `stop()`."""
 
@@ -116,7 +127,7 @@ class Supervisor:
         self.proc = subprocess.Popen([sys.executable, "-m", "supervisor.supervisord", "-c",
                                       str(self.layout.supervisor_conf)],
                                      env=self.env, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                     start_new_session=True)
+                                     start_new_session=True, preexec_fn=_die_with_parent)
         log.close()
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
