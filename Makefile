@@ -12,6 +12,8 @@ PYTEST_ARGS ?=
 .PHONY: setup test demo demo-data protos lint clean
 
 setup: $(STAMP)
+	@# Debian packages (Orthanc + DICOMweb, Chromium): installs only what is missing; instant otherwise.
+	@bash scripts/install_system_packages.sh
 
 $(STAMP): requirements.lock pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)

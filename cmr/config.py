@@ -64,6 +64,36 @@ class Settings(BaseSettings):
     hnsw_ef_construct: int = Field(100, ge=8, le=1024)
     hnsw_ef_search: int = Field(64, ge=8, le=4096)
 
+    # --- Kafka ingestion ----------------------------------------------------------------------------------------
+    kafka_bootstrap: str = Field("127.0.0.1:9092", description="Kafka bootstrap servers, comma-separated host:port "
+                                 "(IPv4 127.0.0.1 rather than localhost: the Tansu test broker listens on IPv4)")
+    kafka_topic_new: str = Field("cmr.exams.new", description="NewExam messages: studies to ingest")
+    kafka_topic_embedded: str = Field("cmr.exams.embedded", description="EmbeddingCreated events")
+    kafka_topic_dead_letter: str = Field("cmr.exams.dead-letter", description="DeadLetter: what could not be ingested")
+    kafka_partitions: int = Field(4, ge=1, le=1024, description="partitions of topics the worker creates (the most "
+                                  "workers of one group that get work)")
+    kafka_group_id: str = Field("cmr-ingest", description="consumer group of the ingest workers")
+    # Tansu's JoinGroup waits up to the rebalance timeout, which kafka-python takes from max_poll_interval_ms: a
+    # low value makes joins fast; one study (with its retries) must still finish well within it.
+    kafka_max_poll_interval_ms: int = Field(60_000, ge=1000, description="longest pause between polls before the "
+                                            "group evicts a worker (also the rebalance timeout)")
+    kafka_session_timeout_ms: int = Field(10_000, ge=1000, description="a silent worker leaves the group after this")
+    kafka_request_timeout_ms: int = Field(15_000, ge=1000)
+    ingest_max_attempts: int = Field(5, ge=1, le=100, description="tries of a study on transient failures "
+                                     "(services unavailable, DICOMweb errors) before it is dead-lettered")
+    ingest_backoff_s: float = Field(0.5, gt=0, description="first retry delay; doubles per try up to ingest_backoff_max_s")
+    ingest_backoff_max_s: float = Field(8.0, gt=0)
+    ingest_keep_dates: bool = Field(True, description="DICOM PS3.15 'Retain Longitudinal Temporal Information with "
+                                    "Full Dates' option: keep study/series dates (the index filters on them); "
+                                    "false = dates shifted per study")
+    ingest_metrics_port: int = Field(9108, ge=0, le=65535, description="Prometheus /metrics of `cmr serve ingest`; "
+                                     "0 = no HTTP endpoint")
+    dicomweb_timeout_s: float = Field(60.0, gt=0, description="deadline of one DICOMweb request of the worker")
+    orthanc_url: str = Field("http://127.0.0.1:8042", description="Orthanc REST API the PACS bridge polls")
+    orthanc_dicomweb_url: str | None = Field(None, description="DICOMweb root published in NewExam messages; "
+                                             "None = <orthanc_url>/dicom-web")
+    orthanc_poll_s: float = Field(2.0, gt=0, description="how often the bridge asks Orthanc for stable studies")
+
     # --- report drafting (generator service) -----------------------------------------------------------------
     generator_checkpoint: Path | None = Field(None, description="CMR-TARGET checkpoint; None = the shipped one "
                                               "(it must have been trained on the CMR-CLIP checkpoint served)")

@@ -26,17 +26,21 @@ from cmr.v1 import common_pb2 as cmr_dot_v1_dot_common__pb2
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x13\x63mr/v1/events.proto\x12\x06\x63mr.v1\x1a\x13\x63mr/v1/common.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xa3\x01\n\x07NewExam\x12\x10\n\x08\x65vent_id\x18\x01 \x01(\t\x12\x1f\n\x05study\x18\x02 \x01(\x0b\x32\x10.cmr.v1.StudyRef\x12\x13\n\x0breport_text\x18\x03 \x01(\t\x12\x0e\n\x06labels\x18\x04 \x03(\t\x12\x0e\n\x06source\x18\x05 \x01(\t\x12\x30\n\x0cpublished_at\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\x9f\x02\n\x10\x45mbeddingCreated\x12\x10\n\x08\x65vent_id\x18\x01 \x01(\t\x12\x11\n\tstudy_key\x18\x02 \x01(\t\x12 \n\x05model\x18\x03 \x01(\x0b\x32\x11.cmr.v1.ModelInfo\x12\x15\n\rexam_point_id\x18\x04 \x01(\t\x12\'\n\x0fimage_embedding\x18\x05 \x01(\x0b\x32\x0e.cmr.v1.Vector\x12,\n\x0e\x66inding_scores\x18\x06 \x03(\x0b\x32\x14.cmr.v1.FindingScore\x12\r\n\x05views\x18\x07 \x03(\t\x12.\n\ncreated_at\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x17\n\x0fsource_event_id\x18\t \x01(\t\"\xe9\x01\n\nDeadLetter\x12\x14\n\x0coriginal_key\x18\x01 \x01(\x0c\x12\x16\n\x0eoriginal_value\x18\x02 \x01(\x0c\x12\x16\n\x0eoriginal_topic\x18\x03 \x01(\t\x12\x11\n\tpartition\x18\x04 \x01(\x05\x12\x0e\n\x06offset\x18\x05 \x01(\x03\x12\r\n\x05stage\x18\x06 \x01(\t\x12\x0e\n\x06reason\x18\x07 \x01(\t\x12\x12\n\nerror_type\x18\x08 \x01(\t\x12\x10\n\x08\x61ttempts\x18\t \x01(\r\x12-\n\tfailed_at\x18\n \x01(\x0b\x32\x1a.google.protobuf.Timestampb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x13\x63mr/v1/events.proto\x12\x06\x63mr.v1\x1a\x13\x63mr/v1/common.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\x98\x02\n\x07NewExam\x12\x10\n\x08\x65vent_id\x18\x01 \x01(\t\x12\x1f\n\x05study\x18\x02 \x01(\x0b\x32\x10.cmr.v1.StudyRef\x12\x13\n\x0breport_text\x18\x03 \x01(\t\x12\x0e\n\x06labels\x18\x04 \x03(\t\x12\x0e\n\x06source\x18\x05 \x01(\t\x12\x30\n\x0cpublished_at\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12<\n\x0fsource_metadata\x18\x07 \x03(\x0b\x32#.cmr.v1.NewExam.SourceMetadataEntry\x1a\x35\n\x13SourceMetadataEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"\x9f\x02\n\x10\x45mbeddingCreated\x12\x10\n\x08\x65vent_id\x18\x01 \x01(\t\x12\x11\n\tstudy_key\x18\x02 \x01(\t\x12 \n\x05model\x18\x03 \x01(\x0b\x32\x11.cmr.v1.ModelInfo\x12\x15\n\rexam_point_id\x18\x04 \x01(\t\x12\'\n\x0fimage_embedding\x18\x05 \x01(\x0b\x32\x0e.cmr.v1.Vector\x12,\n\x0e\x66inding_scores\x18\x06 \x03(\x0b\x32\x14.cmr.v1.FindingScore\x12\r\n\x05views\x18\x07 \x03(\t\x12.\n\ncreated_at\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x17\n\x0fsource_event_id\x18\t \x01(\t\"\xe9\x01\n\nDeadLetter\x12\x14\n\x0coriginal_key\x18\x01 \x01(\x0c\x12\x16\n\x0eoriginal_value\x18\x02 \x01(\x0c\x12\x16\n\x0eoriginal_topic\x18\x03 \x01(\t\x12\x11\n\tpartition\x18\x04 \x01(\x05\x12\x0e\n\x06offset\x18\x05 \x01(\x03\x12\r\n\x05stage\x18\x06 \x01(\t\x12\x0e\n\x06reason\x18\x07 \x01(\t\x12\x12\n\nerror_type\x18\x08 \x01(\t\x12\x10\n\x08\x61ttempts\x18\t \x01(\r\x12-\n\tfailed_at\x18\n \x01(\x0b\x32\x1a.google.protobuf.Timestampb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'cmr.v1.events_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
+  _globals['_NEWEXAM_SOURCEMETADATAENTRY']._loaded_options = None
+  _globals['_NEWEXAM_SOURCEMETADATAENTRY']._serialized_options = b'8\001'
   _globals['_NEWEXAM']._serialized_start=86
-  _globals['_NEWEXAM']._serialized_end=249
-  _globals['_EMBEDDINGCREATED']._serialized_start=252
-  _globals['_EMBEDDINGCREATED']._serialized_end=539
-  _globals['_DEADLETTER']._serialized_start=542
-  _globals['_DEADLETTER']._serialized_end=775
+  _globals['_NEWEXAM']._serialized_end=366
+  _globals['_NEWEXAM_SOURCEMETADATAENTRY']._serialized_start=313
+  _globals['_NEWEXAM_SOURCEMETADATAENTRY']._serialized_end=366
+  _globals['_EMBEDDINGCREATED']._serialized_start=369
+  _globals['_EMBEDDINGCREATED']._serialized_end=656
+  _globals['_DEADLETTER']._serialized_start=659
+  _globals['_DEADLETTER']._serialized_end=892
 # @@protoc_insertion_point(module_scope)

@@ -11,20 +11,29 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 DESCRIPTOR: _descriptor.FileDescriptor
 
 class NewExam(_message.Message):
-    __slots__ = ("event_id", "study", "report_text", "labels", "source", "published_at")
+    __slots__ = ("event_id", "study", "report_text", "labels", "source", "published_at", "source_metadata")
+    class SourceMetadataEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: str
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[str] = ...) -> None: ...
     EVENT_ID_FIELD_NUMBER: _ClassVar[int]
     STUDY_FIELD_NUMBER: _ClassVar[int]
     REPORT_TEXT_FIELD_NUMBER: _ClassVar[int]
     LABELS_FIELD_NUMBER: _ClassVar[int]
     SOURCE_FIELD_NUMBER: _ClassVar[int]
     PUBLISHED_AT_FIELD_NUMBER: _ClassVar[int]
+    SOURCE_METADATA_FIELD_NUMBER: _ClassVar[int]
     event_id: str
     study: _common_pb2.StudyRef
     report_text: str
     labels: _containers.RepeatedScalarFieldContainer[str]
     source: str
     published_at: _timestamp_pb2.Timestamp
-    def __init__(self, event_id: _Optional[str] = ..., study: _Optional[_Union[_common_pb2.StudyRef, _Mapping]] = ..., report_text: _Optional[str] = ..., labels: _Optional[_Iterable[str]] = ..., source: _Optional[str] = ..., published_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+    source_metadata: _containers.ScalarMap[str, str]
+    def __init__(self, event_id: _Optional[str] = ..., study: _Optional[_Union[_common_pb2.StudyRef, _Mapping]] = ..., report_text: _Optional[str] = ..., labels: _Optional[_Iterable[str]] = ..., source: _Optional[str] = ..., published_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., source_metadata: _Optional[_Mapping[str, str]] = ...) -> None: ...
 
 class EmbeddingCreated(_message.Message):
     __slots__ = ("event_id", "study_key", "model", "exam_point_id", "image_embedding", "finding_scores", "views", "created_at", "source_event_id")
