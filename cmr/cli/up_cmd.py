@@ -180,7 +180,11 @@ def register(app: typer.Typer) -> None:
         for sig in (signal.SIGINT, signal.SIGTERM):
             signal.signal(sig, lambda *_: stop.set())
         console.print(f"starting the stack in {layout.data_dir} (logs: {layout.logs_dir})")
-        supervisor = Supervisor(layout, stack_env(settings)).start(parts)
+        try:
+            supervisor = Supervisor(layout, stack_env(settings)).start(parts)
+        except RuntimeError as exc:
+            console.print(f"[red]error:[/] {exc}")
+            raise typer.Exit(1) from exc
         try:
             _watch(settings, parts, supervisor, stop, t0)
         finally:
@@ -267,6 +271,9 @@ def _watch(settings: Settings, parts: list[Any], supervisor: Any, stop: threadin
     deadline = t0 + settings.up_start_timeout_s
     while not stop.wait(1.0):
         if not supervisor.running():
+            if supervisor.proc is not None and supervisor.proc.returncode == 0:
+                console.print("the stack was shut down (`cmr down`)")
+                return
             console.print("[red]supervisord exited unexpectedly[/]; see " + str(supervisor.layout.logs_dir))
             raise typer.Exit(1)
         try:

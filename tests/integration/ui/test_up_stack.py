@@ -1,7 +1,8 @@
-"""`cmr up` end to end on a small demo (8 studies, a temp data folder, free ports): every page under AppTest
+"""`cmr up` end to end on a small demo (6 studies, a temp data folder, free ports): every page under AppTest
 against the real services, then the UI in real headless Chromium (Debian's chromium + chromedriver via
-selenium): a text search shows result cards with cine images, a cohort is built and its CSV downloaded; then
-stop (SIGTERM) and start again keeps the index. Screenshots go to $CMR_E2E_SCREENSHOTS (default: a temp dir).
+selenium): a text search shows result cards with cine images, a cohort is built and its CSV downloaded, a
+study is uploaded; then stop (SIGTERM) and start again keeps the index, and `cmr down` stops it. Screenshots go
+to $CMR_E2E_SCREENSHOTS (default: a temp dir).
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ from cmr.rpc.ports import free_ports
 from cmr.stack.health import grpc_health, http_health
 from search_svc.client import SearchClient
 
-N_DEMO = 8
+N_DEMO = 6
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 CHROMEDRIVER = shutil.which("chromedriver") or "/usr/bin/chromedriver"
 VIEWS = Path(__file__).resolve().parents[3] / "ui" / "views"
@@ -394,3 +395,9 @@ def test_restart_keeps_the_index(stack: Stack) -> None:
     stack.wait_seeded(2)
     assert stack.exams() == before
     assert f"0 sent for indexing, {N_DEMO} already indexed" in stack.seed_log().split("done:")[-1]
+    # `cmr down` from another terminal stops it too, and `cmr up` exits cleanly
+    r = subprocess.run([sys.executable, "-m", "cmr.cli.main", "down", "--data-dir", str(stack.data)], env=stack.env,
+                       capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0, r.stderr
+    assert stack.proc is not None and stack.proc.wait(150) == 0
+    stack.proc = None
