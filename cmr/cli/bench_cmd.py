@@ -39,3 +39,14 @@ def register(app: typer.Typer) -> None:
         result = run(quick=quick, **({"out_dir": out} if out else {}))
         if as_json:
             _print_json(result)
+
+    @bench.command("ingest")
+    def ingest(quick: bool = typer.Option(False, "--quick", help="6 studies instead of 30 (a few minutes)"),
+               as_json: bool = typer.Option(False, "--json", help="print the results as JSON"),
+               out: Optional[Path] = typer.Option(None, help="output folder (default docs/benchmarks)")) -> None:
+        """Studies/min end to end through Kafka with 1 and 2 ingest workers, and the time per stage."""
+        from bench.ingest import run
+
+        result = run(quick=quick, out_dir=out)
+        if as_json:
+            _print_json(result)

@@ -95,3 +95,23 @@ def register(app: typer.Typer) -> None:
             console.print("stopping the generator service...")
             server.stop()
         console.print("stopped")
+
+    @serve.command("ingest")
+    def ingest(bootstrap: Optional[str] = typer.Option(None, help="Kafka bootstrap servers (default CMR_KAFKA_BOOTSTRAP)"),
+               metrics_port: Optional[int] = typer.Option(None, help="Prometheus /metrics port (default "
+                                                          "CMR_INGEST_METRICS_PORT; 0 = none)")) -> None:
+        """The ingest worker: consumes new exams from Kafka, de-identifies, encodes, indexes, publishes events.
+        Start several for more throughput (one consumer group; up to CMR_KAFKA_PARTITIONS)."""
+        import logging
+
+        from ingest_svc.worker import serve as serve_worker
+
+        settings = get_settings()
+        if bootstrap:
+            settings = settings.model_copy(update={"kafka_bootstrap": bootstrap})
+        logging.getLogger("ingest_svc").setLevel(logging.INFO)
+        console.print(f"ingest worker: Kafka {settings.kafka_bootstrap}, topic {settings.kafka_topic_new}, group "
+                      f"{settings.kafka_group_id}, encoder {settings.encoder_url}, search {settings.search_url}")
+        code = serve_worker(settings, metrics_port=metrics_port)
+        console.print("stopped")
+        raise typer.Exit(code)
