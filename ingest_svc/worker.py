@@ -41,6 +41,7 @@ from ingest_svc.messages import (
     Stage,
     dead_letter,
     decode_new_exam,
+    failure_from,
     ref_digest,
 )
 from ingest_svc.metrics import IngestMetrics
@@ -178,7 +179,7 @@ class IngestWorker:
             for attempt in retrying:
                 with attempt:
                     attempts += 1
-                    outcome = self._pipeline.process(msg)
+                    outcome = self._process(msg)
             assert outcome is not None
         except IngestFailure as failure:
             if failure.transient:
@@ -206,6 +207,18 @@ class IngestWorker:
         log.info("event %s (%s, ref %s): study %s %s in %.2f s", msg.event_id, where, ref_digest(msg.study),
                  outcome.study_key, "duplicate" if outcome.duplicate else ("indexed" if outcome.created else "updated"),
                  time.perf_counter() - t0)
+
+    def _process(self, msg: Any) -> Outcome:
+        assert self._pipeline is not None
+        try:
+            return self._pipeline.process(msg)
+        except IngestFailure:
+            raise
+        except Exception as exc:  # noqa: BLE001 - a bug hit by one study dead-letters it; the worker goes on
+            # The type only: an exception's text can quote header values. The traceback is for debugging.
+            log.error("event %s: unexpected %s; the study is dead-lettered", msg.event_id, type(exc).__name__)
+            log.debug("traceback", exc_info=True)
+            raise failure_from(exc, Stage.LOAD) from exc
 
     def _dead(self, src: SourceRecord, failure: IngestFailure, attempts: int, where: str, *, event_id: str = "",
               key: bytes | None = None) -> None:
