@@ -228,22 +228,21 @@ def shots(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def _wait(driver, cond, timeout: float = 90):  # noqa: ANN001, ANN202
+    from selenium.common.exceptions import NoSuchElementException, StaleElementReferenceException
     from selenium.webdriver.support.ui import WebDriverWait
 
-    return WebDriverWait(driver, timeout, poll_frequency=0.5).until(cond)
+    # A Streamlit rerun replaces elements under our feet: a stale or missing element means "not yet".
+    return WebDriverWait(driver, timeout, poll_frequency=0.5,
+                         ignored_exceptions=(NoSuchElementException, StaleElementReferenceException)).until(cond)
 
 
 def _click_xpath(driver, xpath: str, timeout: float = 90) -> None:  # noqa: ANN001
     """Click what `xpath` finds, again if a Streamlit rerun replaced the element in between."""
-    from selenium.common.exceptions import StaleElementReferenceException
     from selenium.webdriver.common.by import By
 
     def attempt(d) -> bool:  # noqa: ANN001
-        try:
-            d.find_element(By.XPATH, xpath).click()
-            return True
-        except StaleElementReferenceException:
-            return False
+        d.find_element(By.XPATH, xpath).click()
+        return True
 
     _wait(driver, attempt, timeout)
 
@@ -251,9 +250,15 @@ def _click_xpath(driver, xpath: str, timeout: float = 90) -> None:  # noqa: ANN0
 def _page(driver, title: str) -> None:  # noqa: ANN001
     from selenium.webdriver.common.by import By
 
-    link = _wait(driver, lambda d: next((a for a in d.find_elements(By.CSS_SELECTOR, "[data-testid='stSidebarNav'] a")
-                                         if title in a.text), None))
-    link.click()
+    def click_link(d) -> bool:  # noqa: ANN001
+        link = next((a for a in d.find_elements(By.CSS_SELECTOR, "[data-testid='stSidebarNav'] a") if title in a.text),
+                    None)
+        if link is None:
+            return False
+        link.click()
+        return True
+
+    _wait(driver, click_link)
     _wait(driver, lambda d: any(title.split()[0] in h.text for h in d.find_elements(By.TAG_NAME, "h1")))
 
 
@@ -340,15 +345,20 @@ def test_browser_cohort_and_csv_download(stack: Stack, browser, shots: Path) -> 
     slider = d.find_element(By.CSS_SELECTOR, "input[type='range'][aria-label='Threshold']")  # react-aria, hidden
     d.execute_script("arguments[0].focus()", slider)
     ActionChains(d).send_keys(*[Keys.ARROW_LEFT] * 12).perform()  # 0.50 -> 0.05 (clamped)
-    _wait(d, lambda d: slider.get_attribute("value") == "0.05", 10)
-    d.find_element(By.XPATH, "//button[.//p[text()='Build cohort']]").click()
-    metric = _wait(d, lambda d: d.find_elements(By.CSS_SELECTOR, "[data-testid='stMetricValue']") or None)
-    total = int(metric[0].text)
+    _wait(d, lambda d: d.find_element(By.CSS_SELECTOR, "input[aria-label='Threshold']").get_attribute("value")
+          == "0.05", 10)
+    _click_xpath(d, "//button[.//p[text()='Build cohort']]")
+
+    def total_of(d) -> int | None:  # noqa: ANN001
+        values = d.find_elements(By.CSS_SELECTOR, "[data-testid='stMetricValue']")
+        return int(values[0].text) if values and values[0].text.strip().isdigit() else None
+
+    total = _wait(d, total_of)
     assert total > 0
-    button = _wait(d, lambda d: d.find_element(By.CSS_SELECTOR, "[data-testid='stDownloadButton'] button"))
+    _wait(d, lambda d: d.find_element(By.CSS_SELECTOR, "[data-testid='stDownloadButton'] button"))
     time.sleep(1.0)
     d.save_screenshot(str(shots / "cohort.png"))
-    button.click()
+    _click_xpath(d, "//div[@data-testid='stDownloadButton']//button")
     got = _wait(d, lambda d: [p for p in d.downloads.glob("*.csv")] or None, 30)
     rows = list(csv.DictReader(io.StringIO(got[0].read_text())))
     assert len(rows) == total and "study_key" in rows[0]
@@ -385,12 +395,16 @@ def test_cmr_status_reports_every_part(stack: Stack) -> None:
 def test_restart_keeps_the_index(stack: Stack) -> None:
     before = stack.exams()
     assert before == N_DEMO
+    t0 = time.monotonic()
     assert stack.stop() == 0
+    print(f"stopped in {time.monotonic() - t0:.1f} s")
     assert not http_health(stack.ui_url + "/_stcore/health", 1).ok
     assert not grpc_health(stack.settings.search_url, "cmr.v1.SearchService", 1).ok
     assert not (stack.data / "stack" / "supervisor.sock").exists() or \
         subprocess.run(["pgrep", "-f", str(stack.data / "stack" / "supervisord.conf")]).returncode != 0
+    t0 = time.monotonic()
     stack.start()
+    print(f"restarted: UI {stack.ui_seconds:.1f} s, encoder and search {time.monotonic() - t0:.1f} s")
     assert stack.exams() == before  # straight from disk, before the seeder has looked at anything
     stack.wait_seeded(2)
     assert stack.exams() == before
@@ -399,5 +413,7 @@ def test_restart_keeps_the_index(stack: Stack) -> None:
     r = subprocess.run([sys.executable, "-m", "cmr.cli.main", "down", "--data-dir", str(stack.data)], env=stack.env,
                        capture_output=True, text=True, timeout=60)
     assert r.returncode == 0, r.stderr
+    t0 = time.monotonic()
     assert stack.proc is not None and stack.proc.wait(150) == 0
+    print(f"cmr down: stopped in {time.monotonic() - t0:.1f} s")
     stack.proc = None
