@@ -85,3 +85,21 @@ def test_report_text_is_cleaned_but_clinical_words_stay() -> None:
     text = scrub_text("Ann Li (X99, born 1970-01-02): dilated LV, annular calcification.", ids)
     assert "Ann" not in text.split() and "X99" not in text and "1970-01-02" not in text
     assert "dilated LV, annular calcification" in text  # 'li'/'ann' inside words are untouched
+
+
+def test_fast_path_equals_dicognitos_own_anonymize(study: list[Dataset]) -> None:
+    """The worker visits only the elements a dicognito handler can change; the result must be what dicognito's
+    Anonymizer.anonymize gives (this guards an upgrade of the pinned dicognito)."""
+    from ingest_svc.deid import _anonymize_fast
+
+    deid = Deidentifier("secret")
+    uid = str(study[0].StudyInstanceUID)
+    fast, full = _fresh(study[:3]), _fresh(study[:3])
+    anon_fast, anon_full = deid._anonymizer(uid), deid._anonymizer(uid)
+    for a, b in zip(fast, full):
+        _anonymize_fast(anon_fast, a)
+        anon_full.anonymize(b)
+        assert sorted(a.keys()) == sorted(b.keys())
+        assert all(a[t].value == b[t].value for t in a.keys()), [str(a[t].keyword) for t in a.keys()
+                                                                  if a[t].value != b[t].value]
+        assert a.file_meta.MediaStorageSOPInstanceUID == b.file_meta.MediaStorageSOPInstanceUID
