@@ -64,6 +64,13 @@ class Settings(BaseSettings):
     hnsw_ef_construct: int = Field(100, ge=8, le=1024)
     hnsw_ef_search: int = Field(64, ge=8, le=4096)
 
+    # --- report drafting (generator service) -----------------------------------------------------------------
+    generator_checkpoint: Path | None = Field(None, description="CMR-TARGET checkpoint; None = the shipped one "
+                                              "(it must have been trained on the CMR-CLIP checkpoint served)")
+    draft_neighbours: int = Field(5, ge=1, le=50, description="k nearest studies of the consensus draft")
+    max_concurrent_drafts: int = Field(2, ge=1, le=64, description="CMR-TARGET drafts run at once (the rest "
+                                       "wait; each takes a core)")
+
     # --- Kafka ingestion ----------------------------------------------------------------------------------------
     kafka_bootstrap: str = Field("127.0.0.1:9092", description="Kafka bootstrap servers, comma-separated host:port "
                                  "(IPv4 127.0.0.1 rather than localhost: the Tansu test broker listens on IPv4)")
@@ -94,13 +101,6 @@ class Settings(BaseSettings):
                                              "None = <orthanc_url>/dicom-web")
     orthanc_poll_s: float = Field(2.0, gt=0, description="how often the bridge asks Orthanc for stable studies")
 
-    # --- report drafting (generator service) -----------------------------------------------------------------
-    generator_checkpoint: Path | None = Field(None, description="CMR-TARGET checkpoint; None = the shipped one "
-                                              "(it must have been trained on the CMR-CLIP checkpoint served)")
-    draft_neighbours: int = Field(5, ge=1, le=50, description="k nearest studies of the consensus draft")
-    max_concurrent_drafts: int = Field(2, ge=1, le=64, description="CMR-TARGET drafts run at once (the rest "
-                                       "wait; each takes a core)")
-
     # --- UI and local stack ---------------------------------------------------------------------------------
     ui_host: str = Field("127.0.0.1", description="interface the Streamlit UI binds; 0.0.0.0 in containers")
     ui_port: int = Field(8501, ge=1, le=65535)
@@ -118,7 +118,6 @@ class Settings(BaseSettings):
                              "while no ingest worker exists), auto = kafka when the ingest worker is available")
     up_start_timeout_s: float = Field(300.0, gt=0, description="how long `cmr up` waits for every part to be healthy")
     up_broker_port: int = Field(9092, ge=1, le=65535, description="Kafka port of the broker `cmr up` starts")
-
 
 
 @lru_cache(maxsize=1)

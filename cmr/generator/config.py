@@ -88,6 +88,8 @@ class GeneratorTrainConfig:
     seed: int = 0
     label_smoothing: float = 0.05
     memory_drop: float = 0.1  # training only: hide each frame token from cross-attention with this probability
+    image_drop: float = 0.0  # training only: hide a whole exam (every token zeroed) from this share of reports, so
+    # the decoder must learn to write from the plan alone (rare findings the image barely shows live only there)
     findings_weight: float = 0.5  # the finding reader's loss (reference labels, else the labeller's reading)
     grad_clip: float = 1.0
     val_generate_every: int = 1  # greedy-decode the validation split for clinical F1 every N epochs (0 = never)
@@ -107,6 +109,7 @@ class GeneratorTrainConfig:
         _check_int("train.seed", self.seed, 0, 2**31 - 1)
         _check_float("train.label_smoothing", self.label_smoothing, 0.0, 0.5)
         _check_float("train.memory_drop", self.memory_drop, 0.0, 0.9)
+        _check_float("train.image_drop", self.image_drop, 0.0, 0.9)
         _check_float("train.findings_weight", self.findings_weight, 0.0, 100.0)
         _check_float("train.grad_clip", self.grad_clip, 0.0, 1e6)
         _check_int("train.val_generate_every", self.val_generate_every, 0, 100_000)

@@ -320,11 +320,20 @@ def _train(cfg: TargetConfig, data_dir: Path, out: Path, resume: bool, workers: 
                 drop = torch.rand(pad.shape, device=dev) < t.memory_drop
                 drop[:, 0] = False
                 pad = pad | drop
+            mem_seen, pad_seen = mem, pad  # what the finding reader reads: never blinded
+            if t.image_drop > 0 and plans is not None:  # some reports: no image at all, only the plan
+                blind = torch.rand(pad.shape[0], device=dev) < t.image_drop
+                mem = mem.masked_fill(blind[:, None, None], 0.0)
+                pad = pad | (blind[:, None] & (torch.arange(pad.shape[1], device=dev) > 0)[None])
             tok, sent, pos, tgt = (x.to(dev) for x in collate([streams[int(i)] for i in b]))
             for g in opt.param_groups:
                 g["lr"] = t.lr * _lr_factor(progress_now(), step, t.warmup_steps)
-            logits, finding_logits = decoder(tok, sent, pos, mem, pad, with_findings=True,
-                                             plan=_plans(plans, b, dev))
+            plan = _plans(plans, b, dev)
+            if plan is None:
+                logits, finding_logits = decoder(tok, sent, pos, mem, pad, with_findings=True)
+            else:
+                logits = decoder(tok, sent, pos, mem, pad, plan=plan)
+                finding_logits = decoder.read_findings(mem_seen, pad_seen)
             token_loss = F.cross_entropy(logits.flatten(0, 1), tgt.flatten(), ignore_index=PAD,
                                          label_smoothing=t.label_smoothing)
             loss = token_loss
