@@ -190,7 +190,7 @@ def to_markdown(r: IngestBench, png: str) -> str:
 {r.load_avg_before}. {r.note}
 
 {r.studies} demo-size synthetic studies ({r.files_per_study:.0f} DICOM files, {r.mb_per_study:.1f} MB each: cine
-SAX stack, 2/3/4-chamber cines, LGE) published to Kafka (Tansu), then ingested end to end by `python -m
+SAX stack, 2/3/4-chamber cines, LGE; the quick run uses fewer) published to Kafka (Tansu), then ingested end to end by `python -m
 ingest_svc` workers: read, parse, de-identify (dicognito + PS3.15 basic profile), build the exam tensor, encode
 (EncoderService on Triton), upsert (SearchService on Qdrant Edge), zero-shot scores, publish the event, commit.
 Every process (broker, Triton, encoder, search, workers) shares the same {os.cpu_count()} cores.
@@ -211,7 +211,7 @@ workers two studies are in flight at once, so these add up to more than the wall
 
 ![ingest throughput]({png})
 
-Reading it: parse + de-identify + assemble are pure-Python/numpy work on ~340 files per study and dominate; the
+Reading it: parse + de-identify + assemble are pure-Python/numpy work on every file of the study and dominate; the
 model itself (encode) is a small share on CPU. A second worker helps only as far as the cores are free: Triton,
 the search service and the broker run on the same two cores. On a real deployment the workers scale out
 across machines up to the partition count (CMR_KAFKA_PARTITIONS).
