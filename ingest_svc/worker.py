@@ -89,13 +89,25 @@ class IngestWorker:
             encoder = EncoderClient(s.encoder_url, settings=s)
             search = SearchClient(s.search_url, settings=s)
             self._clients = [encoder, search]
-            encoder.wait_ready(120)
-            search.wait_ready(120)
+            for client in (encoder, search):
+                self._wait_ready(client, 180)
             self._pipeline = StudyPipeline(s, encoder, search)
         self._pipeline.context()  # fail fast (and once) if the encoder cannot describe its model
         ensure_topics(s)
         self._producer = make_producer(s)
         self._consumer = make_consumer(s)
+
+    def _wait_ready(self, client: Any, timeout_s: float) -> None:
+        """Wait for a service in short steps, so SIGTERM during start-up is honoured at once."""
+        deadline = time.monotonic() + timeout_s
+        while not self.stop_event.is_set():
+            try:
+                client.wait_ready(2)
+                return
+            except TimeoutError:
+                if time.monotonic() > deadline:
+                    raise TimeoutError(f"{client.url} not serving after {timeout_s:.0f} s") from None
+        raise WorkerStopping()
 
     def _close(self) -> None:
         if self._consumer is not None:
@@ -119,7 +131,11 @@ class IngestWorker:
 
     def run(self, *, max_messages: int | None = None, idle_exit_s: float | None = None) -> WorkerStats:
         """Consume until stopped (or `max_messages` handled, or idle for `idle_exit_s`: benchmarks, tests)."""
-        self._open()
+        try:
+            self._open()
+        except WorkerStopping:
+            self._close()
+            return self.stats
         assert self._consumer is not None
         log.info("ingest worker consuming %s as group %s", self.settings.kafka_topic_new, self.settings.kafka_group_id)
         last_work = time.monotonic()
@@ -287,6 +303,9 @@ def serve(settings: Settings | None = None, *, metrics_port: int | None = None) 
     except PublishError as exc:
         log.error("%s; stopping without committing (the record will be read again)", exc)
         return 2
+    except (TimeoutError, KafkaError) as exc:
+        log.error("cannot start: %s", exc)
+        return 1
     return 0
 
 
