@@ -1,6 +1,6 @@
 """A stand-in for ui.services.Services with canned answers (the page-logic tests), and a helper that runs a page
 under Streamlit's AppTest with it. The same pages run against the real services in
-tests/integration/ui/test_up_apptest_real.py."""
+tests/integration/up_stack/test_up_stack.py."""
 
 from __future__ import annotations
 
