@@ -23,7 +23,7 @@ from tqdm import tqdm
 
 from cmr.labels import FINDINGS
 from cmr.reports import clinical_scores
-from cmr.reports.text_metrics import BLEU_ORDERS, text_scores
+from cmr.reports.text_metrics import BLEU_ORDERS, normalise, text_scores
 from generator_svc.retrieval import Neighbour, consensus_draft, nearest_draft
 
 MODES = ("retrieval", "consensus", "target")
@@ -56,8 +56,6 @@ def retrieval_drafts(image_emb: np.ndarray, report_emb: np.ndarray, impressions:
 
 
 def score_drafts(drafts: Sequence[str], references: Sequence[str], labels: Sequence[dict[str, Any]]) -> dict[str, Any]:
-    from cmr.reports.text_metrics import normalise
-
     text = text_scores(drafts, references)
     clinical = clinical_scores(list(drafts), list(labels))
     words = {"draft_words": float(np.mean([len(normalise(d).split()) for d in drafts])),

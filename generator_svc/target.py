@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -74,15 +74,14 @@ class TargetDrafter:
 
     def draft(self, exam: Exam, decoding: Decoding) -> Iterator[TargetSentence]:
         """The impression of one exam, sentence by sentence (unnumbered), as CMR-TARGET writes it. Decoding
-        options beyond the model's limits raise ValueError before anything is yielded."""
+        options beyond the model's limits raise ValueError (the service checks them before loading the study)."""
         from cmr.reports import label_sentence
 
-        decoding = decoding.resolve(self.generator.config.model)
         if not self._slots.acquire(timeout=self._wait_s):
             raise ResourceExhausted(f"all {self._slots._initial_value} drafting slots are busy; retry shortly")  # type: ignore[attr-defined]
         try:
             tokens, pad = self.exam_tokens(exam)
-            for text in self.generator.generate(tokens, pad, Decoding(**{**decoding.__dict__, "numbered": False})):
+            for text in self.generator.generate(tokens, pad, replace(decoding, numbered=False)):
                 stated = label_sentence(text).stated()
                 yield TargetSentence(text, tuple(f for f in FINDINGS if f in stated and stated[f].state == "present"))
         finally:

@@ -24,22 +24,22 @@ GRID = np.round(np.arange(0.05, 0.951, 0.025), 3)
 MIN_POSITIVES = 5
 
 
-def _stated_in(sentence: str) -> tuple[list[int], bool]:
-    """Indices of the findings a sentence states present, and whether it names a disease."""
+def _stated_in(sentence: str) -> tuple[list[int], str | None]:
+    """Indices of the findings a sentence states present, and the disease it names (or None)."""
     from cmr.reports import label_sentence
 
     labels = label_sentence(sentence)
     stated = labels.stated()
-    return [j for j, f in enumerate(FINDINGS) if f in stated and stated[f].state == "present"], labels.disease is not None
+    return [j for j, f in enumerate(FINDINGS) if f in stated and stated[f].state == "present"], labels.disease
 
 
 def remaining_after(plan: torch.Tensor, sentence: str) -> torch.Tensor:
     """The plan ([PLAN_SIZE]) minus what `sentence` states: its present findings, and the disease if it names
     one."""
-    found, names_disease = _stated_in(sentence)
+    found, disease = _stated_in(sentence)
     out = plan.clone()
     out[found] = 0.0
-    if names_disease:
+    if disease is not None:
         out[N_FINDINGS:] = 0.0
     return out
 
@@ -49,14 +49,11 @@ def report_plans(sentences: list[str], rows: int) -> np.ndarray:
     (the whole report's plan minus sentences 0..k-1); rows past the last sentence are empty, which is where
     the report ends. `rows` >= len(sentences) + 1."""
     said = [_stated_in(s) for s in sentences]
-    from cmr.reports import label_sentence
-
-    diseases = [label_sentence(s).disease for s in sentences]
     out = np.zeros((rows, PLAN_SIZE), np.float32)
     for k in range(len(sentences)):
         for found, _ in said[k:]:
             out[k, found] = 1.0
-        named = next((d for d in diseases[k:] if d in DISEASES), None)
+        named = next((d for _, d in said[k:] if d in DISEASES), None)
         if named is not None:
             out[k, N_FINDINGS + DISEASES.index(named)] = 1.0
     return out

@@ -40,7 +40,7 @@ from cmr.generator.decoding import greedy_batch
 from cmr.generator.features import TokenFeatures, build_token_features
 from cmr.generator.vocab import BOS, EOR, PAD, SEP, ReportVocab
 from cmr.labels import DISEASES, FINDINGS
-from cmr.train.trainer import TrainingError
+from cmr.train.trainer import TrainingError, _lr_factor, _split  # the same split rule and schedule as `cmr train`
 
 STATE_FILE = "last.pt"
 BEST_FILE = "best.pt"
@@ -63,19 +63,6 @@ class GeneratorTrainResult:
     n_train: int
     n_val: int
     clip_version: str
-
-
-def _split(n: int, val_fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """The same split rule as `cmr train`: a seeded permutation, at least one validation study if asked."""
-    idx = np.random.default_rng(seed).permutation(n)
-    n_val = max(1, int(round(n * val_fraction))) if val_fraction > 0 and n > 2 else 0
-    return np.sort(idx[n_val:]), np.sort(idx[:n_val])
-
-
-def _lr_factor(progress: float, step: int, warmup: int) -> float:
-    if step < warmup:
-        return (step + 1) / warmup
-    return 0.5 * (1 + math.cos(math.pi * min(1.0, progress)))
 
 
 def _param_groups(decoder: ReportDecoder, cfg: TargetConfig) -> list[dict[str, Any]]:

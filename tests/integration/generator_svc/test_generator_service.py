@@ -10,6 +10,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import grpc
+import numpy as np
 import pytest
 import torch
 
@@ -140,7 +141,7 @@ def test_bad_requests_get_clear_codes(gen: GeneratorClient, keys: list[str], syn
     stub = gen.stub
     cases = [
         (generator_pb2.GenerateReportRequest(), grpc.StatusCode.INVALID_ARGUMENT, "no study"),
-        (generate_request("target", embedding=__import__("numpy").ones(256, "float32")),
+        (generate_request("target", embedding=np.ones(256, "float32")),
          grpc.StatusCode.INVALID_ARGUMENT, "images"),
         (generate_request("target", study_key="0" * 32), grpc.StatusCode.NOT_FOUND, "CMR_STUDY_ROOTS"),
         (generate_request("retrieval", study_key="XYZ"), grpc.StatusCode.INVALID_ARGUMENT, "study_key"),
