@@ -13,11 +13,11 @@ import os
 import socket
 import subprocess
 import tempfile
-import time
 from importlib.resources import files
 from pathlib import Path
 
 from cmr.rpc.ports import free_ports
+from ingest_svc.process import wait_until_ready
 
 
 def tansu_binary() -> Path:
@@ -60,18 +60,17 @@ class TansuBroker:
                 [str(tansu_binary()), "broker", "--listener-url", url, "--advertised-listener-url", url,
                  "--storage-engine", "memory://tansu/"],
                 stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True)
-        deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
-            if self._proc.poll() is not None:
-                raise RuntimeError(f"Tansu exited with {self._proc.returncode} on start: "
-                                   f"{self.log_path.read_text(errors='replace')[-2000:]}")
-            try:
-                with socket.create_connection((self.host, self.port), timeout=0.5):
-                    return self
-            except OSError:
-                time.sleep(0.05)
+        if wait_until_ready(self._proc, self._accepts, self.log_path, "Tansu", timeout_s, poll_s=0.05):
+            return self
         self.stop()
         raise TimeoutError(f"Tansu did not accept connections on {self.bootstrap} within {timeout_s:.0f} s")
+
+    def _accepts(self) -> bool:
+        try:
+            with socket.create_connection((self.host, self.port), timeout=0.5):
+                return True
+        except OSError:
+            return False
 
     def stop(self, timeout_s: float = 5.0) -> None:
         proc, self._proc = self._proc, None

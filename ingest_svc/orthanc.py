@@ -19,7 +19,6 @@ import shutil
 import subprocess
 import tempfile
 import threading
-import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
@@ -29,6 +28,7 @@ import requests
 from cmr.config import Settings
 from cmr.rpc.ports import free_ports
 from ingest_svc.messages import new_exam, study_ref
+from ingest_svc.process import wait_until_ready
 from ingest_svc.producer import ExamPublisher
 
 log = logging.getLogger(__name__)
@@ -96,19 +96,16 @@ class OrthancServer:
         with open(log_path, "ab") as logf:
             self._proc = subprocess.Popen([str(self.binary), str(cfg_path)], stdout=logf, stderr=subprocess.STDOUT,
                                           stdin=subprocess.DEVNULL, start_new_session=True)
-        deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
-            if self._proc.poll() is not None:
-                raise RuntimeError(f"Orthanc exited with {self._proc.returncode}: "
-                                   f"{log_path.read_text(errors='replace')[-2000:]}")
-            try:
-                if requests.get(f"{self.url}/system", timeout=1).ok:
-                    return self
-            except requests.RequestException:
-                pass
-            time.sleep(0.2)
+        if wait_until_ready(self._proc, self._answers, log_path, "Orthanc", timeout_s, poll_s=0.2):
+            return self
         self.stop()
         raise TimeoutError(f"Orthanc did not answer on {self.url} within {timeout_s:.0f} s")
+
+    def _answers(self) -> bool:
+        try:
+            return requests.get(f"{self.url}/system", timeout=1).ok
+        except requests.RequestException:
+            return False
 
     def stop(self) -> None:
         proc, self._proc = self._proc, None
