@@ -101,6 +101,50 @@ class Settings(BaseSettings):
                                              "None = <orthanc_url>/dicom-web")
     orthanc_poll_s: float = Field(2.0, gt=0, description="how often the bridge asks Orthanc for stable studies")
 
+    # --- security: TLS, identity, audit, abuse limits --------------------------------------------------------
+    # TLS: this process's certificate/key serve its gRPC port and are its client certificate under mTLS; tls_ca
+    # is the trust root for both directions. `cmr security init-dev` makes a local CA and certificates.
+    tls: bool = Field(False, description="TLS on every gRPC service, client and the UI (needs tls_cert, tls_key, "
+                      "tls_ca)")
+    tls_cert: Path | None = Field(None, description="PEM certificate chain of this process")
+    tls_key: Path | None = Field(None, description="PEM private key of tls_cert")
+    tls_ca: Path | None = Field(None, description="PEM CA bundle that peers' certificates must chain to")
+    tls_mutual: bool = Field(False, description="mutual TLS: servers require a client certificate from tls_ca, "
+                             "clients present tls_cert")
+    tls_server_name: str | None = Field(None, description="name clients check in the server certificate; None = "
+                                        "the host of the URL")
+    # Identity: signed JWT bearer tokens checked on every RPC (an OIDC issuer's JWKS in production, a local
+    # signing key on one machine). 'off' trusts every caller as admin: only for a closed test machine.
+    auth_mode: str = Field("jwt", pattern="^(jwt|off)$", description="'jwt' (every RPC needs a valid bearer "
+                           "token) or 'off'")
+    auth_public_key: Path | None = Field(None, description="PEM public key that verifies local tokens")
+    auth_signing_key: Path | None = Field(None, description="PEM private key that signs local tokens (`cmr auth "
+                                          "token`, the one-machine stack); never needed by a verifying service")
+    auth_jwks_url: str | None = Field(None, description="OIDC issuer's JWKS URL (production); keys are cached")
+    auth_issuer: str = Field("cmr-local", description="required 'iss' claim")
+    auth_audience: str = Field("cmr", description="required 'aud' claim")
+    auth_algorithms: list[str] = Field(default_factory=lambda: ["ES256", "RS256"],
+                                       description="accepted signature algorithms (never 'none' or HMAC)")
+    auth_roles_claim: str = Field("roles", description="claim holding the roles; dotted for nested claims "
+                                  "(Keycloak: realm_access.roles)")
+    auth_leeway_s: int = Field(30, ge=0, le=600, description="clock skew allowed on exp/nbf")
+    auth_token: str | None = Field(None, description="bearer token this process's clients send (a service "
+                                   "identity); a caller's own token is forwarded instead inside an RPC")
+    auth_token_file: Path | None = Field(None, description="file holding auth_token (re-read when it changes)")
+    auth_token_ttl_s: int = Field(8 * 3600, ge=60, le=30 * 86400, description="lifetime of tokens `cmr auth "
+                                  "token` and the UI login issue")
+    auth_users_file: Path | None = Field(None, description="UI login accounts (JSON: user -> password hash, "
+                                         "roles); made by `cmr security init-dev`, `cmr auth add-user`")
+    # Abuse limits per identity (token subject): a token bucket per subject; over it -> RESOURCE_EXHAUSTED.
+    rate_limit_per_s: float = Field(20.0, gt=0, description="sustained requests per second per identity")
+    rate_limit_burst: int = Field(40, ge=1, description="requests an identity may make at once above the rate")
+    rate_limit_exempt_roles: list[str] = Field(default_factory=lambda: ["ingest"], description="roles without a "
+                                               "rate limit (the ingest worker's own pace is the limit)")
+    # Audit: append-only, hash-chained JSON lines per service, also published to Kafka when audit_kafka.
+    audit_dir: Path | None = Field(None, description="audit log folder; None = <data_dir>/audit")
+    audit_kafka: bool = Field(False, description="also publish every audit entry to kafka_topic_audit")
+    kafka_topic_audit: str = Field("cmr.audit", description="audit entries (AuditEntry JSON)")
+
     # --- UI and local stack ---------------------------------------------------------------------------------
     ui_host: str = Field("127.0.0.1", description="interface the Streamlit UI binds; 0.0.0.0 in containers")
     ui_port: int = Field(8501, ge=1, le=65535)

@@ -1,0 +1,7 @@
+"""Suite-wide test defaults. Services require signed bearer tokens by default (CMR_AUTH_MODE=jwt); tests of
+other capabilities run them with auth off, and the security tests (tests/*/security) turn it on with their own
+keys and certificates. Set before any Settings is built, so subprocesses started by tests inherit it too."""
+
+import os
+
+os.environ.setdefault("CMR_AUTH_MODE", "off")
