@@ -1,5 +1,6 @@
-"""Client channels to CMR services: message-size limits matching the servers, gRPC's own retry policy for
-transient UNAVAILABLE (with backoff), and a health wait for start-up ordering."""
+"""Client channels to CMR services: TLS (mutual when configured), a bearer token on every call, message-size
+limits matching the servers, gRPC's own retry policy for transient UNAVAILABLE (with backoff), and a health wait
+for start-up ordering."""
 
 from __future__ import annotations
 
@@ -10,6 +11,8 @@ import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from cmr.config import Settings, get_settings
+from cmr.security.client import BearerTokenInterceptor, TokenSource
+from cmr.security.tls import channel_credentials, channel_options
 
 
 def _service_config() -> str:
@@ -31,12 +34,16 @@ def _service_config() -> str:
 
 def open_channel(url: str, settings: Settings | None = None) -> grpc.Channel:
     settings = settings or get_settings()
-    return grpc.insecure_channel(url, options=[
+    options = [
         ("grpc.max_receive_message_length", settings.grpc_max_message_bytes),
         ("grpc.max_send_message_length", settings.grpc_max_message_bytes),
         ("grpc.service_config", _service_config()),
         ("grpc.enable_retries", 1),
-    ])
+        *channel_options(settings),
+    ]
+    channel = (grpc.secure_channel(url, channel_credentials(settings), options=options) if settings.tls
+               else grpc.insecure_channel(url, options=options))
+    return grpc.intercept_channel(channel, BearerTokenInterceptor(TokenSource.from_settings(settings)))
 
 
 def wait_for_health(channel: grpc.Channel, service: str = "", timeout_s: float = 60.0) -> None:

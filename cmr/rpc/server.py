@@ -1,6 +1,7 @@
-"""A gRPC server with what every CMR service needs: standard health checking (grpc.health.v1) per service,
-server reflection (grpcurl works), message-size limits, a bounded handler pool, and a graceful stop that first
-reports NOT_SERVING so load balancers drain it."""
+"""A gRPC server with what every CMR service needs: TLS or mutual TLS, the security interceptor (bearer-token
+identity, roles, per-identity rate limits, audit), standard health checking (grpc.health.v1) per service, server
+reflection (grpcurl works), message-size limits, a bounded handler pool, and a graceful stop that first reports
+NOT_SERVING so load balancers drain it."""
 
 from __future__ import annotations
 
@@ -16,6 +17,8 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
 from cmr.config import Settings, get_settings
+from cmr.security.interceptor import SecurityInterceptor
+from cmr.security.tls import server_credentials
 
 log = logging.getLogger(__name__)
 
@@ -41,11 +44,15 @@ class GrpcServer:
     """Start, wait, stop. `port=0` picks a free port (tests); the bound port is `self.port`."""
 
     def __init__(self, bindings: Sequence[ServiceBinding], *, host: str | None = None, port: int = 0,
-                 settings: Settings | None = None) -> None:
+                 settings: Settings | None = None, service: str | None = None) -> None:
         self.settings = settings or get_settings()
+        # "cmr.v1.SearchService" -> "search": names the audit file
+        service = service or bindings[0].service_name.rsplit(".", 1)[-1].removesuffix("Service").lower()
+        self.security = SecurityInterceptor(self.settings, service)
         self._server = grpc.server(futures.ThreadPoolExecutor(max_workers=self.settings.grpc_workers,
                                                               thread_name_prefix="grpc"),
                                    options=server_options(self.settings),
+                                   interceptors=[self.security],
                                    maximum_concurrent_rpcs=self.settings.grpc_workers * 4)
         self.health = health.HealthServicer()
         health_pb2_grpc.add_HealthServicer_to_server(self.health, self._server)
@@ -55,7 +62,10 @@ class GrpcServer:
         reflection.enable_server_reflection([*names, health.SERVICE_NAME, reflection.SERVICE_NAME], self._server)
         self._names = names
         address = f"{host or self.settings.grpc_host}:{port}"
-        self.port = self._server.add_insecure_port(address)
+        if self.settings.tls:
+            self.port = self._server.add_secure_port(address, server_credentials(self.settings))
+        else:
+            self.port = self._server.add_insecure_port(address)
         if self.port == 0:
             raise OSError(f"cannot bind {address}: port in use or address not available")
         self.address = f"{host or self.settings.grpc_host}:{self.port}"
@@ -79,6 +89,7 @@ class GrpcServer:
         self._stopped.set()
         self.set_serving(False)
         self._server.stop(grace_s).wait()
+        self.security.audit.close()
         log.info("gRPC server on %s stopped", self.address)
 
     def wait(self, timeout: float | None = None) -> bool:
