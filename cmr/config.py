@@ -161,6 +161,9 @@ class Settings(BaseSettings):
                              "kafka (through the ingest worker), direct (SearchService upserts: the fallback "
                              "while no ingest worker exists), auto = kafka when the ingest worker is available")
     up_start_timeout_s: float = Field(300.0, gt=0, description="how long `cmr up` waits for every part to be healthy")
+    up_secure: bool = Field(True, description="`cmr up` makes a development CA, keys and accounts in "
+                            "<data_dir>/security (`cmr security init-dev`) and runs every part with TLS and tokens; "
+                            "false = plaintext and auth off (a closed test machine only)")
     up_broker_port: int = Field(9092, ge=1, le=65535, description="Kafka port of the broker `cmr up` starts")
 
 

@@ -12,6 +12,7 @@ from typing import Any
 import streamlit as st
 
 from cmr.config import Settings
+from ui.auth import UserSession, session_settings
 from ui.services import Exam, Filters, Finding, Services, UiError
 
 log = logging.getLogger(__name__)
@@ -23,7 +24,29 @@ VIEWS = ("cine_sax", "cine_4ch", "cine_2ch", "cine_3ch", "lge_sax", "lge_lax")
 
 @st.cache_resource(show_spinner=False)
 def _services() -> Services:
-    return Services(Settings())
+    return Services(Settings())  # auth off: one set of channels for every browser session
+
+
+def current_session() -> UserSession | None:
+    """The logged-in user of this browser session (None, or expired: log in again)."""
+    session: UserSession | None = st.session_state.get("cmr_user")
+    if session is not None and session.expired:
+        logout()
+        return None
+    return session
+
+
+def start_session(session: UserSession) -> None:
+    st.session_state["cmr_user"] = session
+    st.session_state["cmr_user_services"] = Services(session_settings(Settings(), session))
+
+
+def logout() -> None:
+    svc = st.session_state.pop("cmr_user_services", None)
+    if svc is not None:
+        svc.close()
+    for key in [k for k in st.session_state if k != "cmr_services"]:
+        del st.session_state[key]  # results of the last user must not stay on screen for the next
 
 
 @st.cache_resource(show_spinner=False)
@@ -34,7 +57,8 @@ def _previews() -> Any:
 
 
 def services() -> Services:
-    return st.session_state.get("cmr_services") or _services()
+    """A test's fake, else the logged-in user's clients (their token), else the shared ones (auth off)."""
+    return st.session_state.get("cmr_services") or st.session_state.get("cmr_user_services") or _services()
 
 
 def previews() -> Any:

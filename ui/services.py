@@ -50,6 +50,8 @@ def friendly(exc: grpc.RpcError, service: str, url: str, doing: str) -> UiError:
         return UiError(f"Not found: {details}", service=service)
     if code == grpc.StatusCode.RESOURCE_EXHAUSTED:
         return UiError(f"Too large: {details}", service=service)
+    if code == grpc.StatusCode.UNAUTHENTICATED:
+        return UiError("Your session is no longer valid (expired or signed out): log in again.", service=service)
     if code == grpc.StatusCode.PERMISSION_DENIED:
         return UiError(f"Not allowed: {details}", service=service)
     log.warning("%s while %s: %s %s", service, doing, code, details)
@@ -245,9 +247,9 @@ class Services:
         from cmr.stack.health import grpc_health
 
         s = self.settings
-        return {"encoder": grpc_health(s.encoder_url, "cmr.v1.EncoderService", 1.0).ok,
-                "search": grpc_health(s.search_url, "cmr.v1.SearchService", 1.0).ok,
-                "generator": grpc_health(s.generator_url, "cmr.v1.GeneratorService", 1.0).ok}
+        return {"encoder": grpc_health(s.encoder_url, "cmr.v1.EncoderService", 1.0, settings=s).ok,
+                "search": grpc_health(s.search_url, "cmr.v1.SearchService", 1.0, settings=s).ok,
+                "generator": grpc_health(s.generator_url, "cmr.v1.GeneratorService", 1.0, settings=s).ok}
 
     def close(self) -> None:
         for c in (self._search, self._encoder):

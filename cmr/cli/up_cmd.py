@@ -37,7 +37,16 @@ def resolve_settings(overrides: dict[str, Any]) -> Settings:
     layout = StackLayout(Path(s.data_dir).resolve())
     demo = layout.demo_dir(s)
     roots = list(dict.fromkeys([*(Path(r).resolve() for r in s.study_roots), demo]))
-    return s.model_copy(update={
+    # `cmr up` itself (health checks, `cmr status`) acts as the operator's client of a secured stack
+    secure: dict[str, Any] = {"tls": False, "auth_mode": "off"}
+    if s.up_secure:
+        from cmr.security.devca import init_dev
+
+        sec = init_dev(layout.data_dir / "security")
+        secure = {"tls": True, "tls_ca": sec.ca, "tls_cert": sec.cert("client"), "tls_key": sec.key("client"),
+                  "auth_mode": "jwt", "auth_public_key": sec.public_key, "auth_token_file": sec.token_file("client"),
+                  "auth_issuer": "cmr-local", "auth_audience": "cmr"}
+    return s.model_copy(update={**secure,
         "data_dir": layout.data_dir, "study_roots": roots, "up_demo_dir": demo, "ui_thumb_dir": layout.thumb_dir(s),
         "index_dir": layout.index_dir(s),
         "encoder_url": f"127.0.0.1:{s.encoder_port}", "search_url": f"127.0.0.1:{s.search_port}",
@@ -56,6 +65,7 @@ def stack_env(settings: Settings) -> dict[str, str]:
             env[f"CMR_{name.upper()}"] = str(value)
     # The broker `cmr up` starts is the ingest worker's and the seeder's Kafka.
     env["CMR_KAFKA_BOOTSTRAP"] = f"127.0.0.1:{settings.up_broker_port}"
+    env["CMR_AUDIT_KAFKA"] = "true"  # the services' audit entries also go to the audit topic on that broker
     env["PYTHONUNBUFFERED"] = "1"
     return env
 
@@ -288,6 +298,10 @@ def _watch(settings: Settings, parts: list[Any], supervisor: Any, stop: threadin
                 del pending[name]
                 if name == "ui":
                     out.print(f"UI: [bold]{ui_url(settings)}[/]", highlight=False)
+                    if settings.up_secure:
+                        sec = Path(settings.data_dir) / "security"
+                        out.print(f"log in as clinician, researcher or admin: passwords in {sec / 'passwords.txt'}; "
+                                  f"the browser must trust {sec / 'ca.pem'} (a development CA)", highlight=False)
         for name, st in states.items():
             if st.state != reported.get(name) and st.state in ("FATAL", "BACKOFF", "EXITED"):
                 log = supervisor.layout.log_of(name)

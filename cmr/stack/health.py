@@ -1,15 +1,19 @@
 """Health of the stack's parts as a person (or `cmr status`) sees it: gRPC health checking (grpc.health.v1)
-for the services, HTTP for the UI, a TCP connect for the broker."""
+for the services (over TLS when the settings say so; health needs no token), HTTP(S) for the UI, a TCP connect
+for the broker."""
 
 from __future__ import annotations
 
 import socket
+import ssl
 import urllib.error
 import urllib.request
 from dataclasses import dataclass
 
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+from cmr.config import Settings
 
 
 @dataclass(frozen=True)
@@ -18,8 +22,11 @@ class Health:
     detail: str
 
 
-def grpc_health(url: str, service: str = "", timeout_s: float = 2.0) -> Health:
-    with grpc.insecure_channel(url) as channel:
+def grpc_health(url: str, service: str = "", timeout_s: float = 2.0, *, settings: Settings | None = None) -> Health:
+    from cmr.rpc.client import open_channel
+
+    channel = open_channel(url, settings) if settings is not None and settings.tls else grpc.insecure_channel(url)
+    with channel:
         try:
             reply = health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest(service=service),
                                                               timeout=timeout_s)
@@ -32,9 +39,10 @@ def grpc_health(url: str, service: str = "", timeout_s: float = 2.0) -> Health:
     return Health(reply.status == health_pb2.HealthCheckResponse.SERVING, f"{name} on {url}")
 
 
-def http_health(url: str, timeout_s: float = 2.0) -> Health:
+def http_health(url: str, timeout_s: float = 2.0, *, cafile: str | None = None) -> Health:
+    context = ssl.create_default_context(cafile=cafile) if url.startswith("https") else None
     try:
-        with urllib.request.urlopen(url, timeout=timeout_s) as r:  # noqa: S310 - our own local URL
+        with urllib.request.urlopen(url, timeout=timeout_s, context=context) as r:  # noqa: S310 - our own URL
             body = r.read(64).decode(errors="replace").strip()
             short = body if len(body) <= 16 and "\n" not in body else ""  # "ok", not a metrics page
             return Health(r.status == 200, f"HTTP {r.status} {short}".strip())

@@ -1,8 +1,9 @@
-"""`cmr up` end to end on a small demo (6 studies, a temp data folder, free ports): every page under AppTest
-against the real services, then the UI in real headless Chromium (Debian's chromium + chromedriver via
-selenium): a text search shows result cards with cine images, a cohort is built and its CSV downloaded, a
-study is uploaded; then stop (SIGTERM) and start again keeps the index, and `cmr down` stops it. Screenshots go
-to $CMR_E2E_SCREENSHOTS (default: a temp dir).
+"""`cmr up` end to end on a small demo (6 studies, a temp data folder, free ports), secured as it ships (TLS
+everywhere, HTTPS UI with a login, tokens on every RPC): every page under AppTest against the real services,
+then the UI in real headless Chromium (Debian's chromium + chromedriver via selenium, trusting exactly the UI's
+certificate): a wrong password is refused, each role sees only its pages, a text search shows result cards with
+cine images, a cohort is built and its CSV downloaded, a study is uploaded; then stop (SIGTERM) and start again
+keeps the index, and `cmr down` stops it. Screenshots go to $CMR_E2E_SCREENSHOTS (default: a temp dir).
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ import pytest
 
 from cmr.config import Settings
 from cmr.rpc.ports import free_ports
+from cmr.security.devca import init_dev
 from cmr.stack.health import grpc_health, http_health
 from search_svc.client import SearchClient
 
@@ -45,7 +47,15 @@ class Stack:
 
     @property
     def ui_url(self) -> str:
-        return f"http://127.0.0.1:{self.settings.ui_port}"
+        return f"https://127.0.0.1:{self.settings.ui_port}"
+
+    @property
+    def ca(self) -> str:
+        return str(self.data / "security" / "ca.pem")
+
+    def password(self, user: str) -> str:
+        lines = (self.data / "security" / "passwords.txt").read_text().splitlines()
+        return dict(line.split(" ", 1) for line in lines)[user]
 
     def start(self, timeout_s: float = 240) -> None:
         t0 = time.monotonic()
@@ -54,15 +64,15 @@ class Stack:
                                          stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
         while time.monotonic() - t0 < timeout_s:
             assert self.proc.poll() is None, f"cmr up exited: {self.log.read_text()[-3000:]}"
-            if http_health(self.ui_url + "/_stcore/health", 1).ok:
+            if http_health(self.ui_url + "/_stcore/health", 1, cafile=self.ca).ok:
                 self.ui_seconds = time.monotonic() - t0
                 break
             time.sleep(0.5)
         else:
             pytest.fail(f"UI not up in {timeout_s} s: {self.log.read_text()[-3000:]}")
         while time.monotonic() - t0 < timeout_s:
-            if grpc_health(self.settings.search_url, "cmr.v1.SearchService").ok and \
-                    grpc_health(self.settings.encoder_url, "cmr.v1.EncoderService").ok:
+            if grpc_health(self.settings.search_url, "cmr.v1.SearchService", settings=self.settings).ok and \
+                    grpc_health(self.settings.encoder_url, "cmr.v1.EncoderService", settings=self.settings).ok:
                 return
             time.sleep(0.5)
         pytest.fail(f"services not up in {timeout_s} s: {self.log.read_text()[-3000:]}")
@@ -106,9 +116,14 @@ def stack(tmp_path_factory: pytest.TempPathFactory, synth_dir: Path) -> Iterator
            "CMR_TRITON_EXIT_TIMEOUT_S": "1", "CMR_STUDY_KEY_SECRET": "e2e-secret", "CMR_STUDY_ROOTS": "[]"}
     for k in ("CMR_ENCODER_URL", "CMR_SEARCH_URL", "CMR_GENERATOR_URL", "CMR_INDEX_DIR", "CMR_UP_DEMO_DIR"):
         env.pop(k, None)
+    env.pop("CMR_AUTH_MODE", None)  # the suite's default (auth off) must not reach the stack: it ships secured
+    # `cmr up` keeps what exists: made here first, the test (the operator) holds the admin client identity
+    sec = init_dev(data / "security")
     settings = Settings(data_dir=data, encoder_url=f"127.0.0.1:{enc}", search_url=f"127.0.0.1:{search}",
                         generator_url=f"127.0.0.1:{gen}", ui_port=ui, study_roots=[data / "demo"],
-                        study_key_secret="e2e-secret", ui_thumb_dir=data / "thumbs", request_timeout_s=60)
+                        study_key_secret="e2e-secret", ui_thumb_dir=data / "thumbs", request_timeout_s=60,
+                        tls=True, tls_ca=sec.ca, tls_cert=sec.cert("client"), tls_key=sec.key("client"),
+                        auth_mode="jwt", auth_public_key=sec.public_key, auth_token_file=sec.token_file("client"))
     s = Stack(env, data, settings, tmp_path_factory.mktemp("up_log") / "up.log")
     t0 = time.monotonic()
     s.start()
@@ -176,7 +191,7 @@ def test_apptest_draft_real(stack: Stack) -> None:
     at = at.run()
     at = _click(at, "Draft the impression")
     assert not at.exception and not at.error
-    if grpc_health(stack.settings.generator_url, "cmr.v1.GeneratorService").ok:
+    if grpc_health(stack.settings.generator_url, "cmr.v1.GeneratorService", settings=stack.settings).ok:
         assert at.text_area(key="draft_edit_retrieval").value.strip()
     else:  # the generator is not part of this stack yet: the page says so
         assert any("generator service is unavailable" in w.value for w in at.warning)
@@ -199,7 +214,7 @@ def test_bad_upload_is_a_clear_message(stack: Stack) -> None:
 
 # --- the UI in a real browser -----------------------------------------------------------------------------
 @pytest.fixture(scope="module")
-def browser(tmp_path_factory: pytest.TempPathFactory) -> Iterator[object]:
+def browser(tmp_path_factory: pytest.TempPathFactory, stack: Stack) -> Iterator[object]:
     if not (Path(CHROMIUM).exists() and Path(CHROMEDRIVER).exists()):
         pytest.skip("Debian chromium + chromium-driver are not installed (scripts/install_system_packages.sh)")
     from selenium import webdriver
@@ -209,7 +224,9 @@ def browser(tmp_path_factory: pytest.TempPathFactory) -> Iterator[object]:
     opts = webdriver.ChromeOptions()
     opts.binary_location = CHROMIUM
     for a in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-              "--disable-dev-shm-usage", "--window-size=1400,1600"):
+              "--disable-dev-shm-usage", "--window-size=1400,1600",
+              # the development CA is not in the browser's store: pin the UI certificate's key instead
+              f"--ignore-certificate-errors-spki-list={_spki_hash(stack.data / 'security' / 'ui.pem')}"):
         opts.add_argument(a)
     opts.add_experimental_option("prefs", {"download.default_directory": str(downloads),
                                            "download.prompt_for_download": False})
@@ -218,6 +235,38 @@ def browser(tmp_path_factory: pytest.TempPathFactory) -> Iterator[object]:
     driver.downloads = downloads  # type: ignore[attr-defined]
     yield driver
     driver.quit()
+
+
+def _spki_hash(cert_pem: Path) -> str:
+    import base64
+    import hashlib
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import serialization
+
+    key = x509.load_pem_x509_certificate(cert_pem.read_bytes()).public_key()
+    der = key.public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
+    return base64.b64encode(hashlib.sha256(der).digest()).decode()
+
+
+def _login(driver, stack: Stack, user: str, password: str | None = None) -> None:  # noqa: ANN001
+    """Open the UI (a new Streamlit session) and log in."""
+    from selenium.webdriver.common.by import By
+
+    driver.get(stack.ui_url)
+    name = _wait(driver, lambda d: d.find_element(By.CSS_SELECTOR, "input[aria-label='User name']"))
+    name.send_keys(user)
+    driver.find_element(By.CSS_SELECTOR, "input[aria-label='Password']").send_keys(
+        password if password is not None else stack.password(user))
+    driver.find_element(By.XPATH, "//button[.//p[text()='Log in']]").click()
+
+
+def _nav_titles(driver) -> list[str]:  # noqa: ANN001
+    from selenium.webdriver.common.by import By
+
+    _wait(driver, lambda d: d.find_elements(By.CSS_SELECTOR, "[data-testid='stSidebarNav'] a"))
+    time.sleep(1.0)  # the navigation is complete once the first page has rendered
+    return [a.text for a in driver.find_elements(By.CSS_SELECTOR, "[data-testid='stSidebarNav'] a")]
 
 
 @pytest.fixture(scope="module")
@@ -262,11 +311,29 @@ def _page(driver, title: str) -> None:  # noqa: ANN001
     _wait(driver, lambda d: any(title.split()[0] in h.text for h in d.find_elements(By.TAG_NAME, "h1")))
 
 
+def test_browser_login_and_pages_per_role(stack: Stack, browser, shots: Path) -> None:  # noqa: ANN001
+    from selenium.webdriver.common.by import By
+
+    d = browser
+    _login(d, stack, "clinician", "not-the-password")
+    _wait(d, lambda d: "Wrong user name or password" in d.page_source)
+    assert not d.find_elements(By.CSS_SELECTOR, "[data-testid='stSidebarNav'] a")  # nothing but the login
+    d.save_screenshot(str(shots / "login.png"))
+    _login(d, stack, "clinician")
+    clinician = _nav_titles(d)
+    assert any("Draft" in t for t in clinician) and any("Scan" in t for t in clinician)
+    assert not any("Cohort" in t for t in clinician)
+    _login(d, stack, "researcher")
+    researcher = _nav_titles(d)
+    assert any("Cohort" in t for t in researcher) and any("Text" in t for t in researcher)
+    assert not any("Draft" in t for t in researcher) and not any("Scan" in t for t in researcher)
+
+
 def test_browser_text_search_shows_cards_with_cine(stack: Stack, browser, shots: Path) -> None:  # noqa: ANN001
     from selenium.webdriver.common.by import By
 
     d = browser
-    d.get(stack.ui_url)
+    _login(d, stack, "admin")
     phrase = _wait(d, lambda d: d.find_element(By.CSS_SELECTOR, "input[aria-label='Phrase']"))
     phrase.send_keys("dilated left ventricle with reduced ejection fraction")
     d.find_element(By.XPATH, "//button[.//p[text()='Search']]").click()
@@ -312,7 +379,7 @@ def test_browser_upload_a_study_and_a_bad_file(stack: Stack, browser, tmp_path: 
     with zipfile.ZipFile(bad, "w") as z:
         z.writestr("notes.txt", "this is not DICOM")
     d = browser
-    d.get(stack.ui_url)
+    _login(d, stack, "admin")
     _page(d, "Scan")
     _click_xpath(d, "//label[.//p[contains(text(), 'Upload a study')]]")
     upload = _wait(d, lambda d: d.find_element(By.CSS_SELECTOR, "input[type='file']"))
@@ -391,15 +458,74 @@ def test_cmr_status_reports_every_part(stack: Stack) -> None:
     assert f"UI: {stack.ui_url}" in r.stdout
 
 
+# --- PHI: identified headers go in, nothing identifying comes out -------------------------------------------------
+def test_no_phi_in_index_events_audit_logs_or_ui(stack: Stack, browser, tmp_path: Path) -> None:  # noqa: ANN001
+    from kafka import KafkaConsumer
+    from selenium.webdriver.common.by import By
+
+    from phi_cases import folder_bytes, leaks, plant
+
+    sources = sorted((stack.data / "demo" / "studies").glob("study_*[0-9]"))[N_DEMO + 1:N_DEMO + 3]
+    planted = [plant(src, stack.data / "demo" / "phi" / f"incoming_{k}", k) for k, src in enumerate(sources, 1)]
+    needles = tuple(n for p in planted for n in p.needles)
+    before = stack.exams()
+    r = subprocess.run([sys.executable, "-m", "cmr.cli.main", "ingest", *(str(p.path) for p in planted)],
+                       env={**stack.env, "CMR_KAFKA_BOOTSTRAP": f"127.0.0.1:{stack.env['CMR_UP_BROKER_PORT']}"},
+                       capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stdout + r.stderr
+    deadline = time.monotonic() + 240
+    while stack.exams() < before + len(planted):
+        assert time.monotonic() < deadline, f"planted studies not indexed: {r.stdout}"
+        time.sleep(1)
+    found: dict[str, list[str]] = {}
+
+    def check(where: str, blob: bytes) -> None:
+        if hit := leaks(blob, needles):
+            found[where] = hit
+
+    # the index, through the API (every record, every report) and as bytes on disk
+    with SearchClient(stack.settings.search_url, settings=stack.settings, timeout_s=30) as client:
+        hits = client.search_text("cardiac magnetic resonance", top_k=200)
+        assert len(hits) == before + len(planted)
+        for h in hits:
+            check(f"index record {h.exam.study_key}", str(client.get(h.exam.study_key)).encode())
+        check("cohort export", client.export_cohort(all_of=["normal"], threshold=0.01)[1])
+    for path, blob in folder_bytes(stack.data / "index").items():
+        check(path, blob)
+    # events (embedding events, audit topic) as the broker holds them
+    for topic in ("cmr.exams.embedded", "cmr.audit"):
+        consumer = KafkaConsumer(topic, bootstrap_servers=f"127.0.0.1:{stack.env['CMR_UP_BROKER_PORT']}",
+                                 auto_offset_reset="earliest", consumer_timeout_ms=5000, group_id=None)
+        messages = [m.value for m in consumer]
+        consumer.close()
+        assert messages, f"no messages on {topic}"
+        check(f"topic {topic}", b"\n".join(messages))
+    # the audit trail and every service's log
+    for folder in ("audit", "stack/logs"):
+        for path, blob in folder_bytes(stack.data / folder).items():
+            check(path, blob)
+    # the UI: a search that shows the planted studies' cards, and the scan page
+    d = browser
+    _login(d, stack, "admin")
+    phrase = _wait(d, lambda d: d.find_element(By.CSS_SELECTOR, "input[aria-label='Phrase']"))
+    phrase.send_keys("cardiac magnetic resonance")
+    d.find_element(By.XPATH, "//button[.//p[text()='Search']]").click()
+    _wait(d, lambda d: d.find_elements(By.XPATH, "//*[contains(text(), 'cosine')]") or None)
+    check("UI text search page", d.page_source.encode())
+    _page(d, "Scan")
+    check("UI scan page", d.page_source.encode())
+    assert not found, f"PHI leaked: {found}"
+
+
 # --- stop and start again: the index survives ---------------------------------------------------------------
 def test_restart_keeps_the_index(stack: Stack) -> None:
     before = stack.exams()
-    assert before == N_DEMO
+    assert before >= N_DEMO  # the demo, and the PHI test's planted studies
     t0 = time.monotonic()
     assert stack.stop() == 0
     print(f"stopped in {time.monotonic() - t0:.1f} s")
-    assert not http_health(stack.ui_url + "/_stcore/health", 1).ok
-    assert not grpc_health(stack.settings.search_url, "cmr.v1.SearchService", 1).ok
+    assert not http_health(stack.ui_url + "/_stcore/health", 1, cafile=stack.ca).ok
+    assert not grpc_health(stack.settings.search_url, "cmr.v1.SearchService", 1, settings=stack.settings).ok
     assert not (stack.data / "stack" / "supervisor.sock").exists() or \
         subprocess.run(["pgrep", "-f", str(stack.data / "stack" / "supervisord.conf")]).returncode != 0
     t0 = time.monotonic()
