@@ -222,12 +222,13 @@ def measure_raw(tensors: list[tuple[np.ndarray, np.ndarray]], batch_sizes: Seque
 class EncoderProcess:
     """`cmr serve encoder` in a child process on free ports; stopped with SIGTERM like a deployment would."""
 
-    def __init__(self, batching: bool, log_dir: Path) -> None:
+    def __init__(self, batching: bool, log_dir: Path, env: dict[str, str] | None = None) -> None:
+        """env: extra variables on top of this process's (the load benchmark's TLS and token settings)."""
         from cmr.rpc.ports import free_ports
 
         self.port, t_grpc, t_http, t_metrics = free_ports(4)
         self.triton_url = f"127.0.0.1:{t_grpc}"
-        env = {**os.environ, "CMR_TRITON_GRPC_PORT": str(t_grpc), "CMR_TRITON_HTTP_PORT": str(t_http),
+        env = {**os.environ, **(env or {}), "CMR_TRITON_GRPC_PORT": str(t_grpc), "CMR_TRITON_HTTP_PORT": str(t_http),
                "CMR_TRITON_METRICS_PORT": str(t_metrics), "CMR_TRITON_DYNAMIC_BATCHING": str(batching).lower(),
                "CMR_TRITON_EXIT_TIMEOUT_S": "1"}
         log_dir.mkdir(parents=True, exist_ok=True)

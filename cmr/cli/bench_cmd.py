@@ -1,4 +1,4 @@
-"""`cmr bench encoder|search`: the benchmarks of bench/, results and plots written to docs/benchmarks/."""
+"""`cmr bench encoder|search|ingest|load`: the benchmarks of bench/, results and plots written to docs/benchmarks/."""
 
 from __future__ import annotations
 
@@ -48,5 +48,19 @@ def register(app: typer.Typer) -> None:
         from bench.ingest import run
 
         result = run(quick=quick, out_dir=out)
+        if as_json:
+            _print_json(result)
+
+    @bench.command("load")
+    def load(quick: bool = typer.Option(False, "--quick", help="3 short steps, a small index (a few minutes)"),
+             security: str = typer.Option("on", help="on: TLS + bearer tokens as deployed; off: plaintext, auth off"),
+             as_json: bool = typer.Option(False, "--json", help="print the results as JSON"),
+             out: Optional[Path] = typer.Option(None, help="output folder (default docs/benchmarks)")) -> None:
+        """Sustained QPS with search p99 < 50 ms at rising concurrency, with and without ingestion running."""
+        from bench.load import run
+
+        if security not in ("on", "off"):
+            raise typer.BadParameter("--security is on or off")
+        result = run(quick=quick, out_dir=out, security=security == "on")
         if as_json:
             _print_json(result)

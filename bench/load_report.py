@@ -1,0 +1,215 @@
+"""The load benchmark's report: JSON (everything), markdown (the answer, the configuration, per-step tables) and
+one figure (p50/p99 latency against achieved QPS per RPC with and without ingestion, the limit line, and
+throughput against concurrency)."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from bench.load_stats import ALL, Step
+
+PHASES = {"ingest": "with ingestion", "idle": "without ingestion"}
+
+
+@dataclass
+class LoadBench:
+    when: str
+    machine: str
+    load_avg_before: list[float]
+    load_avg_after: list[float]
+    quick: bool
+    security: str
+    identities: int               # simulated users, one token subject each
+    rate_limit: str
+    index: dict[str, Any]         # real / padded / total exams, source
+    mix: list[tuple[str, float]]
+    warmup_s: float
+    step_s: float
+    limit_ms: float
+    max_error_rate: float
+    nice: int                     # niceness of every process of the run (they inherit it)
+    steps: list[Step] = field(default_factory=list)
+    best: dict[str, dict[str, Any] | None] = field(default_factory=dict)  # phase -> chosen step summary
+    loadgen_cpu_share: float = 0.0  # of the CPU the whole run used (all parts), over all steps
+    note: str = ""
+
+
+def label(step: Step) -> str:
+    return f"{step.concurrency} clients" if step.mode == "closed" else f"{step.offered_qps:g}/s offered"
+
+
+def best_summary(step: Step | None) -> dict[str, Any] | None:
+    if step is None:
+        return None
+    return {"qps": step.qps, "load": label(step), "mode": step.mode, "concurrency": step.concurrency,
+            "offered_qps": step.offered_qps, "p99_ms": step.p99_ms,
+            "text_p99_ms": step.rpcs["SearchByText"].p99_ms if "SearchByText" in step.rpcs else float("nan"),
+            "ingest_per_min": step.ingest_per_min}
+
+
+def write(result: LoadBench, out_dir: Path, stem: str) -> Path:
+    out_dir.mkdir(parents=True, exist_ok=True)
+    (out_dir / f"{stem}.json").write_text(json.dumps(asdict(result), indent=2, default=str))
+    plot(result, out_dir / f"{stem}.png")
+    md = out_dir / f"{stem}.md"
+    md.write_text(to_markdown(result, f"{stem}.png"))
+    return md
+
+
+def plot(r: LoadBench, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 3, figsize=(16, 4.8))
+    rpcs = sorted({name for s in r.steps for name in s.rpcs if name != ALL}) + [ALL]
+    colors = {name: f"C{i}" for i, name in enumerate(rpcs)}
+    for ax, pct in ((axes[0], "p99_ms"), (axes[1], "p50_ms")):
+        for phase, style in (("ingest", "-"), ("idle", "--")):
+            steps = [s for s in r.steps if s.phase == phase and s.mode == "open"]
+            for name in rpcs:
+                pts = [(s.qps, getattr(s.rpcs[name], pct)) for s in steps if name in s.rpcs]
+                if pts:
+                    ax.plot(*zip(*pts), style, marker="o", ms=3, color=colors[name],
+                            label=f"{name}, {PHASES[phase]}", lw=2.4 if name == ALL else 1.1)
+            closed = [(s.qps, getattr(s.rpcs[ALL], pct)) for s in r.steps if s.phase == phase and s.mode == "closed"]
+            if closed:
+                ax.plot(*zip(*closed), ":", marker="s" if phase == "ingest" else "D", ms=4, color="0.4", lw=0.8,
+                        label=f"all, closed loop, {PHASES[phase]}")
+        ax.axhline(r.limit_ms, color="red", lw=1, ls=":", label=f"{r.limit_ms:.0f} ms")
+        ax.set_yscale("log")
+        ax.set_xlabel("achieved QPS (all RPCs)")
+        ax.set_ylabel(f"{pct[:3]} latency, ms")
+        ax.set_title(f"{pct[:3]} vs QPS (open loop; solid: ingesting)", fontsize=10)
+        ax.grid(alpha=0.3, which="both")
+    axes[0].legend(fontsize=6, ncol=2, loc="upper left")
+    ax = axes[2]
+    for phase, style, color in (("ingest", "-", "C0"), ("idle", "--", "C2")):
+        steps = [s for s in r.steps if s.phase == phase and s.mode == "closed"]
+        if steps:
+            ax.plot([s.concurrency for s in steps], [s.qps for s in steps], style, marker="o", color=color,
+                    label=f"QPS, {PHASES[phase]}")
+    ax.set_xscale("log", base=2)
+    ax.set_xlabel("closed-loop clients")
+    ax.set_ylabel("achieved QPS")
+    ax.set_title("throughput vs concurrency (closed loop)", fontsize=10)
+    ax.grid(alpha=0.3)
+    ing = [s for s in r.steps if s.phase == "ingest" and s.mode == "closed"]
+    if ing:
+        tw = ax.twinx()
+        tw.plot([s.concurrency for s in ing], [s.ingest_per_min for s in ing], ":", marker="s", color="C3",
+                label="ingested studies/min")
+        tw.set_ylabel("studies / min", color="C3")
+        tw.set_ylim(bottom=0)
+        tw.legend(loc="lower right", fontsize=8)
+    ax.legend(loc="upper left", fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def _fmt(v: float) -> str:
+    return "-" if v != v else f"{v:.1f}"
+
+
+def _step_rows(steps: list[Step]) -> str:
+    rows = []
+    for s in steps:
+        for name, st in s.rpcs.items():
+            errs = ", ".join(f"{k} {v}" for k, v in st.errors.items()) or "0"
+            rows.append(f"| {label(s)} | {'**all**' if name == ALL else name} | {st.qps:.1f} | {_fmt(st.p50_ms)} | "
+                        f"{_fmt(st.p95_ms)} | {_fmt(st.p99_ms)} | {_fmt(st.max_ms)} | {errs} |")
+    return "\n".join(rows)
+
+
+def _cpu_rows(steps: list[Step]) -> tuple[str, str]:
+    parts = sorted({k for s in steps for k in s.cpu_cores if k not in ("machine", "other")}) + ["other", "machine"]
+    head = "| phase | load | QPS | in flight | ingest/min | " + " | ".join(parts) + " | load avg |"
+    sep = "| --- " * (len(parts) + 6) + "|"
+    rows = [f"| {PHASES[s.phase]} | {label(s)} | {s.qps:.1f} | {s.in_flight:.1f} | {s.ingest_per_min:.1f} | "
+            + " | ".join(f"{s.cpu_cores.get(p, 0.0):.2f}" for p in parts) + f" | {s.load_avg:.2f} |" for s in steps]
+    return head + "\n" + sep, "\n".join(rows)
+
+
+def _answer(r: LoadBench, phase: str) -> str:
+    b = r.best.get(phase)
+    if not b:
+        return f"- **{PHASES[phase]}**: no step kept every p99 under {r.limit_ms:.0f} ms"
+    extra = f", ingesting {b['ingest_per_min']:.1f} studies/min meanwhile" if phase == "ingest" else ""
+    how = "closed loop, " if b["mode"] == "closed" else "open loop, "
+    return (f"- **{PHASES[phase]}: {b['qps']:.1f} QPS** ({how}{b['load']}; p99 of the mix "
+            f"{b['p99_ms']:.1f} ms, SearchByText p99 {b['text_p99_ms']:.1f} ms{extra})")
+
+
+def to_markdown(r: LoadBench, png: str) -> str:
+    cpu_head, cpu_rows = _cpu_rows(r.steps)
+    mix = ", ".join(f"{name} {share:.0%}" for name, share in r.mix)
+    tables = "\n\n".join(
+        f"### {PHASES[phase].capitalize()}\n\n| load | RPC | QPS | p50 ms | p95 ms | p99 ms | max ms | errors |\n"
+        f"| ---: | --- | ---: | ---: | ---: | ---: | ---: | --- |\n{_step_rows([s for s in r.steps if s.phase == phase])}"
+        for phase in ("ingest", "idle") if any(s.phase == phase for s in r.steps))
+    return f"""# Load benchmark: sustained QPS with search p99 under {r.limit_ms:.0f} ms
+
+`cmr bench load{' --quick' if r.quick else ''}`, {r.when}. Machine: {r.machine}, **shared with other engineers'
+jobs**; load average {r.load_avg_before} before and {r.load_avg_after} after the run (1, 5, 15 min). Every process
+of the run ran at niceness {r.nice}.
+
+## Answer
+
+Highest achieved QPS at which the p99 latency of every RPC of the mix (and of the mix pooled) stayed under
+{r.limit_ms:.0f} ms with at most {r.max_error_rate:.0%} errors:
+
+{_answer(r, 'ingest')}
+{_answer(r, 'idle')}
+
+Steps are discrete, so the real limit lies between the answer and the next step up.
+
+## Configuration
+
+- **Security: {r.security}.** {r.identities} simulated clinicians, each its own identity (a token with subject
+  `user-<i>` and role clinician); calls are spread round robin over them, so no identity comes near the
+  per-identity rate limit ({r.rate_limit}).
+- Parts, each its own process on the same {r.machine.split(',')[1].strip() if ',' in r.machine else ''}: Triton + EncoderService (dynamic batching), SearchService on
+  Qdrant Edge (on disk, HNSW m=16, ef 64), the Tansu Kafka broker and one ingest worker; the load generator
+  is this benchmark's own process.
+- Index: {r.index.get('total')} exams: {r.index.get('real')} synthetic CMR studies ({r.index.get('source')})
+  encoded by EncoderService and upserted through SearchService, padded with {r.index.get('padded')} noisy copies
+  of their image and report vectors (cosine about 0.9 to a real one, so they crowd the same clusters) so that
+  HNSW is not trivially small; the service was restarted after the bulk load so the graph covers them.
+- Query mix: {mix}. SearchByText takes a sentence of a real-style impression (text -> EncoderService -> index,
+  top 10); SearchByStudy (digital twins + nearest reports, top 10), ZeroShot (calibrated profile) and Get take an
+  indexed study key.
+- Two kinds of step, each {r.warmup_s:.0f} s warm-up (discarded) then {r.step_s:.0f} s measured, latencies
+  client-side (TLS, token, serialisation included), percentiles nearest-rank:
+  - closed loop at rising concurrency (N client threads, each waits for its answer, no think time): the
+    capacity, and throughput vs concurrency;
+  - open loop at rising arrival rates (Poisson, up to 64 calls in flight; latency from the scheduled arrival, so
+    queueing counts - no coordinated omission), stopped once the stack falls behind: what users see at a
+    sustained rate. A step passes only if it kept up with its rate (>= 80% of it served).
+- Ingestion: the worker is kept busy with new demo-size studies (the held-out-scanner set, full 11-series exams)
+  throughout the phase "with ingestion" - a backlog is always queued, so it ingests as fast as the machine lets
+  it: the heaviest ingestion these cores can carry, not a trickle.
+- The load generator runs on the same cores: it used **{r.loadgen_cpu_share:.0%}** of the CPU the run's processes
+  used (column `loadgen` below, in cores). It is not pinned or given a different niceness: pinning two cores
+  between seven processes would only move the contention, and the latencies it reports include its own
+  scheduling delay, as a client's would.
+
+![latency vs QPS]({png})
+
+## Per step
+
+{tables}
+
+### CPU (cores used per part, averaged over the step) and ingestion
+
+`other` is CPU used by none of the run's processes: other jobs on the shared machine.
+
+{cpu_head}
+{cpu_rows}
+
+{r.note}
+"""

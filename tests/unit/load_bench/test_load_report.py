@@ -1,0 +1,49 @@
+"""The load benchmark's report writer: JSON, markdown and figure from a handful of steps, the answer for both
+phases (and the honest sentence when no step passed)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from bench.load_report import LoadBench, best_summary, write
+from bench.load_stats import Sample, best_step, summarize
+
+
+def _steps() -> list:
+    steps = []
+    for phase, slow in (("idle", 1.0), ("ingest", 2.0)):
+        for c in (1, 4):
+            s = summarize(phase, c, [Sample("SearchByText", 0, slow * c * 0.005, "OK")] * (50 * c)
+                          + [Sample("Get", 0, 0.002, "OK")] * 5, 5.0)
+            s.cpu_cores = {"loadgen": 0.1, "search": 0.4, "machine": 1.2, "other": 0.7}
+            s.ingest_per_min = 20.0 if phase == "ingest" else 0.0
+            steps.append(s)
+    return steps
+
+
+def _bench(steps: list, limit_ms: float) -> LoadBench:
+    return LoadBench(when="2026-11-24 12:00 UTC", machine="AMD EPYC, 2 cores, Linux", load_avg_before=[1.0, 1.0, 1.0],
+                     load_avg_after=[2.0, 1.5, 1.0], quick=True, security="TLS on, tokens on", identities=8,
+                     rate_limit="20 req/s", index={"real": 10, "padded": 90, "total": 100, "source": "x"},
+                     mix=[("SearchByText", 0.9), ("Get", 0.1)], warmup_s=1, step_s=5, limit_ms=limit_ms,
+                     max_error_rate=0.01, nice=10, steps=steps,
+                     best={p: best_summary(best_step([s for s in steps if s.phase == p], limit_ms))
+                           for p in ("ingest", "idle")}, loadgen_cpu_share=0.2)
+
+
+def test_report_files_and_answer(tmp_path: Path) -> None:
+    steps = _steps()
+    md = write(_bench(steps, 30.0), tmp_path, "load_test")
+    text = md.read_text()
+    data = json.loads((tmp_path / "load_test.json").read_text())
+    assert (tmp_path / "load_test.png").stat().st_size > 10_000
+    # idle: 4 clients -> p99 20 ms passes; ingesting: 4 clients -> 40 ms fails, so 1 client is the answer
+    assert data["best"]["idle"]["concurrency"] == 4 and data["best"]["ingest"]["concurrency"] == 1
+    assert "with ingestion: 11.0 QPS" in text and "TLS on, tokens on" in text and "8 simulated clinicians" in text
+    assert "| 4 clients | SearchByText |" in text and "loadgen" in text and len(data["steps"]) == 4
+
+
+def test_report_says_when_no_step_passed(tmp_path: Path) -> None:
+    md = write(_bench(_steps(), 1.0), tmp_path, "load_none")
+    assert "no step kept every p99 under 1 ms" in md.read_text()
