@@ -8,6 +8,7 @@ import threading
 from typing import Any
 
 from cmr.config import Settings, get_settings
+from cmr.rpc.decoding import checked_decoding
 from cmr.rpc.server import GrpcServer, ServiceBinding, ServiceHost
 from cmr.v1 import encoder_pb2_grpc
 from encoder_svc.runtime import EncoderRuntime, ModelIdentity, checkpoint_path
@@ -19,6 +20,8 @@ from encoder_svc.triton_models import TritonEncoderServer, TritonServingConfig
 log = logging.getLogger(__name__)
 
 SERVICE_NAME = "cmr.v1.EncoderService"
+# undecodable requests answer INVALID_ARGUMENT, not grpcio's INTERNAL (cmr.rpc.decoding)
+ADD_SERVICER = checked_decoding(encoder_pb2_grpc.add_EncoderServiceServicer_to_server)
 HEALTH_POLL_S = 5.0
 
 
@@ -52,7 +55,7 @@ class EncoderServer(ServiceHost):
             self._loader = StudyLoaderPool(identity.spec, s.max_concurrent_studies)
             self._loader.warm_up()
             servicer = EncoderServicer(identity, self._triton_client, self._loader, self.triton_config, s)
-            self._grpc = GrpcServer([ServiceBinding(encoder_pb2_grpc.add_EncoderServiceServicer_to_server,
+            self._grpc = GrpcServer([ServiceBinding(ADD_SERVICER,
                                                     SERVICE_NAME, servicer)], port=self._port, settings=s).start()
         except BaseException:
             self.stop()

@@ -77,10 +77,16 @@ def resolve_ref(ref: common_pb2.StudyRef, roots: Sequence[Path]) -> Path:
         raw = ref.path
     if not raw.strip():
         raise InvalidArgument("empty study path")
+    if "\x00" in raw:  # os calls refuse it with ValueError (found by fuzzing: it surfaced as INTERNAL)
+        raise InvalidArgument("study path contains a NUL character")
     path = Path(raw).expanduser().resolve()
     allowed = [r.expanduser().resolve() for r in roots]
     if not any(path == r or path.is_relative_to(r) for r in allowed):
         raise PermissionDenied(f"{raw} is outside the folders this service may read (CMR_STUDY_ROOTS)")
-    if not path.exists():
+    try:
+        found = path.exists()
+    except OSError as exc:  # e.g. a name longer than the file system allows (ENAMETOOLONG); found by fuzzing
+        raise InvalidArgument(f"unusable study path ({exc.strerror or type(exc).__name__})") from exc
+    if not found:
         raise NotFound(f"no study at {raw}")
     return path

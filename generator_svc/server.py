@@ -8,6 +8,7 @@ from functools import partial
 
 from cmr.config import Settings, get_settings
 from cmr.dicom.locator import StudyLocator
+from cmr.rpc.decoding import checked_decoding
 from cmr.rpc.server import GrpcServer, ServiceBinding, ServiceHost
 from cmr.v1 import generator_pb2_grpc
 from encoder_svc.study_loading import StudyLoaderPool
@@ -19,6 +20,8 @@ from search_svc.store.schema import study_key
 log = logging.getLogger(__name__)
 
 SERVICE_NAME = "cmr.v1.GeneratorService"
+# undecodable requests answer INVALID_ARGUMENT, not grpcio's INTERNAL (cmr.rpc.decoding)
+ADD_SERVICER = checked_decoding(generator_pb2_grpc.add_GeneratorServiceServicer_to_server)
 
 
 class GeneratorServer(ServiceHost):
@@ -43,7 +46,7 @@ class GeneratorServer(ServiceHost):
             locator = StudyLocator(s.study_roots, partial(study_key, secret=s.study_key_secret))
             servicer = GeneratorServicer(self._search, self.drafter, self._loader, locator, s.study_roots,
                                          s.draft_neighbours, s.request_timeout_s)
-            self._grpc = GrpcServer([ServiceBinding(generator_pb2_grpc.add_GeneratorServiceServicer_to_server,
+            self._grpc = GrpcServer([ServiceBinding(ADD_SERVICER,
                                                     SERVICE_NAME, servicer)], port=self._port, settings=s).start()
         except BaseException:
             self.stop()

@@ -7,6 +7,7 @@ import logging
 
 from cmr.config import Settings, get_settings
 from cmr.findings import Calibration, CalibrationError, calibration_path_for
+from cmr.rpc.decoding import checked_decoding
 from cmr.rpc.server import GrpcServer, ServiceBinding, ServiceHost
 from cmr.v1 import search_pb2_grpc
 from encoder_svc.client import EncoderClient
@@ -18,6 +19,8 @@ from search_svc.store import EXAMS, REPORTS, VectorStore, open_store
 log = logging.getLogger(__name__)
 
 SERVICE_NAME = "cmr.v1.SearchService"
+# undecodable requests answer INVALID_ARGUMENT, not grpcio's INTERNAL (cmr.rpc.decoding)
+ADD_SERVICER = checked_decoding(search_pb2_grpc.add_SearchServiceServicer_to_server)
 
 
 def load_calibration(settings: Settings, identity: ModelIdentity) -> Calibration | None:
@@ -59,7 +62,7 @@ class SearchServer(ServiceHost):
                 self.store.optimize(name)
             self._encoder = EncoderClient(self._encoder_url, settings=s)
             servicer = SearchServicer(index, self._encoder, identity, load_calibration(s, identity))
-            self._grpc = GrpcServer([ServiceBinding(search_pb2_grpc.add_SearchServiceServicer_to_server,
+            self._grpc = GrpcServer([ServiceBinding(ADD_SERVICER,
                                                     SERVICE_NAME, servicer)], port=self._port, settings=s).start()
         except BaseException:
             self.stop()

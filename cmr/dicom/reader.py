@@ -63,6 +63,7 @@ _ERROR_PRIORITY: tuple[type[StudyLoadError], ...] = (
 _SLICE_POSITION_TOL_MM = 0.1
 _SLICE_POSITION_TOL_THICKNESS = 0.2
 _ORIENTATION_TOL_DEG = 5.0  # frames of one series within this share a plane orientation
+_MAX_HEADER_ELEMENTS = 20_000  # top-level elements of one file; real headers have a few hundred
 
 
 @dataclass(frozen=True)
@@ -197,6 +198,21 @@ def _ensure_transfer_syntax(ds: Dataset) -> Dataset:
     return out
 
 
+class _ElementGuard:
+    """pydicom `stop_when`: ends the read at a group 0000 element (the DIMSE command group, never part of a
+    stored file: zero padding after the image, which pydicom parses as endless empty elements at about 1 s of CPU
+    per MB) or past _MAX_HEADER_ELEMENTS elements (a flood of tiny elements). Found by fuzzing."""
+
+    def __init__(self) -> None:
+        self.count = 0
+        self.too_many = False
+
+    def __call__(self, tag: pydicom.tag.BaseTag, vr: str | None, length: int) -> bool:
+        self.count += 1
+        self.too_many = self.count > _MAX_HEADER_ELEMENTS
+        return self.too_many or tag.group == 0
+
+
 def _parse(src: _Source) -> Dataset:
     """Read one source into a Dataset, verifying it really is DICOM and can give an image."""
     if src.dataset is not None:
@@ -209,11 +225,16 @@ def _parse(src: _Source) -> Dataset:
     except OSError as exc:
         raise NotDicomError(f"{src.basename}: cannot be read ({exc.strerror or type(exc).__name__})") from exc
     with fp:
-        head = fp.read(132)
+        head = fp.read(134)
         fp.seek(0)
         has_preamble = head[128:132] == b"DICM"
+        if (head[132:134] if has_preamble else head[:2]) == b"\x00\x00":
+            # group 0000 first: a DIMSE command set (pydicom reads it element by element before any limit
+            # applies, ~1 s of CPU per MB of zeros) or zero-filled junk, never a stored image
+            raise NotDicomError(f"{src.basename}: not a DICOM file (zero-filled, or a DIMSE command set)")
+        guard = _ElementGuard()
         try:
-            ds = pydicom.dcmread(fp, force=True)
+            ds = pydicom.filereader.read_partial(fp, stop_when=guard, force=True)
         except Exception as exc:  # pydicom raises a zoo of types on junk
             if has_preamble:
                 raise TruncatedFileError(
@@ -222,6 +243,9 @@ def _parse(src: _Source) -> Dataset:
             raise NotDicomError(
                 f"{src.basename}: not a DICOM file (no DICM preamble and not parseable as implicit VR)"
             ) from exc
+    if guard.too_many:
+        raise CorruptFileError(f"{src.basename}: more than {_MAX_HEADER_ELEMENTS} header elements (not a DICOM "
+                               "image header)")
     meta = getattr(ds, "file_meta", None)
     has_meta = meta is not None and "TransferSyntaxUID" in meta
     # force=True parses anything; junk yields a few nonsense tags. Real DICOM has a file meta, a SOP class or
