@@ -54,7 +54,7 @@ class Plan:
     def of(cls, quick: bool) -> Plan:
         if quick:
             return cls((1, 4, 16), (5.0, 15.0), 2.0, 8.0, 32, 100, 3000, 60)
-        return cls((1, 2, 4, 8, 16, 32), (5.0, 10.0, 15.0, 20.0, 30.0, 45.0, 60.0), 3.0, 20.0, 100, 500, 20000, 300)
+        return cls((1, 2, 4, 8, 16, 32), (2.0, 5.0, 10.0, 15.0, 20.0, 30.0, 45.0, 60.0), 3.0, 20.0, 100, 500, 20000, 300)
 
 
 def measure(phase: str, pool: UserPool, work: Workload, plan: Plan, *, pids: Callable[[], dict[str, int]],

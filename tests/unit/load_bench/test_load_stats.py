@@ -66,3 +66,10 @@ def test_best_step_is_the_highest_qps_with_every_p99_under_the_limit() -> None:
 def test_a_step_without_successes_never_passes() -> None:
     step = summarize("idle", 1, [Sample("Get", 0, 0.001, "UNAUTHENTICATED")], 1.0)
     assert not passes(step, 50.0, 1.0)
+
+
+def test_best_step_for_one_rpc_judges_that_rpc_alone() -> None:
+    steps = [_step(20, {"SearchByText": 60, "Get": 5, ALL: 55}, c=1), _step(40, {"SearchByText": 90, "Get": 20, ALL: 80}, c=4)]
+    assert best_step(steps, 50.0) is None
+    assert best_step(steps, 50.0, rpc="Get").concurrency == 4
+    assert best_step(steps, 50.0, rpc="SearchByText") is None
