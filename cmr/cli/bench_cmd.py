@@ -1,4 +1,4 @@
-"""`cmr bench encoder|search|ingest|load`: the benchmarks of bench/, results and plots written to docs/benchmarks/."""
+"""`cmr bench encoder|search|ingest|load|fuzz`: the benchmarks of bench/, results and plots written to docs/benchmarks/."""
 
 from __future__ import annotations
 
@@ -64,3 +64,19 @@ def register(app: typer.Typer) -> None:
         result = run(quick=quick, out_dir=out, security=security == "on")
         if as_json:
             _print_json(result)
+
+    @bench.command("fuzz")
+    def fuzz(inputs: int = typer.Option(10_000, "--inputs", help="generated inputs per target"),
+             targets: Optional[str] = typer.Option(None, "--targets", help="comma-separated target names "
+                                                   "(loader_file, search.Upsert, ...; default all)"),
+             seed: int = typer.Option(20261124, "--seed", help="hypothesis seed (runs are reproducible)"),
+             corpus: Optional[Path] = typer.Option(None, help="where failing inputs go (default OUT/fuzz_corpus)"),
+             out: Optional[Path] = typer.Option(None, help="output folder (default docs/benchmarks)")) -> None:
+        """The study loader and every gRPC handler fuzzed against real services: outcomes per target."""
+        from bench.fuzz.bench import run
+
+        names = [t.strip() for t in (targets or "").split(",") if t.strip()]
+        result = run(inputs=inputs, targets=names, out_dir=out, seed=seed, corpus=corpus)
+        failed = sum(t.crashes + t.hangs for t in result.targets)
+        if failed or result.after:
+            raise typer.Exit(1)
