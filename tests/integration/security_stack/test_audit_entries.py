@@ -65,13 +65,13 @@ def test_audit_entries_reach_the_kafka_topic(tmp_path: Path) -> None:
     from ingest_svc.broker import TansuBroker
 
     with TansuBroker() as broker:
-        settings = Settings(kafka_bootstrap=broker.bootstrap(), audit_kafka=True, audit_dir=tmp_path,
+        settings = Settings(kafka_bootstrap=broker.bootstrap, audit_kafka=True, audit_dir=tmp_path,
                             kafka_topic_audit="cmr.audit.test")
         log = AuditLog.from_settings(settings, "search")
         written = [log.append(AuditEntry(service="", action="search", method="/m", subject=f"u{i}", roles=[],
                                          status="OK", results=i)) for i in range(5)]
         log.close()
-        consumer = KafkaConsumer("cmr.audit.test", bootstrap_servers=broker.bootstrap(),
+        consumer = KafkaConsumer("cmr.audit.test", bootstrap_servers=broker.bootstrap,
                                  auto_offset_reset="earliest", consumer_timeout_ms=10_000, group_id=None)
         received = [json.loads(m.value) for m in consumer]
         consumer.close()

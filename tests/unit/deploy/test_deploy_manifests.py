@@ -49,16 +49,36 @@ def test_every_service_is_deployed_with_probes_and_resources() -> None:
             assert "memory" in c["resources"]["limits"], name
 
 
-def test_grpc_services_use_grpc_health_probes_on_their_service_names() -> None:
+def test_grpc_services_use_tls_health_probes_on_their_service_names() -> None:
+    # Kubernetes' native gRPC probes cannot speak TLS: the probe is `python -m cmr.stack.probe grpc ...` (TLS from
+    # the pod's own settings), on the container's port and the service's health name.
     w = workloads()
     expected = {"encoder": "cmr.v1.EncoderService", "search": "cmr.v1.SearchService",
                 "generator": "cmr.v1.GeneratorService", "triton": "cmr.v1.EncoderService"}
     for name, service in expected.items():
         c = w[name]["spec"]["template"]["spec"]["containers"][0]
-        assert c["readinessProbe"]["grpc"]["service"] == service
-        assert c["startupProbe"]["grpc"]["port"] == c["ports"][0]["containerPort"]
+        port = c["ports"][0]["containerPort"]
+        for probe in ("startupProbe", "readinessProbe"):
+            assert c[probe]["exec"]["command"] == ["python", "-m", "cmr.stack.probe", "grpc", f"127.0.0.1:{port}",
+                                                   service], (name, probe)
     gpu = w["triton"]["spec"]["template"]["spec"]["containers"][0]["resources"]["limits"]
     assert gpu.get("nvidia.com/gpu") == 1
+
+
+def test_every_service_has_tls_and_verifies_tokens() -> None:
+    config = next(o for o in k8s_objects() if o["kind"] == "ConfigMap" and o["metadata"]["name"] == "cmr-config")
+    assert config["data"]["CMR_TLS"] == "true" and config["data"]["CMR_TLS_MUTUAL"] == "true"
+    assert config["data"]["CMR_AUTH_MODE"] == "jwt"
+    certificates = {o["spec"]["secretName"] for o in k8s_objects() if o["kind"] == "Certificate"}
+    w = workloads()
+    for name in ("triton", "encoder", "search", "generator", "ingest", "ui"):
+        spec = w[name]["spec"]["template"]["spec"]
+        secrets = {v["secret"]["secretName"] for v in spec["volumes"] if "secret" in v}
+        assert f"cmr-tls-{name}" in secrets and f"cmr-tls-{name}" in certificates, name
+        mounts = {m["mountPath"] for m in spec["containers"][0]["volumeMounts"]}
+        assert {"/tls", "/auth/public"} <= mounts, name
+        signing = "cmr-token-signing" in secrets
+        assert signing == (name == "ui"), f"{name}: only the UI may hold the token-signing key"
 
 
 def test_kafka_is_kraft_and_qdrant_is_a_three_node_cluster() -> None:

@@ -111,3 +111,42 @@ def test_verifier_needs_a_key_and_refuses_symmetric_only(tmp_path) -> None:  # t
         TokenVerifier.from_settings(Settings(auth_mode="jwt"))
     with pytest.raises(ValueError, match="asymmetric"):
         TokenVerifier(issuer="i", audience="a", algorithms=["HS256"], public_key_pem=PUBLIC)
+
+
+def test_oidc_issuer_keys_from_a_jwks_endpoint() -> None:
+    """Production: the verifier fetches the issuer's published keys (JWKS) and picks the one the token names."""
+    import http.server
+    import threading
+
+    from jwt.algorithms import ECAlgorithm
+
+    jwk = json.loads(ECAlgorithm.to_jwk(serialization.load_pem_public_key(PUBLIC)))
+    jwk.update(kid="key-1", use="sig", alg="ES256")
+    body = json.dumps({"keys": [jwk]}).encode()
+
+    class JWKS(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:  # noqa: N802
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = http.server.HTTPServer(("127.0.0.1", 0), JWKS)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        verifier = TokenVerifier(issuer="https://idp.example", audience="cmr", algorithms=["ES256"],
+                                 jwks_url=f"http://127.0.0.1:{server.server_port}/jwks")
+        idp = TokenIssuer(PRIVATE, issuer="https://idp.example", audience="cmr")
+        token = jwt.encode(jwt.decode(idp.mint("dr-oidc", [Role.CLINICIAN], 60), options={"verify_signature": False}),
+                           serialization.load_pem_private_key(PRIVATE, None), algorithm="ES256",
+                           headers={"kid": "key-1"})
+        assert verifier.verify(token).subject == "dr-oidc"
+        unknown_kid = jwt.encode({"sub": "x"}, serialization.load_pem_private_key(PRIVATE, None), algorithm="ES256",
+                                 headers={"kid": "rotated-away"})
+        with pytest.raises(AuthError, match="no issuer key"):
+            verifier.verify(unknown_kid)
+    finally:
+        server.shutdown()
