@@ -60,6 +60,8 @@ class Settings(BaseSettings):
     index_dir: Path | None = Field(None, description="embedded store folder; None = <data_dir>/index")
     study_key_secret: str = Field("cmr-dev-only-change-me", description="HMAC key that turns a "
                                   "StudyInstanceUID into the stored study key; set a real secret in production")
+    backup_dir: Path | None = Field(None, description="where the search service writes index backups (the admin "
+                                    "Backup RPC, `cmr index backup`); None = <data_dir>/backups")
     hnsw_m: int = Field(16, ge=4, le=128)
     hnsw_ef_construct: int = Field(100, ge=8, le=1024)
     hnsw_ef_search: int = Field(64, ge=8, le=4096)

@@ -47,6 +47,13 @@ class Unavailable(ServiceError):
     code = grpc.StatusCode.UNAVAILABLE
 
 
+class FailedPrecondition(ServiceError):
+    """The request is valid but the system is not in a state to run it (e.g. switching to an incomplete index
+    generation); retrying without changing that state fails the same way."""
+
+    code = grpc.StatusCode.FAILED_PRECONDITION
+
+
 class PermissionDenied(ServiceError):
     code = grpc.StatusCode.PERMISSION_DENIED
 
