@@ -88,15 +88,23 @@ class EncoderClient:
 
     def encode_texts(self, texts: Sequence[str]) -> np.ndarray:
         """[N, D]; more texts than the server takes in one request are sent in several."""
+        return self.encode_texts_versioned(texts)[0]
+
+    def encode_texts_versioned(self, texts: Sequence[str]) -> tuple[np.ndarray, str]:
+        """([N, D], the model version that made them). A batch split over several requests that straddles a
+        model change (the encoder rolled meanwhile) raises RuntimeError rather than mixing two models."""
         texts = list(texts)
         if self._max_texts is None and len(texts) > 1:
             self._max_texts = self.model_info().max_texts_per_request or 1
         step = max(len(texts), 1) if self._max_texts is None else self._max_texts
-        out = []
+        out, versions = [], set()
         for s in range(0, max(len(texts), 1), step):
             r = self.stub.EncodeText(encoder_pb2.EncodeTextRequest(texts=texts[s : s + step]), timeout=self.timeout_s)
             out += [from_vector(v) for v in r.embeddings]
-        return np.stack(out)
+            versions.add(r.model.version)
+        if len(versions) > 1:
+            raise RuntimeError(f"the encoder changed model while encoding one batch ({sorted(versions)}); retry")
+        return np.stack(out), versions.pop()
 
     def model_info(self) -> encoder_pb2.GetModelInfoResponse:
         return self.stub.GetModelInfo(encoder_pb2.GetModelInfoRequest(), timeout=self.timeout_s)

@@ -90,7 +90,7 @@ class CohortCache:
         self._items: OrderedDict[str, Cohort] = OrderedDict()
         self._size = size
 
-    def get_or_build(self, query: CohortQuery, build: Callable[[], Cohort], generation: int) -> Cohort:
+    def get_or_build(self, query: CohortQuery, build: Callable[[], Cohort], generation: int | str) -> Cohort:
         key = f"{query.digest()}:{generation}"  # any index write bumps the generation: stale cohorts miss
         if key in self._items:
             self._items.move_to_end(key)

@@ -28,6 +28,7 @@ from search_svc.store import (
     point_id,
     study_key,
 )
+from search_svc.store.locks import ReadWriteLock
 
 SCROLL_PAGE = 2048
 
@@ -49,12 +50,18 @@ class ExamEntry:
 
 
 class ExamIndex:
-    def __init__(self, store: VectorStore, dim: int, secret: str) -> None:
+    def __init__(self, store: VectorStore, dim: int, secret: str, *, exams: str = EXAMS, reports: str = REPORTS,
+                 write_gate: ReadWriteLock | None = None) -> None:
+        """exams/reports: the collection pair (one model generation, see search_svc/admin). write_gate, shared
+        by the indexes of one store, lets a backup hold every writer back at once while reads go on."""
         self.store = store
         self.dim = dim
+        self.exams = exams
+        self.reports = reports
         self._secret = secret
         self._write_lock = threading.Lock()  # created/updated counts must not interleave between writers
-        for name in (EXAMS, REPORTS):
+        self._gate = write_gate or ReadWriteLock()
+        for name in (exams, reports):
             store.ensure_collection(name, dim)
 
     def key_of(self, study_instance_uid: str) -> str:
@@ -74,47 +81,54 @@ class ExamIndex:
             if e.report_embedding is not None:
                 report_points.append(VectorPoint.for_exam(payload, e.report_embedding))
             keys.append(key)
-        with self._write_lock:
-            existing = {r.id for r in self.store.get(EXAMS, [p.id for p in exam_points])}
-            self.store.upsert(EXAMS, exam_points)
+        with self._gate.read(), self._write_lock:
+            existing = {r.id for r in self.store.get(self.exams, [p.id for p in exam_points])}
+            self.store.upsert(self.exams, exam_points)
             if report_points:
-                self.store.upsert(REPORTS, report_points)
+                self.store.upsert(self.reports, report_points)
         created = len({p.id for p in exam_points} - existing)
         return keys, created, len({p.id for p in exam_points}) - created
 
+    def write_points(self, exam_points: Sequence[VectorPoint], report_points: Sequence[VectorPoint]) -> None:
+        """Points made elsewhere (an upgrade's re-embedded vectors with payloads copied from another generation)."""
+        with self._gate.read(), self._write_lock:
+            self.store.upsert(self.exams, exam_points)
+            if report_points:
+                self.store.upsert(self.reports, report_points)
+
     def delete(self, keys: Sequence[str]) -> int:
         ids = [point_id(k) for k in keys]
-        with self._write_lock:
-            self.store.delete(REPORTS, ids)
-            return self.store.delete(EXAMS, ids)
+        with self._gate.read(), self._write_lock:
+            self.store.delete(self.reports, ids)
+            return self.store.delete(self.exams, ids)
 
     # --- reads ---------------------------------------------------------------------------------------------
     def get(self, key: str, with_vector: bool = False) -> StoredRecord | None:
-        found = self.store.get(EXAMS, [point_id(key)], with_vectors=with_vector)
+        found = self.store.get(self.exams, [point_id(key)], with_vectors=with_vector)
         return found[0] if found else None
 
     def get_many(self, keys: Sequence[str], with_vectors: bool = True) -> list[StoredRecord]:
-        return self.store.get(EXAMS, [point_id(k) for k in keys], with_vectors=with_vectors)
+        return self.store.get(self.exams, [point_id(k) for k in keys], with_vectors=with_vectors)
 
     def search_exams(self, vector: NDArray[np.float32], top_k: int, flt: ExamFilter | None = None,
                      offset: int = 0) -> list[ScoredHit]:
-        return self.store.search(EXAMS, vector, top_k, flt, offset=offset)
+        return self.store.search(self.exams, vector, top_k, flt, offset=offset)
 
     def search_reports(self, vector: NDArray[np.float32], top_k: int, flt: ExamFilter | None = None) -> list[ScoredHit]:
-        return self.store.search(REPORTS, vector, top_k, flt)
+        return self.store.search(self.reports, vector, top_k, flt)
 
     def iter_exams(self, flt: ExamFilter | None = None, with_vectors: bool = True) -> Iterator[list[StoredRecord]]:
         """Every exam matching the filter, in pages (cohorts and few-shot scoring of the whole index)."""
         token: str | None = None
         while True:
-            page, token = self.store.scroll(EXAMS, flt, SCROLL_PAGE, token, with_vectors=with_vectors)
+            page, token = self.store.scroll(self.exams, flt, SCROLL_PAGE, token, with_vectors=with_vectors)
             if page:
                 yield page
             if token is None:
                 return
 
-    def count(self, flt: ExamFilter | None = None, collection: str = EXAMS) -> int:
-        return self.store.count(collection, flt)
+    def count(self, flt: ExamFilter | None = None, collection: str | None = None) -> int:
+        return self.store.count(collection or self.exams, flt)
 
     def stats(self, scan_limit: int = 50_000) -> tuple[int, int, dict[str, int], list[str]]:
         """(exams, reports, exams per vendor, model versions present). Versions are read from the payloads of
@@ -127,4 +141,4 @@ class ExamIndex:
             seen += len(page)
             if seen >= scan_limit:
                 break
-        return self.count(), self.count(collection=REPORTS), vendors, sorted(versions)
+        return self.count(), self.count(collection=self.reports), vendors, sorted(versions)

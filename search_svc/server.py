@@ -4,17 +4,22 @@ SearchService. Text and study queries are encoded by the encoder service (CMR_EN
 from __future__ import annotations
 
 import logging
+from functools import partial
+from pathlib import Path
 
 from cmr.config import Settings, get_settings
 from cmr.findings import Calibration, CalibrationError, calibration_path_for
 from cmr.rpc.decoding import checked_decoding
 from cmr.rpc.server import GrpcServer, ServiceBinding, ServiceHost
-from cmr.v1 import search_pb2_grpc
+from cmr.v1 import admin_pb2_grpc, search_pb2_grpc
 from encoder_svc.client import EncoderClient
 from encoder_svc.runtime import ModelIdentity, checkpoint_path
-from search_svc.index import ExamIndex
+from search_svc.admin.generations import TABLE_FILE
+from search_svc.admin.router import IndexRouter
+from search_svc.admin.service import SERVICE_NAME as ADMIN_SERVICE_NAME
+from search_svc.admin.service import IndexAdminServicer
 from search_svc.service import SearchServicer
-from search_svc.store import EXAMS, REPORTS, VectorStore, open_store
+from search_svc.store import VectorStore, open_store
 
 log = logging.getLogger(__name__)
 
@@ -40,6 +45,28 @@ def load_calibration(settings: Settings, identity: ModelIdentity) -> Calibration
     return cal
 
 
+def generations_path(settings: Settings) -> Path:
+    """The generation table: inside the Edge store's folder (backed up with it), or beside the service's data
+    for a Qdrant server (whose aliases mirror the active generation)."""
+    return Path(settings.index_dir or settings.data_dir / "index") / TABLE_FILE
+
+
+def calibration_for_version(router: IndexRouter, settings: Settings, identity: ModelIdentity,
+                            version: str) -> Calibration | None:
+    """Zero-shot calibration of a generation's model: the served checkpoint's, or the one beside the checkpoint
+    the generation was embedded with."""
+    gen = router.table.by_version(version)
+    if version == identity.version or gen is None or not gen.checkpoint:
+        return load_calibration(settings, identity) if version == identity.version else None
+    path = calibration_path_for(Path(gen.checkpoint))
+    try:
+        cal = Calibration.load(path) if path.exists() else None
+    except CalibrationError as exc:
+        log.warning("%s; probabilities of %s are uncalibrated", exc, version)
+        return None
+    return cal if cal is not None and cal.model_version == version else None
+
+
 class SearchServer(ServiceHost):
     def __init__(self, settings: Settings | None = None, *, port: int | None = None,
                  encoder_url: str | None = None) -> None:
@@ -47,6 +74,7 @@ class SearchServer(ServiceHost):
         self._port = self.settings.search_port if port is None else port
         self._encoder_url = encoder_url or self.settings.encoder_url
         self.store: VectorStore | None = None
+        self.router: IndexRouter | None = None
         self._encoder: EncoderClient | None = None
         self._grpc: GrpcServer | None = None
 
@@ -55,15 +83,23 @@ class SearchServer(ServiceHost):
         try:
             identity = ModelIdentity.from_checkpoint(checkpoint_path(s), device="encoder service")
             self.store = open_store(s)
-            index = ExamIndex(self.store, identity.embed_dim, s.study_key_secret)
+            self.router = IndexRouter(self.store, s.study_key_secret, generations_path(s),
+                                      model_version=identity.version, dim=identity.embed_dim,
+                                      checkpoint=str(checkpoint_path(s)))
             # Qdrant Edge has no background optimizer: fold what was ingested since the last start into the
             # HNSW graph now, before serving (it holds the GIL while it builds; new points are searched exactly).
-            for name in (EXAMS, REPORTS):
-                self.store.optimize(name)
+            for served in self.router.all():
+                for name in served.generation.collections:
+                    self.store.optimize(name)
             self._encoder = EncoderClient(self._encoder_url, settings=s)
-            servicer = SearchServicer(index, self._encoder, identity, load_calibration(s, identity))
+            servicer = SearchServicer(self.router, self._encoder, identity, load_calibration(s, identity),
+                                      calibration_for=partial(calibration_for_version, self.router, s, identity))
+            admin = IndexAdminServicer(self.router, s, on_change=servicer.bump)
             self._grpc = GrpcServer([ServiceBinding(ADD_SERVICER,
-                                                    SERVICE_NAME, servicer)], port=self._port, settings=s).start()
+                                                    SERVICE_NAME, servicer),
+                                     ServiceBinding(admin_pb2_grpc.add_IndexAdminServiceServicer_to_server,
+                                                    ADMIN_SERVICE_NAME, admin)],
+                                    port=self._port, settings=s).start()
         except BaseException:
             self.stop()
             raise

@@ -16,13 +16,22 @@ from numpy.typing import NDArray
 
 from cmr.findings import Calibration, ZeroShotClassifier
 from cmr.model.inference import MAX_TEXT_CHARS
-from cmr.rpc.errors import InvalidArgument, NotFound, RemoteError, ResourceExhausted, ServiceError, rpc_errors
+from cmr.rpc.errors import (
+    FailedPrecondition,
+    InvalidArgument,
+    NotFound,
+    RemoteError,
+    ResourceExhausted,
+    Unavailable,
+    rpc_errors,
+)
 from cmr.rpc.messages import from_vector, to_vector
 from cmr.v1 import common_pb2, search_pb2, search_pb2_grpc
 from encoder_svc.client import EncoderClient
 from encoder_svc.runtime import ModelIdentity
 from search_svc import cohort as cohorts
 from search_svc.few_shot import LOGISTIC, PROTOTYPE, FewShotClassifier
+from search_svc.admin.router import IndexRouter, Served
 from search_svc.index import ExamEntry, ExamIndex
 from search_svc.store import ExamFilter, ExamPayload, StoreError
 
@@ -65,20 +74,36 @@ def exam_filter(f: search_pb2.SearchFilter, exclude: Sequence[str] = ()) -> Exam
         raise InvalidArgument(f"filter: {exc}") from exc
 
 
+def model_info(served: Served) -> common_pb2.ModelInfo:
+    """The model whose vectors answered: the generation searched (not necessarily the one the service loads)."""
+    g = served.generation
+    return common_pb2.ModelInfo(name=g.model_version.split("@")[0], version=g.model_version, embed_dim=g.dim)
+
+
 class SearchServicer(search_pb2_grpc.SearchServiceServicer):
-    def __init__(self, index: ExamIndex, encoder: EncoderClient, identity: ModelIdentity,
-                 calibration: Calibration | None, limits: SearchLimits | None = None) -> None:
-        self.index = index
+    def __init__(self, router: IndexRouter, encoder: EncoderClient, identity: ModelIdentity,
+                 calibration: Calibration | None, limits: SearchLimits | None = None,
+                 calibration_for: Callable[[str], Calibration | None] | None = None) -> None:
+        """router: the index generations (search_svc/admin/router.py): queries embedded by the encoder go to
+        the generation of the encoder's model version, everything else to the active one.
+        calibration_for(model_version): the zero-shot calibration of another generation's model."""
+        self.router = router
         self.encoder = encoder
         self.identity = identity
         self.calibration = calibration
         self.limits = limits or SearchLimits()
-        self._classifier: ZeroShotClassifier | None = None
+        self._calibration_for = calibration_for or (
+            lambda v: calibration if calibration is not None and calibration.model_version == v else None)
+        self._classifiers: dict[str, ZeroShotClassifier] = {}  # per model version
         self._classifier_lock = threading.Lock()
+        self._encoder_version = identity.version  # last version the encoder reported (used while it is away)
         self._cohorts = cohorts.CohortCache()
-        self._generation = 0  # bumped by every write, so cached cohorts never outlive the data they saw
-        self._model_info = common_pb2.ModelInfo(name=identity.name, version=identity.version,
-                                                embed_dim=identity.embed_dim)
+        self._generation = 0  # bumped by every write and switch, so cached cohorts never outlive what they saw
+
+    @property
+    def index(self) -> ExamIndex:
+        """The active generation's index."""
+        return self.router.active().index
 
     # --- helpers -------------------------------------------------------------------------------------------
     def _remote(self, what: str, call: Callable[[], T]) -> T:
@@ -95,48 +120,82 @@ class SearchServicer(search_pb2_grpc.SearchServiceServicer):
             raise ResourceExhausted(f"{what} of {len(text)} characters; the limit is {self.limits.max_text_chars}")
         return text
 
-    def _embed_texts(self, texts: list[str]) -> NDArray[np.float32]:
-        return self._remote("encoder service", lambda: self.encoder.encode_texts(texts))
+    def _embed_texts(self, texts: list[str]) -> tuple[NDArray[np.float32], str]:
+        """(vectors, the encoder's model version that made them)."""
+        try:
+            vecs, version = self._remote("encoder service", lambda: self.encoder.encode_texts_versioned(texts))
+        except RuntimeError as exc:  # the encoder was rolled to another model in the middle of the batch
+            raise Unavailable(str(exc)) from exc
+        self._encoder_version = version
+        return vecs, version
 
-    def classifier(self) -> ZeroShotClassifier:
-        """Prompt ensembles embedded once through the encoder service (on first use: the encoder may start
-        after this service)."""
+    def _served_for(self, version: str) -> Served:
+        """The generation that holds vectors of `version` (the model that embedded the query)."""
+        served = self.router.for_version(version)
+        if served is None:
+            known = sorted(g.model_version for g in self.router.table.generations.values())
+            raise FailedPrecondition(f"the encoder serves {version} and no index generation holds its vectors "
+                                     f"(generations: {known}): finish the upgrade, or roll the encoder back")
+        return served
+
+    def _current_encoder_version(self) -> str:
+        try:
+            self._encoder_version = self.encoder.model_info().model.version
+        except grpc.RpcError:
+            pass  # the encoder is away: the version it last served (study-key queries need no encoder)
+        return self._encoder_version
+
+    def classifier(self, version: str | None = None) -> ZeroShotClassifier:
+        """Prompt ensembles of one model version, embedded once through the encoder service (on first use:
+        the encoder may start after this service, and is rolled to a new model during an upgrade)."""
+        version = version or self._current_encoder_version()
         with self._classifier_lock:
-            if self._classifier is None:
-                self._classifier = ZeroShotClassifier.build(self._embed_texts, self.calibration)
-            return self._classifier
+            clf = self._classifiers.get(version)
+            if clf is None:
+                made: set[str] = set()
+
+                def embed(texts: list[str]) -> NDArray[np.float32]:
+                    vecs, v = self._embed_texts(texts)
+                    made.add(v)
+                    return vecs
+
+                clf = ZeroShotClassifier.build(embed, self._calibration_for(version))
+                if made != {version}:
+                    raise Unavailable(f"the encoder serves {sorted(made)}, not {version}, right now; retry")
+                self._classifiers[version] = clf
+            return clf
 
     def _top_k(self, requested: int) -> int:
         if requested > self.limits.max_top_k:
             raise ResourceExhausted(f"top_k {requested} is over the limit of {self.limits.max_top_k}")
         return requested or DEFAULT_TOP_K
 
-    def _study_vector(self, q: common_pb2.StudyQuery) -> tuple[NDArray[np.float32], str | None]:
-        """The vector of a StudyQuery and, for an indexed study, its key."""
+    def _study_vector(self, q: common_pb2.StudyQuery,
+                      served: Served) -> tuple[NDArray[np.float32], str | None, Served]:
+        """The vector of a StudyQuery, for an indexed study its key, and the generation to search with it:
+        `served` for a study key (looked up there) or a raw embedding; for a study the encoder reads, the
+        generation of the encoder's model."""
         which = q.WhichOneof("study")
         if which == "study_key":
             self._keys([q.study_key], "study_key")
-            record = self.index.get(q.study_key, with_vector=True)
+            record = served.index.get(q.study_key, with_vector=True)
             if record is None or record.vector is None:
                 raise NotFound(f"no indexed study with key {q.study_key!r}")
-            return record.vector, q.study_key
+            return record.vector, q.study_key, served
         if which == "embedding":
             try:
-                v = from_vector(q.embedding, self.identity.embed_dim)
+                v = from_vector(q.embedding, served.generation.dim)
             except ValueError as exc:
                 raise InvalidArgument(f"embedding: {exc}") from exc
             if not np.all(np.isfinite(v)) or not np.any(v):
                 raise InvalidArgument("embedding must be finite and not all zeros")
-            return v, None
+            return v, None, served
         if which == "ref":
             ref = q.ref
             enc = self._remote("encoder service", lambda: self.encoder.encode_study_ref(
                 path=ref.path if ref.WhichOneof("location") == "path" else None,
                 uri=ref.uri if ref.WhichOneof("location") == "uri" else None))
-            if enc.model.version != self.identity.version:
-                raise ServiceError(f"the encoder serves {enc.model.version}, the index holds "
-                                   f"{self.identity.version}: vectors would not be comparable")
-            return enc.embedding, None
+            return enc.embedding, None, self._served_for(enc.model.version)
         raise InvalidArgument("study: set study_key, embedding or ref")
 
     @staticmethod
@@ -146,7 +205,8 @@ class SearchServicer(search_pb2_grpc.SearchServiceServicer):
             raise InvalidArgument(f"{what}: {bad[:3]} are not study keys (32 lower-case hex characters)")
         return list(keys)
 
-    def _bump(self) -> None:
+    def bump(self) -> None:
+        """Forget cached cohorts (after a write, or a switch of the active generation)."""
         self._generation += 1
 
     # --- search --------------------------------------------------------------------------------------------
@@ -156,32 +216,39 @@ class SearchServicer(search_pb2_grpc.SearchServiceServicer):
         query = self._text(request.query)
         top_k = self._top_k(request.top_k)
         flt = exam_filter(request.filter)
-        vec = self._embed_texts([query])[0]
-        hits = self.index.search_exams(vec, top_k, flt, offset=min(request.offset, 10_000))
+        vecs, version = self._embed_texts([query])
+        served = self._served_for(version)
+        hits = served.index.search_exams(vecs[0], top_k, flt, offset=min(request.offset, 10_000))
         return search_pb2.SearchByTextResponse(
-            hits=[search_pb2.ExamHit(exam=exam_record(h.payload), score=h.score) for h in hits], model=self._model_info)
+            hits=[search_pb2.ExamHit(exam=exam_record(h.payload), score=h.score) for h in hits],
+            model=model_info(served))
 
     @rpc_errors
     def SearchByStudy(self, request: search_pb2.SearchByStudyRequest,
                       context: grpc.ServicerContext) -> search_pb2.SearchByStudyResponse:
         top_k = self._top_k(request.top_k)
-        vec, own = self._study_vector(request.study)
+        vec, own, served = self._study_vector(request.study, self.router.active())
         exclude = [own] if own and not request.include_self else []
         flt = exam_filter(request.filter, exclude)
-        exams = self.index.search_exams(vec, top_k, flt)
-        reports = self.index.search_reports(vec, top_k, flt)
+        exams = served.index.search_exams(vec, top_k, flt)
+        reports = served.index.search_reports(vec, top_k, flt)
         return search_pb2.SearchByStudyResponse(
             similar_exams=[search_pb2.ExamHit(exam=exam_record(h.payload), score=h.score) for h in exams],
             nearest_reports=[search_pb2.ReportHit(study_key=h.payload.study_key, impression=h.payload.impression,
                                                   score=h.score) for h in reports],
-            model=self._model_info)
+            model=model_info(served))
 
     # --- classification ------------------------------------------------------------------------------------
     @rpc_errors
     def ZeroShot(self, request: search_pb2.ZeroShotRequest,
                  context: grpc.ServicerContext) -> search_pb2.ZeroShotResponse:
-        vec, _ = self._study_vector(request.study)
-        clf = self.classifier()
+        # The prompts are embedded by the encoder: the study's vector must come from the same model's generation.
+        version = self._current_encoder_version()
+        clf = self.classifier(version)
+        vec, _, served = self._study_vector(request.study, self._served_for(version))
+        if served.generation.model_version != version:
+            raise FailedPrecondition(f"the study was encoded by {served.generation.model_version} while the zero-shot "
+                                     f"prompts are embedded by {version}; retry")
         wanted = list(dict.fromkeys(request.findings)) or clf.keys
         unknown = [f for f in wanted if f not in clf.keys and f"disease:{f}" not in clf.keys]
         if unknown:
@@ -193,20 +260,20 @@ class SearchServicer(search_pb2_grpc.SearchServiceServicer):
             s = clf.sets[j]
             scores.append(common_pb2.FindingScore(finding=s.name, display=s.display, kind=s.kind,
                                                   probability=float(probs[j]), raw_score=float(raw[j])))
-        return search_pb2.ZeroShotResponse(scores=scores, calibration=clf.calibration_note(), model=self._model_info)
+        return search_pb2.ZeroShotResponse(scores=scores, calibration=clf.calibration_note(), model=model_info(served))
 
-    def _example_vectors(self, keys: Sequence[str], what: str) -> NDArray[np.float32]:
+    def _example_vectors(self, index: ExamIndex, keys: Sequence[str], what: str) -> NDArray[np.float32]:
         self._keys(keys, what)
-        records = self.index.get_many(list(dict.fromkeys(keys)))
+        records = index.get_many(list(dict.fromkeys(keys)))
         found = {r.payload.study_key for r in records}
         missing = [k for k in keys if k not in found]
         if missing:
             raise NotFound(f"{what}: no indexed study with key(s) {missing[:5]}")
         return np.stack([r.vector for r in records if r.vector is not None])
 
-    def _background(self, exclude: set[str]) -> NDArray[np.float32]:
+    def _background(self, index: ExamIndex, exclude: set[str]) -> NDArray[np.float32]:
         vecs: list[NDArray[np.float32]] = []
-        for page in self.index.iter_exams():
+        for page in index.iter_exams():
             vecs += [r.vector for r in page if r.vector is not None and r.payload.study_key not in exclude]
             if len(vecs) >= BACKGROUND_NEGATIVES:
                 break
@@ -224,32 +291,33 @@ class SearchServicer(search_pb2_grpc.SearchServiceServicer):
         both = set(request.positive_keys) & set(request.negative_keys)
         if both:
             raise InvalidArgument(f"studies {sorted(both)[:5]} are both positive and negative examples")
-        pos = self._example_vectors(request.positive_keys, "positive_keys")
-        neg = (self._example_vectors(request.negative_keys, "negative_keys") if request.negative_keys
-               else self._background(set(request.positive_keys)))
+        served = self.router.active()
+        pos = self._example_vectors(served.index, request.positive_keys, "positive_keys")
+        neg = (self._example_vectors(served.index, request.negative_keys, "negative_keys") if request.negative_keys
+               else self._background(served.index, set(request.positive_keys)))
         method = LOGISTIC if request.method == search_pb2.FEW_SHOT_METHOD_LOGISTIC else PROTOTYPE
         clf = FewShotClassifier(pos, neg, method)
         target = request.WhichOneof("target")
         if target == "study":
-            vec, _ = self._study_vector(request.study)
+            vec, _, _ = self._study_vector(request.study, served)
             return search_pb2.FewShotResponse(probability=float(clf.probabilities(vec)[0]), method=method,
-                                              model=self._model_info)
+                                              model=model_info(served))
         if target != "whole_index" or not request.whole_index:
             raise InvalidArgument("target: set study, or whole_index = true")
         top_k = self._top_k(request.top_k)
         examples = set(request.positive_keys) | set(request.negative_keys)
         flt = exam_filter(request.filter, sorted(examples))
         ranked: list[tuple[float, ExamPayload]] = []
-        for page in self.index.iter_exams(flt):
+        for page in served.index.iter_exams(flt):
             p = clf.probabilities(np.stack([r.vector for r in page]))
             ranked += [(float(pi), r.payload) for pi, r in zip(p, page)]
             ranked = sorted(ranked, key=lambda t: (-t[0], t[1].study_key))[:top_k]
         return search_pb2.FewShotResponse(
             ranked=[search_pb2.ExamHit(exam=exam_record(pl), score=pr) for pr, pl in ranked], method=method,
-            model=self._model_info)
+            model=model_info(served))
 
     # --- cohorts -------------------------------------------------------------------------------------------
-    def _cohort(self, request: search_pb2.BuildCohortRequest) -> cohorts.Cohort:
+    def _cohort(self, request: search_pb2.BuildCohortRequest) -> tuple[cohorts.Cohort, Served]:
         try:
             query = cohorts.CohortQuery(
                 all_of=cohorts.phrases_of(request.all_of, "all_of", self.limits.max_text_chars),
@@ -261,12 +329,20 @@ class SearchServicer(search_pb2_grpc.SearchServiceServicer):
         if len(query.phrases) > 16:
             raise ResourceExhausted("more than 16 phrases in one cohort")
 
-        def build() -> cohorts.Cohort:
-            clf = self.classifier()
-            vectors = dict(zip(query.phrases, self._embed_texts(list(query.phrases))))
-            return cohorts.evaluate(query, self.index, lambda exams, ph: clf.phrase_probabilities(exams, vectors[ph]))
+        # Phrases are embedded by the encoder: scored on the generation of its model (cached per version).
+        version = self._current_encoder_version()
+        served = self._served_for(version)
 
-        return self._cohorts.get_or_build(query, build, self._generation)
+        def build() -> cohorts.Cohort:
+            clf = self.classifier(version)
+            vecs, made = self._embed_texts(list(query.phrases))
+            if made != version:
+                raise Unavailable(f"the encoder changed model ({version} -> {made}) while building the cohort; retry")
+            vectors = dict(zip(query.phrases, vecs))
+            return cohorts.evaluate(query, served.index,
+                                    lambda exams, ph: clf.phrase_probabilities(exams, vectors[ph]))
+
+        return self._cohorts.get_or_build(query, build, f"{self._generation}:{version}"), served
 
     @rpc_errors
     def BuildCohort(self, request: search_pb2.BuildCohortRequest,
@@ -274,7 +350,7 @@ class SearchServicer(search_pb2_grpc.SearchServiceServicer):
         if request.page_size > self.limits.max_page:
             raise ResourceExhausted(f"page_size {request.page_size} is over the limit of {self.limits.max_page}")
         size = request.page_size or DEFAULT_PAGE
-        cohort = self._cohort(request)
+        cohort, served = self._cohort(request)
         try:
             offset = cohorts.parse_page_token(request.page_token, cohort.query)
         except ValueError as exc:
@@ -286,34 +362,38 @@ class SearchServicer(search_pb2_grpc.SearchServiceServicer):
                      for m in page],
             total=len(cohort.members),
             next_page_token=cohorts.page_token(cohort.query, nxt) if nxt < len(cohort.members) else "",
-            model=self._model_info)
+            model=model_info(served))
 
     @rpc_errors
     def ExportCohort(self, request: search_pb2.ExportCohortRequest,
                      context: grpc.ServicerContext) -> Iterator[search_pb2.ExportChunk]:
         fmt = "parquet" if request.format == search_pb2.EXPORT_FORMAT_PARQUET else "csv"
-        data, name, content_type = cohorts.export_bytes(self._cohort(request.cohort), fmt)
+        data, name, content_type = cohorts.export_bytes(self._cohort(request.cohort)[0], fmt)
         for off in range(0, max(len(data), 1), EXPORT_CHUNK):
             first = off == 0
             yield search_pb2.ExportChunk(data=data[off : off + EXPORT_CHUNK], file_name=name if first else "",
                                          content_type=content_type if first else "")
 
     # --- maintenance ---------------------------------------------------------------------------------------
-    def _entry(self, i: int, e: search_pb2.ExamUpsert) -> ExamEntry:
+    def _entry(self, i: int, e: search_pb2.ExamUpsert) -> tuple[ExamEntry, Served]:
+        """The entry and the generation its vectors belong to (the one of their model version)."""
         if not e.study_instance_uid.strip():
             raise InvalidArgument(f"exam {i}: study_instance_uid is empty")
-        if e.model_version != self.identity.version:
+        served = self.router.for_version(e.model_version)
+        if served is None:
             raise InvalidArgument(f"exam {i}: vectors of model {e.model_version or '(none)'} cannot join an index of "
-                                  f"{self.identity.version}")
+                                  f"{self.router.active().generation.model_version}")
+        dim = served.generation.dim
         try:
-            image = from_vector(e.image_embedding, self.identity.embed_dim)
-            report = from_vector(e.report_embedding, self.identity.embed_dim) if e.report_embedding.values else None
+            image = from_vector(e.image_embedding, dim)
+            report = from_vector(e.report_embedding, dim) if e.report_embedding.values else None
         except ValueError as exc:
             raise InvalidArgument(f"exam {i}: {exc}") from exc
         return ExamEntry(study_instance_uid=e.study_instance_uid.strip(), image_embedding=image,
                          model_version=e.model_version, report_embedding=report, impression=e.impression,
                          study_date=e.study_date or None, manufacturer=e.vendor,
-                         field_strength_t=e.field_strength_t or None, views=tuple(e.views), labels=tuple(e.labels))
+                         field_strength_t=e.field_strength_t or None, views=tuple(e.views),
+                         labels=tuple(e.labels)), served
 
     @rpc_errors
     def Upsert(self, request: search_pb2.UpsertRequest, context: grpc.ServicerContext) -> search_pb2.UpsertResponse:
@@ -321,20 +401,31 @@ class SearchServicer(search_pb2_grpc.SearchServiceServicer):
             raise InvalidArgument("no exams to upsert")
         if len(request.exams) > self.limits.max_upsert:
             raise ResourceExhausted(f"{len(request.exams)} exams in one request; the limit is {self.limits.max_upsert}")
-        entries = [self._entry(i, e) for i, e in enumerate(request.exams)]  # all checked before any is written
+        checked = [self._entry(i, e) for i, e in enumerate(request.exams)]  # all checked before any is written
+        groups: dict[str, tuple[Served, list[ExamEntry]]] = {}
+        for entry, served in checked:
+            groups.setdefault(served.generation.name, (served, []))[1].append(entry)
+        created = updated = 0
         try:
-            keys, created, updated = self.index.upsert(entries)
+            for served, entries in groups.values():
+                _, c, u = served.index.upsert(entries)
+                created, updated = created + c, updated + u
         except (ValueError, TypeError) as exc:  # payload validation (dates, views, labels, vectors)
             raise InvalidArgument(str(exc)) from exc
-        self._bump()
+        keys = [served.index.key_of(entry.study_instance_uid) for entry, served in checked]
+        self.bump()
         return search_pb2.UpsertResponse(study_keys=keys, created=created, updated=updated)
 
     @rpc_errors
     def Delete(self, request: search_pb2.DeleteRequest, context: grpc.ServicerContext) -> search_pb2.DeleteResponse:
         if not request.study_keys:
             raise InvalidArgument("no study keys to delete")
-        deleted = self.index.delete(self._keys(request.study_keys, "study_keys"))
-        self._bump()
+        # Every generation: a deleted study must not come back with a switch or a rollback.
+        keys = self._keys(request.study_keys, "study_keys")
+        active = self.router.active().generation.name
+        deleted = {s.generation.name: s.index.delete(keys) for s in self.router.all()}
+        self.bump()
+        deleted = deleted[active]
         return search_pb2.DeleteResponse(deleted=deleted)
 
     @rpc_errors
@@ -348,9 +439,10 @@ class SearchServicer(search_pb2_grpc.SearchServiceServicer):
 
     @rpc_errors
     def Stats(self, request: search_pb2.StatsRequest, context: grpc.ServicerContext) -> search_pb2.StatsResponse:
-        exams, reports, vendors, versions = self.index.stats()
-        return search_pb2.StatsResponse(exams=exams, reports=reports, backend=self.index.store.backend,
-                                        by_vendor=vendors, model_versions=versions, model=self._model_info)
+        served = self.router.active()
+        exams, reports, vendors, versions = served.index.stats()
+        return search_pb2.StatsResponse(exams=exams, reports=reports, backend=served.index.store.backend,
+                                        by_vendor=vendors, model_versions=versions, model=model_info(served))
 
 
 __all__ = ["SearchServicer", "SearchLimits", "StoreError", "exam_filter", "exam_record"]

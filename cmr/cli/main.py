@@ -6,7 +6,7 @@ import logging
 
 import typer
 
-from cmr.cli import bench_cmd, calibrate_cmd, draft_cmd, embed_cmd, eval_cmd, generator_cmd, ingest_cmd, inspect_cmd, search_cmd, security_cmd, serve_cmd, synth_cmd, train_cmd, up_cmd, zeroshot_cmd
+from cmr.cli import bench_cmd, calibrate_cmd, draft_cmd, embed_cmd, eval_cmd, generator_cmd, index_cmd, ingest_cmd, inspect_cmd, search_cmd, security_cmd, serve_cmd, synth_cmd, train_cmd, up_cmd, zeroshot_cmd
 
 app = typer.Typer(
     name="cmr",
@@ -30,6 +30,7 @@ generator_cmd.register(app)
 draft_cmd.register(app)
 up_cmd.register(app)
 ingest_cmd.register(app)
+index_cmd.register(app)
 security_cmd.register(app)
 
 

@@ -236,6 +236,24 @@ class QdrantStore(VectorStore):
         with self._using(collection):
             return int(self.client.count(collection, count_filter=to_client_filter(filter), exact=True).count)
 
+    # --- aliases (a server's atomic switch between collections) ----------------------------------------------
+    def set_aliases(self, targets: Mapping[str, str]) -> None:
+        """Point each alias at its collection in one request: Qdrant applies the whole list atomically, so a
+        reader never sees one alias moved and another not."""
+        with self._lock.read(), self._serialised():
+            self._check_open()
+            existing = {a.alias_name for a in self.client.get_aliases().aliases}
+            ops: list[Any] = [qm.DeleteAliasOperation(delete_alias=qm.DeleteAlias(alias_name=a))
+                              for a in targets if a in existing]
+            ops += [qm.CreateAliasOperation(create_alias=qm.CreateAlias(collection_name=c, alias_name=a))
+                    for a, c in targets.items()]
+            self.client.update_collection_aliases(change_aliases_operations=ops)
+
+    def aliases(self) -> dict[str, str]:
+        with self._lock.read(), self._serialised():
+            self._check_open()
+            return {a.alias_name: a.collection_name for a in self.client.get_aliases().aliases}
+
     # --- lifecycle ------------------------------------------------------------------------------------------
     def flush(self) -> None:
         """Writes are acknowledged with wait=True (server) or persisted as they happen (local mode)."""
