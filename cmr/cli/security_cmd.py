@@ -62,7 +62,6 @@ def register(app: typer.Typer) -> None:
         for k, v in sec.env("client").items():
             typer.echo(f"  export {k}={v}")
         env_file = folder / "client.env"
-        env_file.write_text("".join(f"{k}={v}\n" for k, v in sec.env("client").items()))
         typer.echo(f"(also in {env_file}: `set -a; . {env_file}; set +a`)")
 
     @auth.command("token")

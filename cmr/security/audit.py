@@ -19,7 +19,7 @@ import logging
 import os
 import queue
 import threading
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -221,9 +221,3 @@ def verify(folder: Path) -> list[ChainReport]:
         reports.append(ChainReport(str(path), n, not problem, problem))
     return reports
 
-
-def summaries(entries: Iterable[AuditEntry]) -> dict[str, int]:
-    counts: dict[str, int] = {}
-    for e in entries:
-        counts[e.action] = counts.get(e.action, 0) + 1
-    return counts

@@ -162,6 +162,8 @@ def init_dev(folder: Path, *, hosts: list[str] | None = None, force: bool = Fals
         path = sec.token_file(part)
         path.write_text(issuer.mint(f"service:{part}", roles, service_token_ttl_s) + "\n")
         path.chmod(0o600)
+    # the operator's shell on this machine: `set -a; . client.env; set +a`, then `cmr search ...` works
+    (folder / "client.env").write_text("".join(f"{k}={v}\n" for k, v in sec.env("client").items()))
     if force or not sec.users.exists():
         store = UserStore(sec.users)
         for user, roles in DEMO_USERS.items():

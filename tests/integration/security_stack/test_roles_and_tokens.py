@@ -145,3 +145,37 @@ def test_researcher_cannot_make_a_service_read_identified_studies(as_user: Calla
             search_pb2_grpc.SearchServiceStub(channel).SearchByStudy(request, timeout=60)
         except grpc.RpcError as exc:  # the path may lie outside this server's study roots: not a role refusal
             assert exc.code() not in AUTH_CODES
+
+
+def test_random_authorization_headers_are_unauthenticated(addresses: dict[str, str], as_user: Callable[..., Settings],
+                                                          issuer: TokenIssuer) -> None:
+    """Fuzzed headers (any scheme, any bytes-as-text, truncated and bit-flipped real tokens) are refused with
+    UNAUTHENTICATED and a reason; the service stays up."""
+    from hypothesis import HealthCheck, given, settings as hsettings, strategies as st
+
+    good = issuer.mint("dr-fuzz", [Role.ADMIN], 600)
+    # not the last character: its low bits may be padding, and a change there can decode to the same signature
+    mutated = st.builds(lambda i, c: good[:i] + c + good[i + 1:], st.integers(0, len(good) - 2),
+                        st.sampled_from("AZaz09-_."))
+    header = st.one_of(st.text(max_size=300).map(lambda t: f"Bearer {t}"), st.text(max_size=300),
+                       st.integers(1, len(good) - 1).map(lambda n: f"Bearer {good[:n]}"),
+                       mutated.filter(lambda t: t != good).map(lambda t: f"Bearer {t}"),
+                       st.just(f"Basic {good}"), st.just(f"bearer  {good}x"))
+    channel = open_channel(addresses["search"], as_user("fuzz", token=""))
+    stub = search_pb2_grpc.SearchServiceStub(channel)
+
+    @hsettings(max_examples=150, deadline=None, derandomize=True, database=None,
+               suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
+    @given(header)
+    def call(value: str) -> None:
+        value = "".join(ch for ch in value if 32 <= ord(ch) < 127)  # gRPC metadata values are printable ASCII
+        with pytest.raises(grpc.RpcError) as exc:
+            stub.Stats(search_pb2.StatsRequest(), metadata=[("authorization", value)], timeout=10)
+        assert exc.value.code() is grpc.StatusCode.UNAUTHENTICATED and exc.value.details()
+
+    try:
+        call()
+        reply = health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest(), timeout=10)
+        assert reply.status == health_pb2.HealthCheckResponse.SERVING
+    finally:
+        channel.close()
