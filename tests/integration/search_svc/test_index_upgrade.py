@@ -9,6 +9,7 @@ a rolling restart of `cmr serve encoder` behind one address; the indexed vectors
 
 from __future__ import annotations
 
+import json
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -17,8 +18,10 @@ from typing import Any
 import grpc
 import pytest
 import torch
+from typer.testing import CliRunner
 
-from cmr.config import Settings
+from cmr.cli.main import app
+from cmr.config import Settings, get_settings
 from cmr.model.checkpoint import DEFAULT_CHECKPOINT
 from cmr.rpc.messages import to_vector
 from cmr.rpc.server import GrpcServer, ServiceBinding
@@ -92,7 +95,8 @@ def _answer(c: SearchClient, kind: str, key: str) -> tuple[str, list[tuple[str, 
 
 
 def test_upgrade_switch_and_rollback_while_searching(case: dict[str, Any], swappable: Any,
-                                                     upserts: list[search_pb2.ExamUpsert]) -> None:
+                                                     upserts: list[search_pb2.ExamUpsert],
+                                                     monkeypatch: pytest.MonkeyPatch) -> None:
     servicer, enc_server, old_rt, new_rt = swappable
     settings: Settings = case["settings"]
     old_v, new_v = old_rt.identity.version, new_rt.identity.version
@@ -131,14 +135,21 @@ def test_upgrade_switch_and_rollback_while_searching(case: dict[str, Any], swapp
             report = reembed(admin, case["new_ckpt"], settings, workers=2)  # phase 0: old generation serves meanwhile
             assert (report.written, report.skipped, report.not_found, report.failed) == (N_ARCHIVED, 0, [], [])
             print(f"re-embedded {report.written} studies in {report.seconds:.1f} s while searching")
-            again = reembed(admin, case["new_ckpt"], settings)  # resumable: nothing left to do
-            assert (again.written, again.skipped) == (0, N_ARCHIVED)
+            # Resumable, and the operator's command: a second run finds nothing left to do.
+            for name, value in (("STUDY_ROOTS", json.dumps([str(r) for r in settings.study_roots])),
+                                ("STUDY_KEY_SECRET", settings.study_key_secret)):
+                monkeypatch.setenv(f"CMR_{name}", value)
+            get_settings.cache_clear()
+            cli = CliRunner()
+            again = cli.invoke(app, ["index", "upgrade", "--checkpoint", str(case["new_ckpt"]), "--url", srv.address])
+            assert again.exit_code == 0 and f"0 studies written, {N_ARCHIVED} already there" in again.output, again.output
             gens = admin.generations()
             new_gen = next(g for g in gens.generations if g.model_version == new_v)
             assert (new_gen.exams, new_gen.reports, gens.active != new_gen.name) == (N_ARCHIVED, N_ARCHIVED, True)
 
             phase[0] = 1  # switching
-            admin.switch(new_gen.name)
+            switched = cli.invoke(app, ["index", "switch", new_gen.name, "--url", srv.address])
+            assert switched.exit_code == 0 and f"active: {new_gen.name}" in switched.output, switched.output
             phase[0] = 2  # new generation active, encoder still on the old model
             new_study = _answer(search, "study", keys[0])
             assert new_study[0] == new_v and new_study != old_answers["study"]
@@ -151,7 +162,7 @@ def test_upgrade_switch_and_rollback_while_searching(case: dict[str, Any], swapp
             assert search.zero_shot(study_key=keys[1]).model.version == new_v
 
             phase[0] = 5  # rolling back
-            admin.rollback()
+            assert cli.invoke(app, ["index", "rollback", "--url", srv.address]).exit_code == 0
             servicer.runtime = old_rt
             phase[0] = 6
             assert {kind: _answer(search, kind, keys[0]) for kind in ("text", "study")} == old_answers
@@ -159,6 +170,7 @@ def test_upgrade_switch_and_rollback_while_searching(case: dict[str, Any], swapp
         finally:
             stop.set()
             t.join()
+            get_settings.cache_clear()
         assert not failures, failures[:3]
         seen = {(p0, kind) for p0, p1, kind, _, _ in log if p0 == p1}
         assert {(0, "text"), (0, "study")} <= seen
