@@ -35,6 +35,7 @@ class LoadBench:
     best: dict[str, dict[str, Any] | None] = field(default_factory=dict)  # phase -> chosen step summary
     loadgen_cpu_share: float = 0.0  # of the CPU the whole run used (all parts), over all steps
     note: str = ""
+    env_overrides: dict[str, str] = field(default_factory=dict)  # CMR_* settings the run's environment changed
 
 
 def label(step: Step) -> str:
@@ -261,6 +262,8 @@ answer back (each RPC's own p99 judged alone; QPS is that of the whole mix):
 - **Security: {r.security}.** {r.identities} simulated clinicians, each its own identity (a token with subject
   `user-<i>` and role clinician); calls are spread round robin over them, so no identity comes near the
   per-identity rate limit ({r.rate_limit}).
+- Settings changed by the environment (every part inherits them): {", ".join(f"`{k}={v}`" for k, v in
+  sorted(r.env_overrides.items())) or "none, the defaults of cmr/config.py"}.
 - Parts, each its own process on the same {r.machine.split(',')[1].strip() if ',' in r.machine else ''}: Triton + EncoderService (dynamic batching), SearchService on
   Qdrant Edge (on disk, HNSW m=16, ef 64), the Tansu Kafka broker and one ingest worker; the load generator
   is this benchmark's own process.
