@@ -21,7 +21,7 @@ from pathlib import Path
 
 from search_svc.admin.generations import Generation, GenerationTable, load_table, save_table
 from search_svc.index import ExamIndex
-from search_svc.store import QdrantStore, VectorStore
+from search_svc.store import EXAMS, QdrantStore, VectorStore
 from search_svc.store.locks import ReadWriteLock
 
 log = logging.getLogger(__name__)
@@ -56,7 +56,7 @@ class IndexRouter:
         self._lock = threading.Lock()
         table = load_table(table_path) if table_path is not None else None
         if table is None:
-            first = Generation.legacy(model_version, dim, checkpoint)
+            first = self._legacy_generation(model_version, dim, checkpoint)
             table = GenerationTable({first.name: first}, first.name)
             if table_path is not None:
                 save_table(table_path, table)
@@ -166,6 +166,17 @@ class IndexRouter:
             yield
 
     # --- internals -------------------------------------------------------------------------------------------
+    def _legacy_generation(self, model_version: str, dim: int, checkpoint: str) -> Generation:
+        """The first generation: the plain collections, described by what they hold when they hold anything
+        (a service started on a new checkpoint must not relabel an old index as the new model's)."""
+        if self.store.collection_exists(EXAMS):
+            page, _ = self.store.scroll(EXAMS, None, 1)
+            if page and page[0].payload.model_version != model_version:
+                log.warning("the index holds vectors of %s, not of the served %s: it stays that generation",
+                            page[0].payload.model_version, model_version)
+                return Generation.legacy(page[0].payload.model_version, self.store.collection_info(EXAMS).dim)
+        return Generation.legacy(model_version, dim, checkpoint)
+
     def _open(self, gen: Generation) -> ExamIndex:
         return ExamIndex(self.store, gen.dim, self._secret, exams=gen.exams, reports=gen.reports,
                          write_gate=self.write_gate)

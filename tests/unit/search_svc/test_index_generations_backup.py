@@ -79,6 +79,14 @@ def test_switch_rollback_drop_and_the_persisted_table(tmp_path: Path) -> None:
         assert not router.drop(gen.name)
 
 
+def test_an_old_index_keeps_the_model_it_holds(tmp_path: Path) -> None:
+    with EdgeStore(tmp_path / "index") as store:
+        _fill(_router(store, tmp_path / "first"), generation_name(OLD), _points(3, OLD, 8))
+        # First start with generations, on the new checkpoint already: the plain collections stay the old model's.
+        router = IndexRouter(store, "secret", tmp_path / "second" / "g.json", model_version=NEW, dim=DIM)
+        assert router.active().generation.model_version == OLD and router.for_version(NEW) is None
+
+
 def test_table_rejects_unknown_active() -> None:
     g = Generation.new(OLD, DIM)
     with pytest.raises(ValueError):
