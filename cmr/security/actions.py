@@ -70,6 +70,14 @@ AUDITED: dict[str, Audited] = {
     "/cmr.v1.GeneratorService/GenerateReport": Audited(
         "draft", lambda r: {**_study(r.study), "mode": int(r.mode)}),
     "/cmr.v1.EncoderService/EncodeStudy": Audited("encode-study", lambda r: {}, lambda resp: 1),
+    # index administration (admin only): what changes or copies the whole index
+    "/cmr.v1.IndexAdminService/Backup": Audited("backup", lambda r: {"dest": r.dest[:200]}),
+    "/cmr.v1.IndexAdminService/StartUpgrade": Audited("upgrade", lambda r: {"model_version": r.model_version[:128]}),
+    "/cmr.v1.IndexAdminService/Switch": Audited("switch", lambda r: {"generation": r.generation[:128],
+                                                                      "force": r.force}),
+    "/cmr.v1.IndexAdminService/Rollback": Audited("rollback", lambda r: {}),
+    "/cmr.v1.IndexAdminService/DropGeneration": Audited("drop-generation", lambda r: {
+        "generation": r.generation[:128], "force": r.force}),
     "/cmr.v1.EncoderService/EncodeExam": Audited("encode-exam", lambda r: {}, lambda resp: 1),
 }
 

@@ -91,6 +91,28 @@ def test_each_role_against_each_rpc(role: Role, as_user: Callable[..., Settings]
     assert not wrong, wrong
 
 
+def test_index_administration_only_for_admins(as_user: Callable[..., Settings], addresses: dict[str, str],
+                                             audit_folder) -> None:  # noqa: ANN001
+    from cmr.security.audit import query
+    from cmr.v1 import admin_pb2, admin_pb2_grpc
+
+    for role in Role:
+        with open_channel(addresses["search"], as_user(f"adm-{role.value}", role)) as channel:
+            stub = admin_pb2_grpc.IndexAdminServiceStub(channel)
+            if role is Role.ADMIN:
+                assert stub.ListGenerations(admin_pb2.ListGenerationsRequest(), timeout=30).generations
+                with pytest.raises(grpc.RpcError) as exc:  # nothing to roll back to: refused, and audited
+                    stub.Rollback(admin_pb2.RollbackRequest(), timeout=30)
+                assert exc.value.code() not in AUTH_CODES
+            else:
+                with pytest.raises(grpc.RpcError) as exc:
+                    stub.Rollback(admin_pb2.RollbackRequest(), timeout=30)
+                assert exc.value.code() is grpc.StatusCode.PERMISSION_DENIED
+    rollbacks = query(audit_folder, action="rollback")
+    assert {e.subject for e in rollbacks} == {f"adm-{r.value}" for r in Role}
+    assert {e.status for e in rollbacks if e.subject != "adm-admin"} == {"PERMISSION_DENIED"}
+
+
 def test_allowed_calls_do_real_work(as_user: Callable[..., Settings], addresses: dict[str, str],
                                     indexed_keys: list[str]) -> None:
     from search_svc.client import SearchClient

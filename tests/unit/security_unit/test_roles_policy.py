@@ -24,6 +24,14 @@ def test_every_rpc_has_a_policy_entry() -> None:
     assert not missing, f"RPCs without a role entry (they would be admin-only): {missing}"
 
 
+def test_index_administration_is_admin_only() -> None:
+    import cmr.v1.admin_pb2  # noqa: F401
+
+    service = descriptor_pool.Default().FindServiceByName("cmr.v1.IndexAdminService")
+    for m in service.methods:
+        assert allowed_roles(f"/{service.full_name}/{m.name}") == {Role.ADMIN}, m.name
+
+
 def test_unknown_method_is_admin_only_and_health_is_public() -> None:
     assert allowed_roles("/cmr.v1.SearchService/NewMethodNobodyListed") == {Role.ADMIN}
     assert allowed_roles("/grpc.health.v1.Health/Check") is None
