@@ -405,15 +405,22 @@ def _load(source: StudySource, settings: Settings) -> Study:
             errors.append(err)
 
         parsed: list[tuple[_Source, Dataset]] = []
+        uids: list[str] = []
         for src in sources:
             try:
-                parsed.append((src, _parse(src)))
+                ds = _parse(src)
+                # read per file: a garbled element (e.g. an unknown VR) raises on first access (found by fuzzing:
+                # it escaped as an unexpected error for the whole study)
+                uid = str(ds.get("StudyInstanceUID", "") or "").strip()
             except StudyLoadError as err:
                 skip(src, err)
             except Exception as exc:  # e.g. a zip member failing its CRC
                 skip(src, CorruptFileError(f"{src.basename}: unreadable ({type(exc).__name__}: {exc})"))
+            else:
+                parsed.append((src, ds))
+                uids.append(uid)
 
-    study_uids = Counter(str(ds.get("StudyInstanceUID", "") or "").strip() for _, ds in parsed)
+    study_uids = Counter(uids)
     study_uids.pop("", None)
     if len(study_uids) > 1:
         listing = ", ".join(f"{uid} ({n} files)" for uid, n in study_uids.most_common())
