@@ -25,6 +25,7 @@ MANIFEST_FILE = "manifest.json"
 MANIFEST_FORMAT = "cmr-index-backup/1"
 TABLE_COPY = "generations.json"
 BLOCK = 1 << 20
+PAGE = 4096  # a file system block: the unit a sparse copy leaves out
 _ZERO = bytes(BLOCK)
 DIGEST_PAGE = 2048
 
@@ -124,6 +125,22 @@ def _blocks(fh: BinaryIO, size: int) -> Iterator[tuple[int, bytes | None]]:
         offset += len(block)
 
 
+def _nonzero_runs(block: bytes) -> Iterator[tuple[int, int]]:
+    """(start, end) of the runs of PAGE-sized pieces of a block that are not all zero: most of Qdrant's small
+    files hold a few bytes in a preallocated MB, and only those pages need writing."""
+    start = None
+    for i in range(0, len(block), PAGE):
+        piece = block[i:i + PAGE]
+        zero = piece == _ZERO[:len(piece)]
+        if not zero and start is None:
+            start = i
+        elif zero and start is not None:
+            yield start, i
+            start = None
+    if start is not None:
+        yield start, len(block)
+
+
 def copy_sparse(src: Path, dst: Path) -> None:
     """Copy a file writing only its non-zero blocks (the rest stays a hole in the copy too)."""
     dst.parent.mkdir(parents=True, exist_ok=True)
@@ -131,9 +148,9 @@ def copy_sparse(src: Path, dst: Path) -> None:
     wrote = False
     with open(src, "rb") as fin, open(dst, "wb") as fout:
         for offset, block in _blocks(fin, size):
-            if block is not None:
-                fout.seek(offset)
-                fout.write(block)
+            for start, end in () if block is None else _nonzero_runs(block):
+                fout.seek(offset + start)
+                fout.write(block[start:end])
                 wrote = True
         fout.truncate(size)
         if wrote:  # a file of holes only has no data to make durable
