@@ -187,8 +187,10 @@ class SearchServicer(search_pb2_grpc.SearchServiceServicer):
                 v = from_vector(q.embedding, served.generation.dim)
             except ValueError as exc:
                 raise InvalidArgument(f"embedding: {exc}") from exc
-            if not np.all(np.isfinite(v)) or not np.any(v):
-                raise InvalidArgument("embedding must be finite and not all zeros")
+            # the norm, as the store computes it, must be finite and non-zero: denormal values pass np.any but
+            # normalise to nothing (found by fuzzing: the store's ValueError surfaced as INTERNAL)
+            if not np.all(np.isfinite(v)) or not 0.0 < float(np.dot(v, v)) < np.inf:
+                raise InvalidArgument("embedding must be finite, not all zeros and not too large to normalise")
             return v, None, served
         if which == "ref":
             ref = q.ref

@@ -165,6 +165,8 @@ def as_vector(value: ArrayLike, *, what: str = "vector", dim: int | None = None)
         raise ValueError(f"{what} contains NaN or infinite values")
     if not float(np.dot(arr, arr)) > 0.0:
         raise ValueError(f"{what} is all zeros: cosine similarity is undefined for it")
+    if not float(np.dot(arr, arr)) < np.inf:  # would normalise to zeros and be stored as such (found by fuzzing)
+        raise ValueError(f"{what} is too large to normalise (its squared norm overflows float32)")
     return arr
 
 

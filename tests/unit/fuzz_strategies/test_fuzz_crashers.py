@@ -11,6 +11,7 @@ from concurrent import futures
 from pathlib import Path
 
 import grpc
+import numpy as np
 import pytest
 
 from cmr.dicom import CorruptFileError, NotDicomError, load_study
@@ -18,6 +19,7 @@ from cmr.rpc.decoding import checked_decoding
 from cmr.rpc.errors import InvalidArgument, PermissionDenied
 from cmr.v1 import common_pb2, encoder_pb2, encoder_pb2_grpc, search_pb2, search_pb2_grpc
 from encoder_svc.uploads import resolve_ref
+from search_svc.store.base import as_vector
 
 REALDATA = Path(os.environ.get("CMR_REALDATA_DIR", Path(__file__).resolve().parents[4] / "shared" / "realdata"))
 CINE_FILE = REALDATA / "sunnybrook" / "SCD0000301_SC-HF-I-4_midslice" / "dicom" / "101.dcm"
@@ -98,3 +100,11 @@ def test_valid_requests_still_reach_the_servicer(channel: grpc.Channel) -> None:
     assert list(channel.unary_stream("/cmr.v1.SearchService/ExportCohort")(b"", timeout=10)) == [b"\n\x01x"]
     reply = channel.stream_unary("/cmr.v1.EncoderService/EncodeStudy")(iter([b"", b""]), timeout=10)
     assert encoder_pb2.EncodeStudyResponse.FromString(reply).study.n_files == 2
+
+
+@pytest.mark.parametrize("vector", [[1e30] * 8, [0.0] * 7 + [1.8e-40]], ids=["overflows", "denormal"])
+def test_vectors_without_a_usable_norm_are_refused(vector: list[float]) -> None:
+    """A query or stored vector whose float32 norm overflows or underflows normalised to zeros: the store's
+    ValueError was INTERNAL for SearchByStudy/ZeroShot/GenerateReport, and Upsert stored zeros."""
+    with pytest.raises(ValueError, match="too large|all zeros"):
+        as_vector(np.asarray(vector, np.float32))
