@@ -120,8 +120,11 @@ def upgrade(checkpoint: Path = typer.Option(..., "--checkpoint", exists=True, di
 
     with _admin(url) as admin, Progress() as bar:
         task = bar.add_task("re-embedding", total=None)
-        r = _rpc(lambda: reembed(admin, checkpoint, get_settings(), workers=workers,
-                                 progress=lambda done, total: bar.update(task, completed=done, total=total)))
+        try:
+            r = _rpc(lambda: reembed(admin, checkpoint, get_settings(), workers=workers,
+                                     progress=lambda done, total: bar.update(task, completed=done, total=total)))
+        except ValueError as exc:  # not a checkpoint, or already the active generation
+            _fail(str(exc))
     typer.echo(f"generation {r.generation} ({r.model_version}): {r.written} studies written, {r.skipped} already "
                f"there, of {r.archived} archived, in {r.seconds:.1f} s")
     if r.not_found:
