@@ -52,7 +52,7 @@ def register(app: typer.Typer) -> None:
             _print_json(result)
 
     @bench.command("load")
-    def load(quick: bool = typer.Option(False, "--quick", help="3 short steps, a small index (a few minutes)"),
+    def load(quick: bool = typer.Option(False, "--quick", help="5 short steps, a 3,000-exam index (minutes)"),
              security: str = typer.Option("on", help="on: TLS + bearer tokens as deployed; off: plaintext, auth off"),
              as_json: bool = typer.Option(False, "--json", help="print the results as JSON"),
              out: Optional[Path] = typer.Option(None, help="output folder (default docs/benchmarks)")) -> None:
