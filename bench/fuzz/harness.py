@@ -30,6 +30,10 @@ FRAMES_MAGIC = b"CMRFUZZ1"
 _TRACEBACK = re.compile(r"Traceback \(most recent call last\)|File \"[^\"]+\", line \d+")
 
 
+class _TimeUp(BaseException):
+    """Ends a run at its deadline (a BaseException: hypothesis and targets let it through)."""
+
+
 class Hang(BaseException):
     """Raised by the watchdog. A BaseException, so the loader's own `except Exception` cannot swallow it."""
 
@@ -77,6 +81,7 @@ class TargetStats:
     allowed: str = ""
     failures: list[str] = field(default_factory=list)  # corpus files of failing inputs (at most 50 listed)
     failure_kinds: dict[str, int] = field(default_factory=dict)
+    stopped_early: bool = False  # the run's deadline came before `inputs` reached the number asked for
     examples: dict[str, list[str]] = field(default_factory=dict)  # a few rejection messages per code, as sent
 
     @property
@@ -142,8 +147,9 @@ def save_failure(corpus: Path, target: Target, data: bytes, outcome: Outcome) ->
 
 
 def fuzz(target: Target, n: int, *, seed_value: int = 0, corpus: Path | None = None,
-         on_input: Callable[[Outcome], None] | None = None) -> TargetStats:
-    """`n` generated inputs through `target`; failing inputs are written under `corpus/<target>/`."""
+         on_input: Callable[[Outcome], None] | None = None, stop_at: float | None = None) -> TargetStats:
+    """`n` generated inputs through `target`; failing inputs are written under `corpus/<target>/`. With
+    `stop_at` (time.monotonic()), the run ends there even if fewer inputs were tried (`stopped_early`)."""
     stats = TargetStats(target.name, target.group, allowed=target.allowed)
     codes: Counter[str] = Counter()
     kinds: Counter[str] = Counter()
@@ -154,6 +160,8 @@ def fuzz(target: Target, n: int, *, seed_value: int = 0, corpus: Path | None = N
               suppress_health_check=list(HealthCheck), report_multiple_bugs=False)
     @given(target.strategy)
     def body(value: Any) -> None:
+        if stop_at is not None and time.monotonic() > stop_at:
+            raise _TimeUp
         outcome, ms = run_one(target, value)
         latencies.append(ms)
         stats.inputs += 1
@@ -177,7 +185,10 @@ def fuzz(target: Target, n: int, *, seed_value: int = 0, corpus: Path | None = N
             on_input(outcome)
 
     t0 = time.perf_counter()
-    body()
+    try:
+        body()
+    except _TimeUp:
+        stats.stopped_early = True
     stats.seconds = time.perf_counter() - t0
     stats.rejected = dict(codes.most_common())
     stats.failure_kinds = dict(kinds.most_common())

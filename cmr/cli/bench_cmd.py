@@ -71,12 +71,14 @@ def register(app: typer.Typer) -> None:
                                                    "(loader_file, search.Upsert, ...; default all)"),
              seed: int = typer.Option(20261124, "--seed", help="hypothesis seed (runs are reproducible)"),
              corpus: Optional[Path] = typer.Option(None, help="where failing inputs go (default OUT/fuzz_corpus)"),
+             minutes: Optional[float] = typer.Option(None, help="wall-clock budget: targets stop there even "
+                                                     "short of --inputs"),
              out: Optional[Path] = typer.Option(None, help="output folder (default docs/benchmarks)")) -> None:
         """The study loader and every gRPC handler fuzzed against real services: outcomes per target."""
         from bench.fuzz.bench import run
 
         names = [t.strip() for t in (targets or "").split(",") if t.strip()]
-        result = run(inputs=inputs, targets=names, out_dir=out, seed=seed, corpus=corpus)
+        result = run(inputs=inputs, targets=names, out_dir=out, seed=seed, corpus=corpus, minutes=minutes)
         failed = sum(t.crashes + t.hangs for t in result.targets)
         if failed or result.after:
             raise typer.Exit(1)
