@@ -86,7 +86,7 @@ class _Source:
 def _zip_sources(zf: zipfile.ZipFile) -> list[_Source]:
     sources = []
     for info in zf.infolist():
-        if info.is_dir():
+        if info.filename.endswith("/"):  # ZipInfo.is_dir() raises IndexError on an empty name (found by fuzzing)
             continue
         # Read at most the announced size so a lying header cannot inflate memory use.
         def opener(info: zipfile.ZipInfo = info) -> BinaryIO:
@@ -100,7 +100,7 @@ def _zip_sources(zf: zipfile.ZipFile) -> list[_Source]:
 def _open_zip(data: Path | bytes, label: str) -> zipfile.ZipFile:
     try:
         return zipfile.ZipFile(data if isinstance(data, Path) else io.BytesIO(data))
-    except (zipfile.BadZipFile, OSError, ValueError, EOFError) as exc:
+    except (zipfile.BadZipFile, OSError, ValueError, EOFError, NotImplementedError) as exc:  # an odd zip version
         raise NotDicomError(f"{label}: not a readable zip archive ({type(exc).__name__})") from exc
 
 
