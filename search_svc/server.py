@@ -97,7 +97,7 @@ class SearchServer(ServiceHost):
             admin = IndexAdminServicer(self.router, s, on_change=servicer.bump)
             self._grpc = GrpcServer([ServiceBinding(ADD_SERVICER,
                                                     SERVICE_NAME, servicer),
-                                     ServiceBinding(admin_pb2_grpc.add_IndexAdminServiceServicer_to_server,
+                                     ServiceBinding(checked_decoding(admin_pb2_grpc.add_IndexAdminServiceServicer_to_server),
                                                     ADMIN_SERVICE_NAME, admin)],
                                     port=self._port, settings=s).start()
         except BaseException:
