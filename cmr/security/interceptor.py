@@ -180,7 +180,10 @@ class SecurityInterceptor(grpc.ServerInterceptor):
                 status = outcome(context)
                 raise
             finally:
-                _current.reset(token)
+                try:
+                    _current.reset(token)
+                except ValueError:
+                    pass  # a generator closed from another thread (garbage collection): nothing to restore there
                 if audited and not recorded:
                     self._record(self._entry(method, identity, context, status, req, n, detail=_details(context)))
         return _same_kind(handler, stream)
