@@ -5,7 +5,6 @@ Registered in tests/integration/conftest.py."""
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -19,10 +18,8 @@ from cmr.synth.generate import generate_dataset
 from encoder_svc.client import EncoderClient
 from cmr.v1 import search_pb2
 from encoder_svc.server import EncoderServer
+from realdata_paths import SUNNYBROOK_LOCALIZERS, SUNNYBROOK_MIDSLICE as SUNNYBROOK_CINE, TEST_REALDATA as REALDATA
 
-REALDATA = Path(os.environ.get("CMR_REALDATA_DIR", Path(__file__).resolve().parents[2] / "shared" / "realdata"))
-SUNNYBROOK_CINE = REALDATA / "sunnybrook" / "SCD0000301_SC-HF-I-4_midslice" / "dicom"
-SUNNYBROOK_LOCALIZERS = REALDATA / "sunnybrook" / "SCD0003701_SC-N-2_localizers"
 MAX_UPLOAD = 48 * 1024**2
 MAX_MESSAGE = 4 * 1024**2
 N_STUDIES = 24  # enough for zero-shot to be judged against chance, small enough for CI

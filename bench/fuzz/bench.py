@@ -31,7 +31,17 @@ from bench.fuzz.rpc_targets import RPCS, RpcContext, rpc_context, rpc_target
 
 console = Console(stderr=True)
 REPO = Path(__file__).resolve().parents[2]
-DEFAULT_REALDATA = REPO.parent / "shared" / "realdata"
+IN_REPO_REALDATA = REPO / "tests" / "data"  # the CC0 Sunnybrook samples every clone has (same layout)
+
+
+def default_realdata() -> Path:
+    """Where the real seed DICOM comes from: the shared folder ($CMR_REALDATA_DIR, else <repo>/../shared/realdata,
+    as in tests/realdata_paths.py) when it holds the Sunnybrook samples, else the copy inside the repository."""
+    shared = Path(os.environ.get("CMR_REALDATA_DIR") or REPO.parent / "shared" / "realdata")
+    return shared if (shared / "sunnybrook").is_dir() else IN_REPO_REALDATA
+
+
+DEFAULT_REALDATA = default_realdata()
 LOADER_TARGETS = ("loader_file", "loader_folder", "loader_zip", "loader_upload")
 ALL_TARGETS = LOADER_TARGETS + tuple(r.name for r in RPCS)
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import subprocess
 import sys
@@ -14,13 +13,8 @@ from PIL import Image
 from typer.testing import CliRunner
 
 from cmr.cli.main import app
+from realdata_paths import SUNNYBROOK_LOCALIZERS as LOCALIZERS, SUNNYBROOK_MIDSLICE as MIDSLICE
 
-# shared/ lies beside the repository checkout.
-REALDATA = Path(os.environ.get("CMR_REALDATA_DIR", Path(__file__).resolve().parents[3] / "shared" / "realdata")) / "sunnybrook"
-MIDSLICE = REALDATA / "SCD0000301_SC-HF-I-4_midslice/dicom"
-LOCALIZERS = REALDATA / "SCD0003701_SC-N-2_localizers"
-
-needs_realdata = pytest.mark.skipif(not MIDSLICE.is_dir(), reason="Sunnybrook sample not available")
 runner = CliRunner()
 
 
@@ -31,7 +25,6 @@ def _assert_one_line_error(result: object, contains: str) -> None:
     assert "Traceback" not in result.output  # type: ignore[attr-defined]
 
 
-@needs_realdata
 def test_inspect_table() -> None:
     result = runner.invoke(app, ["inspect", str(MIDSLICE)])
     assert result.exit_code == 0, result.output
@@ -41,7 +34,6 @@ def test_inspect_table() -> None:
         assert text in out
 
 
-@needs_realdata
 def test_inspect_json() -> None:
     result = runner.invoke(app, ["inspect", str(MIDSLICE), "--json"])
     assert result.exit_code == 0, result.output
@@ -53,7 +45,6 @@ def test_inspect_json() -> None:
     assert report["study"]["study_date"] is None and report["error"] is None
 
 
-@needs_realdata
 def test_inspect_reports_skipped_junk(tmp_path: Path) -> None:
     study = tmp_path / "study"
     shutil.copytree(MIDSLICE, study)
@@ -63,7 +54,6 @@ def test_inspect_reports_skipped_junk(tmp_path: Path) -> None:
     assert "skipped README.txt: not a DICOM file" in result.stdout
 
 
-@needs_realdata
 def test_localizers_only_show_the_table_then_fail_with_no_cine() -> None:
     result = runner.invoke(app, ["inspect", str(LOCALIZERS), "--json"])
     _assert_one_line_error(result, "no cine series in the study")
@@ -85,14 +75,12 @@ def test_unusable_inputs_give_one_line_errors(tmp_path: Path, command: str) -> N
     _assert_one_line_error(runner.invoke(app, [command, str(tmp_path / "nope"), *extra]), "no such file")
 
 
-@needs_realdata
 def test_mixed_studies_error(tmp_path: Path) -> None:
     shutil.copytree(MIDSLICE, tmp_path / "a")
     shutil.copytree(LOCALIZERS, tmp_path / "b")
     _assert_one_line_error(runner.invoke(app, ["inspect", str(tmp_path)]), "different studies")
 
 
-@needs_realdata
 def test_render_gif_and_png(tmp_path: Path) -> None:
     for name in ("s.gif", "s.png"):
         result = runner.invoke(app, ["render", str(MIDSLICE), "--out", str(tmp_path / name)])
@@ -105,7 +93,6 @@ def test_render_gif_and_png(tmp_path: Path) -> None:
                            "nothing to render")
 
 
-@needs_realdata
 def test_installed_entry_point_prints_no_traceback(tmp_path: Path) -> None:
     data = (MIDSLICE / "101.dcm").read_bytes()
     (tmp_path / "101.dcm").write_bytes(data[: len(data) // 2])

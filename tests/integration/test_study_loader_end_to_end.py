@@ -12,15 +12,15 @@ import zipfile
 from pathlib import Path
 
 import numpy as np
+import pydicom
 import pytest
 
 from cmr.dicom import ExamSpec, NoCineError, NotDicomError, StudyLoadError, TruncatedFileError, load_study
 from cmr.synth.generate import StudyRequest, generate_study
 from cmr.synth.scanners import STYLES
+from realdata_paths import SHARED_REALDATA, SUNNYBROOK_CONTOURED, needs_shared_realdata
+from realdata_paths import SUNNYBROOK_LOCALIZERS as LOCALIZERS, SUNNYBROOK_MIDSLICE as MIDSLICE
 
-REALDATA = Path(__file__).resolve().parents[2].parent / "shared" / "realdata" / "sunnybrook"
-MIDSLICE = REALDATA / "SCD0000301_SC-HF-I-4_midslice" / "dicom"
-LOCALIZERS = REALDATA / "SCD0003701_SC-N-2_localizers"
 CMR = [sys.executable, "-m", "cmr.cli.main"]
 
 
@@ -79,6 +79,43 @@ def test_sunnybrook_localizers_alone_have_no_cine() -> None:
     assert "\n" not in str(err.value)
 
 
+def _contoured_image(contour: Path) -> Path:
+    """IM-0001-0047-icontour-manual.txt -> dicom/47.dcm"""
+    return SUNNYBROOK_CONTOURED / "dicom" / f"{int(contour.name.split('-')[2])}.dcm"
+
+
+def test_sunnybrook_contours_name_images_kept_in_the_repository() -> None:
+    contours = sorted(SUNNYBROOK_CONTOURED.glob("[io]-contours/*-manual.txt"))
+    assert len(contours) == 27  # 18 endocardial (ED + ES of 9 slices), 9 epicardial (ED)
+    for contour in contours:
+        ds = pydicom.dcmread(_contoured_image(contour), stop_before_pixels=True)
+        assert int(ds.InstanceNumber) == int(_contoured_image(contour).stem)
+        points = np.loadtxt(contour)
+        assert points.ndim == 2 and points.shape[1] == 2 and len(points) > 10
+        assert (points >= 0).all() and (points[:, 0] < ds.Columns).all() and (points[:, 1] < ds.Rows).all()
+
+
+def test_sunnybrook_reduced_stack_has_every_slice_at_one_phase(tmp_path: Path) -> None:
+    # phase 20 (end-diastole, the o-contoured phase) is kept for all 13 slices: images 20, 40, ..., 260
+    for k in range(1, 14):
+        shutil.copy(SUNNYBROOK_CONTOURED / "dicom" / f"{20 * k}.dcm", tmp_path)
+    [series] = load_study(tmp_path).series
+    assert series.view == "sax" and series.pixels.shape == (13, 1, 256, 256)
+    gaps = np.linalg.norm(np.diff(series.positions, axis=0), axis=1)
+    np.testing.assert_allclose(gaps, 10.0, atol=0.05)  # sorted along the normal (SliceLocation would say 6.68)
+
+
+@needs_shared_realdata("sunnybrook/SCD0000201_SC-HF-I-2/dicom")
+def test_full_sunnybrook_stack_and_its_in_repo_subset() -> None:
+    full = SHARED_REALDATA / "sunnybrook" / "SCD0000201_SC-HF-I-2"
+    [cine] = [s for s in load_study(full / "dicom").series if s.kind == "cine"]
+    assert cine.view == "sax" and cine.pixels.shape == (13, 20, 256, 256)
+    kept = [f for f in SUNNYBROOK_CONTOURED.rglob("*") if f.is_file()]
+    assert len(kept) == 22 + 27
+    for f in kept:  # the in-repo files are unmodified copies
+        assert f.read_bytes() == (full / f.relative_to(SUNNYBROOK_CONTOURED)).read_bytes(), f
+
+
 def test_truncated_and_non_dicom_files_get_typed_one_line_errors(tmp_path: Path) -> None:
     src = next(MIDSLICE.glob("*.dcm"))
     (tmp_path / "cut").mkdir()
@@ -123,8 +160,6 @@ def test_missing_view_is_reported_not_an_error(one_study_per_style: dict[str, Pa
     # Drop every LGE series: the exam still assembles, with the LGE slots reported missing.
     lge_uids = {s.series_instance_uid for s in load_study(dst).series if s.kind == "lge"}
     assert lge_uids
-    import pydicom
-
     for f in dst.rglob("*.dcm"):
         if pydicom.dcmread(f, stop_before_pixels=True).SeriesInstanceUID in lge_uids:
             f.unlink()

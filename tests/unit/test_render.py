@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import numpy as np
@@ -12,11 +11,7 @@ from PIL import Image
 from cmr.dicom import NoCineError, Series, Study, load_study
 from cmr.dicom.geometry import PRIOR_LV_LONG_AXIS
 from cmr.render import MAX_GIF_FRAMES, TILE_PX, collect_tiles, render_study
-
-# shared/ lies beside the repository checkout.
-MIDSLICE = Path(os.environ.get("CMR_REALDATA_DIR", Path(__file__).resolve().parents[3] / "shared" / "realdata")) / (
-    "sunnybrook/SCD0000301_SC-HF-I-4_midslice/dicom"
-)
+from realdata_paths import SUNNYBROOK_MIDSLICE as MIDSLICE
 
 
 def _iop(normal: np.ndarray) -> np.ndarray:
@@ -75,8 +70,6 @@ def test_png_is_static(full: Study, tmp_path: Path) -> None:
 
 
 def test_sunnybrook_gif(tmp_path: Path) -> None:
-    if not MIDSLICE.is_dir():
-        pytest.skip("Sunnybrook sample not available")
     out = render_study(load_study(MIDSLICE), tmp_path / "sb.gif")
     with Image.open(out) as im:
         assert im.size == (TILE_PX, TILE_PX) and im.n_frames == MAX_GIF_FRAMES

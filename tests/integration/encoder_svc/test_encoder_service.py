@@ -24,7 +24,6 @@ from service_fixtures import MAX_MESSAGE, MAX_UPLOAD, SUNNYBROOK_CINE, SUNNYBROO
 from encoder_svc.client import EncoderClient, upload_requests
 from encoder_svc.runtime import checkpoint_version
 
-needs_realdata = pytest.mark.skipif(not SUNNYBROOK_CINE.is_dir(), reason="Sunnybrook sample not available")
 ATOL = 2e-4  # batched vs single forwards differ in float rounding only
 
 
@@ -62,7 +61,6 @@ def test_synthetic_study_upload_equals_in_process_model(encoder: EncoderClient, 
     assert {s.kind for s in r.study.series} >= {"cine"}
 
 
-@needs_realdata
 def test_sunnybrook_study_equals_in_process_model(encoder: EncoderClient, model: CMRCLIP) -> None:
     r = encoder.encode_study(SUNNYBROOK_CINE)
     np.testing.assert_allclose(r.embedding, _in_process(model, SUNNYBROOK_CINE), atol=ATOL)

@@ -5,7 +5,6 @@ not parse as the request message were INTERNAL "Exception deserializing request!
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable, Iterator
 from concurrent import futures
 from pathlib import Path
@@ -19,10 +18,10 @@ from cmr.rpc.decoding import checked_decoding
 from cmr.rpc.errors import InvalidArgument, PermissionDenied
 from cmr.v1 import common_pb2, encoder_pb2, encoder_pb2_grpc, search_pb2, search_pb2_grpc
 from encoder_svc.uploads import resolve_ref
+from realdata_paths import SUNNYBROOK_MIDSLICE
 from search_svc.store.base import as_vector
 
-REALDATA = Path(os.environ.get("CMR_REALDATA_DIR", Path(__file__).resolve().parents[4] / "shared" / "realdata"))
-CINE_FILE = REALDATA / "sunnybrook" / "SCD0000301_SC-HF-I-4_midslice" / "dicom" / "101.dcm"
+CINE_FILE = SUNNYBROOK_MIDSLICE / "101.dcm"
 
 
 @pytest.mark.parametrize("data", [b"\x00" * (4 << 20), b"\x00" * 128 + b"DICM" + b"\x00" * (4 << 20)],
@@ -37,7 +36,6 @@ def test_a_flood_of_tiny_elements_is_corrupt() -> None:
         load_study(b"\x08\x00\x00\x00\x00\x00\x00\x00" * 30_000)
 
 
-@pytest.mark.skipif(not CINE_FILE.is_file(), reason="no real DICOM samples")
 def test_zero_padding_after_a_real_image_still_loads() -> None:
     study = load_study(CINE_FILE.read_bytes() + b"\x00" * 4096)
     assert study.series and study.series[0].pixels.shape[-2:] == (256, 256)

@@ -4,7 +4,6 @@ target finds no crash and no hang: each input loads, or is refused with a docume
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import pytest
@@ -16,9 +15,9 @@ from bench.fuzz.loader_targets import loader_targets
 from cmr.config import Settings
 from cmr.dicom import ExamSpec
 from encoder_svc.runtime import ModelIdentity, checkpoint_path
+from realdata_paths import TEST_REALDATA as REALDATA  # the Sunnybrook samples in tests/data are the real seeds
 
 CORPUS = Path(__file__).resolve().parents[2] / "fuzz_corpus"
-REALDATA = Path(os.environ.get("CMR_REALDATA_DIR", Path(__file__).resolve().parents[4] / "shared" / "realdata"))
 NAMES = ("loader_file", "loader_folder", "loader_zip", "loader_upload")
 # mutated headers make pydicom warn on every odd value; the oracle judges outcomes, not warnings
 pytestmark = pytest.mark.filterwarnings("ignore::UserWarning")
@@ -26,8 +25,6 @@ pytestmark = pytest.mark.filterwarnings("ignore::UserWarning")
 
 @pytest.fixture(scope="module")
 def targets(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Target]:
-    if not REALDATA.is_dir():
-        pytest.skip(f"no real DICOM samples at {REALDATA}")
     seeds: Seeds = load_seeds(REALDATA)
     spec: ExamSpec = ModelIdentity.from_checkpoint(checkpoint_path(Settings()), device="cpu").spec
     root = tmp_path_factory.mktemp("fuzz_roots")
