@@ -50,14 +50,35 @@ def mutual_search(secure_base: Settings, sec: DevSecurity, secure_encoder: Encod
         yield srv
 
 
+def _expired_client_cert(sec: DevSecurity, folder: Path) -> dict[str, Path]:
+    import datetime as dt
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import serialization
+
+    from cmr.security.devca import issue_cert
+
+    ca_key = serialization.load_pem_private_key((sec.folder / "ca-key.pem").read_bytes(), password=None)
+    ca_cert = x509.load_pem_x509_certificate(sec.ca.read_bytes())
+    key, cert = issue_cert(ca_key, ca_cert, "cmr-expired", ["localhost", "127.0.0.1"], days=1,  # type: ignore[arg-type]
+                           not_before=dt.datetime.now(dt.timezone.utc) - dt.timedelta(days=10))
+    (folder / "expired.pem").write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    (folder / "expired-key.pem").write_bytes(key.private_bytes(serialization.Encoding.PEM,
+                                                               serialization.PrivateFormat.PKCS8,
+                                                               serialization.NoEncryption()))
+    return {"tls_cert": folder / "expired.pem", "tls_key": folder / "expired-key.pem"}
+
+
 def test_mutual_tls_needs_a_client_certificate_from_the_ca(mutual_search: SearchServer, as_user: Callable[..., Settings],
-                                                          other_ca: DevSecurity) -> None:
+                                                          other_ca: DevSecurity, sec: DevSecurity,
+                                                          tmp_path: Path) -> None:
     good = as_user("svc-mtls", Role.ADMIN).model_copy(update={"tls_mutual": True})
     with open_channel(mutual_search.address, good) as channel:
         assert _stats(channel).backend
     no_cert = good.model_copy(update={"tls_mutual": False})  # TLS, but presents no client certificate
     foreign_cert = good.model_copy(update={"tls_cert": other_ca.cert("client"), "tls_key": other_ca.key("client")})
-    for settings in (no_cert, foreign_cert):
+    expired_cert = good.model_copy(update=_expired_client_cert(sec, tmp_path))  # our CA, but out of date
+    for settings in (no_cert, foreign_cert, expired_cert):
         with open_channel(mutual_search.address, settings) as channel, pytest.raises(grpc.RpcError) as exc:
             _stats(channel)
         assert exc.value.code() is grpc.StatusCode.UNAVAILABLE
