@@ -52,6 +52,8 @@ class HeaderFacts:
     sop_class_uid: str
     cardiac_number_of_images: int | None
     study_date: dt.date | None
+    patient_height_m: float | None = None  # PatientSize (m): indexes volumes to body surface area
+    patient_weight_kg: float | None = None  # PatientWeight (kg)
 
 
 @dataclass(eq=False)
@@ -202,7 +204,14 @@ def header_facts(ds: Dataset) -> HeaderFacts:
         sop_class_uid=_str(ds.get("SOPClassUID")),
         cardiac_number_of_images=_int(_deep_get(ds, "CardiacNumberOfImages")),
         study_date=_date(ds.get("StudyDate")),
+        patient_height_m=_positive(ds.get("PatientSize")),
+        patient_weight_kg=_positive(ds.get("PatientWeight")),
     )
+
+
+def _positive(value: Any) -> float | None:
+    f = _float(value)
+    return f if f is not None and f > 0 else None
 
 
 # --- integrity and pixel decoding --------------------------------------------------------------------------

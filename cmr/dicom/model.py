@@ -204,6 +204,10 @@ class Study:
     study_date: dt.date | None = None
     skipped: list[SkippedFile] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
+    # Patient characteristics read before de-identification (PS3.15 "retain patient characteristics"):
+    # body surface area for indexed volumes. None when the header has none.
+    patient_height_m: float | None = None
+    patient_weight_kg: float | None = None
 
     def of_kind(self, kind: str, view: str | None = None) -> list[Series]:
         """Series of a kind (and view), in series order."""

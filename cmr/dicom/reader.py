@@ -430,6 +430,8 @@ def _load(source: StudySource, settings: Settings) -> Study:
     notes: list[str] = []
     seen_instances: set[str] = set()
     study_date = None
+    height_m: float | None = None
+    weight_kg: float | None = None
     for i, (src, ds) in enumerate(parsed):
         try:
             new = list(iter_frames(ds, src.basename))
@@ -449,6 +451,8 @@ def _load(source: StudySource, settings: Settings) -> Study:
             seen_instances.add(new[0].sop_instance_uid)
         frames.extend(new)
         study_date = study_date or new[0].header.study_date
+        height_m = height_m or new[0].header.patient_height_m
+        weight_kg = weight_kg or new[0].header.patient_weight_kg
 
     if not frames:
         _raise_nothing_usable(skipped, errors, len(sources))
@@ -465,6 +469,8 @@ def _load(source: StudySource, settings: Settings) -> Study:
         study_date=study_date,
         skipped=skipped,
         warnings=notes,
+        patient_height_m=height_m,
+        patient_weight_kg=weight_kg,
     )
     log.info(
         "loaded study %s: %d series from %d files (%d skipped)",

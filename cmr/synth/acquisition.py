@@ -144,22 +144,35 @@ def cine_contrast(style: ScannerStyle, rng: np.random.Generator) -> dict[str, fl
     return c
 
 
+def plane_points(plan: SeriesPlan, plane: Plane) -> np.ndarray:
+    """Patient coordinates (LPS mm) of every pixel centre of one plane of a series, row-major."""
+    rows, cols = plan.matrix
+    dr, dc = plan.pixel_spacing
+    jj, ii = np.meshgrid(np.arange(cols), np.arange(rows))
+    ipp = plan.image_position(plane)
+    return (ipp[None, :] + (jj.reshape(-1, 1) * dc) * plane.row_dir[None, :]
+            + (ii.reshape(-1, 1) * dr) * plane.col_dir[None, :])
+
+
 def form_images(
-    ph: HeartPhantom, plan: SeriesPlan, style: ScannerStyle, rng: np.random.Generator, contrast: dict[str, float]
+    ph: HeartPhantom, plan: SeriesPlan, style: ScannerStyle, rng: np.random.Generator, contrast: dict[str, float],
+    labels: np.ndarray | None = None,
 ) -> np.ndarray:
-    """Render every plane x phase of a series as uint16 magnitude images with scanner effects."""
+    """Render every plane x phase of a series as uint16 magnitude images with scanner effects.
+
+    `labels` (uint8 [planes, phases, rows, cols]) receives the tissue id of every pixel (cmr.synth.tissues):
+    the ground truth the segmentation is trained and measured on. It costs no random draws, so a study renders
+    the same images with or without it."""
     rows, cols = plan.matrix
     dr, dc = plan.pixel_spacing
     edge = float(min(dr, dc))
     out = np.empty((len(plan.planes), len(plan.trigger_fracs), rows, cols), dtype=np.uint16)
-    jj, ii = np.meshgrid(np.arange(cols), np.arange(rows))
     scale = float(rng.uniform(900, 1600))  # arbitrary vendor scaling of magnitude to stored values
     noise = style.noise * (0.6 if plan.sequence == "lge" else 1.0)
     for k, plane in enumerate(plan.planes):
-        ipp = plan.image_position(plane)
-        pts = (ipp[None, :] + (jj.reshape(-1, 1) * dc) * plane.row_dir[None, :]
-               + (ii.reshape(-1, 1) * dr) * plane.col_dir[None, :])
-        background = ph.background(pts, contrast, edge)
+        pts = plane_points(plan, plane)
+        bg_labels = None if labels is None else np.zeros(len(pts), dtype=np.uint8)
+        background = ph.background(pts, contrast, edge, bg_labels)
         heart_pts = ph.prepare(pts)
         # Anterior surface coil: signal falls off posteriorly, plus a random lateral tilt.
         bias = 1.0 + style.bias * (np.exp(-(pts[:, 1] + 115.0) / 140.0) - 0.45 + 0.15 * rng.normal() * pts[:, 0] / 150.0)
@@ -170,11 +183,35 @@ def form_images(
             band = (1.0 - style.banding * np.exp(-(1.0 + np.cos(2 * np.pi * phase)) / 0.05)).astype(np.float32)
         for f, t_frac in enumerate(plan.trigger_fracs):
             img = background.copy()
-            ph.paint_heart(img, heart_pts, t_frac, plan.sequence, contrast, edge)
+            lab = None if bg_labels is None else bg_labels.copy()
+            ph.paint_heart(img, heart_pts, t_frac, plan.sequence, contrast, edge, lab)
+            if labels is not None and lab is not None:
+                labels[k, f] = lab.reshape(rows, cols)
             img *= bias
             if band is not None:
                 img *= band
             n = rng.standard_normal((2, img.size), dtype=np.float32) * np.float32(noise)
             mag = np.hypot(img + n[0], n[1])
             out[k, f] = np.clip(mag * scale, 0, 4095).reshape(rows, cols).astype(np.uint16)
+    return out
+
+
+def render_label_maps(ph: HeartPhantom, plan: SeriesPlan) -> np.ndarray:
+    """Tissue ids only (uint8 [planes, phases, rows, cols]), without forming images: the cheap path the
+    segmentation training bank uses. Same geometry and edges as `form_images`."""
+    rows, cols = plan.matrix
+    dr, dc = plan.pixel_spacing
+    edge = float(min(dr, dc))
+    contrast = {k: 0.0 for k in ("fat", "muscle", "tissue", "lung", "liver", "bone", "blood", "pericardium",
+                                 "fluid", "myo", "scar", "air")}
+    out = np.zeros((len(plan.planes), len(plan.trigger_fracs), rows, cols), dtype=np.uint8)
+    for k, plane in enumerate(plan.planes):
+        pts = plane_points(plan, plane)
+        bg_labels = np.zeros(len(pts), dtype=np.uint8)
+        img0 = ph.background(pts, contrast, edge, bg_labels)
+        heart_pts = ph.prepare(pts)
+        for f, t_frac in enumerate(plan.trigger_fracs):
+            lab = bg_labels.copy()
+            ph.paint_heart(img0.copy(), heart_pts, t_frac, "cine", contrast, edge, lab)
+            out[k, f] = lab.reshape(rows, cols)
     return out

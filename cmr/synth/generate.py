@@ -18,16 +18,39 @@ from typing import Any
 import numpy as np
 from tqdm import tqdm
 
+from cmr.quant.labels import classes_from_tissues
+from cmr.quant.volumes import measurements_from_masks
 from cmr.synth.acquisition import cine_contrast, form_images, lge_contrast, plan_exam
 from cmr.synth.dicom_writer import StudyHeader, write_series
 from cmr.synth.phantom import HeartPhantom
 from cmr.synth.report import Phrasing, write_impression
 from cmr.synth.scanners import STYLES, style_pool
+from cmr.synth.tissues import TISSUES
 from cmr.synth.truth import sample_truth
 
 REPORTS_FILE = "reports.jsonl"
 STUDIES_DIR = "studies"
 _RECORD_SUFFIX = ".json"
+LABELS_SUFFIX = ".labels.npz"  # beside the study folder: tissue ids of every pixel of every series
+
+
+POSITIONS_SUFFIX = "_positions"  # series_NNN_positions: ImagePositionPatient of each slice of series_NNN
+
+
+def write_label_maps(path: Path, maps: dict[str, np.ndarray]) -> None:
+    """`series_NNN` -> uint8 [slices, phases, rows, cols] tissue ids (cmr.synth.tissues) in the order the
+    series was planned, `series_NNN_positions` -> [slices, 3] their ImagePositionPatient, plus the tissue names."""
+    tmp = path.with_name(path.name + ".tmp.npz")
+    np.savez_compressed(tmp, tissues=np.array(TISSUES), **maps)
+    os.replace(tmp, path)
+
+
+def read_label_maps(path: Path) -> dict[str, np.ndarray]:
+    """The label maps of one study, keyed by series folder name (`series_007`)."""
+    with np.load(path) as z:
+        if tuple(z["tissues"]) != TISSUES:
+            raise ValueError(f"{path}: label maps use another tissue table")
+        return {k: z[k] for k in z.files if k != "tissues"}
 
 
 @dataclass(frozen=True)
@@ -67,15 +90,26 @@ def generate_study(req: StudyRequest) -> dict[str, Any]:
     header = StudyHeader.make([req.seed, req.index], rng, truth.sex, truth.age, truth.heart_rate, truth.bsa)
     rr_ms = 60000.0 / truth.heart_rate
     views: list[str] = []
+    label_maps: dict[str, np.ndarray] = {}
     cine = cine_contrast(style, rng)
     lge = lge_contrast(phantom, rng, style.lge_nulling_error)
     plans = plan_exam(phantom, style, rng)
     for plan in plans:
-        plan.images = form_images(phantom, plan, style, rng, lge if plan.sequence == "lge" else cine)
-        write_series(plan, header, style, rr_ms, folder / f"series_{plan.series_number:03d}")
+        labels = np.zeros((len(plan.planes), len(plan.trigger_fracs), *plan.matrix), dtype=np.uint8)
+        plan.images = form_images(phantom, plan, style, rng, lge if plan.sequence == "lge" else cine, labels)
+        name = f"series_{plan.series_number:03d}"
+        write_series(plan, header, style, rr_ms, folder / name)
         if plan.slot != "localizer":
             views.append(f"{plan.sequence}_{plan.view}")
+            label_maps[name] = labels
+            label_maps[name + POSITIONS_SUFFIX] = np.array([plan.image_position(pl) for pl in plan.planes])
         plan.images = None  # free memory before the next series
+    labels_path = folder.with_name(folder.name + LABELS_SUFFIX)
+    write_label_maps(labels_path, label_maps)
+    sax = next(p for p in plans if p.slot == "cine_sax")
+    reference = measurements_from_masks(
+        classes_from_tissues(label_maps[f"series_{sax.series_number:03d}"]), sax.pixel_spacing,
+        style.slice_thickness_mm + style.slice_gap_mm, height_m=header.height_m, weight_kg=header.weight_kg)
     lv_edv, lv_esv = phantom.lv_volumes_ml()
     rv_edv, rv_esv = phantom.rv_volumes_ml()
     record: dict[str, Any] = {
@@ -96,7 +130,11 @@ def generate_study(req: StudyRequest) -> dict[str, Any]:
             "rvef": round(100.0 * (1 - rv_esv / rv_edv), 1),
             "lv_end_systole_fraction": round(phantom.cycle.t_es, 3),
         },
+        # What a perfect segmentation of the SAX cine would measure (disc summation over the label maps): the
+        # reference of the quantification model on synthetic data (`measured` is the phantom's exact volume).
+        "reference_measurements": reference.values(),
         "views": sorted(set(views)),
+        "label_maps": (Path(STUDIES_DIR) / labels_path.name).as_posix(),
         "seed": req.seed,
         "index": req.index,
     }

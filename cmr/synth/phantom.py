@@ -18,7 +18,9 @@ from dataclasses import dataclass
 from typing import Callable, Literal
 
 import numpy as np
+from numpy.typing import NDArray
 
+from cmr.synth.tissues import TISSUE_ID
 from cmr.synth.truth import StudyTruth
 
 Sequence = Literal["cine", "lge"]
@@ -37,6 +39,12 @@ def _unit(v: FloatArray) -> FloatArray:
 def _ramp(signed_depth_mm: FloatArray, edge_mm: float) -> FloatArray:
     """Membership from a signed depth (positive inside): a linear one-edge-width ramp = partial volume."""
     return np.clip(signed_depth_mm / edge_mm + 0.5, 0.0, 1.0)
+
+
+def _label(labels: NDArray[np.uint8] | None, membership: FloatArray, tissue: str) -> None:
+    """Painter's order for the label map: a tissue claims the points where it makes up at least half."""
+    if labels is not None:
+        labels[membership >= 0.5] = TISSUE_ID[tissue]
 
 
 def _angle_weight(phi: FloatArray, centre_deg: float, half_width_deg: float) -> FloatArray:
@@ -366,36 +374,44 @@ class HeartPhantom:
         return np.minimum(radius - radial, along)
 
     # ------------------------------------------------------------------------------------------ render
-    def background(self, p: FloatArray, contrast: dict[str, float], edge_mm: float) -> FloatArray:
-        """Static thorax: body, fat, lungs, liver, spine, descending aorta. Independent of phase."""
+    def background(self, p: FloatArray, contrast: dict[str, float], edge_mm: float,
+                   labels: NDArray[np.uint8] | None = None) -> FloatArray:
+        """Static thorax: body, fat, lungs, liver, spine, descending aorta. Independent of phase.
+
+        `labels` (uint8, one per point, zeros = air) receives the tissue id of every point (cmr.synth.tissues)."""
         x, y, z = p[:, 0], p[:, 1], p[:, 2]
         ax, ay = self.body_ax
         rho = np.sqrt((x / ax) ** 2 + (y / ay) ** 2)
         scale = float(min(ax, ay))
         img = np.zeros(len(p), dtype=np.float32)
-        layers: list[tuple[FloatArray, str]] = [
-            ((1.0 - rho) * scale, "fat"),
-            ((1.0 - rho) * scale - self.fat_mm, "muscle"),
-            ((1.0 - rho) * scale - self.fat_mm - 12.0, "tissue"),
+        layers: list[tuple[FloatArray, str, str]] = [
+            ((1.0 - rho) * scale, "fat", "subcutaneous_fat"),
+            ((1.0 - rho) * scale - self.fat_mm, "muscle", "muscle"),
+            ((1.0 - rho) * scale - self.fat_mm - 12.0, "tissue", "soft_tissue"),
         ]
-        for depth, tissue in layers:
+        for depth, tissue, label in layers:
             m = _ramp(depth, edge_mm)
             img = img * (1 - m) + m * contrast[tissue]
+            _label(labels, m, label)
         # Lungs: above the diaphragm, lateral and posterior to the heart.
         above = np.clip((z - self.diaphragm_z) / 25.0, 0, 1)
         for cx in (88.0, -82.0):
             d = np.sqrt(((x - cx) / 62.0) ** 2 + ((y - 18.0) / 82.0) ** 2)
             m = _ramp((1.0 - d) * 62.0, edge_mm) * above
             img = img * (1 - m) + m * contrast["lung"]
+            _label(labels, m, "lung")
         # Liver under the right hemidiaphragm.
         liver = _ramp(np.minimum((self.diaphragm_z + 12.0 - 0.002 * (x + 40.0) ** 2) - z,
                                  (1.0 - np.sqrt(((x + 35.0) / 120.0) ** 2 + ((y - 10.0) / 95.0) ** 2)) * 95.0),
                       edge_mm)
         img = img * (1 - liver) + liver * contrast["liver"]
+        _label(labels, liver, "liver")
         # Spine and descending aorta run cranio-caudally.
-        for cx, cy, r, tissue in ((0.0, 82.0, 19.0, "bone"), (26.0, 56.0, 12.5, "blood")):
+        for cx, cy, r, tissue, label in ((0.0, 82.0, 19.0, "bone", "bone"),
+                                         (26.0, 56.0, 12.5, "blood", "descending_aorta")):
             m = _ramp(r - np.hypot(x - cx, y - cy), edge_mm)
             img = img * (1 - m) + m * contrast[tissue]
+            _label(labels, m, label)
         return img
 
     def prepare(self, p: FloatArray) -> "PlanePoints":
@@ -416,8 +432,11 @@ class HeartPhantom:
         sequence: Sequence,
         contrast: dict[str, float],
         edge_mm: float,
+        labels: NDArray[np.uint8] | None = None,
     ) -> None:
-        """Composite the heart (pericardium, walls, cavities, great vessels, scar) onto img in place."""
+        """Composite the heart (pericardium, walls, cavities, great vessels, scar) onto img in place.
+
+        `labels` (the plane's tissue ids after `background`) is updated in place the same way."""
         if not pp.near.any():
             return
         delta_lv = float(self.cycle.delta(t_frac)) * self.lv_delta_max
@@ -441,27 +460,37 @@ class HeartPhantom:
         eff = self.effusion * pp.dependent
         sac = heart_outer + eff
         acc = img[near]
-        layers: list[tuple[FloatArray, str]] = [
-            (sac + 1.5 + self.epi_fat, "fat"),
-            (sac + 1.5, "pericardium"),
-            (sac, "fluid" if self.effusion > 0.5 else "fat"),
-            (heart_outer, "fat"),  # epicardial fat in the grooves
+        lab = None if labels is None else labels[near]
+        layers: list[tuple[FloatArray, str, str]] = [
+            (sac + 1.5 + self.epi_fat, "fat", "pericardial_fat"),
+            (sac + 1.5, "pericardium", "pericardium"),
+            (sac, "fluid", "effusion") if self.effusion > 0.5 else (sac, "fat", "pericardial_fat"),
+            (heart_outer, "fat", "epicardial_fat"),  # fat in the grooves
         ]
-        for depth, tissue in layers:
+        for depth, tissue, label in layers:
             m = _ramp(depth, edge_mm)
             acc = acc * (1 - m) + m * contrast[tissue]
+            _label(lab, m, label)
 
         # Myocardium (LV, RV free wall, thin atrial walls and aortic wall), then blood pools.
         myo_signal = np.full(len(q), contrast["myo"], dtype=np.float32)
         if sequence == "lge":
             myo_signal = myo_signal + self._scar(phi, eta, r, r_endo, r_epi) * (contrast["scar"] - contrast["myo"])
-        for depth in (lv_epi, rv_outer, la + 2.0, ra + 2.0, ao + 1.5):
+        walls = (rv_outer, la + 2.0, ra + 2.0, ao + 1.5, lv_epi)
+        for depth in walls:
             m = _ramp(depth, edge_mm)
             acc = acc * (1 - m) + m * myo_signal
+        if lab is not None:
+            # The RV wall is grown from the RV cavity without subtracting the LV, so it covers the septum; all
+            # walls share one signal, but the septum is LV myocardium: the LV wall is labelled last.
+            for depth, label in zip(walls, ("rv_myocardium", "la_wall", "ra_wall", "aortic_wall", "lv_myocardium")):
+                _label(lab, _ramp(depth, edge_mm), label)
         blood = contrast["blood"]
-        for depth in (lv_cav, rv_cav, la, ra, ao):
+        for depth, label in ((lv_cav, "lv_blood"), (rv_cav, "rv_blood"), (la, "la_blood"), (ra, "ra_blood"),
+                             (ao, "aortic_blood")):
             m = _ramp(depth, edge_mm)
             acc = acc * (1 - m) + m * blood
+            _label(lab, m, label)
         # Papillary muscles: two myocardial columns inside the LV cavity (anterolateral, posteromedial).
         for ang in (-2.35, 2.6):
             px = np.cos(ang) * 0.62 * r_endo
@@ -469,7 +498,10 @@ class HeartPhantom:
             rad = 4.5 * (1.0 + 0.6 * delta_lv) * np.clip((eta - 0.15) / 0.1, 0, 1) * np.clip((0.72 - eta) / 0.1, 0, 1)
             m = _ramp(rad - np.hypot(x - px, y - py), edge_mm) * (lv_cav > 0)
             acc = acc * (1 - m) + m * myo_signal
+            _label(lab, m, "papillary_muscle")
         img[near] = acc
+        if labels is not None and lab is not None:
+            labels[near] = lab
 
     def _scar(self, phi: FloatArray, eta: FloatArray, r: FloatArray, r_endo: FloatArray, r_epi: FloatArray) -> FloatArray:
         """Scar fraction 0..1 of each myocardial point for the LGE pattern of the ground truth."""

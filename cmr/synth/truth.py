@@ -95,10 +95,15 @@ def _clip(x: float, lo: float, hi: float) -> float:
     return float(min(hi, max(lo, x)))
 
 
-def sample_truth(rng: np.random.Generator) -> StudyTruth:
-    """Draw one exam's ground truth: a disease, then coherent continuous parameters for it."""
-    names = list(DISEASE_PREVALENCE)
-    disease = str(rng.choice(names, p=np.array([DISEASE_PREVALENCE[n] for n in names])))
+def sample_truth(rng: np.random.Generator, prevalence: dict[str, float] | None = None) -> StudyTruth:
+    """Draw one exam's ground truth: a disease, then coherent continuous parameters for it.
+
+    `prevalence` overrides DISEASE_PREVALENCE (e.g. equal shares, for a segmentation training bank that must
+    see as many dilated and hypertrophied hearts as normal ones)."""
+    prevalence = prevalence or DISEASE_PREVALENCE
+    names = list(prevalence)
+    p = np.array([prevalence[n] for n in names], dtype=np.float64)
+    disease = str(rng.choice(names, p=p / p.sum()))
     sex = "M" if rng.random() < 0.58 else "F"
     age = int(_clip(rng.normal(55 if disease != "myocarditis" else 35, 15), 18, 90))
     if disease == "amyloidosis":
