@@ -129,3 +129,66 @@ class FindingScore(_message.Message):
     probability: float
     raw_score: float
     def __init__(self, finding: _Optional[str] = ..., display: _Optional[str] = ..., kind: _Optional[str] = ..., probability: _Optional[float] = ..., raw_score: _Optional[float] = ...) -> None: ...
+
+class CardiacMeasurements(_message.Message):
+    __slots__ = ("lvef_pct", "lvedv_ml", "lvesv_ml", "lvsv_ml", "lv_mass_g", "rvef_pct", "rvedv_ml", "rvesv_ml", "lvedvi_ml_m2", "lvesvi_ml_m2", "lv_mass_index_g_m2", "rvedvi_ml_m2", "rvesvi_ml_m2", "bsa_m2", "quality", "quality_reasons", "unavailable", "ed_phase", "es_phase", "lv_volume_curve_ml", "model")
+    class UnavailableEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: str
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[str] = ...) -> None: ...
+    LVEF_PCT_FIELD_NUMBER: _ClassVar[int]
+    LVEDV_ML_FIELD_NUMBER: _ClassVar[int]
+    LVESV_ML_FIELD_NUMBER: _ClassVar[int]
+    LVSV_ML_FIELD_NUMBER: _ClassVar[int]
+    LV_MASS_G_FIELD_NUMBER: _ClassVar[int]
+    RVEF_PCT_FIELD_NUMBER: _ClassVar[int]
+    RVEDV_ML_FIELD_NUMBER: _ClassVar[int]
+    RVESV_ML_FIELD_NUMBER: _ClassVar[int]
+    LVEDVI_ML_M2_FIELD_NUMBER: _ClassVar[int]
+    LVESVI_ML_M2_FIELD_NUMBER: _ClassVar[int]
+    LV_MASS_INDEX_G_M2_FIELD_NUMBER: _ClassVar[int]
+    RVEDVI_ML_M2_FIELD_NUMBER: _ClassVar[int]
+    RVESVI_ML_M2_FIELD_NUMBER: _ClassVar[int]
+    BSA_M2_FIELD_NUMBER: _ClassVar[int]
+    QUALITY_FIELD_NUMBER: _ClassVar[int]
+    QUALITY_REASONS_FIELD_NUMBER: _ClassVar[int]
+    UNAVAILABLE_FIELD_NUMBER: _ClassVar[int]
+    ED_PHASE_FIELD_NUMBER: _ClassVar[int]
+    ES_PHASE_FIELD_NUMBER: _ClassVar[int]
+    LV_VOLUME_CURVE_ML_FIELD_NUMBER: _ClassVar[int]
+    MODEL_FIELD_NUMBER: _ClassVar[int]
+    lvef_pct: float
+    lvedv_ml: float
+    lvesv_ml: float
+    lvsv_ml: float
+    lv_mass_g: float
+    rvef_pct: float
+    rvedv_ml: float
+    rvesv_ml: float
+    lvedvi_ml_m2: float
+    lvesvi_ml_m2: float
+    lv_mass_index_g_m2: float
+    rvedvi_ml_m2: float
+    rvesvi_ml_m2: float
+    bsa_m2: float
+    quality: str
+    quality_reasons: _containers.RepeatedScalarFieldContainer[str]
+    unavailable: _containers.ScalarMap[str, str]
+    ed_phase: int
+    es_phase: int
+    lv_volume_curve_ml: _containers.RepeatedScalarFieldContainer[float]
+    model: str
+    def __init__(self, lvef_pct: _Optional[float] = ..., lvedv_ml: _Optional[float] = ..., lvesv_ml: _Optional[float] = ..., lvsv_ml: _Optional[float] = ..., lv_mass_g: _Optional[float] = ..., rvef_pct: _Optional[float] = ..., rvedv_ml: _Optional[float] = ..., rvesv_ml: _Optional[float] = ..., lvedvi_ml_m2: _Optional[float] = ..., lvesvi_ml_m2: _Optional[float] = ..., lv_mass_index_g_m2: _Optional[float] = ..., rvedvi_ml_m2: _Optional[float] = ..., rvesvi_ml_m2: _Optional[float] = ..., bsa_m2: _Optional[float] = ..., quality: _Optional[str] = ..., quality_reasons: _Optional[_Iterable[str]] = ..., unavailable: _Optional[_Mapping[str, str]] = ..., ed_phase: _Optional[int] = ..., es_phase: _Optional[int] = ..., lv_volume_curve_ml: _Optional[_Iterable[float]] = ..., model: _Optional[str] = ...) -> None: ...
+
+class MeasurementRange(_message.Message):
+    __slots__ = ("measure", "min", "max")
+    MEASURE_FIELD_NUMBER: _ClassVar[int]
+    MIN_FIELD_NUMBER: _ClassVar[int]
+    MAX_FIELD_NUMBER: _ClassVar[int]
+    measure: str
+    min: float
+    max: float
+    def __init__(self, measure: _Optional[str] = ..., min: _Optional[float] = ..., max: _Optional[float] = ...) -> None: ...

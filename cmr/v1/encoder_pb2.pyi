@@ -24,14 +24,16 @@ class EncodeStudyRequest(_message.Message):
     def __init__(self, ref: _Optional[_Union[_common_pb2.StudyRef, _Mapping]] = ..., chunk: _Optional[_Union[FileChunk, _Mapping]] = ...) -> None: ...
 
 class EncodeStudyResponse(_message.Message):
-    __slots__ = ("embedding", "model", "study")
+    __slots__ = ("embedding", "model", "study", "measurements")
     EMBEDDING_FIELD_NUMBER: _ClassVar[int]
     MODEL_FIELD_NUMBER: _ClassVar[int]
     STUDY_FIELD_NUMBER: _ClassVar[int]
+    MEASUREMENTS_FIELD_NUMBER: _ClassVar[int]
     embedding: _common_pb2.Vector
     model: _common_pb2.ModelInfo
     study: _common_pb2.LoaderReport
-    def __init__(self, embedding: _Optional[_Union[_common_pb2.Vector, _Mapping]] = ..., model: _Optional[_Union[_common_pb2.ModelInfo, _Mapping]] = ..., study: _Optional[_Union[_common_pb2.LoaderReport, _Mapping]] = ...) -> None: ...
+    measurements: _common_pb2.CardiacMeasurements
+    def __init__(self, embedding: _Optional[_Union[_common_pb2.Vector, _Mapping]] = ..., model: _Optional[_Union[_common_pb2.ModelInfo, _Mapping]] = ..., study: _Optional[_Union[_common_pb2.LoaderReport, _Mapping]] = ..., measurements: _Optional[_Union[_common_pb2.CardiacMeasurements, _Mapping]] = ...) -> None: ...
 
 class EncodeExamRequest(_message.Message):
     __slots__ = ("exam",)

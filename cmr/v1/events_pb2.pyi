@@ -36,7 +36,7 @@ class NewExam(_message.Message):
     def __init__(self, event_id: _Optional[str] = ..., study: _Optional[_Union[_common_pb2.StudyRef, _Mapping]] = ..., report_text: _Optional[str] = ..., labels: _Optional[_Iterable[str]] = ..., source: _Optional[str] = ..., published_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., source_metadata: _Optional[_Mapping[str, str]] = ...) -> None: ...
 
 class EmbeddingCreated(_message.Message):
-    __slots__ = ("event_id", "study_key", "model", "exam_point_id", "image_embedding", "finding_scores", "views", "created_at", "source_event_id")
+    __slots__ = ("event_id", "study_key", "model", "exam_point_id", "image_embedding", "finding_scores", "views", "created_at", "source_event_id", "measurements")
     EVENT_ID_FIELD_NUMBER: _ClassVar[int]
     STUDY_KEY_FIELD_NUMBER: _ClassVar[int]
     MODEL_FIELD_NUMBER: _ClassVar[int]
@@ -46,6 +46,7 @@ class EmbeddingCreated(_message.Message):
     VIEWS_FIELD_NUMBER: _ClassVar[int]
     CREATED_AT_FIELD_NUMBER: _ClassVar[int]
     SOURCE_EVENT_ID_FIELD_NUMBER: _ClassVar[int]
+    MEASUREMENTS_FIELD_NUMBER: _ClassVar[int]
     event_id: str
     study_key: str
     model: _common_pb2.ModelInfo
@@ -55,7 +56,8 @@ class EmbeddingCreated(_message.Message):
     views: _containers.RepeatedScalarFieldContainer[str]
     created_at: _timestamp_pb2.Timestamp
     source_event_id: str
-    def __init__(self, event_id: _Optional[str] = ..., study_key: _Optional[str] = ..., model: _Optional[_Union[_common_pb2.ModelInfo, _Mapping]] = ..., exam_point_id: _Optional[str] = ..., image_embedding: _Optional[_Union[_common_pb2.Vector, _Mapping]] = ..., finding_scores: _Optional[_Iterable[_Union[_common_pb2.FindingScore, _Mapping]]] = ..., views: _Optional[_Iterable[str]] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., source_event_id: _Optional[str] = ...) -> None: ...
+    measurements: _common_pb2.CardiacMeasurements
+    def __init__(self, event_id: _Optional[str] = ..., study_key: _Optional[str] = ..., model: _Optional[_Union[_common_pb2.ModelInfo, _Mapping]] = ..., exam_point_id: _Optional[str] = ..., image_embedding: _Optional[_Union[_common_pb2.Vector, _Mapping]] = ..., finding_scores: _Optional[_Iterable[_Union[_common_pb2.FindingScore, _Mapping]]] = ..., views: _Optional[_Iterable[str]] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., source_event_id: _Optional[str] = ..., measurements: _Optional[_Union[_common_pb2.CardiacMeasurements, _Mapping]] = ...) -> None: ...
 
 class DeadLetter(_message.Message):
     __slots__ = ("original_key", "original_value", "original_topic", "partition", "offset", "stage", "reason", "error_type", "attempts", "failed_at")

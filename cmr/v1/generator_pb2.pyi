@@ -49,14 +49,16 @@ class DecodingOptions(_message.Message):
     def __init__(self, strategy: _Optional[_Union[DecodingStrategy, str]] = ..., beam_width: _Optional[int] = ..., temperature: _Optional[float] = ..., max_sentences: _Optional[int] = ..., max_tokens: _Optional[int] = ..., seed: _Optional[int] = ..., neighbours: _Optional[int] = ...) -> None: ...
 
 class GenerateReportRequest(_message.Message):
-    __slots__ = ("study", "mode", "decoding")
+    __slots__ = ("study", "mode", "decoding", "measurements")
     STUDY_FIELD_NUMBER: _ClassVar[int]
     MODE_FIELD_NUMBER: _ClassVar[int]
     DECODING_FIELD_NUMBER: _ClassVar[int]
+    MEASUREMENTS_FIELD_NUMBER: _ClassVar[int]
     study: _common_pb2.StudyQuery
     mode: DraftMode
     decoding: DecodingOptions
-    def __init__(self, study: _Optional[_Union[_common_pb2.StudyQuery, _Mapping]] = ..., mode: _Optional[_Union[DraftMode, str]] = ..., decoding: _Optional[_Union[DecodingOptions, _Mapping]] = ...) -> None: ...
+    measurements: _common_pb2.CardiacMeasurements
+    def __init__(self, study: _Optional[_Union[_common_pb2.StudyQuery, _Mapping]] = ..., mode: _Optional[_Union[DraftMode, str]] = ..., decoding: _Optional[_Union[DecodingOptions, _Mapping]] = ..., measurements: _Optional[_Union[_common_pb2.CardiacMeasurements, _Mapping]] = ...) -> None: ...
 
 class ReportSentence(_message.Message):
     __slots__ = ("index", "text", "findings", "source_study_keys", "last", "model")

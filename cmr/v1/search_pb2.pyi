@@ -27,7 +27,7 @@ EXPORT_FORMAT_CSV: ExportFormat
 EXPORT_FORMAT_PARQUET: ExportFormat
 
 class ExamRecord(_message.Message):
-    __slots__ = ("study_key", "study_date", "study_year", "vendor", "field_strength_t", "views", "impression", "labels", "model_version")
+    __slots__ = ("study_key", "study_date", "study_year", "vendor", "field_strength_t", "views", "impression", "labels", "model_version", "measurements")
     STUDY_KEY_FIELD_NUMBER: _ClassVar[int]
     STUDY_DATE_FIELD_NUMBER: _ClassVar[int]
     STUDY_YEAR_FIELD_NUMBER: _ClassVar[int]
@@ -37,6 +37,7 @@ class ExamRecord(_message.Message):
     IMPRESSION_FIELD_NUMBER: _ClassVar[int]
     LABELS_FIELD_NUMBER: _ClassVar[int]
     MODEL_VERSION_FIELD_NUMBER: _ClassVar[int]
+    MEASUREMENTS_FIELD_NUMBER: _ClassVar[int]
     study_key: str
     study_date: str
     study_year: int
@@ -46,10 +47,11 @@ class ExamRecord(_message.Message):
     impression: str
     labels: _containers.RepeatedScalarFieldContainer[str]
     model_version: str
-    def __init__(self, study_key: _Optional[str] = ..., study_date: _Optional[str] = ..., study_year: _Optional[int] = ..., vendor: _Optional[str] = ..., field_strength_t: _Optional[float] = ..., views: _Optional[_Iterable[str]] = ..., impression: _Optional[str] = ..., labels: _Optional[_Iterable[str]] = ..., model_version: _Optional[str] = ...) -> None: ...
+    measurements: _common_pb2.CardiacMeasurements
+    def __init__(self, study_key: _Optional[str] = ..., study_date: _Optional[str] = ..., study_year: _Optional[int] = ..., vendor: _Optional[str] = ..., field_strength_t: _Optional[float] = ..., views: _Optional[_Iterable[str]] = ..., impression: _Optional[str] = ..., labels: _Optional[_Iterable[str]] = ..., model_version: _Optional[str] = ..., measurements: _Optional[_Union[_common_pb2.CardiacMeasurements, _Mapping]] = ...) -> None: ...
 
 class SearchFilter(_message.Message):
-    __slots__ = ("vendors", "field_strengths_t", "date_from", "date_to", "views_all", "labels_all", "labels_none")
+    __slots__ = ("vendors", "field_strengths_t", "date_from", "date_to", "views_all", "labels_all", "labels_none", "measurements")
     VENDORS_FIELD_NUMBER: _ClassVar[int]
     FIELD_STRENGTHS_T_FIELD_NUMBER: _ClassVar[int]
     DATE_FROM_FIELD_NUMBER: _ClassVar[int]
@@ -57,6 +59,7 @@ class SearchFilter(_message.Message):
     VIEWS_ALL_FIELD_NUMBER: _ClassVar[int]
     LABELS_ALL_FIELD_NUMBER: _ClassVar[int]
     LABELS_NONE_FIELD_NUMBER: _ClassVar[int]
+    MEASUREMENTS_FIELD_NUMBER: _ClassVar[int]
     vendors: _containers.RepeatedScalarFieldContainer[str]
     field_strengths_t: _containers.RepeatedScalarFieldContainer[float]
     date_from: str
@@ -64,7 +67,8 @@ class SearchFilter(_message.Message):
     views_all: _containers.RepeatedScalarFieldContainer[str]
     labels_all: _containers.RepeatedScalarFieldContainer[str]
     labels_none: _containers.RepeatedScalarFieldContainer[str]
-    def __init__(self, vendors: _Optional[_Iterable[str]] = ..., field_strengths_t: _Optional[_Iterable[float]] = ..., date_from: _Optional[str] = ..., date_to: _Optional[str] = ..., views_all: _Optional[_Iterable[str]] = ..., labels_all: _Optional[_Iterable[str]] = ..., labels_none: _Optional[_Iterable[str]] = ...) -> None: ...
+    measurements: _containers.RepeatedCompositeFieldContainer[_common_pb2.MeasurementRange]
+    def __init__(self, vendors: _Optional[_Iterable[str]] = ..., field_strengths_t: _Optional[_Iterable[float]] = ..., date_from: _Optional[str] = ..., date_to: _Optional[str] = ..., views_all: _Optional[_Iterable[str]] = ..., labels_all: _Optional[_Iterable[str]] = ..., labels_none: _Optional[_Iterable[str]] = ..., measurements: _Optional[_Iterable[_Union[_common_pb2.MeasurementRange, _Mapping]]] = ...) -> None: ...
 
 class ExamHit(_message.Message):
     __slots__ = ("exam", "score")
@@ -240,7 +244,7 @@ class ExportChunk(_message.Message):
     def __init__(self, data: _Optional[bytes] = ..., file_name: _Optional[str] = ..., content_type: _Optional[str] = ...) -> None: ...
 
 class ExamUpsert(_message.Message):
-    __slots__ = ("study_instance_uid", "image_embedding", "report_embedding", "impression", "study_date", "vendor", "field_strength_t", "views", "labels", "model_version")
+    __slots__ = ("study_instance_uid", "image_embedding", "report_embedding", "impression", "study_date", "vendor", "field_strength_t", "views", "labels", "model_version", "measurements")
     STUDY_INSTANCE_UID_FIELD_NUMBER: _ClassVar[int]
     IMAGE_EMBEDDING_FIELD_NUMBER: _ClassVar[int]
     REPORT_EMBEDDING_FIELD_NUMBER: _ClassVar[int]
@@ -251,6 +255,7 @@ class ExamUpsert(_message.Message):
     VIEWS_FIELD_NUMBER: _ClassVar[int]
     LABELS_FIELD_NUMBER: _ClassVar[int]
     MODEL_VERSION_FIELD_NUMBER: _ClassVar[int]
+    MEASUREMENTS_FIELD_NUMBER: _ClassVar[int]
     study_instance_uid: str
     image_embedding: _common_pb2.Vector
     report_embedding: _common_pb2.Vector
@@ -261,7 +266,8 @@ class ExamUpsert(_message.Message):
     views: _containers.RepeatedScalarFieldContainer[str]
     labels: _containers.RepeatedScalarFieldContainer[str]
     model_version: str
-    def __init__(self, study_instance_uid: _Optional[str] = ..., image_embedding: _Optional[_Union[_common_pb2.Vector, _Mapping]] = ..., report_embedding: _Optional[_Union[_common_pb2.Vector, _Mapping]] = ..., impression: _Optional[str] = ..., study_date: _Optional[str] = ..., vendor: _Optional[str] = ..., field_strength_t: _Optional[float] = ..., views: _Optional[_Iterable[str]] = ..., labels: _Optional[_Iterable[str]] = ..., model_version: _Optional[str] = ...) -> None: ...
+    measurements: _common_pb2.CardiacMeasurements
+    def __init__(self, study_instance_uid: _Optional[str] = ..., image_embedding: _Optional[_Union[_common_pb2.Vector, _Mapping]] = ..., report_embedding: _Optional[_Union[_common_pb2.Vector, _Mapping]] = ..., impression: _Optional[str] = ..., study_date: _Optional[str] = ..., vendor: _Optional[str] = ..., field_strength_t: _Optional[float] = ..., views: _Optional[_Iterable[str]] = ..., labels: _Optional[_Iterable[str]] = ..., model_version: _Optional[str] = ..., measurements: _Optional[_Union[_common_pb2.CardiacMeasurements, _Mapping]] = ...) -> None: ...
 
 class UpsertRequest(_message.Message):
     __slots__ = ("exams",)
