@@ -9,10 +9,18 @@ from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
+def default_realdata_dir() -> Path:
+    """`<repo>/../shared/realdata`, from where this package lies (not the working directory)."""
+    return Path(__file__).resolve().parents[1].parent / "shared" / "realdata"
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="CMR_", env_file=None, extra="ignore")
 
     data_dir: Path = Field(Path("data"), description="Root for generated studies, caches and indexes")
+    realdata_dir: Path = Field(default_factory=default_realdata_dir, description="Real CMR kept outside the "
+                               "repository (acdc/, sunnybrook/): `cmr eval-real` reads acdc/ here; default "
+                               "<repo>/../shared/realdata")
     synth_workers: int = Field(0, ge=0, description="Worker processes for `cmr synth`; 0 means one per core")
     # The study loader refuses inputs bigger than these, so one huge upload cannot exhaust memory.
     max_study_files: int = Field(5000, gt=0)
@@ -23,6 +31,10 @@ class Settings(BaseSettings):
     device: str = Field("auto", description="'auto' (cuda when present, else cpu), 'cpu' or 'cuda[:N]'")
     torch_threads: int = Field(0, ge=0, le=256, description="intra-op threads of the served model; 0 = torch's "
                                "default (one per core)")
+    measure: bool = Field(True, description="measure LVEF, volumes and mass (cmr.quant: the segmented short-axis "
+                          "cine) on EncodeStudy and in ingestion; false = no measurements")
+    segmenter_checkpoint: Path | None = Field(None, description="segmentation checkpoint the encoder and ingest "
+                                              "worker load to measure; None = the shipped cmr-seg-small")
 
     # --- Triton (image and text encoders) -----------------------------------------------------------------
     triton_url: str | None = Field(None, description="host:port of an external Triton gRPC endpoint; None = "

@@ -23,7 +23,7 @@ def calibrate(
 ) -> None:
     """Platt-scale every finding's and disease's zero-shot score into a probability."""
     from cmr.cli.embed_cmd import _fail, _model
-    from cmr.cli.zeroshot_cmd import classifier_for
+    from cmr.findings import classifier_for_model as classifier_for
     from cmr.data.records import labels_for_key
     from cmr.eval.run import TestSet
     from cmr.findings import calibration_path_for

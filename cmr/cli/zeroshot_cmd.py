@@ -14,17 +14,6 @@ def register(app: typer.Typer) -> None:
     app.command("zeroshot")(zeroshot)
 
 
-def classifier_for(model, checkpoint: Path | None):  # noqa: ANN001, ANN201 - CMRCLIP -> ZeroShotClassifier
-    """Prompt ensembles embedded by `model`, with the checkpoint's calibration when one lies beside it."""
-    from cmr.findings import Calibration, ZeroShotClassifier, calibration_path_for
-    from cmr.model.checkpoint import DEFAULT_CHECKPOINT
-    from cmr.model.inference import embed_texts
-
-    cal_path = calibration_path_for(checkpoint or DEFAULT_CHECKPOINT)
-    calibration = Calibration.load(cal_path) if cal_path.exists() else None
-    return ZeroShotClassifier.build(lambda texts: embed_texts(model, texts), calibration)
-
-
 def _chart(names: list[str], margins: dict[str, np.ndarray], out: Path, calibrated: bool) -> None:
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
@@ -67,11 +56,12 @@ def zeroshot(
     """Zero-shot findings of studies: calibrated probabilities (or, for a checkpoint without a calibration
     file, how much closer each exam is to 'present' than to 'absent' prompts)."""
     from cmr.cli.embed_cmd import _model, exams_or_fail
+    from cmr.findings import classifier_for_model
     from cmr.eval.report import display_name
     from cmr.model.inference import embed_exams
 
     model = _model(checkpoint)
-    clf = classifier_for(model, checkpoint)
+    clf = classifier_for_model(model, checkpoint)
     emb = embed_exams(model, exams_or_fail(model, paths))
     calibrated = clf.calibration is not None
     values = clf.probabilities(emb) if calibrated else clf.raw_scores(emb)

@@ -2,7 +2,8 @@
 probabilities. Shared by `cmr zeroshot`, the evaluation and the search service."""
 
 from cmr.findings.prompts import PromptSet, prompt_sets
-from cmr.findings.zero_shot import Calibration, CalibrationError, ZeroShotClassifier, calibration_path_for
+from cmr.findings.zero_shot import (Calibration, CalibrationError, ZeroShotClassifier, calibration_path_for,
+                                    classifier_for_model)
 
 __all__ = ["Calibration", "CalibrationError", "PromptSet", "ZeroShotClassifier", "calibration_path_for",
-           "prompt_sets"]
+           "classifier_for_model", "prompt_sets"]

@@ -202,3 +202,14 @@ class ZeroShotClassifier:
         calibration = Calibration(model_version=model_version, fitted_on=fitted_on, phrasing=self.phrasing, fits=fits)
         self.calibration = calibration
         return calibration
+
+
+def classifier_for_model(model: object, checkpoint: Path | None = None) -> ZeroShotClassifier:
+    """Prompt ensembles embedded by a CMR-CLIP `model`, with the calibration file beside `checkpoint` (default:
+    the shipped checkpoint) when there is one: the scoring `cmr zeroshot` and the services use."""
+    from cmr.model.checkpoint import DEFAULT_CHECKPOINT
+    from cmr.model.inference import embed_texts
+
+    cal_path = calibration_path_for(checkpoint or DEFAULT_CHECKPOINT)
+    calibration = Calibration.load(cal_path) if cal_path.exists() else None
+    return ZeroShotClassifier.build(lambda texts: embed_texts(model, texts), calibration)  # type: ignore[arg-type]
