@@ -1,4 +1,4 @@
-"""`cmr bench encoder|search|ingest|load|fuzz`: the benchmarks of bench/, results and plots written to docs/benchmarks/."""
+"""`cmr bench encoder|search|ingest|quant|load|fuzz`: the benchmarks of bench/, results and plots written to docs/benchmarks/."""
 
 from __future__ import annotations
 
@@ -46,6 +46,17 @@ def register(app: typer.Typer) -> None:
                out: Optional[Path] = typer.Option(None, help="output folder (default docs/benchmarks)")) -> None:
         """Studies/min end to end through Kafka with 1 and 2 ingest workers, and the time per stage."""
         from bench.ingest import run
+
+        result = run(quick=quick, out_dir=out)
+        if as_json:
+            _print_json(result)
+
+    @bench.command("quant")
+    def quant(quick: bool = typer.Option(False, "--quick", help="2 synthetic studies (+1 Sunnybrook), 2 repeats"),
+              as_json: bool = typer.Option(False, "--json", help="print the results as JSON"),
+              out: Optional[Path] = typer.Option(None, help="output folder (default docs/benchmarks)")) -> None:
+        """Seconds to segment and measure one study (target < 2 s on 2 cores), by stage, bf16 and fp32."""
+        from bench.quant import run
 
         result = run(quick=quick, out_dir=out)
         if as_json:

@@ -6,7 +6,7 @@ import logging
 
 import typer
 
-from cmr.cli import bench_cmd, calibrate_cmd, draft_cmd, embed_cmd, eval_cmd, generator_cmd, index_cmd, ingest_cmd, inspect_cmd, search_cmd, security_cmd, serve_cmd, synth_cmd, train_cmd, up_cmd, zeroshot_cmd
+from cmr.cli import bench_cmd, calibrate_cmd, draft_cmd, embed_cmd, eval_cmd, eval_real_cmd, generator_cmd, index_cmd, ingest_cmd, inspect_cmd, measure_cmd, quant_cmd, search_cmd, security_cmd, serve_cmd, synth_cmd, train_cmd, up_cmd, zeroshot_cmd
 
 app = typer.Typer(
     name="cmr",
@@ -21,6 +21,7 @@ inspect_cmd.register(app)
 train_cmd.register(app)
 embed_cmd.register(app)
 eval_cmd.register(app)
+eval_real_cmd.register(app)
 zeroshot_cmd.register(app)
 serve_cmd.register(app)
 bench_cmd.register(app)
@@ -31,6 +32,8 @@ draft_cmd.register(app)
 up_cmd.register(app)
 ingest_cmd.register(app)
 index_cmd.register(app)
+measure_cmd.register(app)
+quant_cmd.register(app)
 security_cmd.register(app)
 
 

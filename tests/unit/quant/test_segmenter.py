@@ -1,0 +1,92 @@
+"""Segmenting and measuring studies with the shipped checkpoint: geometry, clean-up, precision, failure
+reasons, and accuracy on a synthetic study (its label maps are the reference; never a real yardstick here)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from cmr.dicom.reader import load_study
+from cmr.quant.labels import LV_CAVITY, LV_MYOCARDIUM, RV_CAVITY
+from cmr.quant.measure import measure_study
+from cmr.quant.segmenter import SHIPPED, Segmenter, clean_masks, load_segmenter
+from cmr.quant.validate import synthetic_agreement
+from cmr.synth.generate import generate_dataset
+from realdata_paths import SUNNYBROOK_LOCALIZERS, SUNNYBROOK_MIDSLICE
+
+
+@pytest.fixture(scope="module")
+def seg() -> Segmenter:
+    return load_segmenter()
+
+
+@pytest.fixture(scope="module")
+def synth(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("synth")
+    generate_dataset(out, studies=2, seed=21, workers=1, progress=False, scanner="ge_premier_3T")
+    return out
+
+
+def test_checkpoint_files_are_checked(tmp_path: Path) -> None:
+    assert SHIPPED.is_file()
+    with pytest.raises(FileNotFoundError, match="not found"):
+        load_segmenter(tmp_path / "missing.pt")
+    bad = tmp_path / "bad.pt"
+    torch.save({"format": "something else"}, bad)
+    with pytest.raises(ValueError, match="cmr-segmenter"):
+        load_segmenter(bad)
+
+
+def test_masks_cover_every_slice_and_phase_on_each_image_grid(seg: Segmenter, synth: Path) -> None:
+    study = load_study(synth / "studies" / "study_00000")
+    sm = measure_study(study, seg)
+    assert len(sm.masks) == len(sm.slices) >= 8
+    for (s, i), m in zip(sm.slices, sm.masks):
+        assert m.shape == (s.n_phases, s.rows, s.cols) and m.dtype == np.uint8
+    assert sm.measurements.model == seg.version
+    assert len(sm.measurements.lv_volume_curve_ml) == sm.slices[0][0].n_phases
+
+
+def test_accuracy_on_a_synthetic_held_out_style_study(seg: Segmenter, synth: Path) -> None:
+    res = synthetic_agreement(seg, synth)
+    assert res["dice_ed"]["lv_cavity"] > 0.85 and res["dice_es"]["lv_cavity"] > 0.75
+    assert res["dice_ed"]["lv_myocardium"] > 0.65 and res["dice_ed"]["rv_cavity"] > 0.65
+    assert res["lvef_pct"]["mae"] < 10.0
+
+
+def test_bfloat16_and_float32_agree(seg: Segmenter, synth: Path) -> None:
+    study = load_study(synth / "studies" / "study_00001")
+    fp32 = Segmenter(seg.net, seg.cfg, bf16=False)
+    bf16 = Segmenter(seg.net, seg.cfg, bf16=True)
+    a, b = measure_study(study, fp32), measure_study(study, bf16)
+    same = np.mean([np.mean(x == y) for x, y in zip(a.masks, b.masks)])
+    assert same > 0.995
+    if a.measurements.lvef_pct is not None and b.measurements.lvef_pct is not None:
+        assert abs(a.measurements.lvef_pct - b.measurements.lvef_pct) < 2.0
+
+
+def test_clean_up_keeps_the_heart_and_fills_the_cavity() -> None:
+    vol = np.zeros((3, 1, 40, 40), np.uint8)
+    for k in range(3):
+        vol[k, 0, 10:30, 10:30] = LV_MYOCARDIUM
+        vol[k, 0, 14:26, 14:26] = LV_CAVITY
+        vol[k, 0, 19:21, 19:21] = LV_MYOCARDIUM  # a papillary muscle inside the cavity
+        vol[k, 0, 12:28, 2:8] = RV_CAVITY
+    vol[1, 0, 35:38, 35:38] = LV_CAVITY  # a stray blob far from the heart
+    vol[2, 0, 0:2, 30:33] = RV_CAVITY  # a smaller stray RV blob
+    out = clean_masks([vol[k] for k in range(3)])
+    assert out[1][0, 36, 36] == 0 and out[2][0, 0, 31] == 0
+    assert all(o[0, 20, 20] == LV_CAVITY for o in out)  # enclosed papillary muscle belongs to the cavity
+    assert all((o[0] == RV_CAVITY).sum() == 16 * 6 for o in out)
+
+
+def test_studies_without_a_stack_say_why(seg: Segmenter) -> None:
+    localizers = measure_study(load_study(SUNNYBROOK_LOCALIZERS), seg).measurements
+    assert localizers.quality == "failed" and "no short-axis cine" in localizers.quality_reasons[0]
+    single = measure_study(load_study(SUNNYBROOK_MIDSLICE), seg).measurements
+    assert single.lvef_pct is None and "one short-axis cine slice" in single.unavailable["lvef_pct"]
+    json.dumps(single.to_dict())  # JSON-able for the CLI and the services
