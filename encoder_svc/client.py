@@ -27,6 +27,8 @@ class StudyEncoding:
     embedding: np.ndarray
     model: common_pb2.ModelInfo
     study: common_pb2.LoaderReport
+    # LVEF, volumes, mass of the SAX cine; None when the server does not measure (CMR_MEASURE=false)
+    measurements: common_pb2.CardiacMeasurements | None = None
 
 
 def _study_files(path: Path) -> list[tuple[str, Path]]:
@@ -75,7 +77,8 @@ class EncoderClient:
 
     def _encode(self, requests: Iterator[encoder_pb2.EncodeStudyRequest]) -> StudyEncoding:
         r = self.stub.EncodeStudy(requests, timeout=self.timeout_s)
-        return StudyEncoding(from_vector(r.embedding), r.model, r.study)
+        return StudyEncoding(from_vector(r.embedding), r.model, r.study,
+                             r.measurements if r.HasField("measurements") else None)
 
     def encode_exam(self, pixels: np.ndarray, mask: np.ndarray, spec_id: str = "") -> np.ndarray:
         """uint8 pixels [T, H, W] and mask [T] -> [D]."""

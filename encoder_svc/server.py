@@ -4,6 +4,7 @@ in order (Triton ready and warm before gRPC reports SERVING) and stopped in reve
 from __future__ import annotations
 
 import logging
+import os
 import threading
 from typing import Any
 
@@ -13,7 +14,7 @@ from cmr.rpc.server import GrpcServer, ServiceBinding, ServiceHost
 from cmr.v1 import encoder_pb2_grpc
 from encoder_svc.runtime import EncoderRuntime, ModelIdentity, checkpoint_path
 from encoder_svc.service import EncoderServicer
-from encoder_svc.study_loading import StudyLoaderPool
+from encoder_svc.study_loading import MeasureConfig, StudyLoaderPool
 from encoder_svc.triton_client import TritonEncoderClient
 from encoder_svc.triton_models import TritonEncoderServer, TritonServingConfig
 
@@ -23,6 +24,15 @@ SERVICE_NAME = "cmr.v1.EncoderService"
 # undecodable requests answer INVALID_ARGUMENT, not grpcio's INTERNAL (cmr.rpc.decoding)
 ADD_SERVICER = checked_decoding(encoder_pb2_grpc.add_EncoderServiceServicer_to_server)
 HEALTH_POLL_S = 5.0
+
+
+def measure_config(s: Settings) -> MeasureConfig | None:
+    """None when measuring is off. Each decoder worker segments with cores / workers torch threads, so
+    concurrent studies do not oversubscribe the CPU."""
+    if not s.measure:
+        return None
+    threads = max(1, (os.cpu_count() or 1) // s.max_concurrent_studies)
+    return MeasureConfig(checkpoint=s.segmenter_checkpoint, torch_threads=threads)
 
 
 class EncoderServer(ServiceHost):
@@ -52,7 +62,7 @@ class EncoderServer(ServiceHost):
                 triton_url = self.triton_config.url
             self._triton_client = TritonEncoderClient(triton_url, timeout_s=s.triton_timeout_s,
                                                       max_batch_size=self.triton_config.max_batch_size)
-            self._loader = StudyLoaderPool(identity.spec, s.max_concurrent_studies)
+            self._loader = StudyLoaderPool(identity.spec, s.max_concurrent_studies, measure_config(s))
             self._loader.warm_up()
             servicer = EncoderServicer(identity, self._triton_client, self._loader, self.triton_config, s)
             self._grpc = GrpcServer([ServiceBinding(ADD_SERVICER,
@@ -62,7 +72,8 @@ class EncoderServer(ServiceHost):
             raise
         self._grpc.set_serving(self._triton_client.is_ready())  # an external Triton may be down already
         threading.Thread(target=self._watch_triton, name="triton-health", daemon=True).start()
-        log.info("EncoderService on %s (Triton %s, model %s)", self._grpc.address, triton_url, identity.version)
+        log.info("EncoderService on %s (Triton %s, model %s, measurements %s)", self._grpc.address, triton_url,
+                 identity.version, self._loader.segmenter_version or "off")
         return self
 
     def _watch_triton(self) -> None:

@@ -13,6 +13,7 @@ import numpy as np
 from cmr.config import Settings
 from cmr.dicom import Exam
 from cmr.model.inference import MAX_TEXT_CHARS
+from cmr.quant.proto import to_proto as measurements_to_proto
 from cmr.rpc.errors import InvalidArgument, ResourceExhausted, rpc_errors
 from cmr.rpc.messages import to_vector
 from cmr.v1 import common_pb2, encoder_pb2, encoder_pb2_grpc
@@ -76,10 +77,19 @@ class EncoderServicer(encoder_pb2_grpc.EncoderServiceServicer):
         source = read_upload(request_iterator, max_bytes=self.limits.max_upload_bytes,
                              max_files=self.limits.max_files, roots=self.settings.study_roots)
         remaining = context.time_remaining()
-        exam = self.loader.load(source, timeout_s=remaining)
+        loaded = self.loader.load_measured(source, timeout_s=remaining)
+        exam = loaded.exam
         vec = self._encode_exam_arrays(exam.pixels_uint8(), exam.mask)
+        measurements = None
+        if loaded.measured is not None:
+            if loaded.measured.error is not None:
+                # The type only (the text could quote header values); the traceback at DEBUG.
+                log.warning("measuring a study failed (%s); it was encoded without measurements",
+                            loaded.measured.error)
+                log.debug("measurement traceback (decoder worker):\n%s", loaded.measured.traceback)
+            measurements = measurements_to_proto(loaded.measured.measurements)
         return encoder_pb2.EncodeStudyResponse(embedding=to_vector(vec), model=self._model_info(IMAGE_MODEL),
-                                               study=loader_report(exam))
+                                               study=loader_report(exam), measurements=measurements)
 
     @rpc_errors
     def EncodeExam(self, request: encoder_pb2.EncodeExamRequest,

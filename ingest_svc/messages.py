@@ -101,10 +101,14 @@ def content_digest(impression: str, labels: Sequence[str]) -> str:
     return hashlib.sha256("\x1f".join([impression, *sorted(labels)]).encode()).hexdigest()[:16]
 
 
-def embedding_event_id(study_key: str, model_version: str, impression: str, labels: Sequence[str]) -> str:
+def embedding_event_id(study_key: str, model_version: str, impression: str, labels: Sequence[str],
+                       segmenter_version: str = "") -> str:
     """Deterministic: a redelivered NewExam (after a crash) or a duplicate of an indexed study yields the same
-    id, so subscribers de-duplicate on event_id; a new report or a new model gives a new id."""
-    return str(uuid.uuid5(EVENT_NAMESPACE, f"{study_key}|{model_version}|{content_digest(impression, labels)}"))
+    id, so subscribers de-duplicate on event_id; a new report, a new model or measurements by another
+    segmenter (segmenter_version, "" when not measured: the id of an unmeasured event is unchanged) give a
+    new id."""
+    name = f"{study_key}|{model_version}|{content_digest(impression, labels)}"
+    return str(uuid.uuid5(EVENT_NAMESPACE, f"{name}|{segmenter_version}" if segmenter_version else name))
 
 
 # --- building and decoding -------------------------------------------------------------------------------------
@@ -146,11 +150,14 @@ def decode_new_exam(value: bytes | None) -> events_pb2.NewExam:
 
 def embedding_created(*, study_key: str, model: common_pb2.ModelInfo, exam_point_id: str,
                       embedding: Sequence[float], scores: Iterable[common_pb2.FindingScore], views: Sequence[str],
-                      impression: str, labels: Sequence[str], source_event_id: str) -> events_pb2.EmbeddingCreated:
+                      impression: str, labels: Sequence[str], source_event_id: str,
+                      measurements: common_pb2.CardiacMeasurements | None = None) -> events_pb2.EmbeddingCreated:
+    segmenter = "" if measurements is None else measurements.model
     return events_pb2.EmbeddingCreated(
-        event_id=embedding_event_id(study_key, model.version, impression, labels), study_key=study_key,
+        event_id=embedding_event_id(study_key, model.version, impression, labels, segmenter), study_key=study_key,
         model=model, exam_point_id=exam_point_id, image_embedding=common_pb2.Vector(values=list(embedding)),
-        finding_scores=list(scores), views=list(views), created_at=_timestamp(), source_event_id=source_event_id)
+        finding_scores=list(scores), views=list(views), created_at=_timestamp(), source_event_id=source_event_id,
+        measurements=measurements)
 
 
 @dataclass(frozen=True)

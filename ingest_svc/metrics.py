@@ -3,7 +3,8 @@
     cmr_ingest_messages_total{outcome}        indexed | duplicate | dead_letter   (throughput: rate() of it)
     cmr_ingest_dead_letters_total{stage}      why studies were refused
     cmr_ingest_retries_total{stage}           transient failures retried
-    cmr_ingest_stage_seconds{stage}           fetch, parse, deidentify, assemble, encode, upsert, score, publish
+    cmr_ingest_stage_seconds{stage}           fetch, parse, deidentify, assemble, measure, encode, upsert,
+                                              score, publish
     cmr_ingest_study_seconds                  a whole message, poll to commit
     cmr_ingest_consumer_lag{partition}        records behind the partition's end (high-water mark - position)
     cmr_ingest_last_commit_timestamp_seconds  liveness: when an offset was last committed

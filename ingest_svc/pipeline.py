@@ -1,6 +1,6 @@
 """One study through the ingest stages, each timed:
 
-    fetch -> parse -> de-identify -> (duplicate?) -> build the exam tensor -> encode -> upsert -> score
+    fetch -> parse -> de-identify -> (duplicate?) -> build the exam tensor, measure -> encode -> upsert -> score
 
 The DICOM is de-identified right after parsing, before anything else reads it; the worker then builds the exam
 tensor itself (the architecture's plan: only pixels travel to EncoderService, never headers) and sends the
@@ -9,6 +9,14 @@ impression (cleaned of the patient's identifiers) with de-identified metadata to
 The study key is the keyed hash of the *source* StudyInstanceUID (SearchService hashes the UID it is given and
 never stores it): a study sent twice - from a folder and later from the PACS - is the same entry. De-identified
 files carry pseudonymous UIDs instead.
+
+Measurements (settings.measure): the study loaded for the exam tensor is also segmented and measured in this
+process (cmr.quant: LVEF, volumes, mass). De-identification removes PatientSize and PatientWeight (basic
+profile "X"), which the indexed volumes (per m² of body surface area) need: the two numbers are read from the
+parsed headers just before de-identification, kept in memory only, and given to the de-identified study that
+is measured. The DICOM stays de-identified as before; what reaches the index and the event are the measured
+values, the body surface area and the indexed volumes (what PS3.15's Retain Patient Characteristics option
+allows to keep). A study whose measuring fails is indexed anyway, with quality "failed" and the reason.
 
 A NewExam whose study is already indexed by the current model with the same impression and labels is a
 duplicate: nothing is re-encoded, the embedding event is published again (same deterministic event_id, so
@@ -36,9 +44,11 @@ from pydicom.dataset import Dataset
 from cmr.config import Settings
 from cmr.dicom import ExamSpec, load_study
 from cmr.dicom.errors import NotDicomError
+from cmr.quant.proto import to_proto as measurements_to_proto
 from cmr.rpc.messages import to_vector
 from cmr.v1 import common_pb2, events_pb2, search_pb2
 from encoder_svc.client import EncoderClient
+from encoder_svc.measuring import StudyMeasurer
 from ingest_svc.deid import Deidentifier, scrub_text
 from ingest_svc.fetch import StudyFetcher, StudyFiles
 from ingest_svc.messages import IngestFailure, Stage, embedding_created, failure_from
@@ -47,7 +57,7 @@ from search_svc.store.schema import point_id, study_key
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
-TIMED_STAGES = ("fetch", "parse", "deidentify", "assemble", "encode", "upsert", "score")
+TIMED_STAGES = ("fetch", "parse", "deidentify", "assemble", "measure", "encode", "upsert", "score")
 
 
 @dataclass
@@ -99,6 +109,26 @@ def parse_files(files: StudyFiles) -> tuple[list[Dataset], StudyFiles]:
     return datasets, rejects
 
 
+def _positive(value: object) -> float | None:
+    try:
+        f = float(value)  # type: ignore[arg-type]  # DS, IS, str or a number
+    except (TypeError, ValueError):
+        return None
+    return f if np.isfinite(f) and f > 0 else None
+
+
+def body_size(datasets: list[Dataset]) -> tuple[float | None, float | None]:
+    """(height m, weight kg) of the patient: PatientSize and PatientWeight of the first headers that carry
+    them (as the study loader reads them). Call it before de-identification removes them."""
+    height = weight = None
+    for ds in datasets:
+        height = height or _positive(ds.get("PatientSize"))
+        weight = weight or _positive(ds.get("PatientWeight"))
+        if height and weight:
+            break
+    return height, weight
+
+
 class StudyPipeline:
     def __init__(self, settings: Settings, encoder: EncoderClient, search: SearchClient,
                  fetcher: StudyFetcher | None = None, deidentifier: Deidentifier | None = None) -> None:
@@ -109,7 +139,14 @@ class StudyPipeline:
                                                max_bytes=settings.max_study_bytes,
                                                timeout_s=settings.dicomweb_timeout_s)
         self.deid = deidentifier or Deidentifier(settings.study_key_secret, keep_dates=settings.ingest_keep_dates)
+        self.measurer = (StudyMeasurer(settings.segmenter_checkpoint, settings.torch_threads) if settings.measure
+                         else None)
         self._context: ModelContext | None = None
+
+    def segmenter_version(self) -> str:
+        """The segmenter that measures ("" when measuring is off); loads it on first use (raises for a
+        missing or foreign checkpoint: the worker checks this at start)."""
+        return "" if self.measurer is None else self.measurer.version
 
     def context(self) -> ModelContext:
         if self._context is None:
@@ -146,6 +183,8 @@ class StudyPipeline:
                 raise IngestFailure(Stage.LOAD, "no DICOM images in the study", error_type=NotDicomError.__name__)
             skipped = len(rejects)
             del rejects
+        # Retained in memory for the body surface area only (see the module doc); never written anywhere.
+        height_m, weight_kg = body_size(datasets) if self.measurer is not None else (None, None)
         with timed("deidentify"):
             deid = self.deid.deidentify(datasets)
         impression = scrub_text(msg.report_text.strip(), deid.identifiers)
@@ -166,12 +205,25 @@ class StudyPipeline:
             event = embedding_created(study_key=key, model=ctx.model, exam_point_id=point_id(key),
                                       embedding=existing.image_embedding.values, scores=scores,
                                       views=list(existing.exam.views), impression=impression, labels=labels,
-                                      source_event_id=msg.event_id)
+                                      source_event_id=msg.event_id,
+                                      measurements=(existing.exam.measurements
+                                                    if existing.exam.HasField("measurements") else None))
             return Outcome(event, key, duplicate=True, created=False, seconds=seconds)
 
         with timed("assemble"):
-            exam = self._stage(Stage.LOAD, lambda: load_study(deid.datasets, settings=self.settings).to_exam(ctx.spec))
+            study = self._stage(Stage.LOAD, lambda: load_study(deid.datasets, settings=self.settings))
+            exam = self._stage(Stage.LOAD, lambda: study.to_exam(ctx.spec))
             del datasets, deid
+        measurements = None
+        if self.measurer is not None:
+            with timed("measure"):
+                study.patient_height_m, study.patient_weight_kg = height_m, weight_kg
+                measured = self.measurer.measure(study)
+            if measured.error is not None:
+                log.warning("study %s: measuring failed (%s); indexed without measurements", key, measured.error)
+                log.debug("measurement traceback:\n%s", measured.traceback)
+            measurements = measurements_to_proto(measured.measurements)
+        del study
         info = exam.study
         views = [k for k, v in exam.present.items() if v]
         with timed("encode"):
@@ -183,7 +235,8 @@ class StudyPipeline:
             study_instance_uid=source_uid, image_embedding=to_vector(vec),
             report_embedding=to_vector(report_vec) if report_vec is not None else None, impression=impression,
             study_date="" if info.study_date is None else info.study_date.isoformat(), vendor=info.manufacturer,
-            field_strength_t=info.field_strength or 0.0, views=views, labels=labels, model_version=ctx.model.version)
+            field_strength_t=info.field_strength or 0.0, views=views, labels=labels, model_version=ctx.model.version,
+            measurements=measurements)
         with timed("upsert"):
             reply = self._stage(Stage.UPSERT, lambda: self.search.upsert([upsert]))
         if reply.study_keys and reply.study_keys[0] != key:
@@ -194,7 +247,8 @@ class StudyPipeline:
             scores = self._stage(Stage.SCORE, lambda: list(self.search.zero_shot(embedding=vec).scores))
         event = embedding_created(study_key=key, model=ctx.model, exam_point_id=point_id(key),
                                   embedding=np.asarray(vec, np.float32).tolist(), scores=scores, views=views,
-                                  impression=impression, labels=labels, source_event_id=msg.event_id)
+                                  impression=impression, labels=labels, source_event_id=msg.event_id,
+                                  measurements=measurements)
         if skipped:
             log.info("study %s: %d files were not DICOM and were skipped", key, skipped)
         return Outcome(event, key, duplicate=False, created=reply.created > 0, seconds=seconds)
@@ -210,10 +264,13 @@ class StudyPipeline:
         e = got.exam
         same = (e.model_version == model_version and e.impression == impression
                 and sorted(e.labels) == sorted(labels))
+        if self.measurer is not None:
+            # Indexed before measuring was on, or by another segmenter: measure it now (re-index in place).
+            same = same and e.HasField("measurements") and e.measurements.model == self.segmenter_version()
         return got if same else None
 
     def _scores(self, existing: search_pb2.GetResponse) -> list[common_pb2.FindingScore]:
         return self._stage(Stage.SCORE, lambda: list(self.search.zero_shot(study_key=existing.exam.study_key).scores))
 
 
-__all__ = ["ModelContext", "Outcome", "StudyPipeline", "TIMED_STAGES", "parse_files"]
+__all__ = ["ModelContext", "Outcome", "StudyPipeline", "TIMED_STAGES", "body_size", "parse_files"]

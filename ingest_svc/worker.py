@@ -2,7 +2,7 @@
 more workers, up to the partition count).
 
 For each record, in partition order:
-    decode -> StudyPipeline (fetch, parse, de-identify, tensor, encode, upsert, score)
+    decode -> StudyPipeline (fetch, parse, de-identify, tensor, measure, encode, upsert, score)
            -> publish EmbeddingCreated (awaited) -> commit the record's offset
 Delivery: at least once. A crash anywhere before the commit repeats the study; the upsert is idempotent (point
 id from the study key) and the event id is deterministic, so the index holds one entry per study and
@@ -92,6 +92,12 @@ class IngestWorker:
             for client in (encoder, search):
                 self._wait_ready(client, 180)
             self._pipeline = StudyPipeline(s, encoder, search)
+            if s.measure:  # fail fast on a missing or foreign segmentation checkpoint, as on the encoder
+                try:
+                    log.info("measuring with %s", self._pipeline.segmenter_version())
+                except (OSError, ValueError, RuntimeError) as exc:
+                    raise RuntimeError(f"the segmenter for measurements cannot be loaded: {exc}; fix "
+                                       "CMR_SEGMENTER_CHECKPOINT, or set CMR_MEASURE=false") from exc
         self._pipeline.context()  # fail fast (and once) if the encoder cannot describe its model
         ensure_topics(s)
         self._producer = make_producer(s)

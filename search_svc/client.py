@@ -7,23 +7,85 @@
 
 from __future__ import annotations
 
+import math
+import re
 from collections.abc import Iterable, Sequence
 from typing import Any
 
 import numpy as np
 
 from cmr.config import Settings, get_settings
+from cmr.quant.volumes import MEASUREMENT_FIELDS
 from cmr.rpc.client import open_channel, wait_for_health
 from cmr.rpc.messages import to_vector
 from cmr.v1 import common_pb2, search_pb2, search_pb2_grpc
 
+_NUMBER = r"[-+]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][-+]?\d+)?"
+_COMPARISON = re.compile(rf"^\s*([a-z0-9_]+)\s*(<=|>=|<|>)\s*({_NUMBER})\s*$", re.IGNORECASE)
+_INTERVAL = re.compile(rf"^\s*([a-z0-9_]+)\s*(?:=|:|\s)\s*({_NUMBER})?\s*\.\.\s*({_NUMBER})?\s*$", re.IGNORECASE)
+WHERE_SYNTAX = "NAME<X, NAME<=X, NAME>X, NAME>=X or NAME=A..B (e.g. 'lvef_pct<35', 'lvedv_ml=150..250')"
+
+
+def _strict(bound: float, direction: float) -> float:
+    """The next float32 value past `bound` towards `direction`: the service's ranges are closed and its bounds
+    32-bit, so `< 35` is `<= 34.999996`, which excludes a stored 35.0 and keeps 34.99."""
+    return float(np.nextafter(np.float32(bound), np.float32(direction)))
+
+
+def parse_where(text: str) -> common_pb2.MeasurementRange:
+    """A measurement range written as WHERE_SYNTAX -> MeasurementRange. `<` and `>` are strict, `<=`, `>=` and
+    A..B inclusive (either end of A..B may be left out). ValueError with one line saying what is wrong."""
+    text = text.strip()
+    m = _COMPARISON.match(text)
+    if m:
+        name, op, num = m.group(1).lower(), m.group(2), float(m.group(3))
+        lo = hi = None
+        if op == "<":
+            hi = _strict(num, -math.inf)
+        elif op == "<=":
+            hi = num
+        elif op == ">":
+            lo = _strict(num, math.inf)
+        else:
+            lo = num
+    else:
+        m = _INTERVAL.match(text)
+        if not m:
+            raise ValueError(f"cannot read {text!r} as a measurement range: write {WHERE_SYNTAX}")
+        name = m.group(1).lower()
+        lo = None if m.group(2) is None else float(m.group(2))
+        hi = None if m.group(3) is None else float(m.group(3))
+        if lo is None and hi is None:
+            raise ValueError(f"{text!r}: give at least one bound of the range A..B")
+        if lo is not None and hi is not None and lo > hi:
+            raise ValueError(f"{text!r}: the range {lo:g}..{hi:g} is empty (its start is above its end)")
+    if name not in MEASUREMENT_FIELDS:
+        raise ValueError(f"{text!r}: unknown measurement {name!r}; valid: {', '.join(MEASUREMENT_FIELDS)}")
+    for v in (lo, hi):
+        if v is not None and not math.isfinite(v):
+            raise ValueError(f"{text!r}: bounds must be finite numbers")
+    r = common_pb2.MeasurementRange(measure=name)
+    if lo is not None:
+        r.min = lo
+    if hi is not None:
+        r.max = hi
+    return r
+
+
+def measurement_ranges(where: Iterable[str | common_pb2.MeasurementRange]) -> list[common_pb2.MeasurementRange]:
+    return [w if isinstance(w, common_pb2.MeasurementRange) else parse_where(w) for w in where]
+
 
 def search_filter(vendors: Sequence[str] = (), field_strengths_t: Sequence[float] = (), date_from: str = "",
                   date_to: str = "", views_all: Sequence[str] = (), labels_all: Sequence[str] = (),
-                  labels_none: Sequence[str] = ()) -> search_pb2.SearchFilter:
+                  labels_none: Sequence[str] = (),
+                  where: Sequence[str | common_pb2.MeasurementRange] = ()) -> search_pb2.SearchFilter:
+    """`where`: measurement ranges, as MeasurementRange messages or text ('lvef_pct<35', see parse_where);
+    every one must hold, and an exam without that measurement never matches."""
     return search_pb2.SearchFilter(vendors=list(vendors), field_strengths_t=list(field_strengths_t),
                                    date_from=date_from, date_to=date_to, views_all=list(views_all),
-                                   labels_all=list(labels_all), labels_none=list(labels_none))
+                                   labels_all=list(labels_all), labels_none=list(labels_none),
+                                   measurements=measurement_ranges(where))
 
 
 def study_query(study_key: str | None = None, embedding: np.ndarray | None = None, path: str | None = None,

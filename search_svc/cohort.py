@@ -15,6 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 from numpy.typing import NDArray
 
+from cmr.quant.volumes import MEASUREMENT_FIELDS
 from search_svc.index import ExamIndex
 from search_svc.store import ExamFilter, ExamPayload
 
@@ -123,8 +124,10 @@ def parse_page_token(token: str, query: CohortQuery) -> int:
     return offset
 
 
+# One column per measurement (empty where the exam was not measured or the value could not be), then the
+# quality flag ("" for an exam never measured) and its reasons.
 EXPORT_COLUMNS = ("rank", "study_key", "score", "study_date", "vendor", "field_strength_t", "views", "labels",
-                  "impression")
+                  "impression", *MEASUREMENT_FIELDS, "measurement_quality", "measurement_notes")
 
 
 def to_table(cohort: Cohort):  # noqa: ANN201 - pandas.DataFrame
@@ -133,11 +136,16 @@ def to_table(cohort: Cohort):  # noqa: ANN201 - pandas.DataFrame
     rows = []
     for rank, m in enumerate(cohort.members, 1):
         p = m.payload
+        q = p.measurements
         rows.append({"rank": rank, "study_key": p.study_key, "score": round(m.score, 4), "study_date": p.study_date,
                      "vendor": p.vendor, "field_strength_t": p.field_strength_t, "views": ";".join(p.views),
                      "labels": ";".join(p.labels), "impression": p.impression,
+                     **{k: None if q is None else q.get(k) for k in MEASUREMENT_FIELDS},
+                     "measurement_quality": "" if q is None else q.quality,
+                     "measurement_notes": "" if q is None else "; ".join(q.quality_reasons),
                      **{f"p[{ph}]": v for ph, v in m.phrase_scores.items()}})
-    return pd.DataFrame(rows, columns=[*EXPORT_COLUMNS, *(f"p[{ph}]" for ph in cohort.query.phrases)])
+    table = pd.DataFrame(rows, columns=[*EXPORT_COLUMNS, *(f"p[{ph}]" for ph in cohort.query.phrases)])
+    return table.astype({k: "float64" for k in MEASUREMENT_FIELDS})
 
 
 def export_bytes(cohort: Cohort, fmt: str) -> tuple[bytes, str, str]:

@@ -18,6 +18,7 @@ from search_svc.store import (
     EXAMS,
     REPORTS,
     ExamFilter,
+    ExamMeasurements,
     ExamPayload,
     ScoredHit,
     StoredRecord,
@@ -47,6 +48,7 @@ class ExamEntry:
     field_strength_t: float | None = None
     views: tuple[str, ...] = ()
     labels: tuple[str, ...] = ()
+    measurements: ExamMeasurements | None = None  # None: not measured
 
 
 class ExamIndex:
@@ -76,7 +78,7 @@ class ExamIndex:
             payload = ExamPayload(study_key=key, vendor=normalise_vendor(e.manufacturer),
                                   model_version=e.model_version, study_date=e.study_date,
                                   field_strength_t=e.field_strength_t or None, views=e.views, labels=e.labels,
-                                  impression=e.impression)
+                                  impression=e.impression, measurements=e.measurements)
             exam_points.append(VectorPoint.for_exam(payload, e.image_embedding))
             if e.report_embedding is not None:
                 report_points.append(VectorPoint.for_exam(payload, e.report_embedding))

@@ -16,6 +16,8 @@ from numpy.typing import NDArray
 
 from cmr.findings import Calibration, ZeroShotClassifier
 from cmr.model.inference import MAX_TEXT_CHARS
+from cmr.quant.proto import from_proto as measurements_from_proto
+from cmr.quant.proto import to_proto as measurements_to_proto
 from cmr.rpc.errors import (
     FailedPrecondition,
     InvalidArgument,
@@ -33,7 +35,7 @@ from search_svc import cohort as cohorts
 from search_svc.few_shot import LOGISTIC, PROTOTYPE, FewShotClassifier
 from search_svc.admin.router import IndexRouter, Served
 from search_svc.index import ExamEntry, ExamIndex
-from search_svc.store import ExamFilter, ExamPayload, StoreError
+from search_svc.store import ExamFilter, ExamMeasurements, ExamPayload, MeasureRange, StoreError
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -61,14 +63,50 @@ class SearchLimits:
 def exam_record(p: ExamPayload) -> search_pb2.ExamRecord:
     return search_pb2.ExamRecord(study_key=p.study_key, study_date=p.study_date or "", study_year=p.study_year or 0,
                                  vendor=p.vendor, field_strength_t=p.field_strength_t or 0.0, views=list(p.views),
-                                 impression=p.impression, labels=list(p.labels), model_version=p.model_version)
+                                 impression=p.impression, labels=list(p.labels), model_version=p.model_version,
+                                 measurements=measurements_message(p.measurements))
+
+
+def measurements_message(m: ExamMeasurements | None) -> common_pb2.CardiacMeasurements | None:
+    """The stored measurements as the contract's message; None (field unset) for an exam never measured."""
+    return None if m is None else measurements_to_proto(m.to_measurements())
+
+
+def stored_measurements(msg: common_pb2.CardiacMeasurements) -> ExamMeasurements | None:
+    """An upsert's measurements as stored; None for an empty message (the sender did not measure).
+    ValueError for values the payload refuses (unknown names, NaN, bad quality)."""
+    m = measurements_from_proto(msg)
+    if m is None:
+        if msg.ByteSize():
+            raise ValueError("values without a quality: set quality ('ok', 'check' or 'failed') and model, as "
+                             "cmr.quant.proto.to_proto does")
+        return None
+    return ExamMeasurements.from_measurements(m)
+
+
+def _f32(value: float) -> float:
+    """A proto float (32-bit) bound as the decimal it was written as: 35.3 arrives as 35.29999923706055 and
+    would exclude a stored 35.3 from `<= 35.3`."""
+    return float(str(np.float32(value)))
+
+
+def measure_ranges(ranges: Sequence[common_pb2.MeasurementRange]) -> tuple[MeasureRange, ...]:
+    out = []
+    for i, r in enumerate(ranges):
+        try:
+            out.append(MeasureRange(r.measure.strip(), _f32(r.min) if r.HasField("min") else None,
+                                    _f32(r.max) if r.HasField("max") else None))
+        except ValueError as exc:
+            raise InvalidArgument(f"filter.measurements[{i}]: {exc}") from exc
+    return tuple(out)
 
 
 def exam_filter(f: search_pb2.SearchFilter, exclude: Sequence[str] = ()) -> ExamFilter:
+    ranges = measure_ranges(f.measurements)
     try:
         return ExamFilter(vendors=tuple(v.lower() for v in f.vendors), field_strengths_t=tuple(f.field_strengths_t),
                           date_from=f.date_from or None, date_to=f.date_to or None, views_all=tuple(f.views_all),
-                          labels_all=tuple(f.labels_all), labels_none=tuple(f.labels_none),
+                          labels_all=tuple(f.labels_all), labels_none=tuple(f.labels_none), measurements=ranges,
                           study_keys_none=tuple(exclude))
     except (ValueError, TypeError) as exc:
         raise InvalidArgument(f"filter: {exc}") from exc
@@ -391,11 +429,15 @@ class SearchServicer(search_pb2_grpc.SearchServiceServicer):
             report = from_vector(e.report_embedding, dim) if e.report_embedding.values else None
         except ValueError as exc:
             raise InvalidArgument(f"exam {i}: {exc}") from exc
+        try:
+            measurements = stored_measurements(e.measurements) if e.HasField("measurements") else None
+        except ValueError as exc:
+            raise InvalidArgument(f"exam {i}: measurements: {exc}") from exc
         return ExamEntry(study_instance_uid=e.study_instance_uid.strip(), image_embedding=image,
                          model_version=e.model_version, report_embedding=report, impression=e.impression,
                          study_date=e.study_date or None, manufacturer=e.vendor,
                          field_strength_t=e.field_strength_t or None, views=tuple(e.views),
-                         labels=tuple(e.labels)), served
+                         labels=tuple(e.labels), measurements=measurements), served
 
     @rpc_errors
     def Upsert(self, request: search_pb2.UpsertRequest, context: grpc.ServicerContext) -> search_pb2.UpsertResponse:
@@ -447,4 +489,5 @@ class SearchServicer(search_pb2_grpc.SearchServiceServicer):
                                         by_vendor=vendors, model_versions=versions, model=model_info(served))
 
 
-__all__ = ["SearchServicer", "SearchLimits", "StoreError", "exam_filter", "exam_record"]
+__all__ = ["SearchServicer", "SearchLimits", "StoreError", "exam_filter", "exam_record", "measure_ranges",
+           "measurements_message", "stored_measurements"]

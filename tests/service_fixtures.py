@@ -1,6 +1,11 @@
 """Shared fixtures of the service tests: synthetic studies with labels, and one real Triton + EncoderService
 for the whole run (Triton takes ~15 s to start), on free ports, serving the shipped CMR-CLIP model.
-Registered in tests/integration/conftest.py."""
+Registered in tests/integration/conftest.py.
+
+The shared encoder does not measure (CMR_MEASURE=false): segmenting a synthetic SAX stack costs seconds of
+CPU per EncodeStudy, and most service tests encode dozens of studies. `measuring_encoder` is a second
+EncoderService with measuring on, in front of the same Triton (the external-Triton deployment): no second
+Triton to start."""
 
 from __future__ import annotations
 
@@ -44,7 +49,7 @@ def encoder_settings(synth_dir: Path, tmp_path_factory: pytest.TempPathFactory) 
                     triton_http_port=http_port, triton_metrics_port=metrics_port, triton_exit_timeout_s=1,
                     study_roots=[synth_dir, REALDATA], max_upload_bytes=MAX_UPLOAD,
                     grpc_max_message_bytes=MAX_MESSAGE, max_texts_per_request=16, max_concurrent_studies=1,
-                    request_timeout_s=60)
+                    request_timeout_s=60, measure=False)
 
 
 @pytest.fixture(scope="session")
@@ -56,6 +61,16 @@ def encoder_server(encoder_settings: Settings) -> Iterator[EncoderServer]:
 @pytest.fixture(scope="session")
 def encoder(encoder_server: EncoderServer, encoder_settings: Settings) -> Iterator[EncoderClient]:
     with EncoderClient(encoder_server.address, settings=encoder_settings) as client:
+        client.wait_ready(60)
+        yield client
+
+
+@pytest.fixture(scope="session")
+def measuring_encoder(encoder_server: EncoderServer, encoder_settings: Settings) -> Iterator[EncoderClient]:
+    """An EncoderService that measures (the shipped segmenter), sharing the session's Triton."""
+    settings = encoder_settings.model_copy(update={"measure": True, "triton_url": encoder_server.triton_config.url,
+                                                   "request_timeout_s": 180})
+    with EncoderServer(settings, port=0) as server, EncoderClient(server.address, settings=settings) as client:
         client.wait_ready(60)
         yield client
 

@@ -71,7 +71,8 @@ class DirectIndexer:
             study_instance_uid=enc.study.study_instance_uid, image_embedding=to_vector(enc.embedding),
             report_embedding=to_vector(text), impression=record["impression"], study_date=enc.study.study_date,
             vendor=enc.study.manufacturer, field_strength_t=enc.study.field_strength_t,
-            views=list(enc.study.slots_present), labels=labels_of(record), model_version=enc.model.version))
+            views=list(enc.study.slots_present), labels=labels_of(record), model_version=enc.model.version,
+            measurements=enc.measurements))
         if len(self.pending) >= BATCH:
             self.flush()
 

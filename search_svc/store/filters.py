@@ -8,14 +8,24 @@ Clause -> Qdrant condition (identical in both engines):
     NumberNear(key, vs, tol)    Filter(should=[FieldCondition(key, range=[v-tol, v+tol]) for v in vs])
                                 (MatchAny takes only strings and integers, hence ranges for floats)
     DateRange(key, gte, lt)     FieldCondition(key, range=DatetimeRange(gte, lt))
+    NumberRange(key, gte, lte)  FieldCondition(key, range=[gte, lte]); with neither bound the range is
+                                [-DBL_MAX, unbounded): "has a value" (a point lacking the key never matches a range)
 """
 
 from __future__ import annotations
 
+import sys
+
 import qdrant_edge as edge
 from qdrant_client import models as qm
 
-from search_svc.store.schema import AnyOf, Clause, Contains, DateRange, ExamFilter, NumberNear
+from search_svc.store.schema import AnyOf, Clause, Contains, DateRange, ExamFilter, NumberNear, NumberRange
+
+_ANY_NUMBER = -sys.float_info.max  # lower bound of an unbounded range: finite, so JSON (a server) carries it
+
+
+def _bounds(gte: float | None, lte: float | None) -> tuple[float | None, float | None]:
+    return (_ANY_NUMBER if gte is None and lte is None else gte), lte
 
 
 def to_edge_filter(exam_filter: ExamFilter | None) -> edge.Filter | None:
@@ -40,6 +50,9 @@ def _edge_condition(clause: Clause) -> edge.FieldCondition | edge.Filter:
                 edge.FieldCondition(key, range=edge.RangeFloat(gte=v - tol, lte=v + tol)) for v in values])
         case DateRange(key, gte, lt):
             return edge.FieldCondition(key, range=edge.RangeDateTime(gte=gte, lt=lt))
+        case NumberRange(key, gte, lte):
+            lo, hi = _bounds(gte, lte)
+            return edge.FieldCondition(key, range=edge.RangeFloat(gte=lo, lte=hi))
     raise TypeError(f"no qdrant_edge translation for {clause!r}")
 
 
@@ -65,4 +78,7 @@ def _client_condition(clause: Clause) -> qm.FieldCondition | qm.Filter:
                                      for v in values])
         case DateRange(key, gte, lt):
             return qm.FieldCondition(key=key, range=qm.DatetimeRange(gte=gte, lt=lt))
+        case NumberRange(key, gte, lte):
+            lo, hi = _bounds(gte, lte)
+            return qm.FieldCondition(key=key, range=qm.Range(gte=lo, lte=hi))
     raise TypeError(f"no qdrant_client translation for {clause!r}")

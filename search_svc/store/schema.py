@@ -5,6 +5,11 @@ Only de-identified fields are stored. The StudyInstanceUID never reaches the ind
 ingesting the same study again overwrites its point instead of adding a second one. `ExamPayload` refuses
 keys it does not know, so a new field is a deliberate schema change, not an accident.
 
+Measurements (`ExamMeasurements`, from cmr.quant at ingestion) are stored nested under "measurements": the
+numeric fields at `measurements.<field>` (float payload indexes, range filters), with the quality flag, its
+reasons, why a value is absent and the segmenter version beside them. A value that could not be measured is
+left out, so a range on it never matches; points written before measurements existed have none at all.
+
 `ExamFilter` is the one filter model of the service. `ExamFilter.clauses()` turns it into a few neutral
 clauses that each engine translates one-to-one (`filters.py`), which keeps the engines' semantics equal.
 """
@@ -14,12 +19,15 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import hmac
+import math
 import re
 import uuid
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any, Final
+
+from cmr.quant.volumes import MEASUREMENT_FIELDS, Measurements
 
 # --- collections --------------------------------------------------------------------------------------------
 EXAMS: Final = "exams"  # one image embedding per exam
@@ -42,6 +50,10 @@ MAX_LIST_ITEMS: Final = 64
 _TOKEN = re.compile(r"^[a-z0-9][a-z0-9_.:@-]{0,63}$")  # a view, a label or a model version ("name@hash")
 _STUDY_KEY = re.compile(rf"^[0-9a-f]{{{STUDY_KEY_HEX_CHARS}}}$")
 _DICOM_UID = re.compile(r"^[0-9]+(\.[0-9]+)*$")
+MEASUREMENT_QUALITIES: Final[tuple[str, ...]] = ("ok", "check", "failed")
+MAX_MEASUREMENT_TEXT: Final = 500  # one quality reason or one "unavailable" explanation
+MAX_CURVE_POINTS: Final = 1024  # phases of the LV volume curve
+_MEASUREMENT_MODEL = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:@+-]{0,127}$")  # a segmenter version "name@hash"
 # A fixed namespace for point ids: uuid5 of the study key under it is the same on every machine.
 POINT_ID_NAMESPACE: Final = uuid.uuid5(uuid.NAMESPACE_URL, "urn:cmr-search:study-key")
 
@@ -65,6 +77,7 @@ PAYLOAD_INDEXES: Final[Mapping[str, IndexKind]] = {
     "views": IndexKind.KEYWORD,
     "labels": IndexKind.KEYWORD,
     "model_version": IndexKind.KEYWORD,
+    **{f"measurements.{m}": IndexKind.FLOAT for m in MEASUREMENT_FIELDS},
 }
 
 
@@ -133,6 +146,123 @@ def _field_strength(value: Any, what: str) -> float:
     return float(value)
 
 
+def _texts(values: Iterable[str], what: str) -> tuple[str, ...]:
+    if isinstance(values, (str, bytes)):
+        raise ValueError(f"{what} must be a list of strings, not one string")
+    out = tuple(values)
+    if len(out) > MAX_LIST_ITEMS:
+        raise ValueError(f"{what} has {len(out)} items (at most {MAX_LIST_ITEMS})")
+    for v in out:
+        if not isinstance(v, str) or len(v) > MAX_MEASUREMENT_TEXT:
+            raise ValueError(f"{what} items must be strings of at most {MAX_MEASUREMENT_TEXT} characters")
+    return out
+
+
+def _finite(value: Any, what: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(float(value)):
+        raise ValueError(f"{what} must be a finite number, got {value!r}")
+    return float(value)
+
+
+def _unknown_measures(names: Iterable[str]) -> list[str]:
+    return sorted(set(names) - set(MEASUREMENT_FIELDS))
+
+
+def measure_names() -> str:
+    return ", ".join(MEASUREMENT_FIELDS)
+
+
+@dataclass(frozen=True)
+class ExamMeasurements:
+    """The stored form of a study's cmr.quant Measurements (see the module doc). `values` holds only what was
+    measured (MEASUREMENT_FIELDS names, rounded to 0.01); `unavailable` says why the others are absent."""
+
+    values: Mapping[str, float] = field(default_factory=dict, hash=False)
+    quality: str = "failed"
+    quality_reasons: tuple[str, ...] = ()
+    unavailable: Mapping[str, str] = field(default_factory=dict, hash=False)
+    model: str = ""  # the segmenter version that measured
+    ed_phase: int | None = None
+    es_phase: int | None = None
+    lv_volume_curve_ml: tuple[float, ...] = ()
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.values, Mapping):
+            raise ValueError("measurement values must be a mapping of measure name -> number")
+        unknown = _unknown_measures(self.values)
+        if unknown:
+            raise ValueError(f"unknown measurements {unknown}; valid: {measure_names()}")
+        values = {k: round(_finite(self.values[k], f"measurement {k}"), 2) for k in MEASUREMENT_FIELDS
+                  if k in self.values and self.values[k] is not None}
+        object.__setattr__(self, "values", values)
+        if self.quality not in MEASUREMENT_QUALITIES:
+            raise ValueError(f"measurement quality must be one of {MEASUREMENT_QUALITIES}, got {self.quality!r}")
+        object.__setattr__(self, "quality_reasons", _texts(self.quality_reasons, "quality_reasons"))
+        if not isinstance(self.unavailable, Mapping):
+            raise ValueError("unavailable must be a mapping of measure name -> reason")
+        unknown = _unknown_measures(self.unavailable)
+        if unknown:
+            raise ValueError(f"unavailable names unknown measurements {unknown}; valid: {measure_names()}")
+        reasons = _texts(list(self.unavailable.values()), "unavailable reasons")
+        object.__setattr__(self, "unavailable", {k: r for k, r in zip(self.unavailable, reasons)
+                                                 if k not in values})
+        if self.model and (not isinstance(self.model, str) or not _MEASUREMENT_MODEL.match(self.model)):
+            raise ValueError(f"measurement model must be a segmenter version like 'cmr-seg-small@1a2b3c', "
+                             f"got {self.model!r}")
+        for name in ("ed_phase", "es_phase"):
+            v = getattr(self, name)
+            if v is not None and (isinstance(v, bool) or not isinstance(v, int) or not 0 <= v < MAX_CURVE_POINTS):
+                raise ValueError(f"{name} must be a phase index in 0..{MAX_CURVE_POINTS - 1}, got {v!r}")
+        curve = tuple(round(_finite(v, "lv_volume_curve_ml item"), 1) for v in self.lv_volume_curve_ml)
+        if len(curve) > MAX_CURVE_POINTS:
+            raise ValueError(f"lv_volume_curve_ml has {len(curve)} points (at most {MAX_CURVE_POINTS})")
+        object.__setattr__(self, "lv_volume_curve_ml", curve)
+
+    def get(self, measure: str) -> float | None:
+        return self.values.get(measure)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The stored sub-payload: measured values at the top (the filterable `measurements.<field>` keys)."""
+        d: dict[str, Any] = dict(self.values)
+        d.update(quality=self.quality, quality_reasons=list(self.quality_reasons),
+                 unavailable=dict(self.unavailable), model=self.model,
+                 lv_volume_curve_ml=list(self.lv_volume_curve_ml))
+        if self.ed_phase is not None:
+            d["ed_phase"] = self.ed_phase
+        if self.es_phase is not None:
+            d["es_phase"] = self.es_phase
+        return d
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> ExamMeasurements:
+        if not isinstance(data, Mapping):
+            raise ValueError(f"measurements must be an object, got {type(data).__name__}")
+        unknown = sorted(set(data) - _MEASUREMENT_KEYS)
+        if unknown:
+            raise ValueError(f"measurements have unknown keys {unknown}; allowed: {sorted(_MEASUREMENT_KEYS)}")
+        return cls(values={k: data[k] for k in MEASUREMENT_FIELDS if data.get(k) is not None},
+                   quality=data.get("quality", "failed"), quality_reasons=tuple(data.get("quality_reasons") or ()),
+                   unavailable=dict(data.get("unavailable") or {}), model=data.get("model") or "",
+                   ed_phase=data.get("ed_phase"), es_phase=data.get("es_phase"),
+                   lv_volume_curve_ml=tuple(data.get("lv_volume_curve_ml") or ()))
+
+    @classmethod
+    def from_measurements(cls, m: Measurements) -> ExamMeasurements:
+        return cls(values={k: v for k, v in m.values().items() if v is not None}, quality=m.quality,
+                   quality_reasons=tuple(m.quality_reasons), unavailable=dict(m.unavailable), model=m.model,
+                   ed_phase=m.ed_phase, es_phase=m.es_phase, lv_volume_curve_ml=tuple(m.lv_volume_curve_ml))
+
+    def to_measurements(self) -> Measurements:
+        return Measurements(**dict(self.values), quality=self.quality,  # type: ignore[arg-type]
+                            quality_reasons=list(self.quality_reasons), unavailable=dict(self.unavailable),
+                            model=self.model, ed_phase=self.ed_phase, es_phase=self.es_phase,
+                            lv_volume_curve_ml=list(self.lv_volume_curve_ml))
+
+
+_MEASUREMENT_KEYS: Final = frozenset({*MEASUREMENT_FIELDS, "quality", "quality_reasons", "unavailable", "model",
+                                      "ed_phase", "es_phase", "lv_volume_curve_ml"})
+
+
 @dataclass(frozen=True)
 class ExamPayload:
     """The de-identified description of one exam stored with each of its vectors."""
@@ -145,6 +275,7 @@ class ExamPayload:
     views: tuple[str, ...] = ()  # e.g. ("cine_sax", "cine_4ch", "lge_sax")
     labels: tuple[str, ...] = ()  # findings present, e.g. ("lv_dysfunction", "lge")
     impression: str = ""
+    measurements: ExamMeasurements | None = None  # None: not measured (or indexed before measurements existed)
 
     def __post_init__(self) -> None:
         if not isinstance(self.study_key, str) or not _STUDY_KEY.match(self.study_key):
@@ -163,6 +294,10 @@ class ExamPayload:
         object.__setattr__(self, "labels", _tokens(self.labels, "labels"))
         if not isinstance(self.impression, str) or len(self.impression) > MAX_IMPRESSION_CHARS:
             raise ValueError(f"impression must be a string of at most {MAX_IMPRESSION_CHARS} characters")
+        if isinstance(self.measurements, Mapping):
+            object.__setattr__(self, "measurements", ExamMeasurements.from_dict(self.measurements))
+        elif self.measurements is not None and not isinstance(self.measurements, ExamMeasurements):
+            raise ValueError(f"measurements must be ExamMeasurements, got {type(self.measurements).__name__}")
 
     @property
     def study_year(self) -> int | None:
@@ -183,6 +318,8 @@ class ExamPayload:
             d["study_year"] = self.study_year
         if self.field_strength_t is not None:
             d["field_strength_t"] = self.field_strength_t
+        if self.measurements is not None:
+            d["measurements"] = self.measurements.to_dict()
         return d
 
     @classmethod
@@ -199,6 +336,8 @@ class ExamPayload:
             study_date=data.get("study_date"), field_strength_t=data.get("field_strength_t"),
             views=tuple(data.get("views") or ()), labels=tuple(data.get("labels") or ()),
             impression=data.get("impression") or "",
+            measurements=(None if data.get("measurements") is None
+                          else ExamMeasurements.from_dict(data["measurements"])),
         )
         year = data.get("study_year")
         if year is not None and year != payload.study_year:
@@ -207,7 +346,7 @@ class ExamPayload:
 
 
 _PAYLOAD_KEYS: Final = frozenset({"study_key", "vendor", "model_version", "study_date", "study_year",
-                                  "field_strength_t", "views", "labels", "impression"})
+                                  "field_strength_t", "views", "labels", "impression", "measurements"})
 
 
 # --- the filter ---------------------------------------------------------------------------------------------
@@ -245,7 +384,40 @@ class DateRange:
     lt: str | None
 
 
-Clause = AnyOf | Contains | NumberNear | DateRange
+@dataclass(frozen=True)
+class NumberRange:
+    """gte <= field <= lte on a float field (either bound may be None; with neither: the field has a value)."""
+
+    key: str
+    gte: float | None
+    lte: float | None
+
+
+Clause = AnyOf | Contains | NumberNear | DateRange | NumberRange
+
+
+@dataclass(frozen=True)
+class MeasureRange:
+    """min <= measurement <= max (closed; an unset bound is open). A study without that measurement never
+    matches, whatever the bounds."""
+
+    measure: str
+    min: float | None = None
+    max: float | None = None
+
+    def __post_init__(self) -> None:
+        if self.measure not in MEASUREMENT_FIELDS:
+            raise ValueError(f"unknown measurement {self.measure!r} in a measurement range; valid: {measure_names()}")
+        for name in ("min", "max"):
+            v = getattr(self, name)
+            if v is not None:
+                object.__setattr__(self, name, _finite(v, f"{self.measure} {name}"))
+        if self.min is not None and self.max is not None and self.min > self.max:
+            raise ValueError(f"measurement range on {self.measure}: min {self.min:g} is greater than max {self.max:g}")
+
+    @property
+    def key(self) -> str:
+        return f"measurements.{self.measure}"
 
 
 @dataclass(frozen=True)
@@ -266,6 +438,7 @@ class ExamFilter:
     views_all: tuple[str, ...] = ()  # every one present
     labels_all: tuple[str, ...] = ()  # every one present
     labels_none: tuple[str, ...] = ()  # none present
+    measurements: tuple[MeasureRange, ...] = ()  # every range holds (a study lacking the measure never does)
     study_keys_none: tuple[str, ...] = field(default=(), repr=False)  # excluded exams (e.g. the query exam)
 
     def __post_init__(self) -> None:
@@ -294,6 +467,13 @@ class ExamFilter:
             if not isinstance(k, str) or not _STUDY_KEY.match(k):
                 raise ValueError(f"study_keys_none item {k!r} is not a study key")
         object.__setattr__(self, "study_keys_none", keys)
+        if isinstance(self.measurements, MeasureRange):
+            raise ValueError("measurements must be a list of measurement ranges, not one range")
+        ranges = tuple(self.measurements)
+        for r in ranges:
+            if not isinstance(r, MeasureRange):
+                raise ValueError(f"measurements items must be MeasureRange, got {type(r).__name__}")
+        object.__setattr__(self, "measurements", tuple(dict.fromkeys(ranges)))
 
     @property
     def is_empty(self) -> bool:
@@ -315,6 +495,7 @@ class ExamFilter:
             must.append(DateRange("study_date", gte, lt))
         must.extend(Contains("views", v) for v in self.views_all)
         must.extend(Contains("labels", v) for v in self.labels_all)
+        must.extend(NumberRange(r.key, r.min, r.max) for r in self.measurements)
         if self.labels_none:
             must_not.append(AnyOf("labels", self.labels_none))
         if self.study_keys_none:

@@ -1,5 +1,7 @@
 import torch
 
-from service_fixtures import encoder, encoder_server, encoder_settings, studies, synth_dir, upserts  # noqa: F401 - fixtures
+from service_fixtures import (  # noqa: F401 - fixtures
+    encoder, encoder_server, encoder_settings, measuring_encoder, studies, synth_dir, upserts,
+)
 
 torch.set_num_threads(1)  # the test machine is shared; keep model tests on one core

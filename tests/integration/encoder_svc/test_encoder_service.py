@@ -19,7 +19,10 @@ from cmr.dicom import ExamSpec, load_study
 from cmr.model.checkpoint import DEFAULT_CHECKPOINT, load_model
 from cmr.model.clip import CMRCLIP
 from cmr.model.inference import embed_exam_arrays, embed_texts
+from cmr.quant.segmenter import load_segmenter
+from cmr.quant.volumes import MEASUREMENT_FIELDS
 from cmr.v1 import common_pb2, encoder_pb2, encoder_pb2_grpc
+from realdata_paths import SUNNYBROOK_CONTOURED
 from service_fixtures import MAX_MESSAGE, MAX_UPLOAD, SUNNYBROOK_CINE, SUNNYBROOK_LOCALIZERS
 from encoder_svc.client import EncoderClient, upload_requests
 from encoder_svc.runtime import checkpoint_version
@@ -66,6 +69,31 @@ def test_sunnybrook_study_equals_in_process_model(encoder: EncoderClient, model:
     np.testing.assert_allclose(r.embedding, _in_process(model, SUNNYBROOK_CINE), atol=ATOL)
     assert r.study.slots_present == ["cine_sax"]
     assert "cine_4ch" in r.study.slots_missing
+
+
+def test_sunnybrook_stack_is_measured(measuring_encoder: EncoderClient, encoder: EncoderClient) -> None:
+    """A real short-axis stack (SCD0000201, 13 slices): measurements with a quality flag, every field either
+    measured or explained; the vector is the one the non-measuring encoder gives."""
+    study = str(SUNNYBROOK_CONTOURED / "dicom")
+    r = measuring_encoder.encode_study_ref(path=study)
+    m = r.measurements
+    assert m is not None and m.quality in ("ok", "check", "failed") and m.model == load_segmenter().version
+    for f in MEASUREMENT_FIELDS:
+        assert m.HasField(f) or m.unavailable[f], f
+    if m.quality != "failed":
+        assert m.quality == "ok" or m.quality_reasons  # "check" always says why
+        assert m.HasField("lvedv_ml") and m.HasField("ed_phase") and len(m.lv_volume_curve_ml) >= 2
+    assert not m.HasField("bsa_m2") and m.unavailable["bsa_m2"]  # Sunnybrook headers carry no height/weight
+    plain = encoder.encode_study_ref(path=study)
+    assert plain.measurements is None  # CMR_MEASURE=false: no message at all
+    np.testing.assert_allclose(r.embedding, plain.embedding, atol=ATOL)
+    assert list(r.study.slots_present) == list(plain.study.slots_present)
+
+
+def test_a_single_slice_is_explained_not_measured(measuring_encoder: EncoderClient) -> None:
+    m = measuring_encoder.encode_study(SUNNYBROOK_CINE).measurements  # uploaded: measured in the worker too
+    assert m is not None and m.quality == "failed" and "one short-axis cine slice" in m.quality_reasons[0]
+    assert set(m.unavailable) == set(MEASUREMENT_FIELDS) and not any(m.HasField(f) for f in MEASUREMENT_FIELDS)
 
 
 def test_zip_upload_and_server_side_refs_agree(encoder: EncoderClient, studies: list[Path]) -> None:

@@ -38,7 +38,8 @@ def ingest_base_settings(encoder_settings: Settings, encoder_server: EncoderServ
         "kafka_bootstrap": broker.bootstrap, "encoder_url": encoder_server.address,
         "study_roots": [ingest_root], "ingest_max_attempts": 3, "ingest_backoff_s": 0.1,
         "ingest_backoff_max_s": 0.5, "kafka_max_poll_interval_ms": 20_000, "kafka_session_timeout_ms": 6_000,
-        "ingest_metrics_port": 0, "kafka_partitions": 4})
+        "ingest_metrics_port": 0, "kafka_partitions": 4,
+        "measure": True})  # the worker measures in its own process (the shared encoder does not)
 
 
 @pytest.fixture(scope="session")

@@ -83,6 +83,30 @@ def make_variant(src: Path, dest: Path, index: int, *, kinds: tuple[str, ...] = 
     return Variant(dest, uid, name, pid, text, labels)
 
 
+def make_real_variant(src: Path, dest: Path, index: int, *, height_m: float, weight_kg: float,
+                      impression: str = "Dilated left ventricle.") -> Variant:
+    """Every file of a real study (a Sunnybrook stack) as a new study: new UIDs and patient identity, and the
+    patient's height and weight in the headers (which de-identification removes)."""
+    uid = generate_uid(entropy_srcs=["ingest-real", str(index), str(dest)])
+    name, pid = _patient(index)
+    dest.mkdir(parents=True, exist_ok=True)
+    series: dict[str, str] = {}
+    for f in sorted(p for p in src.rglob("*.dcm")):
+        ds = pydicom.dcmread(f)
+        ds.StudyInstanceUID = uid
+        ds.SeriesInstanceUID = series.setdefault(str(ds.SeriesInstanceUID),
+                                                 generate_uid(entropy_srcs=[uid, str(ds.SeriesInstanceUID)]))
+        ds.SOPInstanceUID = generate_uid(entropy_srcs=[uid, f.name])
+        ds.file_meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID
+        ds.PatientName = name
+        ds.PatientID = pid
+        ds.PatientSize = f"{height_m:.2f}"
+        ds.PatientWeight = f"{weight_kg:.1f}"
+        ds.save_as(dest / f.name, enforce_file_format=True)
+    text = f"{impression} (patient {name.split('^')[1]} {name.split('^')[0]}, MRN {pid})"
+    return Variant(dest, uid, name, pid, text, ())
+
+
 def synth_records(synth_dir: Path) -> list[dict[str, object]]:
     return [json.loads(line) for line in (synth_dir / "reports.jsonl").read_text().splitlines() if line.strip()]
 

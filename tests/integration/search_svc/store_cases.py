@@ -9,6 +9,7 @@ import numpy as np
 
 from search_svc.store import (
     EdgeStore,
+    ExamMeasurements,
     ExamPayload,
     IndexParams,
     QdrantStore,
@@ -35,9 +36,29 @@ def make_store(backend: str, path: Path, params: IndexParams | None = None) -> V
     raise ValueError(backend)
 
 
+def measurements(rng: np.random.Generator) -> ExamMeasurements | None:
+    """Random measurements as ingestion stores them: none at all for a fifth of the exams (indexed before
+    measuring, or not measured), all unavailable for some (no SAX stack), without the indexed values for half
+    (no height/weight). Values on a 0.5 grid, so range bounds fall exactly on stored values."""
+    if rng.random() < 0.2:
+        return None
+    if rng.random() < 0.1:
+        reason = "no short-axis cine stack in the study"
+        return ExamMeasurements(quality="failed", quality_reasons=(reason,), unavailable={"lvef_pct": reason},
+                                model="cmr-seg-small@0123456789ab")
+    lvedv = float(rng.integers(160, 600)) / 2
+    values = {"lvef_pct": float(rng.integers(20, 150)) / 2, "lvedv_ml": lvedv, "lv_mass_g": float(rng.integers(100, 400)) / 2}
+    if rng.random() < 0.5:
+        values |= {"bsa_m2": float(rng.integers(30, 50)) / 20, "lvedvi_ml_m2": round(lvedv / 1.9, 1)}
+    return ExamMeasurements(values=values, quality="ok" if rng.random() < 0.7 else "check",
+                            model="cmr-seg-small@0123456789ab", ed_phase=0, es_phase=int(rng.integers(5, 12)))
+
+
 def exam_points(n: int, seed: int = 0, dim: int = DIM, clusters: int = 8) -> list[VectorPoint]:
-    """Clustered vectors with random, complete exam payloads (some without date or field strength)."""
+    """Clustered vectors with random, complete exam payloads (some without date or field strength, some
+    without measurements)."""
     rng = np.random.default_rng(seed)
+    measure_rng = np.random.default_rng(seed + 10_000)  # its own stream: the other fields stay as they were
     centres = rng.normal(size=(clusters, dim))
     first_day = dt.date(2015, 1, 1).toordinal()
     points = []
@@ -53,6 +74,7 @@ def exam_points(n: int, seed: int = 0, dim: int = DIM, clusters: int = 8) -> lis
             study_date=None if rng.random() < 0.05 else dt.date.fromordinal(day),
             field_strength_t=None if rng.random() < 0.05 else float(rng.choice([1.5, 3.0, 0.55])),
             views=views, labels=labels, impression=f"synthetic impression {i}",
+            measurements=measurements(measure_rng),
         )
         points.append(VectorPoint.for_exam(payload, vector.astype(np.float32)))
     return points
@@ -86,4 +108,8 @@ def matches(p: ExamPayload, f: ExamFilter) -> bool:
             return False
     if not set(f.views_all) <= set(p.views) or not set(f.labels_all) <= set(p.labels):
         return False
+    for r in f.measurements:  # closed ranges; an exam without the measurement never matches
+        v = None if p.measurements is None else p.measurements.get(r.measure)
+        if v is None or (r.min is not None and v < r.min) or (r.max is not None and v > r.max):
+            return False
     return not (set(f.labels_none) & set(p.labels)) and p.study_key not in f.study_keys_none

@@ -1,8 +1,8 @@
 """Restore equality: studies indexed through the real services (Triton encoder, search service on Qdrant
 Edge), a backup taken through the admin service while searches and upserts run, restored offline with
 `cmr index restore` into a new folder, served by a fresh search service, and compared: counts, every point's
-payload and vector in every collection, and the answers to a fixed set of text, study, zero-shot and cohort
-queries - identical."""
+payload and vector in every collection (measurements included), and the answers to a fixed set of text,
+study, zero-shot and cohort queries (measurement ranges included) - identical."""
 
 from __future__ import annotations
 
@@ -17,6 +17,7 @@ from typer.testing import CliRunner
 from cmr.cli.main import app
 from cmr.config import Settings
 from cmr.v1 import search_pb2
+from measure_cases import measured_upserts
 from search_svc.client import SearchClient
 from search_svc.server import SearchServer
 from search_svc.store import VectorStore
@@ -52,6 +53,8 @@ def _answers(c: SearchClient, keys: list[str]) -> list[Any]:
     out += [c.similar(study_key=k, top_k=8) for k in keys[:3]]
     out += [c.zero_shot(study_key=k) for k in keys[:3]]
     out += [c.cohort_members(all_of=["dilated left ventricle"], none_of=["normal study"], threshold=0.3)]
+    out += [c.cohort_members(any_of=list(TEXTS), threshold=1e-6, where=["lvef_pct<35"])]
+    out += [list(c.search_text(TEXTS[0], top_k=24, where=["lvedv_ml=150..250"]))]
     out += [c.few_shot(keys[:3], keys[3:6], whole_index=True, top_k=10)]
     return out
 
@@ -59,6 +62,7 @@ def _answers(c: SearchClient, keys: list[str]) -> list[Any]:
 def test_backup_while_serving_restores_identically(settings: Settings, encoder_server: Any,
                                                    upserts: list[search_pb2.ExamUpsert], tmp_path: Path) -> None:
     runner = CliRunner()
+    upserts = measured_upserts(upserts)  # most with measurements, some without (an index from before them)
     with SearchServer(settings, port=0, encoder_url=encoder_server.address) as live, \
             SearchClient(live.address, settings=settings) as client:
         client.wait_ready(30)
@@ -104,6 +108,10 @@ def test_backup_while_serving_restores_identically(settings: Settings, encoder_s
         client.wait_ready(30)
         assert client.stats().exams == len(upserts) == client.stats().reports
         assert _all_points(restored.store) == live_points  # ids, payloads and vector bits, every collection
+        measured = [p for p in live_points["exams"] if "measurements" in p[1]]
+        assert 0 < len(measured) < len(upserts) and all("lvef_pct" in p[1]["measurements"] or
+                                                        p[1]["measurements"]["quality"] == "failed" for p in measured)
+        assert client.get(keys[0]).exam.measurements == upserts[0].measurements
         assert _answers(client, keys) == before
 
     r = runner.invoke(app, ["index", "restore", str(backup), "--index-dir", str(restored_dir)])

@@ -29,6 +29,7 @@ from cmr.v1 import common_pb2, encoder_pb2, encoder_pb2_grpc, search_pb2
 from encoder_svc.runtime import EncoderRuntime
 from search_svc.admin.client import AdminClient
 from search_svc.admin.reembed import reembed
+from measure_cases import measured_upserts
 from search_svc.client import SearchClient
 from search_svc.server import SearchServer
 
@@ -104,7 +105,8 @@ def test_upgrade_switch_and_rollback_while_searching(case: dict[str, Any], swapp
     with SearchServer(settings, port=0, encoder_url=f"127.0.0.1:{enc_server.port}") as srv, \
             SearchClient(srv.address, settings=settings) as search, AdminClient(srv.address, settings=settings) as admin:
         search.wait_ready(30)
-        keys = list(search.upsert(upserts[:N_ARCHIVED]).study_keys)
+        archived = measured_upserts(upserts)[:N_ARCHIVED]  # measurements on most, none on one
+        keys = list(search.upsert(archived).study_keys)
         old_answers = {kind: _answer(search, kind, keys[0]) for kind in ("text", "study")}
         assert {v for v, _ in old_answers.values()} == {old_v}
         zero_old = search.zero_shot(study_key=keys[1])
@@ -153,6 +155,9 @@ def test_upgrade_switch_and_rollback_while_searching(case: dict[str, Any], swapp
             phase[0] = 2  # new generation active, encoder still on the old model
             new_study = _answer(search, "study", keys[0])
             assert new_study[0] == new_v and new_study != old_answers["study"]
+            # the new generation's payloads were copied from the old one: the measurements came along
+            assert [search.get(k).exam.measurements for k in keys] == [u.measurements for u in archived]
+            assert any(not u.HasField("measurements") for u in archived) and archived[0].measurements.quality
             assert _answer(search, "text", keys[0]) == old_answers["text"]  # text follows the encoder's model
             phase[0] = 3
             servicer.runtime = new_rt  # the encoder is rolled to the new checkpoint

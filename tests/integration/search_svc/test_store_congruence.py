@@ -14,6 +14,7 @@ from search_svc.store import (
     CollectionNotFoundError,
     DimensionMismatchError,
     ExamFilter,
+    MeasureRange,
     IndexParams,
     Quantization,
     ScoredHit,
@@ -63,6 +64,17 @@ def filter_cases(points: list[VectorPoint]) -> dict[str, ExamFilter]:
         "nothing_matches": ExamFilter(labels_all=("lge",), labels_none=("lv_dilation",), vendors=("canon",),
                                       field_strengths_t=(7.0,)),
         "empty": ExamFilter(),
+        # measurement ranges: closed bounds on stored values (0.5 grid), open ends, absent values never match
+        "lvef_below_35": ExamFilter(measurements=(MeasureRange("lvef_pct", max=35.0),)),
+        "lvef_at_least_50": ExamFilter(measurements=(MeasureRange("lvef_pct", min=50.0),)),
+        "lvedv_range": ExamFilter(measurements=(MeasureRange("lvedv_ml", 150.0, 220.5),)),
+        "one_value": ExamFilter(measurements=(MeasureRange("lvef_pct", 40.0, 40.0),)),
+        "indexed_value": ExamFilter(measurements=(MeasureRange("lvedvi_ml_m2", max=100.0),)),  # half lack it
+        "measured_at_all": ExamFilter(measurements=(MeasureRange("lvedv_ml"),)),
+        "two_ranges": ExamFilter(measurements=(MeasureRange("lvef_pct", max=45.0), MeasureRange("lv_mass_g", 100.0))),
+        "lvef_and_vendor": ExamFilter(vendors=("siemens", "ge"), labels_none=("lge",),
+                                      measurements=(MeasureRange("lvef_pct", max=35.0),)),
+        "never_measured_value": ExamFilter(measurements=(MeasureRange("rvef_pct", max=100.0),)),
     }
 
 
@@ -169,6 +181,14 @@ def test_every_filter_counts_scrolls_and_searches_as_its_definition(loaded: Vect
         assert all(h.id in expected_ids for h in approximate), name
     assert 0 < loaded.count("exams", filter_cases(points)["cohort"]) < len(points) // 4  # not vacuous
     assert loaded.count("exams", filter_cases(points)["nothing_matches"]) == 0
+    cases = filter_cases(points)
+    measured = sum(p.payload.measurements is not None and p.payload.measurements.get("lvedv_ml") is not None
+                   for p in points)
+    assert 0 < measured < len(points) and loaded.count("exams", cases["measured_at_all"]) == measured
+    assert 0 < loaded.count("exams", cases["lvef_below_35"]) < measured
+    assert 0 < loaded.count("exams", cases["one_value"])  # a closed bound includes the value itself
+    assert 0 < loaded.count("exams", cases["indexed_value"]) < loaded.count("exams", cases["measured_at_all"]) // 2
+    assert loaded.count("exams", cases["never_measured_value"]) == 0
 
 
 def test_scroll_visits_every_point_exactly_once(loaded: VectorStore, points: list[VectorPoint]) -> None:
@@ -311,3 +331,28 @@ def test_both_engines_give_the_same_ids(tmp_path: Path, points: list[VectorPoint
     finally:
         for s in stores:
             s.close()
+
+
+def test_an_index_from_before_measurements_gains_their_indexes(backend: str, tmp_path: Path,
+                                                               points: list[VectorPoint]) -> None:
+    """Points written before measurements existed keep working: they read back without measurements, a
+    range filter leaves them out, and reopening the collection adds the measurement payload indexes."""
+    old_indexes = {k: v for k, v in PAYLOAD_INDEXES.items() if not k.startswith("measurements.")}
+    old = [VectorPoint(p.id, p.vector, dataclasses.replace(p.payload, measurements=None)) for p in points[:100]]
+    new = points[100:160]
+    with make_store(backend, tmp_path / "db") as store:
+        store.ensure_collection("exams", DIM, old_indexes)
+        store.upsert("exams", old)
+    low = ExamFilter(measurements=(MeasureRange("lvef_pct", max=35.0),))
+    with make_store(backend, tmp_path / "db") as store:
+        info = store.ensure_collection("exams", DIM)  # what ExamIndex does at every start
+        if backend == "edge":
+            assert set(info.payload_indexes) == set(PAYLOAD_INDEXES)
+            assert info.payload_indexes["measurements.lvef_pct"] == "float"
+        assert store.count("exams") == len(old) and store.count("exams", low) == 0
+        assert store.get("exams", [old[0].id])[0].payload.measurements is None
+        store.upsert("exams", new)
+        expected = {p.id for p in new if matches(p.payload, low)}
+        assert expected and {r.id for r in store.scroll("exams", low, limit=500)[0]} == expected
+        assert [h.id for h in store.search("exams", new[0].vector, 5, low, exact=True)] == \
+            exact_top(old + new, new[0].vector, 5, [matches(p.payload, low) for p in old + new])

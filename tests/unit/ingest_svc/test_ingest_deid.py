@@ -20,7 +20,8 @@ from ingest_svc.messages import IngestFailure, Stage
 def study(tmp_path_factory: pytest.TempPathFactory) -> list[Dataset]:
     out = tmp_path_factory.mktemp("deid_synth")
     generate_dataset(out, 1, 3, workers=1, scanner="siemens_skyra_3T", progress=False)
-    files = sorted(f for f in (out / "studies").rglob("*") if f.is_file() and f.suffix != ".json")
+    # The DICOM files only: beside each study folder lie its ground truth (.json, .labels.npz).
+    files = sorted(f for f in (out / "studies").glob("*/**/*") if f.is_file() and f.suffix not in (".json", ".npz"))
     datasets = [pydicom.dcmread(f) for f in files]
     for ds in datasets:  # the identifiers also in free text and private tags, where dicognito does not look
         ds.PatientName = "Smithers^Waylon"
