@@ -6,6 +6,10 @@ disease accuracy, hallucination rate).
 Retrieval is computed exactly as the search service does it, in process: the study's CMR-CLIP image
 embedding against the text embeddings of the indexed impressions (the index = the training studies, so no
 test report is ever retrieved). CMR-TARGET drafts from the frozen exam tokens, greedy unless asked otherwise.
+
+The scores above are of the drafts as the modes write them. The stated numbers (LVEF, RVEF, volumes, mass)
+are scored separately on the first `measure_studies` test studies, before and after grounding the drafts in
+the segmenter's measurements, as the service does (`generator_svc.grounding_eval`).
 """
 
 from __future__ import annotations
@@ -63,10 +67,15 @@ def score_drafts(drafts: Sequence[str], references: Sequence[str], labels: Seque
     return {"text": {**text.to_dict(), **words}, "clinical": clinical.to_dict()}
 
 
+DEFAULT_MEASURE_STUDIES = 100  # ~5 s of segmentation each on a CPU core (cached): minutes, not the whole test set
+
+
 def evaluate(generator_checkpoint: Path, index_dir: Path, test_dir: Path, *, neighbours: int = 5,
              max_studies: int | None = None, decoding: str = "greedy", progress: bool = True,
-             threads: int = 0) -> dict[str, Any]:
-    """Drafts of every usable test study in each mode, and their scores."""
+             threads: int = 0, measure_studies: int = DEFAULT_MEASURE_STUDIES, segmenter: Path | None = None,
+             measure_workers: int = 1) -> dict[str, Any]:
+    """Drafts of every usable test study in each mode, and their scores; the stated numbers before and after
+    grounding on the first `measure_studies` of them (0: not scored; -1: all)."""
     from cmr.data.cache import build_cache
     from cmr.generator import load_generator
     from cmr.generator.checkpoint import resolve_clip
@@ -125,6 +134,13 @@ def evaluate(generator_checkpoint: Path, index_dir: Path, test_dir: Path, *, nei
         "examples": [{"reference": references[i], **{m: drafts[m][i] for m in MODES}}
                      for i in _example_rows(labels)],
     }
+    if measure_studies:
+        from generator_svc import grounding_eval
+
+        n = len(records) if measure_studies < 0 else min(measure_studies, len(records))
+        results["grounding"] = grounding_eval.run(
+            test_dir, [r.folder for r in records[:n]], {m: drafts[m][:n] for m in MODES}, labels[:n],
+            checkpoint=segmenter, workers=measure_workers, progress=progress)
     return results
 
 
@@ -212,7 +228,12 @@ def write_report(results: dict[str, Any], out_dir: Path, machine: str) -> Path:
     for f in FINDINGS:
         pf = {mode: m[mode]["clinical"]["per_finding"][f] for mode in MODES}
         lines.append(f"| {f} | {pf['target']['support']} | " + " | ".join(_fmt(pf[x]['f1']) for x in MODES) + " |")
-    lines += ["", f"![per-finding F1 and language metrics]({plot_path.name})", "", "## Examples", ""]
+    lines += ["", f"![per-finding F1 and language metrics]({plot_path.name})", ""]
+    if results.get("grounding"):
+        from generator_svc.grounding_eval import report_lines
+
+        lines += report_lines(results["grounding"], LABELS)
+    lines += ["## Examples", ""]
     for ex in results["examples"]:
         lines += [f"- **Reference:** {ex['reference']}"] + [f"  - *{LABELS[x]}:* {ex[x]}" for x in MODES] + [""]
     path = out_dir / "drafting.md"

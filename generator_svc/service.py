@@ -6,19 +6,30 @@ report). CMR-TARGET needs the images: a StudyRef the server may read, or a study
 under CMR_STUDY_ROOTS; an embedding alone is refused for it (INVALID_ARGUMENT), and a study that cannot be
 found is NOT_FOUND.
 
+Every draft, in every mode, is grounded in the study's measurements (`cmr.generator.grounding`): it states the
+measured LVEF, volumes and mass, never numbers the retrieved report or the decoder wrote. The measurements come
+from the request when it carries them, else from the index (a study key: SearchService.Get), else from measuring
+the study here when its images are reachable (a StudyRef, or a study key found under CMR_STUDY_ROOTS; in the
+same decoder worker that reads the study for CMR-TARGET). Without any, the draft states no such numbers and says
+so in its last sentence. Measuring never fails the RPC. What grounding changed travels in the trailing metadata
+`cmr-grounding-bin` (JSON; `GeneratorClient.stream(...).grounding`).
+
 Each sentence is sent as soon as the next one is known (one sentence of look-ahead), so the last carries
 `last = true` and a client never waits for an end marker.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import math
 import re
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
+from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import TimeoutError as FutureTimeout
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import grpc
 
@@ -26,7 +37,11 @@ from cmr.dicom.locator import StudyLocator
 from cmr.generator import Decoding
 from cmr.generator.config import MAX_SENTENCES_LIMIT, MAX_TOKENS_LIMIT
 from cmr.generator.decoding import MAX_BEAM_WIDTH, MAX_TEMPERATURE
-from cmr.rpc.errors import InvalidArgument, NotFound, RemoteError, Unavailable, rpc_errors
+from cmr.generator.grounding import GroundedSentence, ground_draft
+from cmr.labels import FINDINGS
+from cmr.quant.proto import from_proto as measurements_from_proto
+from cmr.quant.volumes import Measurements
+from cmr.rpc.errors import DeadlineExceeded, InvalidArgument, NotFound, RemoteError, Unavailable, rpc_errors
 from cmr.v1 import common_pb2, generator_pb2, generator_pb2_grpc, search_pb2
 from encoder_svc.study_loading import StudyLoaderPool
 from encoder_svc.uploads import resolve_ref
@@ -53,11 +68,39 @@ _MODES = {
 }
 
 
+GROUNDING_METADATA = "cmr-grounding-bin"  # trailing metadata: what grounding changed (JSON)
+
+
 @dataclass(frozen=True)
 class Sentence:
     text: str
     findings: tuple[str, ...]
     sources: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Grounding:
+    """What a draft is grounded in: the measurements and where they came from, or why there are none."""
+
+    measurements: Measurements | None
+    source: str  # "request" | "index" | "measured" | "none"
+    reason: str = ""  # source "none": why
+    sentences: list[GroundedSentence] = field(default_factory=list)  # filled while the draft streams
+
+    def report(self, streamed: Sequence[int | None]) -> dict[str, Any]:
+        """The trailing-metadata report: per grounded sentence, its streamed index (None: dropped or cut)."""
+        m = self.measurements
+        return {"source": self.source, "reason": self.reason,
+                "quality": m.quality if m is not None else "", "segmenter": m.model if m is not None else "",
+                "quality_reasons": list(m.quality_reasons) if m is not None else [],
+                "sentences": [{"index": i, **g.to_dict()} for g, i in zip(self.sentences, streamed)]}
+
+
+def _findings(text: str) -> tuple[str, ...]:
+    from cmr.reports import label_sentence
+
+    stated = label_sentence(text).stated()
+    return tuple(f for f in FINDINGS if f in stated and stated[f].state == "present")
 
 
 def decoding_of(options: generator_pb2.DecodingOptions) -> Decoding:
@@ -96,8 +139,13 @@ def _with_last(sentences: Iterator[T]) -> Iterator[tuple[T, bool]]:
 
 
 class GeneratorServicer(generator_pb2_grpc.GeneratorServiceServicer):
+    """`loader` reads studies for CMR-TARGET; when it measures (`loader.measuring`), the service measures the
+    studies whose images it can reach and has no measurements for (`no_measuring_reason` says why it cannot
+    otherwise)."""
+
     def __init__(self, search: SearchClient, drafter: TargetDrafter | None, loader: StudyLoaderPool | None,
-                 locator: StudyLocator, roots: Sequence[Path], neighbours: int, load_timeout_s: float) -> None:
+                 locator: StudyLocator, roots: Sequence[Path], neighbours: int, load_timeout_s: float, *,
+                 no_measuring_reason: str = "measuring is off on this server (CMR_MEASURE=false)") -> None:
         self.search = search
         self.drafter = drafter
         self.loader = loader
@@ -105,6 +153,15 @@ class GeneratorServicer(generator_pb2_grpc.GeneratorServiceServicer):
         self.roots = list(roots)
         self.neighbours = neighbours
         self.load_timeout_s = load_timeout_s
+        self.no_measuring_reason = no_measuring_reason
+        self._measuring = ThreadPoolExecutor(max_workers=4, thread_name_prefix="draft-measure")
+
+    @property
+    def measures(self) -> bool:
+        return self.loader is not None and self.loader.measuring
+
+    def close(self) -> None:
+        self._measuring.shutdown(wait=False, cancel_futures=True)
 
     # -- helpers ----------------------------------------------------------------------------------------
 
@@ -152,7 +209,8 @@ class GeneratorServicer(generator_pb2_grpc.GeneratorServiceServicer):
         raise InvalidArgument("CMR-TARGET drafts from the images: give a study key or a study reference, not an "
                               "embedding (retrieval modes accept embeddings)")
 
-    def _target(self, study: common_pb2.StudyQuery, decoding: Decoding) -> tuple[Iterator[Sentence], common_pb2.ModelInfo]:
+    def _target(self, study: common_pb2.StudyQuery, decoding: Decoding, grounding: Grounding | None
+                ) -> tuple[Iterator[Sentence], common_pb2.ModelInfo, Grounding | None]:
         if self.drafter is None or self.loader is None:
             raise Unavailable("CMR-TARGET is not loaded on this server (no checkpoint for the served CMR-CLIP "
                               "model); use mode RETRIEVAL or CONSENSUS")
@@ -161,10 +219,110 @@ class GeneratorServicer(generator_pb2_grpc.GeneratorServiceServicer):
         except ValueError as exc:
             raise InvalidArgument(str(exc)) from exc
         source = self._study_source(study)
-        exam = self.loader.load(source, timeout_s=self.load_timeout_s)
+        if grounding is None and self.measures:
+            # measured in the worker that reads the study: the pixels never cross processes twice
+            try:
+                loaded = self.loader.load_measured(source, timeout_s=self.load_timeout_s)
+                exam = loaded.exam
+                if loaded.measured is not None:
+                    if loaded.measured.error is not None:
+                        log.warning("measuring a study failed (%s); drafting without measurements",
+                                    loaded.measured.error)
+                    grounding = Grounding(loaded.measured.measurements, "measured")
+            except DeadlineExceeded:
+                log.warning("reading and measuring a study took longer than %.0f s; drafting without measurements",
+                            self.load_timeout_s)
+                exam = self.loader.load(source, timeout_s=self.load_timeout_s)
+                grounding = Grounding(None, "none", "measuring took longer than this server allows")
+            except Exception as exc:  # noqa: BLE001 - e.g. the worker died measuring: read it again, unmeasured
+                log.warning("reading and measuring a study failed (%s); reading it without measuring",
+                            type(exc).__name__)
+                exam = self.loader.load(source, timeout_s=self.load_timeout_s)  # a study it cannot read raises here
+                grounding = Grounding(None, "none", f"measuring failed on this server ({type(exc).__name__})")
+        else:
+            exam = self.loader.load(source, timeout_s=self.load_timeout_s)
         model = common_pb2.ModelInfo(name=self.drafter.name, version=self.drafter.version)
         sentences = (Sentence(s.text, s.findings) for s in self.drafter.draft(exam, decoding))
-        return sentences, model
+        return sentences, model, grounding
+
+    # -- measurements -----------------------------------------------------------------------------------------
+
+    def _indexed(self, study_key: str) -> Grounding | None:
+        """The measurements the index stores for the study (None: not indexed, never measured, search down)."""
+        try:
+            response = self.search.stub.Get(search_pb2.GetRequest(study_key=study_key),
+                                            timeout=min(10.0, self.search.timeout_s))
+        except grpc.RpcError as exc:
+            if exc.code() != grpc.StatusCode.NOT_FOUND:
+                log.info("no measurements from the index for a draft (%s)", exc.code().name)
+            return None
+        if not response.exam.HasField("measurements"):
+            return None
+        m = measurements_from_proto(response.exam.measurements)
+        return None if m is None else Grounding(m, "index")
+
+    def _reachable(self, study: common_pb2.StudyQuery) -> Path | None:
+        """The study's images on this server's disks, if there are any (never raises)."""
+        try:
+            which = study.WhichOneof("study")
+            if which == "ref":
+                return resolve_ref(study.ref, self.roots)
+            if which == "study_key":
+                return self.locator.locate(study.study_key)
+        except Exception as exc:  # noqa: BLE001 - measuring is optional; the draft goes on without it
+            log.info("no images to measure for a draft (%s)", type(exc).__name__)
+        return None
+
+    def _measure(self, source: Path) -> Grounding:
+        """Measure a study in a decoder worker; never raises."""
+        assert self.loader is not None
+        try:
+            loaded = self.loader.load_measured(source, timeout_s=self.load_timeout_s)
+        except DeadlineExceeded:
+            return Grounding(None, "none", "measuring took longer than this server allows")
+        except Exception as exc:  # noqa: BLE001 - e.g. a study the loader refuses: the draft goes on
+            log.info("measuring a study for a draft failed (%s)", type(exc).__name__)
+            return Grounding(None, "none", f"the study could not be measured ({type(exc).__name__})")
+        if loaded.measured is None:
+            return Grounding(None, "none", self.no_measuring_reason)
+        return Grounding(loaded.measured.measurements, "measured")
+
+    def _no_measurements(self, study: common_pb2.StudyQuery) -> Grounding:
+        which = study.WhichOneof("study")
+        if which == "embedding":
+            return Grounding(None, "none", "the query is an embedding: no images to measure")
+        if not self.measures:
+            return Grounding(None, "none", self.no_measuring_reason)
+        return Grounding(None, "none", "the study's images are not on this server (CMR_STUDY_ROOTS) and the "
+                         "index has no measurements for it")
+
+    def _given(self, request: generator_pb2.GenerateReportRequest) -> Grounding | None:
+        if not request.HasField("measurements"):
+            return None
+        m = measurements_from_proto(request.measurements)
+        if m is None:
+            return None
+        if m.quality not in ("ok", "check", "failed"):
+            raise InvalidArgument(f"measurements.quality must be ok, check or failed, not {m.quality!r}")
+        return Grounding(m, "request")
+
+    def _grounded(self, sentences: Iterator[Sentence], grounding: Grounding) -> Iterator[Sentence]:
+        """The draft's sentences grounded in the measurements; sources carried over, findings read again."""
+        drafted: list[Sentence] = []
+
+        def texts() -> Iterator[str]:
+            for s in sentences:
+                if s.text.strip():
+                    drafted.append(s)
+                    yield s.text
+
+        for g in ground_draft(texts(), grounding.measurements, missing_reason=grounding.reason or
+                              "no measurements for this study"):
+            grounding.sentences.append(g)
+            if g.dropped:
+                continue
+            sources = drafted[g.input_index].sources if g.input_index is not None else ()
+            yield Sentence(g.text, _findings(g.text), sources)
 
     # -- RPC ----------------------------------------------------------------------------------------------
 
@@ -179,21 +337,62 @@ class GeneratorServicer(generator_pb2_grpc.GeneratorServiceServicer):
         k = request.decoding.neighbours or self.neighbours
         if k > MAX_NEIGHBOURS:
             raise InvalidArgument(f"neighbours {k}: at most {MAX_NEIGHBOURS}")
+        grounding = self._given(request)
+        if grounding is None and request.study.WhichOneof("study") == "study_key":
+            grounding = self._indexed(request.study.study_key)
         if mode == "target":
-            sentences, model = self._target(request.study, decoding)
+            sentences, model, grounding = self._target(request.study, decoding, grounding)
         else:
+            pending: Future[Grounding] | None = None
+            source = self._reachable(request.study) if grounding is None and self.measures else None
+            if source is not None:
+                pending = self._measuring.submit(self._measure, source)  # beside the search
             sentences, model = self._retrieval(request.study, mode, k)
-        limit = decoding.max_sentences or MAX_SENTENCES_LIMIT
+            if pending is not None:
+                remaining = context.time_remaining()
+                try:
+                    grounding = pending.result(timeout=None if remaining is None else max(remaining - 1.0, 0.1))
+                except FutureTimeout:
+                    grounding = Grounding(None, "none", "measuring took longer than the request's deadline")
+        if grounding is None:
+            grounding = self._no_measurements(request.study)
+        # a limit the client set counts every sentence; the default one leaves room for grounding's own two
+        limit = decoding.max_sentences or MAX_SENTENCES_LIMIT + 2
         index = 0
-        for sentence, last in _with_last(sentences):
-            if not context.is_active():
-                return  # the client went away: stop drafting
-            index += 1
-            last = last or index >= limit
-            yield generator_pb2.ReportSentence(index=index, text=sentence.text, findings=list(sentence.findings),
-                                               source_study_keys=list(sentence.sources), last=last, model=model)
-            if last:
-                return
+        try:
+            for sentence, last in _with_last(self._grounded(sentences, grounding)):
+                if not context.is_active():
+                    return  # the client went away: stop drafting
+                index += 1
+                last = last or index >= limit
+                yield generator_pb2.ReportSentence(index=index, text=sentence.text, findings=list(sentence.findings),
+                                                   source_study_keys=list(sentence.sources), last=last, model=model)
+                if last:
+                    return
+        finally:
+            _set_grounding(context, grounding, index)
 
 
-__all__ = ["GeneratorServicer", "Sentence", "decoding_of"]
+def _set_grounding(context: grpc.ServicerContext, grounding: Grounding, sent: int) -> None:
+    """What grounding did, as trailing metadata (the contract has no field for it yet). `sent`: how many
+    sentences were streamed (a grounded sentence beyond them, the look-ahead of a cut draft, gets index None)."""
+    streamed: list[int | None] = []
+    n = 0
+    for g in grounding.sentences:
+        if not g.dropped:
+            n += 1
+        streamed.append(n if not g.dropped and n <= sent else None)
+    try:
+        payload = json.dumps(grounding.report(streamed), separators=(",", ":")).encode()
+        if len(payload) > 6000:  # gRPC's default metadata limit is 8 KiB: keep the numbers, drop the texts
+            report = grounding.report(streamed)
+            for s in report["sentences"]:
+                s.pop("source", None)
+                s.pop("text", None)
+            payload = json.dumps(report, separators=(",", ":")).encode()
+        context.set_trailing_metadata(((GROUNDING_METADATA, payload),))
+    except Exception:  # noqa: BLE001 - the report is a courtesy; never fail the draft for it
+        log.debug("could not attach the grounding report", exc_info=True)
+
+
+__all__ = ["GROUNDING_METADATA", "GeneratorServicer", "Grounding", "Sentence", "decoding_of"]

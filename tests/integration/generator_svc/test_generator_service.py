@@ -1,5 +1,10 @@
 """GeneratorService end to end: the real encoder (Triton), the real search service on Qdrant Edge with the 24
-synthetic studies indexed, and the shipped CMR-TARGET checkpoint drafting in the generator process."""
+synthetic studies indexed, and the shipped CMR-TARGET checkpoint drafting in the generator process.
+
+The shared settings do not measure (CMR_MEASURE=false: segmenting costs seconds per study), so these drafts are
+grounded in no measurements: every LVEF / volume / mass number is removed and the draft says so last. One
+generator with measuring on checks that a measured study's draft states exactly the segmenter's numbers in
+every mode."""
 
 from __future__ import annotations
 
@@ -18,9 +23,9 @@ from cmr.config import Settings
 from cmr.dicom import load_study
 from cmr.generator import Decoding, load_generator
 from cmr.generator.checkpoint import load_exam_encoder
+from cmr.generator.grounding import MISSING_PREFIX, find_statements, format_value, ground_text
 from cmr.labels import FINDINGS
-from cmr.reports import label_report
-from cmr.reports.text_metrics import normalise
+from cmr.reports import label_report, split_sentences
 from cmr.v1 import generator_pb2, search_pb2
 from encoder_svc.runtime import checkpoint_path
 from generator_svc.client import GeneratorClient, generate_request
@@ -77,6 +82,16 @@ def _check_stream(sentences: list) -> None:  # noqa: ANN001
     assert all(s.text.strip() and not s.text[0].isdigit() for s in sentences)  # unnumbered sentences
 
 
+def _unmeasured(sentences: list[str]) -> list[str]:
+    """A draft grounded in no measurements, without its last sentence (which says so)."""
+    return ground_text(sentences, None).texts[:-1]
+
+
+def _says_unmeasured(drafted: list) -> None:  # noqa: ANN001
+    assert drafted[-1].text.startswith(MISSING_PREFIX) and "CMR_MEASURE=false" in drafted[-1].text
+    assert not [st for s in drafted for st in find_statements(s.text)]  # no LVEF, volume or mass stated
+
+
 def test_retrieval_is_the_nearest_other_studys_report(gen: GeneratorClient, keys: list[str], settings: Settings,
                                                       search_server: SearchServer) -> None:
     with SearchClient(search_server.address, settings=settings) as search:
@@ -85,10 +100,13 @@ def test_retrieval_is_the_nearest_other_studys_report(gen: GeneratorClient, keys
             drafted = gen.draft("retrieval", study_key=key)
             _check_stream(drafted)
             assert nearest.study_key != key  # never the study's own report
-            assert {s.sources for s in drafted} == {(nearest.study_key,)}
-            assert " ".join(s.text for s in drafted) == normalise(nearest.impression)  # numbering dropped
+            assert {s.sources for s in drafted[:-1]} == {(nearest.study_key,)}
+            # the nearest report, numbering dropped, grounded: its (another patient's) numbers removed
+            expected = _unmeasured(split_sentences(nearest.impression))
+            assert [s.text for s in drafted[:-1]] == expected
+            _says_unmeasured(drafted)
             # each sentence carries what the labeller reads in it
-            stated = label_report(nearest.impression)
+            stated = label_report(" ".join(expected))
             assert {f for s in drafted for f in s.findings} == {f for f in FINDINGS if stated.state(f) == "present"}
 
 
@@ -99,12 +117,13 @@ def test_consensus_keeps_what_neighbours_agree_on(gen: GeneratorClient, keys: li
     drafted = gen.draft("consensus", study_key=keys[0], neighbours=5)
     _check_stream(drafted)
     assert all(set(s.sources) <= near for s in drafted)
+    _says_unmeasured(drafted)
 
 
 def test_target_drafts_as_the_model_does_in_process(gen: GeneratorClient, keys: list[str], studies: list[Path],
                                                     settings: Settings, upserts: list[search_pb2.ExamUpsert]) -> None:
     """The service's CMR-TARGET draft of an indexed study (found on disk from its key alone) is the in-process
-    model's greedy draft of the same study, sentence for sentence."""
+    model's greedy draft of the same study, sentence for sentence (grounded: no measurements here)."""
     model = load_generator(generator_path(settings), checkpoint_path(settings))
     encoder = load_exam_encoder(checkpoint_path(settings))
     for study in studies[:2]:
@@ -112,15 +131,16 @@ def test_target_drafts_as_the_model_does_in_process(gen: GeneratorClient, keys: 
         px = torch.from_numpy(exam.pixels_uint8().astype("float32") / 255.0)[None]
         with torch.no_grad():
             tokens, pad = encoder.forward_tokens(px, torch.from_numpy(exam.mask)[None])
-        expected = list(model.generate(tokens, pad, Decoding(numbered=False)))
+        expected = _unmeasured(list(model.generate(tokens, pad, Decoding(numbered=False))))
         key = study_key(exam.study.study_instance_uid, settings.study_key_secret)
         assert key in keys
         by_key = gen.draft("target", study_key=key)
         _check_stream(by_key)
-        assert [s.text for s in by_key] == expected
+        assert [s.text for s in by_key[:-1]] == expected
+        _says_unmeasured(by_key)
         assert by_key[0].model_version.startswith("cmr-target-small@")
         by_path = gen.draft("target", path=str(study))
-        assert [s.text for s in by_path] == expected
+        assert [s.text for s in by_path[:-1]] == expected
 
 
 def test_target_decoding_options(gen: GeneratorClient, studies: list[Path]) -> None:
@@ -170,10 +190,41 @@ def test_cli_draft_streams_json(server: GeneratorServer, keys: list[str], settin
     out = subprocess.run([sys.executable, "-m", "cmr.cli.main", "draft", keys[1], "--mode", "retrieval", "--json",
                           "--url", server.address], capture_output=True, text=True, timeout=120, check=True)
     rows = [json.loads(line) for line in out.stdout.splitlines()]
-    assert rows and rows[-1]["last"] and all(len(r["sources"]) == 1 for r in rows)
+    assert rows and rows[-1]["last"] and all(len(r["sources"]) == 1 for r in rows[:-1])
+    assert rows[-1]["text"].startswith(MISSING_PREFIX) and rows[-1]["sources"] == []  # grounding's own sentence
     bad = subprocess.run([sys.executable, "-m", "cmr.cli.main", "draft", "0" * 32, "--mode", "target",
                           "--url", server.address], capture_output=True, text=True, timeout=120)
     assert bad.returncode == 2 and "NOT_FOUND" in bad.stderr
+
+
+def test_a_measured_study_states_the_segmenters_numbers_in_every_mode(settings: Settings, search_server: SearchServer,
+                                                                       keys: list[str], studies: list[Path]) -> None:
+    """With measuring on, a study reference is measured in the generator's study workers (the shipped
+    segmenter) and every mode's draft states exactly those numbers: the same as measure_study in process."""
+    from cmr.quant.measure import measure_study
+    from cmr.quant.segmenter import load_segmenter
+
+    study = studies[5]
+    m = measure_study(load_study(study), load_segmenter()).measurements
+    measuring = settings.model_copy(update={"measure": True, "request_timeout_s": 180})
+    with GeneratorServer(measuring, port=0, search_url=search_server.address) as srv, \
+            GeneratorClient(srv.address, settings=measuring, timeout_s=180) as client:
+        client.wait_ready(60)
+        for mode in ("retrieval", "consensus", "target"):
+            drafted, grounding = client.draft_grounded(mode, path=str(study))
+            _check_stream(drafted)
+            assert grounding is not None and grounding["source"] == "measured", grounding
+            assert grounding["quality"] == m.quality and grounding["segmenter"] == m.model
+            statements = [st for s in drafted for st in find_statements(s.text)]
+            if m.quality in ("ok", "check"):
+                assert any(st.measure == "lvef_pct" for st in statements), drafted
+            for st in statements:
+                v = getattr(m, st.measure)
+                assert v is not None and st.value == float(format_value(st.measure, v)), (mode, st)
+            # the study's measurements given with the request: the same draft, nothing measured
+            given, g2 = client.draft_grounded(mode, path=str(study), measurements=m)
+            assert g2 is not None and g2["source"] == "request"
+            assert [s.text for s in given] == [s.text for s in drafted]
 
 
 def test_search_down_is_unavailable_for_retrieval_only(settings: Settings, studies: list[Path]) -> None:
