@@ -285,9 +285,12 @@ def _clean_volume(vol: NDArray[np.uint8]) -> NDArray[np.uint8]:
     lv = _largest((vol == LV_CAVITY) | (vol == LV_MYOCARDIUM))
     rv = _largest(vol == RV_CAVITY)
     out = np.zeros_like(vol)
-    out[lv & (vol == LV_MYOCARDIUM)] = LV_MYOCARDIUM
-    # Enclosed papillary muscles and trabeculae are cavity.
-    cav = ndimage.binary_fill_holes(lv & (vol == LV_CAVITY), structure=_IN_PLANE)
+    myo = lv & (vol == LV_MYOCARDIUM)
+    out[myo] = LV_MYOCARDIUM
+    # Inside the epicardium, what is not myocardium is cavity (a bright, flat blood pool the network left
+    # unlabelled is still blood); then enclosed papillary muscles and trabeculae are cavity too.
+    inside = ndimage.binary_fill_holes(lv, structure=_IN_PLANE) & ~myo
+    cav = ndimage.binary_fill_holes((lv & (vol == LV_CAVITY)) | inside, structure=_IN_PLANE)
     out[cav] = LV_CAVITY
     out[rv & ~cav & (out != LV_MYOCARDIUM)] = RV_CAVITY
     return out

@@ -116,6 +116,18 @@ def _r(x: float, nd: int = 1) -> float:
     return float(round(x, nd))
 
 
+def _ed_es(lv: NDArray[np.float64]) -> tuple[int, int]:
+    """ED = largest, ES = smallest LV volume. With five phases or more the curve is first median-filtered over
+    three neighbouring phases (circularly: the cycle wraps), so one phase the segmentation got wrong cannot be
+    chosen as ED or ES; the volumes reported are still those of the chosen phases themselves."""
+    if len(lv) >= 5:
+        ext = np.concatenate([lv[-1:], lv, lv[:1]])
+        smooth = np.median(np.stack([ext[:-2], ext[1:-1], ext[2:]]), axis=0)
+    else:
+        smooth = lv
+    return int(np.argmax(smooth)), int(np.argmin(smooth))
+
+
 def structure_volumes_ml(masks: NDArray[np.integer], pixel_spacing: tuple[float, float], slice_spacing_mm: float,
                          label: int) -> NDArray[np.float64]:
     """Volume (ml) of one label in every slice and phase of masks [slices, phases, rows, cols] -> [slices, phases]."""
@@ -172,8 +184,7 @@ def measurements_from_discs(
     m.lv_volume_curve_ml = [_r(v) for v in lv]
     m.rv_volume_curve_ml = [_r(v) for v in rv]
 
-    ed = int(np.argmax(lv))
-    es = int(np.argmin(lv))
+    ed, es = _ed_es(lv)
     m.ed_phase, m.es_phase = ed, es
     if lv[ed] < _MIN_VENTRICLE_ML:
         out = Measurements.unmeasurable("no left ventricle found in the short-axis stack", model)

@@ -100,3 +100,12 @@ def test_round_trips_through_json_and_the_contract() -> None:
             assert back.values()[k] == pytest.approx(v, abs=0.01)
     assert back.quality == m.quality and back.ed_phase == m.ed_phase and back.es_phase == m.es_phase
     assert from_proto(to_proto(Measurements())) is not None  # "failed" is a state, not an empty message
+
+
+def test_one_failed_phase_is_not_taken_for_end_systole() -> None:
+    radii = (20, 19, 17, 15, 14, 15, 17, 19)
+    masks = _heart(phases=8, lv_r=radii)
+    masks[:, 5][masks[:, 5] == LV_CAVITY] = 0  # the segmentation lost the LV at phase 5
+    m = measurements_from_masks(masks, (1.5, 1.5), 8.0)
+    assert m.es_phase == 4 and m.ed_phase == 0
+    assert m.lvef_pct == pytest.approx(100 * (1 - 14**2 / 20**2), abs=2.0)
