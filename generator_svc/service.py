@@ -11,8 +11,11 @@ measured LVEF, volumes and mass, never numbers the retrieved report or the decod
 from the request when it carries them, else from the index (a study key: SearchService.Get), else from measuring
 the study here when its images are reachable (a StudyRef, or a study key found under CMR_STUDY_ROOTS; in the
 same decoder worker that reads the study for CMR-TARGET). Without any, the draft states no such numbers and says
-so in its last sentence. Measuring never fails the RPC. What grounding changed travels in the trailing metadata
-`cmr-grounding-bin` (JSON; `GeneratorClient.stream(...).grounding`).
+so in its last sentence. Measuring never fails the RPC. What grounding did travels in the stream's own fields:
+the first sentence carries the measurements and where they came from (`measurements`, `measurements_source`,
+`measurements_note`), every sentence its `kind`, its number changes (`grounding`) and what the measurements
+contradict in it (`review`), and the last sentence the numbers removed with whole sentences (`dropped`);
+`GeneratorClient.stream(...).grounding` reads them.
 
 Each sentence is sent as soon as the next one is known (one sentence of look-ahead), so the last carries
 `last = true` and a client never waits for an end marker.
@@ -20,16 +23,15 @@ Each sentence is sent as soon as the next one is known (one sentence of look-ahe
 
 from __future__ import annotations
 
-import json
 import logging
 import math
 import re
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TypeVar
 
 import grpc
 
@@ -37,9 +39,10 @@ from cmr.dicom.locator import StudyLocator
 from cmr.generator import Decoding
 from cmr.generator.config import MAX_SENTENCES_LIMIT, MAX_TOKENS_LIMIT
 from cmr.generator.decoding import MAX_BEAM_WIDTH, MAX_TEMPERATURE
-from cmr.generator.grounding import GroundedSentence, ground_draft
+from cmr.generator.grounding import GroundedSentence, NumberChange, ground_draft
 from cmr.labels import FINDINGS
 from cmr.quant.proto import from_proto as measurements_from_proto
+from cmr.quant.proto import to_proto as measurements_to_proto
 from cmr.quant.volumes import Measurements
 from cmr.rpc.errors import DeadlineExceeded, InvalidArgument, NotFound, RemoteError, Unavailable, rpc_errors
 from cmr.v1 import common_pb2, generator_pb2, generator_pb2_grpc, search_pb2
@@ -68,9 +71,6 @@ _MODES = {
 }
 
 
-GROUNDING_METADATA = "cmr-grounding-bin"  # trailing metadata: what grounding changed (JSON)
-
-
 @dataclass(frozen=True)
 class Sentence:
     text: str
@@ -85,15 +85,20 @@ class Grounding:
     measurements: Measurements | None
     source: str  # "request" | "index" | "measured" | "none"
     reason: str = ""  # source "none": why
-    sentences: list[GroundedSentence] = field(default_factory=list)  # filled while the draft streams
 
-    def report(self, streamed: Sequence[int | None]) -> dict[str, Any]:
-        """The trailing-metadata report: per grounded sentence, its streamed index (None: dropped or cut)."""
-        m = self.measurements
-        return {"source": self.source, "reason": self.reason,
-                "quality": m.quality if m is not None else "", "segmenter": m.model if m is not None else "",
-                "quality_reasons": list(m.quality_reasons) if m is not None else [],
-                "sentences": [{"index": i, **g.to_dict()} for g, i in zip(self.sentences, streamed)]}
+    def first_fields(self) -> dict[str, object]:
+        """The first streamed sentence's own fields: the measurements, their source, why there are none."""
+        out: dict[str, object] = {"measurements_source": self.source}
+        if self.measurements is not None:
+            out["measurements"] = measurements_to_proto(self.measurements)
+        if self.source == "none":
+            out["measurements_note"] = self.reason
+        return out
+
+
+def _changes(changes: Sequence[NumberChange]) -> list[generator_pb2.NumberChange]:
+    return [generator_pb2.NumberChange(measure=c.measure, action=c.action, before=c.before, after=c.after,
+                                       reason=c.reason) for c in changes]
 
 
 def _findings(text: str) -> tuple[str, ...]:
@@ -123,19 +128,6 @@ def decoding_of(options: generator_pb2.DecodingOptions) -> Decoding:
                         max_sentences=options.max_sentences or None, max_tokens=options.max_tokens or None)
     except ValueError as exc:
         raise InvalidArgument(str(exc)) from exc
-
-
-def _with_last(sentences: Iterator[T]) -> Iterator[tuple[T, bool]]:
-    """Each item with whether it is the last, one item of look-ahead."""
-    it = iter(sentences)
-    try:
-        prev = next(it)
-    except StopIteration:
-        return
-    for item in it:
-        yield prev, False
-        prev = item
-    yield prev, True
 
 
 class GeneratorServicer(generator_pb2_grpc.GeneratorServiceServicer):
@@ -306,8 +298,11 @@ class GeneratorServicer(generator_pb2_grpc.GeneratorServiceServicer):
             raise InvalidArgument(f"measurements.quality must be ok, check or failed, not {m.quality!r}")
         return Grounding(m, "request")
 
-    def _grounded(self, sentences: Iterator[Sentence], grounding: Grounding) -> Iterator[Sentence]:
-        """The draft's sentences grounded in the measurements; sources carried over, findings read again."""
+    def _grounded(self, sentences: Iterator[Sentence], grounding: Grounding
+                  ) -> Iterator[tuple[Sentence | None, GroundedSentence]]:
+        """The draft's sentences grounded in the measurements, each with what grounding did to it; sources
+        carried over, findings read again. A dropped sentence (nothing left but a removed number) comes with
+        None."""
         drafted: list[Sentence] = []
 
         def texts() -> Iterator[str]:
@@ -318,11 +313,11 @@ class GeneratorServicer(generator_pb2_grpc.GeneratorServiceServicer):
 
         for g in ground_draft(texts(), grounding.measurements, missing_reason=grounding.reason or
                               "no measurements for this study"):
-            grounding.sentences.append(g)
             if g.dropped:
+                yield None, g
                 continue
             sources = drafted[g.input_index].sources if g.input_index is not None else ()
-            yield Sentence(g.text, _findings(g.text), sources)
+            yield Sentence(g.text, _findings(g.text), sources), g
 
     # -- RPC ----------------------------------------------------------------------------------------------
 
@@ -359,40 +354,31 @@ class GeneratorServicer(generator_pb2_grpc.GeneratorServiceServicer):
         # a limit the client set counts every sentence; the default one leaves room for grounding's own two
         limit = decoding.max_sentences or MAX_SENTENCES_LIMIT + 2
         index = 0
-        try:
-            for sentence, last in _with_last(self._grounded(sentences, grounding)):
-                if not context.is_active():
-                    return  # the client went away: stop drafting
+        dropped: list[NumberChange] = []  # the numbers of dropped sentences, so far
+
+        def message(n: int, sentence: Sentence, g: GroundedSentence, last: bool) -> generator_pb2.ReportSentence:
+            return generator_pb2.ReportSentence(
+                index=n, text=sentence.text, findings=list(sentence.findings),
+                source_study_keys=list(sentence.sources), last=last, model=model, grounding=_changes(g.changes),
+                review=list(g.review), kind=g.kind, dropped=_changes(dropped) if last else (),
+                **(grounding.first_fields() if n == 1 else {}))  # type: ignore[arg-type]
+
+        held: tuple[Sentence, GroundedSentence] | None = None  # the look-ahead: sent once the next is known
+        for sentence, g in self._grounded(sentences, grounding):
+            if not context.is_active():
+                return  # the client went away: stop drafting
+            if sentence is None:
+                dropped.extend(g.changes)
+                continue
+            if held is not None:
                 index += 1
-                last = last or index >= limit
-                yield generator_pb2.ReportSentence(index=index, text=sentence.text, findings=list(sentence.findings),
-                                                   source_study_keys=list(sentence.sources), last=last, model=model)
-                if last:
-                    return
-        finally:
-            _set_grounding(context, grounding, index)
+                yield message(index, *held, last=False)
+            held = (sentence, g)
+            if index + 1 >= limit:  # the last one the client gets: sent without drafting further
+                yield message(index + 1, *held, last=True)
+                return
+        if held is not None:
+            yield message(index + 1, *held, last=True)
 
 
-def _set_grounding(context: grpc.ServicerContext, grounding: Grounding, sent: int) -> None:
-    """What grounding did, as trailing metadata (the contract has no field for it yet). `sent`: how many
-    sentences were streamed (a grounded sentence beyond them, the look-ahead of a cut draft, gets index None)."""
-    streamed: list[int | None] = []
-    n = 0
-    for g in grounding.sentences:
-        if not g.dropped:
-            n += 1
-        streamed.append(n if not g.dropped and n <= sent else None)
-    try:
-        payload = json.dumps(grounding.report(streamed), separators=(",", ":")).encode()
-        if len(payload) > 6000:  # gRPC's default metadata limit is 8 KiB: keep the numbers, drop the texts
-            report = grounding.report(streamed)
-            for s in report["sentences"]:
-                s.pop("source", None)
-                s.pop("text", None)
-            payload = json.dumps(report, separators=(",", ":")).encode()
-        context.set_trailing_metadata(((GROUNDING_METADATA, payload),))
-    except Exception:  # noqa: BLE001 - the report is a courtesy; never fail the draft for it
-        log.debug("could not attach the grounding report", exc_info=True)
-
-
-__all__ = ["GROUNDING_METADATA", "GeneratorServicer", "Grounding", "Sentence", "decoding_of"]
+__all__ = ["GeneratorServicer", "Grounding", "Sentence", "decoding_of"]

@@ -1,6 +1,6 @@
 """`cmr draft STUDY`: a report draft from the running generator service, printed as it is streamed. The service
-grounds every draft in the study's measurements; `--show-grounding` prints what it replaced, removed, added,
-rewrote or flagged, and where the measurements came from."""
+grounds every draft in the study's measurements; `--show-grounding` prints what it replaced, removed, added or
+flagged, and where the measurements came from (the stream's grounding fields)."""
 
 from __future__ import annotations
 
@@ -35,9 +35,9 @@ def draft(
     seed: int = typer.Option(0, "--seed", help="sampling seed (same seed, same draft)."),
     neighbours: int = typer.Option(0, "--neighbours", help="consensus: k nearest studies (0 = server default)."),
     as_json: bool = typer.Option(False, "--json", help="One JSON object per sentence."),
-    show_grounding: bool = typer.Option(False, "--show-grounding", help="After the draft, what grounding in the "
-                                        "measurements changed: each number replaced, removed or added, severity "
-                                        "words rewritten, statements flagged for review (with --json: one more "
+    show_grounding: bool = typer.Option(False, "--show-grounding", help="After the draft, where the measurements "
+                                        "came from and what grounding in them changed: each number replaced, "
+                                        "removed or added, statements flagged for review (with --json: one more "
                                         "object, {\"grounding\": ...})."),
     url: Optional[str] = typer.Option(None, help="Generator service (default CMR_GENERATOR_URL)."),
 ) -> None:
@@ -65,7 +65,8 @@ def draft(
             for s in stream:
                 if as_json:
                     typer.echo(json.dumps({"index": s.index, "text": s.text, "findings": list(s.findings),
-                                           "sources": list(s.sources), "last": s.last, "model": s.model_version}))
+                                           "sources": list(s.sources), "last": s.last, "model": s.model_version,
+                                           "kind": s.kind, "changes": list(s.changes), "review": list(s.review)}))
                 else:
                     typer.echo(f"{s.index}. {s.text}")
             if show_grounding:
@@ -78,10 +79,20 @@ def draft(
         _fail(f"{exc.code().name}: {exc.details()}{hint}")
 
 
+def _change_note(c: dict[str, str]) -> str:
+    name = c["measure"]
+    if c["action"] == "replaced":
+        return f"{name} {c['before']} -> {c['after']}" if c["before"] != c["after"] else \
+            f"{name} {c['after']} (as measured)"
+    if c["action"] == "removed":
+        return f"{name} {c['before']} removed ({c['reason']})"
+    return f"{name} {c['after']} added"
+
+
 def grounding_lines(g: dict[str, Any] | None) -> list[str]:
-    """The service's grounding report, for people."""
+    """What grounding did to the draft (`DraftStream.grounding`, read from the streamed sentences), for people."""
     if not g:
-        return ["", "grounding: the service sent no report (an older server?)"]
+        return ["", "grounding: the service sent no grounding fields (an older server?)"]
     where = {"request": "given with the request", "index": "from the index", "measured": "measured by this server",
              "none": "none"}.get(g.get("source", ""), g.get("source", ""))
     head = f"measurements: {where}"
@@ -93,23 +104,14 @@ def grounding_lines(g: dict[str, Any] | None) -> list[str]:
         head += f", segmenter {g.get('segmenter') or '-'}"
     out = ["", head]
     for s in g.get("sentences", []):
-        where_s = f"{s['index']}." if s.get("index") else "dropped:"
-        notes = []
-        for c in s.get("changes", []):
-            name = c["measure"]
-            if c["action"] == "replaced":
-                notes.append(f"{name} {c['before']} -> {c['after']}" if c["before"] != c["after"]
-                             else f"{name} {c['after']} (as measured)")
-            elif c["action"] == "removed":
-                notes.append(f"{name} {c['before']} removed ({c['reason']})")
-            else:
-                notes.append(f"{name} {c['after']} added")
-        notes += [f"rewrote {r}" for r in s.get("rewrites", [])]
+        notes = [_change_note(c) for c in s.get("changes", [])]
         notes += [f"REVIEW {r}" for r in s.get("review", [])]
-        notes += [f"not measured, as drafted: {u}" for u in s.get("unverified", [])]
-        if notes or s.get("kind") != "draft" or not s.get("index"):
+        if notes or s.get("kind", "draft") != "draft":
             label = {"measurements": " (measurement sentence)", "note": " (note)"}.get(s.get("kind", ""), "")
-            out.append(f"  {where_s}{label} " + ("; ".join(notes) if notes else (s.get("source") or "")))
+            out.append(f"  {s['index']}.{label}" + (" " + "; ".join(notes) if notes else ""))
+    dropped = g.get("dropped", [])
+    if dropped:
+        out.append("  dropped with their sentences: " + "; ".join(_change_note(c) for c in dropped))
     return out
 
 

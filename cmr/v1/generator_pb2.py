@@ -25,23 +25,25 @@ _sym_db = _symbol_database.Default()
 from cmr.v1 import common_pb2 as cmr_dot_v1_dot_common__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x16\x63mr/v1/generator.proto\x12\x06\x63mr.v1\x1a\x13\x63mr/v1/common.proto\"\xb3\x01\n\x0f\x44\x65\x63odingOptions\x12*\n\x08strategy\x18\x01 \x01(\x0e\x32\x18.cmr.v1.DecodingStrategy\x12\x12\n\nbeam_width\x18\x02 \x01(\r\x12\x13\n\x0btemperature\x18\x03 \x01(\x02\x12\x15\n\rmax_sentences\x18\x04 \x01(\r\x12\x12\n\nmax_tokens\x18\x05 \x01(\r\x12\x0c\n\x04seed\x18\x06 \x01(\x04\x12\x12\n\nneighbours\x18\x07 \x01(\r\"\xb9\x01\n\x15GenerateReportRequest\x12!\n\x05study\x18\x01 \x01(\x0b\x32\x12.cmr.v1.StudyQuery\x12\x1f\n\x04mode\x18\x02 \x01(\x0e\x32\x11.cmr.v1.DraftMode\x12)\n\x08\x64\x65\x63oding\x18\x03 \x01(\x0b\x32\x17.cmr.v1.DecodingOptions\x12\x31\n\x0cmeasurements\x18\x04 \x01(\x0b\x32\x1b.cmr.v1.CardiacMeasurements\"\x8a\x01\n\x0eReportSentence\x12\r\n\x05index\x18\x01 \x01(\r\x12\x0c\n\x04text\x18\x02 \x01(\t\x12\x10\n\x08\x66indings\x18\x03 \x03(\t\x12\x19\n\x11source_study_keys\x18\x04 \x03(\t\x12\x0c\n\x04last\x18\x05 \x01(\x08\x12 \n\x05model\x18\x06 \x01(\x0b\x32\x11.cmr.v1.ModelInfo*r\n\tDraftMode\x12\x1a\n\x16\x44RAFT_MODE_UNSPECIFIED\x10\x00\x12\x18\n\x14\x44RAFT_MODE_RETRIEVAL\x10\x01\x12\x18\n\x14\x44RAFT_MODE_CONSENSUS\x10\x02\x12\x15\n\x11\x44RAFT_MODE_TARGET\x10\x03*\x8d\x01\n\x10\x44\x65\x63odingStrategy\x12!\n\x1d\x44\x45\x43ODING_STRATEGY_UNSPECIFIED\x10\x00\x12\x1c\n\x18\x44\x45\x43ODING_STRATEGY_GREEDY\x10\x01\x12\x1a\n\x16\x44\x45\x43ODING_STRATEGY_BEAM\x10\x02\x12\x1c\n\x18\x44\x45\x43ODING_STRATEGY_SAMPLE\x10\x03\x32]\n\x10GeneratorService\x12I\n\x0eGenerateReport\x12\x1d.cmr.v1.GenerateReportRequest\x1a\x16.cmr.v1.ReportSentence0\x01\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x16\x63mr/v1/generator.proto\x12\x06\x63mr.v1\x1a\x13\x63mr/v1/common.proto\"\xb3\x01\n\x0f\x44\x65\x63odingOptions\x12*\n\x08strategy\x18\x01 \x01(\x0e\x32\x18.cmr.v1.DecodingStrategy\x12\x12\n\nbeam_width\x18\x02 \x01(\r\x12\x13\n\x0btemperature\x18\x03 \x01(\x02\x12\x15\n\rmax_sentences\x18\x04 \x01(\r\x12\x12\n\nmax_tokens\x18\x05 \x01(\r\x12\x0c\n\x04seed\x18\x06 \x01(\x04\x12\x12\n\nneighbours\x18\x07 \x01(\r\"\xb9\x01\n\x15GenerateReportRequest\x12!\n\x05study\x18\x01 \x01(\x0b\x32\x12.cmr.v1.StudyQuery\x12\x1f\n\x04mode\x18\x02 \x01(\x0e\x32\x11.cmr.v1.DraftMode\x12)\n\x08\x64\x65\x63oding\x18\x03 \x01(\x0b\x32\x17.cmr.v1.DecodingOptions\x12\x31\n\x0cmeasurements\x18\x04 \x01(\x0b\x32\x1b.cmr.v1.CardiacMeasurements\"^\n\x0cNumberChange\x12\x0f\n\x07measure\x18\x01 \x01(\t\x12\x0e\n\x06\x61\x63tion\x18\x02 \x01(\t\x12\x0e\n\x06\x62\x65\x66ore\x18\x03 \x01(\t\x12\r\n\x05\x61\x66ter\x18\x04 \x01(\t\x12\x0e\n\x06reason\x18\x05 \x01(\t\"\xe3\x02\n\x0eReportSentence\x12\r\n\x05index\x18\x01 \x01(\r\x12\x0c\n\x04text\x18\x02 \x01(\t\x12\x10\n\x08\x66indings\x18\x03 \x03(\t\x12\x19\n\x11source_study_keys\x18\x04 \x03(\t\x12\x0c\n\x04last\x18\x05 \x01(\x08\x12 \n\x05model\x18\x06 \x01(\x0b\x32\x11.cmr.v1.ModelInfo\x12\'\n\tgrounding\x18\x07 \x03(\x0b\x32\x14.cmr.v1.NumberChange\x12\x0e\n\x06review\x18\x08 \x03(\t\x12\x0c\n\x04kind\x18\t \x01(\t\x12\x31\n\x0cmeasurements\x18\n \x01(\x0b\x32\x1b.cmr.v1.CardiacMeasurements\x12\x1b\n\x13measurements_source\x18\x0b \x01(\t\x12\x19\n\x11measurements_note\x18\x0c \x01(\t\x12%\n\x07\x64ropped\x18\r \x03(\x0b\x32\x14.cmr.v1.NumberChange*r\n\tDraftMode\x12\x1a\n\x16\x44RAFT_MODE_UNSPECIFIED\x10\x00\x12\x18\n\x14\x44RAFT_MODE_RETRIEVAL\x10\x01\x12\x18\n\x14\x44RAFT_MODE_CONSENSUS\x10\x02\x12\x15\n\x11\x44RAFT_MODE_TARGET\x10\x03*\x8d\x01\n\x10\x44\x65\x63odingStrategy\x12!\n\x1d\x44\x45\x43ODING_STRATEGY_UNSPECIFIED\x10\x00\x12\x1c\n\x18\x44\x45\x43ODING_STRATEGY_GREEDY\x10\x01\x12\x1a\n\x16\x44\x45\x43ODING_STRATEGY_BEAM\x10\x02\x12\x1c\n\x18\x44\x45\x43ODING_STRATEGY_SAMPLE\x10\x03\x32]\n\x10GeneratorService\x12I\n\x0eGenerateReport\x12\x1d.cmr.v1.GenerateReportRequest\x1a\x16.cmr.v1.ReportSentence0\x01\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'cmr.v1.generator_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_DRAFTMODE']._serialized_start=566
-  _globals['_DRAFTMODE']._serialized_end=680
-  _globals['_DECODINGSTRATEGY']._serialized_start=683
-  _globals['_DECODINGSTRATEGY']._serialized_end=824
+  _globals['_DRAFTMODE']._serialized_start=879
+  _globals['_DRAFTMODE']._serialized_end=993
+  _globals['_DECODINGSTRATEGY']._serialized_start=996
+  _globals['_DECODINGSTRATEGY']._serialized_end=1137
   _globals['_DECODINGOPTIONS']._serialized_start=56
   _globals['_DECODINGOPTIONS']._serialized_end=235
   _globals['_GENERATEREPORTREQUEST']._serialized_start=238
   _globals['_GENERATEREPORTREQUEST']._serialized_end=423
-  _globals['_REPORTSENTENCE']._serialized_start=426
-  _globals['_REPORTSENTENCE']._serialized_end=564
-  _globals['_GENERATORSERVICE']._serialized_start=826
-  _globals['_GENERATORSERVICE']._serialized_end=919
+  _globals['_NUMBERCHANGE']._serialized_start=425
+  _globals['_NUMBERCHANGE']._serialized_end=519
+  _globals['_REPORTSENTENCE']._serialized_start=522
+  _globals['_REPORTSENTENCE']._serialized_end=877
+  _globals['_GENERATORSERVICE']._serialized_start=1139
+  _globals['_GENERATORSERVICE']._serialized_end=1232
 # @@protoc_insertion_point(module_scope)

@@ -60,18 +60,46 @@ class GenerateReportRequest(_message.Message):
     measurements: _common_pb2.CardiacMeasurements
     def __init__(self, study: _Optional[_Union[_common_pb2.StudyQuery, _Mapping]] = ..., mode: _Optional[_Union[DraftMode, str]] = ..., decoding: _Optional[_Union[DecodingOptions, _Mapping]] = ..., measurements: _Optional[_Union[_common_pb2.CardiacMeasurements, _Mapping]] = ...) -> None: ...
 
+class NumberChange(_message.Message):
+    __slots__ = ("measure", "action", "before", "after", "reason")
+    MEASURE_FIELD_NUMBER: _ClassVar[int]
+    ACTION_FIELD_NUMBER: _ClassVar[int]
+    BEFORE_FIELD_NUMBER: _ClassVar[int]
+    AFTER_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    measure: str
+    action: str
+    before: str
+    after: str
+    reason: str
+    def __init__(self, measure: _Optional[str] = ..., action: _Optional[str] = ..., before: _Optional[str] = ..., after: _Optional[str] = ..., reason: _Optional[str] = ...) -> None: ...
+
 class ReportSentence(_message.Message):
-    __slots__ = ("index", "text", "findings", "source_study_keys", "last", "model")
+    __slots__ = ("index", "text", "findings", "source_study_keys", "last", "model", "grounding", "review", "kind", "measurements", "measurements_source", "measurements_note", "dropped")
     INDEX_FIELD_NUMBER: _ClassVar[int]
     TEXT_FIELD_NUMBER: _ClassVar[int]
     FINDINGS_FIELD_NUMBER: _ClassVar[int]
     SOURCE_STUDY_KEYS_FIELD_NUMBER: _ClassVar[int]
     LAST_FIELD_NUMBER: _ClassVar[int]
     MODEL_FIELD_NUMBER: _ClassVar[int]
+    GROUNDING_FIELD_NUMBER: _ClassVar[int]
+    REVIEW_FIELD_NUMBER: _ClassVar[int]
+    KIND_FIELD_NUMBER: _ClassVar[int]
+    MEASUREMENTS_FIELD_NUMBER: _ClassVar[int]
+    MEASUREMENTS_SOURCE_FIELD_NUMBER: _ClassVar[int]
+    MEASUREMENTS_NOTE_FIELD_NUMBER: _ClassVar[int]
+    DROPPED_FIELD_NUMBER: _ClassVar[int]
     index: int
     text: str
     findings: _containers.RepeatedScalarFieldContainer[str]
     source_study_keys: _containers.RepeatedScalarFieldContainer[str]
     last: bool
     model: _common_pb2.ModelInfo
-    def __init__(self, index: _Optional[int] = ..., text: _Optional[str] = ..., findings: _Optional[_Iterable[str]] = ..., source_study_keys: _Optional[_Iterable[str]] = ..., last: _Optional[bool] = ..., model: _Optional[_Union[_common_pb2.ModelInfo, _Mapping]] = ...) -> None: ...
+    grounding: _containers.RepeatedCompositeFieldContainer[NumberChange]
+    review: _containers.RepeatedScalarFieldContainer[str]
+    kind: str
+    measurements: _common_pb2.CardiacMeasurements
+    measurements_source: str
+    measurements_note: str
+    dropped: _containers.RepeatedCompositeFieldContainer[NumberChange]
+    def __init__(self, index: _Optional[int] = ..., text: _Optional[str] = ..., findings: _Optional[_Iterable[str]] = ..., source_study_keys: _Optional[_Iterable[str]] = ..., last: _Optional[bool] = ..., model: _Optional[_Union[_common_pb2.ModelInfo, _Mapping]] = ..., grounding: _Optional[_Iterable[_Union[NumberChange, _Mapping]]] = ..., review: _Optional[_Iterable[str]] = ..., kind: _Optional[str] = ..., measurements: _Optional[_Union[_common_pb2.CardiacMeasurements, _Mapping]] = ..., measurements_source: _Optional[str] = ..., measurements_note: _Optional[str] = ..., dropped: _Optional[_Iterable[_Union[NumberChange, _Mapping]]] = ...) -> None: ...

@@ -4,11 +4,13 @@ synthetic studies indexed, and the shipped CMR-TARGET checkpoint drafting in the
 The shared settings do not measure (CMR_MEASURE=false: segmenting costs seconds per study), so these drafts are
 grounded in no measurements: every LVEF / volume / mass number is removed and the draft says so last. One
 generator with measuring on checks that a measured study's draft states exactly the segmenter's numbers in
-every mode."""
+every mode. What grounding did is read from the stream's own fields (the measurements and their source with the
+first sentence, each sentence's kind and number changes, the numbers of dropped sentences with the last)."""
 
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -89,7 +91,19 @@ def _unmeasured(sentences: list[str]) -> list[str]:
 
 def _says_unmeasured(drafted: list) -> None:  # noqa: ANN001
     assert drafted[-1].text.startswith(MISSING_PREFIX) and "CMR_MEASURE=false" in drafted[-1].text
+    assert drafted[-1].kind == "note" and all(s.kind == "draft" for s in drafted[:-1])
     assert not [st for s in drafted for st in find_statements(s.text)]  # no LVEF, volume or mass stated
+    for c in (c for s in drafted for c in s.changes):  # every number the draft had is removed, saying why
+        assert c["action"] == "removed" and c["before"] and "CMR_MEASURE=false" in c["reason"], c
+
+
+def _unmeasured_grounding(grounding: dict | None) -> None:
+    assert grounding is not None and grounding["source"] == "none" and "CMR_MEASURE=false" in grounding["reason"]
+    assert grounding["measurements"] is None
+
+
+def _number(text: str) -> float:
+    return float(re.search(r"\d+(?:\.\d+)?", text).group())  # type: ignore[union-attr]
 
 
 def test_retrieval_is_the_nearest_other_studys_report(gen: GeneratorClient, keys: list[str], settings: Settings,
@@ -97,8 +111,9 @@ def test_retrieval_is_the_nearest_other_studys_report(gen: GeneratorClient, keys
     with SearchClient(search_server.address, settings=settings) as search:
         for key in keys[:3]:
             nearest = search.similar(top_k=1, study_key=key).nearest_reports[0]
-            drafted = gen.draft("retrieval", study_key=key)
+            drafted, grounding = gen.draft_grounded("retrieval", study_key=key)
             _check_stream(drafted)
+            _unmeasured_grounding(grounding)
             assert nearest.study_key != key  # never the study's own report
             assert {s.sources for s in drafted[:-1]} == {(nearest.study_key,)}
             # the nearest report, numbering dropped, grounded: its (another patient's) numbers removed
@@ -134,10 +149,11 @@ def test_target_drafts_as_the_model_does_in_process(gen: GeneratorClient, keys: 
         expected = _unmeasured(list(model.generate(tokens, pad, Decoding(numbered=False))))
         key = study_key(exam.study.study_instance_uid, settings.study_key_secret)
         assert key in keys
-        by_key = gen.draft("target", study_key=key)
+        by_key, grounding = gen.draft_grounded("target", study_key=key)
         _check_stream(by_key)
         assert [s.text for s in by_key[:-1]] == expected
         _says_unmeasured(by_key)
+        _unmeasured_grounding(grounding)
         assert by_key[0].model_version.startswith("cmr-target-small@")
         by_path = gen.draft("target", path=str(study))
         assert [s.text for s in by_path[:-1]] == expected
@@ -192,6 +208,7 @@ def test_cli_draft_streams_json(server: GeneratorServer, keys: list[str], settin
     rows = [json.loads(line) for line in out.stdout.splitlines()]
     assert rows and rows[-1]["last"] and all(len(r["sources"]) == 1 for r in rows[:-1])
     assert rows[-1]["text"].startswith(MISSING_PREFIX) and rows[-1]["sources"] == []  # grounding's own sentence
+    assert rows[-1]["kind"] == "note" and all(r["kind"] == "draft" for r in rows[:-1])
     bad = subprocess.run([sys.executable, "-m", "cmr.cli.main", "draft", "0" * 32, "--mode", "target",
                           "--url", server.address], capture_output=True, text=True, timeout=120)
     assert bad.returncode == 2 and "NOT_FOUND" in bad.stderr
@@ -211,20 +228,43 @@ def test_a_measured_study_states_the_segmenters_numbers_in_every_mode(settings: 
             GeneratorClient(srv.address, settings=measuring, timeout_s=180) as client:
         client.wait_ready(60)
         for mode in ("retrieval", "consensus", "target"):
-            drafted, grounding = client.draft_grounded(mode, path=str(study))
+            stream = client.stream(mode, path=str(study))
+            drafted = list(stream)
+            grounding, streamed = stream.grounding, stream.measurements
             _check_stream(drafted)
             assert grounding is not None and grounding["source"] == "measured", grounding
             assert grounding["quality"] == m.quality and grounding["segmenter"] == m.model
+            assert grounding["quality_reasons"] == list(m.quality_reasons) and not grounding["reason"]
+            # the first sentence carries the measurements: those measure_study gives in process
+            assert streamed is not None and streamed.quality == m.quality and streamed.unavailable == m.unavailable
+            for f, v in m.values().items():
+                got = getattr(streamed, f)
+                assert (got is None) == (v is None) and (v is None or got == pytest.approx(v, abs=0.011)), (f, got, v)
             statements = [st for s in drafted for st in find_statements(s.text)]
             if m.quality in ("ok", "check"):
                 assert any(st.measure == "lvef_pct" for st in statements), drafted
-            for st in statements:
+            for st in statements:  # every stated number is the measured one: in process, and as streamed
                 v = getattr(m, st.measure)
                 assert v is not None and st.value == float(format_value(st.measure, v)), (mode, st)
+                assert st.value == float(format_value(st.measure, getattr(streamed, st.measure))), (mode, st)
+            # each sentence's changes say what it states: every number put in is the measured one
+            for s in drafted:
+                for c in s.changes:
+                    if c["action"] == "removed":
+                        assert c["before"] and c["reason"], c
+                    else:
+                        assert c["after"] in s.text, (c, s.text)
+                        assert _number(c["after"]) == float(format_value(c["measure"], getattr(m, c["measure"])))
+            if m.quality in ("ok", "check"):
+                assert {c["measure"] for s in drafted for c in s.changes if c["action"] != "removed"} >= {"lvef_pct"}
+            for c in grounding["dropped"]:  # sentences of nothing but numbers that cannot be stated
+                assert c["action"] == "removed" and c["before"] and c["reason"], c
             # the study's measurements given with the request: the same draft, nothing measured
             given, g2 = client.draft_grounded(mode, path=str(study), measurements=m)
             assert g2 is not None and g2["source"] == "request"
             assert [s.text for s in given] == [s.text for s in drafted]
+            assert [s.changes for s in given] == [s.changes for s in drafted]
+            assert [s.kind for s in given] == [s.kind for s in drafted] and g2["dropped"] == grounding["dropped"]
 
 
 def test_search_down_is_unavailable_for_retrieval_only(settings: Settings, studies: list[Path]) -> None:

@@ -1,7 +1,9 @@
 """GeneratorService grounds every draft in the study's measurements: over real gRPC (the servicer on a local
 server), with the search service, CMR-TARGET and the study workers replaced by fakes, a draft states exactly
 the measured numbers in every mode, wherever the measurements come from (the request, the index, measuring
-the study here), states none when there are none, and never fails because measuring did."""
+the study here), states none when there are none, and never fails because measuring did. What grounding did
+travels in the sentences' own fields (the measurements and their source with the first, each sentence's kind,
+number changes and review notes, the numbers of dropped sentences with the last), which the client reads."""
 
 from __future__ import annotations
 
@@ -19,10 +21,10 @@ from cmr.generator.grounding import MISSING_PREFIX, SUMMARY_PREFIX, find_stateme
 from cmr.quant.proto import to_proto
 from cmr.quant.volumes import Measurements
 from cmr.rpc.errors import DeadlineExceeded
-from cmr.v1 import generator_pb2_grpc, search_pb2
+from cmr.v1 import generator_pb2, generator_pb2_grpc, search_pb2
 from encoder_svc.measuring import MeasureOutcome, failed_measurement
 from encoder_svc.study_loading import LoadedStudy
-from generator_svc.client import GeneratorClient
+from generator_svc.client import GeneratorClient, generate_request
 from generator_svc.service import GeneratorServicer
 from generator_svc.target import TargetSentence
 
@@ -83,6 +85,7 @@ class FakeSearch:
 
 class FakeDrafter:
     name, version = "cmr-target-small", "cmr-target-small@test"
+    drafted: list[str] = []  # every sentence CMR-TARGET was asked for, across drafts
 
     class generator:  # noqa: N801 - stands in for TargetGenerator
         class config:  # noqa: N801
@@ -90,6 +93,7 @@ class FakeDrafter:
 
     def draft(self, exam: Any, decoding: Any) -> Iterator[TargetSentence]:
         for s in TARGET_REPORT:
+            FakeDrafter.drafted.append(s)
             yield TargetSentence(s, ())
 
 
@@ -163,6 +167,31 @@ def _states_exactly(text: str, m: Measurements) -> None:
         assert wrong not in text, (wrong, text)
 
 
+def _sentences(client: GeneratorClient, mode: str, **kwargs: Any) -> list[generator_pb2.ReportSentence]:
+    """The raw stream, checked for where the grounding fields belong: the measurements, their source and note
+    only on the first sentence, the dropped numbers only on the last, a kind on every one, and every number a
+    sentence's changes put in stated in its text, every one they took out gone from it."""
+    out = list(client.stub.GenerateReport(generate_request(mode, **kwargs), timeout=20))  # type: ignore[arg-type]
+    assert out and out[0].measurements_source in ("request", "index", "measured", "none")
+    assert (out[0].measurements_source == "none") == bool(out[0].measurements_note)
+    for s in out[1:]:
+        assert not s.measurements_source and not s.measurements_note and not s.HasField("measurements")
+    for s in out[:-1]:
+        assert not s.dropped and not s.last
+    assert out[-1].last
+    for s in out:
+        assert s.kind in ("draft", "measurements", "note")
+        for c in s.grounding:
+            assert c.action in ("replaced", "removed", "added") and c.measure, c
+            if c.action == "removed":
+                assert c.before and not c.after and c.reason, c
+            else:
+                assert c.after in s.text, (c, s.text)
+        for c in s.dropped:
+            assert c.action == "removed" and c.before and c.reason, c
+    return out
+
+
 MODES = ("retrieval", "consensus", "target")
 
 
@@ -174,13 +203,24 @@ def test_indexed_measurements_are_stated_in_every_mode(service, mode: str) -> No
     _states_exactly(text, INDEXED)
     assert "25-50% transmurality" in text or mode == "target"  # other numbers are left as written
     assert grounding is not None and grounding["source"] == "index" and grounding["segmenter"] == "seg@index"
+    assert grounding["quality"] == "ok" and grounding["measurements"]["lvef_pct"] == 31.4
     assert stub.gets == [KEY]
     assert not any(x.startswith("measure") for x in loader.loaded)  # nothing measured again
     changes = [c for s in grounding["sentences"] for c in s["changes"]]
     assert {c["action"] for c in changes} <= {"replaced", "added"} and changes
+    assert {c["after"] for c in changes if c["measure"] == "lvef_pct"} == {"31%"}
     assert [s.index for s in sentences] == list(range(1, len(sentences) + 1)) and sentences[-1].last
-    # the streamed sentences are the report's grounded sentences, in order
-    assert [s["text"] for s in grounding["sentences"] if s["index"] is not None] == [s.text for s in sentences]
+    # the client's report is the stream's fields, sentence for sentence
+    assert [(s["index"], s["text"]) for s in grounding["sentences"]] == [(s.index, s.text) for s in sentences]
+    assert [s["changes"] for s in grounding["sentences"]] == [list(s.changes) for s in sentences]
+    raw = _sentences(client, mode, study_key=KEY, neighbours=3)
+    assert [s.text for s in raw] == [s.text for s in sentences]
+    assert raw[0].measurements == to_proto(INDEXED) and raw[0].measurements_source == "index"
+    assert not raw[-1].dropped  # every measure of the draft is measured: no sentence lost its only number
+    if mode != "target":  # the neighbour's first sentence: its numbers replaced, its severity word rewritten
+        assert [(c.measure, c.action, c.before, c.after) for c in raw[0].grounding] == [
+            ("lvedvi_ml_m2", "replaced", "130 mL/m2", "118 mL/m2"), ("lvef_pct", "replaced", "23%", "31%")]
+        assert "moderately impaired" in raw[0].text and raw[0].kind == "draft" and not raw[0].review
 
 
 @pytest.mark.parametrize("mode", MODES)
@@ -188,7 +228,12 @@ def test_measurements_in_the_request_win(service, mode: str) -> None:  # noqa: A
     client, loader, stub = service
     sentences, grounding = client.draft_grounded(mode, study_key=KEY, measurements=GIVEN)
     _states_exactly(" ".join(s.text for s in sentences), GIVEN)
-    assert grounding["source"] == "request" and not stub.gets
+    assert grounding["source"] == "request" and grounding["segmenter"] == "seg@caller" and not stub.gets
+    raw = _sentences(client, mode, study_key=KEY, measurements=GIVEN)
+    assert raw[0].measurements == to_proto(GIVEN) and raw[0].measurements_source == "request"
+    # the indexed volume the draft stated has no measurement here (no BSA): removed, with the reason
+    removed = [c for s in raw for c in s.grounding if c.action == "removed"]
+    assert {(c.measure, c.reason) for c in removed} == {("lvedvi_ml_m2", "no BSA")}, removed
 
 
 @pytest.mark.parametrize("mode", MODES)
@@ -198,9 +243,15 @@ def test_a_study_reference_is_measured_here(service, root: Path, mode: str) -> N
     text = " ".join(s.text for s in sentences)
     _states_exactly(text, MEASURED)
     assert grounding["source"] == "measured" and grounding["quality"] == "check"
+    assert grounding["quality_reasons"] == ["low segmentation confidence"] and grounding["segmenter"] == "seg@here"
     assert loader.loaded == ["measure new_study"]  # read once: CMR-TARGET drafts from the same load
     # quality "check": the reader is told to review, and unavailable indexed numbers are gone
     assert "low segmentation confidence" in text and "mL/m2" not in text and "ml/m2" not in text
+    assert sentences[-1].kind == "note" and grounding["sentences"][-1]["kind"] == "note"
+    removed = [c for s in grounding["sentences"] for c in s["changes"] if c["action"] == "removed"]
+    assert removed and all(c["reason"] == "the study has no patient height and weight" for c in removed)
+    raw = _sentences(client, mode, path=str(root / "new_study"))
+    assert raw[0].measurements == to_proto(MEASURED) and raw[0].measurements_source == "measured"
 
 
 @pytest.mark.parametrize("mode", MODES)
@@ -209,6 +260,7 @@ def test_an_old_index_entry_is_measured_from_its_images(service, mode: str) -> N
     sentences, grounding = client.draft_grounded(mode, study_key=OLD_KEY)
     _states_exactly(" ".join(s.text for s in sentences), MEASURED)
     assert grounding["source"] == "measured" and stub.gets == [OLD_KEY]
+    assert grounding["measurements"] == {k: v for k, v in MEASURED.values().items()}
 
 
 @pytest.mark.parametrize("mode", ("retrieval", "consensus"))
@@ -219,10 +271,18 @@ def test_without_measurements_no_number_is_stated_and_the_draft_says_so(service,
     assert not [st for s in sentences for st in find_statements(s.text)]
     assert sentences[-1].text.startswith(MISSING_PREFIX) and "CMR_STUDY_ROOTS" in sentences[-1].text
     assert "severely impaired systolic function" in text  # the words stay, the numbers go
-    assert grounding["source"] == "none" and any(c["action"] == "removed" for s in grounding["sentences"]
-                                                 for c in s["changes"])
-    sentences = client.draft(mode, embedding=__import__("numpy").ones(256, "float32"))
+    assert grounding["source"] == "none" and "CMR_STUDY_ROOTS" in grounding["reason"]
+    assert grounding["measurements"] is None and grounding["quality"] == ""
+    removed = [c for s in grounding["sentences"] for c in s["changes"]]
+    assert removed and all(c["action"] == "removed" for c in removed)
+    assert {c["before"] for c in removed} >= {"23%", "55%"}
+    raw = _sentences(client, mode, study_key=GONE_KEY)
+    assert not raw[0].HasField("measurements") and raw[0].measurements_note == grounding["reason"]
+    assert raw[-1].kind == "note"
+    embedding = __import__("numpy").ones(256, "float32")
+    sentences = client.draft(mode, embedding=embedding)
     assert "embedding" in sentences[-1].text
+    assert "embedding" in _sentences(client, mode, embedding=embedding)[0].measurements_note
 
 
 @pytest.mark.parametrize("outcome", [MeasureOutcome(failed_measurement("ValueError", "seg@here"), "ValueError"),
@@ -239,8 +299,19 @@ def test_measuring_that_fails_never_fails_the_draft(root: Path, outcome: Any, mo
     assert sentences and sentences[-1].text.startswith(MISSING_PREFIX)
     assert not [st for s in sentences for st in find_statements(s.text)]
     assert grounding["source"] in ("measured", "none")
+    if grounding["source"] == "measured":  # measured, and failed: the measurements say why
+        assert grounding["quality"] == "failed" and "ValueError" in grounding["quality_reasons"][0]
+    else:
+        assert grounding["reason"] and grounding["measurements"] is None
     if outcome is None:
-        assert "measuring is off" in sentences[-1].text
+        assert "measuring is off" in sentences[-1].text and "measuring is off" in grounding["reason"]
+    # CMR-TARGET's sentence of nothing but numbers is dropped: its numbers come with the last sentence
+    dropped = {(c["measure"], c["before"]) for c in grounding["dropped"]}
+    if mode == "target":
+        assert dropped == {("lvedv_ml", "150 ml"), ("lvedvi_ml_m2", "80 ml/m2"), ("lv_mass_g", "120 g")}
+        assert "LVEDV" not in " ".join(s.text for s in sentences)
+    else:
+        assert not dropped
 
 
 def test_the_measurement_sentence_comes_first_when_the_draft_has_no_lvef(root: Path) -> None:
@@ -260,7 +331,12 @@ def test_the_measurement_sentence_comes_first_when_the_draft_has_no_lvef(root: P
     assert "lv_dysfunction" in sentences[0].findings  # the labeller reads the measured LVEF 31 %
     assert [s.text for s in sentences[1:]] == ["Normal cardiac MRI (review: measured LVEF 31 %, "
                                                "LVEDVi 118 ml/m²).", "No late gadolinium enhancement."]
-    assert grounding["sentences"][0]["kind"] == "measurements"
+    assert grounding["sentences"][0]["kind"] == "measurements" and sentences[0].kind == "measurements"
+    added = sentences[0].changes
+    assert added and {c["action"] for c in added} == {"added"}
+    assert [c["after"] for c in added if c["measure"] == "lvef_pct"] == ["31 %"]
+    assert sentences[1].review and "LVEF 31 %" in sentences[1].review[0]  # flagged, and said so in the field
+    assert [s.kind for s in sentences[1:]] == ["draft", "draft"]
     assert len(one) == 1 and one[0].last  # a limit the client sets counts every sentence
 
 
@@ -277,20 +353,49 @@ def test_cli_prints_the_grounded_draft_and_what_changed(service) -> None:  # noq
     lines = out.output.splitlines()
     assert lines[0] == "1. Dilated LV (LVEDVi 118 mL/m2) with moderately impaired systolic function (LVEF 31%)."
     assert "measurements: from the index, quality ok, segmenter seg@index" in out.output
-    assert "  1. lvedvi_ml_m2 130 mL/m2 -> 118 mL/m2; lvef_pct 23% -> 31%; rewrote severely impaired -> moderately " \
-           "impaired (measured LVEF 31 %)" in lines
+    assert "  1. lvedvi_ml_m2 130 mL/m2 -> 118 mL/m2; lvef_pct 23% -> 31%" in lines
     assert any(line.startswith("  2. rvef_pct 55% -> 48%") for line in lines)
     out = CliRunner().invoke(app, ["draft", GONE_KEY, "--mode", "retrieval", "--url", client.url, "--json",
                                    "--show-grounding"])
     rows = [json.loads(line) for line in out.output.splitlines()]
     assert rows[-1]["grounding"]["source"] == "none" and rows[-2]["last"]
+    assert rows[0]["kind"] == "draft" and {c["action"] for c in rows[0]["changes"]} == {"removed"}
+    assert rows[-2]["kind"] == "note" and rows[-1]["grounding"]["sentences"][0]["changes"] == rows[0]["changes"]
     assert "rvef_pct 55% removed" in "\n".join(__import__("cmr.cli.draft_cmd", fromlist=["x"]).grounding_lines(
         rows[-1]["grounding"]))
 
 
 def test_the_report_indexes_only_what_was_streamed(service) -> None:  # noqa: ANN001
     client, _, _ = service
+    FakeDrafter.drafted.clear()
     sentences, grounding = client.draft_grounded("target", study_key=KEY, max_sentences=2)
     assert len(sentences) == 2 and sentences[-1].last
-    indexed = [s["index"] for s in grounding["sentences"] if s["index"] is not None]
-    assert indexed == [1, 2]
+    assert [s["index"] for s in grounding["sentences"]] == [1, 2]
+    assert FakeDrafter.drafted == TARGET_REPORT[:2]  # the last sentence is sent without drafting a third
+    assert grounding["source"] == "index" and grounding["dropped"] == []
+
+
+def test_numbers_of_dropped_sentences_come_with_the_last_sentence(root: Path) -> None:
+    """A sentence of nothing but numbers that cannot be stated is dropped; the last sentence says which numbers
+    went with it, also when a limit cuts the draft (then only those before the cut)."""
+    global TARGET_REPORT
+    saved = TARGET_REPORT
+    TARGET_REPORT = ["Normal LV systolic function (LVEF 63%).", "LVEDVi 80 ml/m2.", "Normal RV.", "RVEDVi 70 ml/m2.",
+                     "No late gadolinium enhancement."]
+    server, address, _ = _serve(root, FakeLoader(MeasureOutcome(MEASURED)))  # measured: no BSA, no indexed values
+    try:
+        with GeneratorClient(address, timeout_s=20) as client:
+            whole = _sentences(client, "target", path=str(root / "new_study"))
+            cut = _sentences(client, "target", path=str(root / "new_study"), max_sentences=2)
+    finally:
+        server.stop(0)
+        TARGET_REPORT = saved
+    assert [s.text for s in whole] == ["Normal LV systolic function (LVEF 58%).", "Normal RV.",
+                                       "No late gadolinium enhancement.",
+                                       "Automated measurements to be reviewed: low segmentation confidence."]
+    assert [s.kind for s in whole] == ["draft", "draft", "draft", "note"]
+    reason = "the study has no patient height and weight"
+    assert [(c.measure, c.before, c.reason) for c in whole[-1].dropped] == [
+        ("lvedvi_ml_m2", "80 ml/m2", reason), ("rvedvi_ml_m2", "70 ml/m2", reason)]
+    assert [s.text for s in cut] == [s.text for s in whole[:2]]
+    assert [(c.measure, c.before) for c in cut[-1].dropped] == [("lvedvi_ml_m2", "80 ml/m2")]
