@@ -156,6 +156,10 @@ class CinePreviews:
         return cls(StudyLocator(list(settings.study_roots), settings.study_key_secret), layout.thumb_dir(settings),
                    settings.ui_cine)
 
+    def folder(self, study_key: str) -> Path | None:
+        """The study's folder on this host (None when it is not here, or reading studies is off)."""
+        return self.locator.path_of(study_key) if self.enabled else None
+
     def cached(self, study_key: str) -> Path:
         return self.cache_dir / f"{study_key}.gif"
 

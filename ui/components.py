@@ -1,6 +1,6 @@
 """What the pages share: the service and preview singletons (a test may put fakes in session_state under
-"cmr_services" / "cmr_previews"), the error guard, filters, result cards with cine loops, the exam picker and
-the zero-shot chart."""
+"cmr_services" / "cmr_previews"), the error guard, filters (measurement ranges too), result cards with cine
+loops and measurements, the exam picker and the zero-shot chart."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ import streamlit as st
 
 from cmr.config import Settings
 from ui.auth import UserSession, session_settings
+from ui.measurements import FILTER_MEASURES, LABELS, WHERE_HELP, Bound, card_summary, content_key, unit
 from ui.services import Exam, Filters, Finding, Services, UiError
 
 log = logging.getLogger(__name__)
@@ -102,7 +103,21 @@ def _health(svc: Services) -> dict[str, bool]:
     return dict(cache["value"])
 
 
-def filters_form(prefix: str) -> Filters:
+def measurement_filters(prefix: str, expanded: bool = False) -> tuple[tuple[Bound, ...], str]:
+    """Min/max inputs of the common measurements ("any" when empty) and free `where` conditions."""
+    with st.expander("Measurements (LVEF, volumes, mass)", expanded=expanded):
+        st.caption("Empty = any. A range leaves out exams without that measurement.")
+        bounds = []
+        for name, col in zip(FILTER_MEASURES, st.columns(len(FILTER_MEASURES))):
+            lo, hi = (col.number_input(f"{LABELS[name]} {end} ({unit(name)})", value=None, step=1.0, format="%g",
+                                       placeholder="any", key=f"{prefix}_{name}_{end}") for end in ("min", "max"))
+            bounds.append((name, lo, hi))
+        where = st.text_input("More measurement conditions", key=f"{prefix}_where", help=WHERE_HELP,
+                              placeholder="e.g. rvef_pct<45; lvedvi_ml_m2>=100")
+    return tuple(bounds), where
+
+
+def filters_form(prefix: str, *, measurements_expanded: bool = False) -> Filters:
     with st.expander("Filters", expanded=False):
         c1, c2, c3 = st.columns(3)
         vendors = c1.multiselect("Vendor", VENDORS, key=f"{prefix}_vendors")
@@ -115,7 +130,8 @@ def filters_form(prefix: str) -> Filters:
             rng = d2.date_input("Study dates", (date(2000, 1, 1), date.today()), key=f"{prefix}_dates")
             if isinstance(rng, (list, tuple)) and len(rng) == 2:
                 date_from, date_to = rng[0].isoformat(), rng[1].isoformat()
-    return Filters(tuple(vendors), tuple(float(f) for f in fields), date_from, date_to, tuple(views))
+    bounds, where = measurement_filters(prefix, measurements_expanded)
+    return Filters(tuple(vendors), tuple(float(f) for f in fields), date_from, date_to, tuple(views), bounds, where)
 
 
 def first_line(text: str, n: int = 140) -> str:
@@ -171,6 +187,11 @@ def exam_card(e: Exam, rank: int, *, score_label: str = "score", show_cine: bool
         with right:
             st.markdown(f"**#{rank}** · {score_label} **{e.score:.3f}**")
             st.caption(f"{exam_meta(e)}  \nstudy `{e.study_key}`")
+            measured = card_summary(e.measurements)
+            if e.measurements is not None and e.measurements.lvef_pct is not None:
+                st.markdown(f"**{measured}**")
+            else:
+                st.caption(measured)
             st.markdown("**Impression**")
             st.text(e.impression or "(no impression)")
 
@@ -202,7 +223,8 @@ def remember_exams(exams: list[Exam]) -> None:
 
 def exam_picker(svc: Services, prefix: str, *, allow_upload: bool = True) -> dict[str, Any] | None:
     """An indexed exam (from earlier results, a quick phrase search, or a pasted study key) or an uploaded study
-    (zip of DICOM). Returns {"study_key"| "embedding", "label", "upload"?} or None."""
+    (zip of DICOM). Returns {"study_key" | "embedding", "label"} or None; an upload adds "upload" (the bytes),
+    "content_key" and EncodeStudy's "measurements"."""
     options = ["An indexed exam"] + (["Upload a study (zip of DICOM)"] if allow_upload else [])
     source = st.radio("Exam", options, horizontal=True, key=f"{prefix}_source")
     if source.startswith("Upload"):
@@ -216,10 +238,14 @@ def exam_picker(svc: Services, prefix: str, *, allow_upload: bool = True) -> dic
             with st.spinner("uploading and encoding the study..."):
                 cache[sig] = svc.encode_upload(data)
         up = cache[sig]
+        keys = st.session_state.setdefault("cmr_upload_keys", {})
+        if sig not in keys:
+            keys[sig] = content_key(data)
         st.caption(f"{f.name}: {up.manufacturer or 'unknown vendor'} "
                    f"{up.field_strength_t:g} T, views {', '.join(up.slots_present) or 'none'}"
                    + (f"; missing {', '.join(up.slots_missing)}" if up.slots_missing else ""))
-        return {"embedding": up.embedding, "label": f.name, "upload": data}
+        return {"embedding": up.embedding, "label": f.name, "upload": data, "content_key": keys[sig],
+                "measurements": up.measurements}
     seen: dict[str, Exam] = st.session_state.get("cmr_seen_exams", {})
     phrase = st.text_input("Find exams by phrase", key=f"{prefix}_find",
                            placeholder="e.g. hypertrophic cardiomyopathy with asymmetric septal hypertrophy")

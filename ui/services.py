@@ -13,8 +13,10 @@ import grpc
 import numpy as np
 
 from cmr.config import Settings
+from cmr.quant.proto import from_proto as measurements_from_proto
+from cmr.quant.volumes import Measurements
 from cmr.rpc.client import open_channel
-from cmr.v1 import generator_pb2, generator_pb2_grpc, search_pb2
+from cmr.v1 import common_pb2, generator_pb2, generator_pb2_grpc, search_pb2
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -44,8 +46,9 @@ def friendly(exc: grpc.RpcError, service: str, url: str, doing: str) -> UiError:
                        "in a moment.", service=service)
     if code == grpc.StatusCode.UNIMPLEMENTED:
         return UiError(f"The {service} service at {url} does not offer this yet.", service=service, down=True)
-    if code == grpc.StatusCode.INVALID_ARGUMENT:
-        return UiError(f"That did not work: {details}", service=service)
+    if code == grpc.StatusCode.INVALID_ARGUMENT:  # the service names what was wrong (e.g. a filter's field)
+        return UiError(f"That did not work: {details or 'the ' + service + ' service refused the request'}",
+                       service=service)
     if code == grpc.StatusCode.NOT_FOUND:
         return UiError(f"Not found: {details}", service=service)
     if code == grpc.StatusCode.RESOURCE_EXHAUSTED:
@@ -70,11 +73,17 @@ class Exam:
     impression: str
     labels: tuple[str, ...] = ()
     phrase_scores: dict[str, float] = field(default_factory=dict)
+    measurements: Measurements | None = None  # measured at ingestion; None: never measured
 
     @classmethod
     def of(cls, record: search_pb2.ExamRecord, score: float, phrase_scores: dict[str, float] | None = None) -> Exam:
         return cls(record.study_key, float(score), record.vendor, float(record.field_strength_t), record.study_date,
-                   tuple(record.views), record.impression, tuple(record.labels), dict(phrase_scores or {}))
+                   tuple(record.views), record.impression, tuple(record.labels), dict(phrase_scores or {}),
+                   measurements_of(record.measurements if record.HasField("measurements") else None))
+
+
+def measurements_of(msg: common_pb2.CardiacMeasurements | None) -> Measurements | None:
+    return None if msg is None else measurements_from_proto(msg)
 
 
 @dataclass(frozen=True)
@@ -103,6 +112,7 @@ class Upload:
     slots_present: tuple[str, ...]
     slots_missing: tuple[str, ...]
     warnings: tuple[str, ...]
+    measurements: Measurements | None = None  # EncodeStudy's; None when the encoder does not measure
 
 
 @dataclass(frozen=True)
@@ -112,10 +122,23 @@ class Filters:
     date_from: str = ""
     date_to: str = ""
     views_all: tuple[str, ...] = ()
+    measures: tuple[tuple[str, float | None, float | None], ...] = ()  # (measure, min, max); None = open
+    where: str = ""  # more measurement conditions as the CLI's --where writes them ('lvef_pct<35; ...')
+
+    def ranges(self) -> list[common_pb2.MeasurementRange]:
+        """The measurement ranges (SearchFilter.measurements); UiError naming the measure when one is empty
+        (min above max) or the `where` text does not parse."""
+        from ui.measurements import measurement_ranges
+
+        try:
+            return measurement_ranges(self.measures, self.where)
+        except ValueError as exc:
+            raise UiError(str(exc)) from exc
 
     def kwargs(self) -> dict[str, Any]:
         return {"vendors": list(self.vendors), "field_strengths_t": list(self.field_strengths_t),
-                "date_from": self.date_from, "date_to": self.date_to, "views_all": list(self.views_all)}
+                "date_from": self.date_from, "date_to": self.date_to, "views_all": list(self.views_all),
+                "where": self.ranges()}
 
 
 @dataclass(frozen=True)
@@ -219,7 +242,8 @@ class Services:
             raise friendly(exc, "encoder", self.settings.encoder_url, "reading the upload") from exc
         s = r.study
         return Upload(r.embedding, s.study_instance_uid, s.manufacturer, float(s.field_strength_t),
-                      tuple(s.slots_present), tuple(s.slots_missing), tuple(s.warnings))
+                      tuple(s.slots_present), tuple(s.slots_missing), tuple(s.warnings),
+                      measurements_of(r.measurements))
 
     # --- generator ------------------------------------------------------------------------------------------
     def draft(self, mode: str, *, study_key: str | None = None, embedding: np.ndarray | None = None) -> Iterator[str]:

@@ -1,10 +1,12 @@
-"""Cohort builder: phrases combined with AND / OR / NOT, filters and a probability threshold -> every matching
-exam (scored exhaustively by the search service), counts, a table, and the whole cohort as CSV."""
+"""Cohort builder: phrases combined with AND / OR / NOT, filters (measurement ranges too: LVEF, volumes, mass)
+and a probability threshold -> every matching exam (scored exhaustively by the search service), counts, a table
+with each member's LVEF and LVEDV, and the whole cohort as CSV (with every measurement)."""
 
 import pandas as pd
 import streamlit as st
 
 from ui.components import filters_form, first_line, guarded, services, sidebar_status
+from ui.measurements import describe_range, table_columns
 
 SHOWN = 200
 
@@ -25,7 +27,7 @@ def page() -> None:
         any_of = c2.text_area("ANY of (OR)", key="co_any", placeholder="e.g. mid-wall LGE\nreduced ejection fraction")
         none_of = c3.text_area("NONE of (NOT)", key="co_none", placeholder="e.g. hypertrophic cardiomyopathy")
         threshold = st.slider("Threshold", 0.05, 0.95, 0.5, 0.05, key="co_threshold")
-        filters = filters_form("co")
+        filters = filters_form("co", measurements_expanded=True)
         submitted = st.form_submit_button("Build cohort", type="primary")
     if submitted:
         query = dict(all_of=_lines(all_of), any_of=_lines(any_of), none_of=_lines(none_of), threshold=threshold,
@@ -36,6 +38,9 @@ def page() -> None:
     if "co_result" not in st.session_state:
         return
     query, result = st.session_state["co_result"]
+    ranges = query["filters"].ranges() if query.get("filters") is not None else []
+    if ranges:
+        st.caption("Measurement ranges: " + " · ".join(describe_range(r) for r in ranges))
     m1, m2, m3 = st.columns([1, 1, 2])
     m1.metric("Exams in the cohort", result.total)
     m2.metric("Shown", min(result.total, len(result.members)))
@@ -44,6 +49,7 @@ def page() -> None:
         return
     df = pd.DataFrame([{"study_key": e.study_key, "score": round(e.score, 3), "vendor": e.vendor,
                         "field_T": e.field_strength_t or None, "date": e.study_date,
+                        **table_columns(e.measurements),
                         **{f"p({k})": round(v, 3) for k, v in e.phrase_scores.items()},
                         "impression": first_line(e.impression, 120)} for e in result.members])
     by_vendor = df.groupby("vendor").size().rename("exams")

@@ -1,5 +1,5 @@
-"""Text to scan: a phrase and filters -> ranked exams with scores, cine loops of the main views and the
-impression beside each."""
+"""Text to scan: a phrase and filters (measurement ranges too) -> ranked exams with scores, cine loops of the
+main views, and the impression and LVEF beside each."""
 
 import streamlit as st
 

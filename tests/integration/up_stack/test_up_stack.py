@@ -2,7 +2,8 @@
 everywhere, HTTPS UI with a login, tokens on every RPC): every page under AppTest against the real services,
 then the UI in real headless Chromium (Debian's chromium + chromedriver via selenium, trusting exactly the UI's
 certificate): a wrong password is refused, each role sees only its pages, a text search shows result cards with
-cine images, a cohort is built and its CSV downloaded, a study is uploaded; then stop (SIGTERM) and start again
+cine images, a cohort is built and its CSV downloaded, a study is uploaded (its measurements and the contours the
+UI segments from it appear); then stop (SIGTERM) and start again
 keeps the index, and `cmr down` stops it. Screenshots go to $CMR_E2E_SCREENSHOTS (default: a temp dir).
 """
 
@@ -169,8 +170,13 @@ def test_apptest_scan_real(stack: Stack) -> None:
     at.text_input(key="scan_find").input("hypertrophic cardiomyopathy")
     at = at.run()
     assert not at.exception and not at.error
-    assert {"Zero-shot finding profile", "Nearest reports"} <= {h.value for h in at.subheader}
-    assert len(at.get("vega_lite_chart")) == 1
+    assert {"Zero-shot finding profile", "Nearest reports", "Measurements"} <= {h.value for h in at.subheader}
+    body = "\n".join([m.value for m in at.markdown] + [c.value for c in at.caption])
+    # the index's measurements (ingestion measured the demo), and contours segmented here from the study on disk
+    assert "-badge[quality " in body and "measured at ingestion" in body and "LVEF" in body
+    assert "Contours over the cine loop" in body
+    assert "mid-ventricular" in body or "No contours: nothing to segment" in body
+    assert 1 <= len(at.get("vega_lite_chart")) <= 2  # the profile, and the volume curve when there is one
 
 
 def test_apptest_cohort_real(stack: Stack) -> None:
@@ -182,7 +188,26 @@ def test_apptest_cohort_real(stack: Stack) -> None:
     total = int(at.metric[0].value)
     assert 0 < total <= N_DEMO
     name, data = at.session_state["co_csv"]
-    assert name.endswith(".csv") and len(list(csv.DictReader(io.StringIO(data.decode())))) == total
+    rows = list(csv.DictReader(io.StringIO(data.decode())))
+    assert name.endswith(".csv") and len(rows) == total and "lvef_pct" in rows[0]
+    assert {"LVEF (%)", "LVEDV (ml)"} <= set(at.dataframe[0].value.columns)
+    # a measurement range the UI refuses itself, and one only the service refuses: messages, no trace
+    at.number_input(key="co_lvef_pct_min").set_value(50.0)
+    at.number_input(key="co_lvef_pct_max").set_value(30.0)
+    at = _click(at, "Build cohort")
+    assert not at.exception and "minimum 50 is above the maximum 30" in at.error[0].value
+
+
+def test_invalid_measurement_range_is_the_services_message(stack: Stack) -> None:
+    from cmr.v1 import common_pb2
+    from ui.services import Filters, Services, UiError
+
+    class Unchecked(Filters):  # as if the UI had not checked: what the search service answers
+        def ranges(self) -> list[common_pb2.MeasurementRange]:
+            return [common_pb2.MeasurementRange(measure="lvef_pct", min=50, max=30)]
+
+    with pytest.raises(UiError, match=r"lvef_pct.*50.*30"):
+        Services(stack.settings).search_text("dilated left ventricle", filters=Unchecked())
 
 
 def test_apptest_draft_real(stack: Stack) -> None:
@@ -311,6 +336,14 @@ def _page(driver, title: str) -> None:  # noqa: ANN001
     _wait(driver, lambda d: any(title.split()[0] in h.text for h in d.find_elements(By.TAG_NAME, "h1")))
 
 
+def _scroll_to_heading(driver, text: str) -> None:  # noqa: ANN001
+    from selenium.webdriver.common.by import By
+
+    heading = driver.find_element(By.XPATH, f"//h3[contains(., '{text}')]")
+    driver.execute_script("arguments[0].scrollIntoView({block: 'start'})", heading)
+    time.sleep(1.5)  # let the GIFs paint a frame
+
+
 def test_browser_login_and_pages_per_role(stack: Stack, browser, shots: Path) -> None:  # noqa: ANN001
     from selenium.webdriver.common.by import By
 
@@ -359,12 +392,19 @@ def test_browser_scan_page(stack: Stack, browser, shots: Path) -> None:  # noqa:
     _wait(d, lambda d: d.find_elements(By.CSS_SELECTOR, "[data-testid='stVegaLiteChart'] canvas, "
                                                         "[data-testid='stVegaLiteChart'] svg") or None)
     _wait(d, lambda d: "Nearest reports" in d.page_source)
+    # the index's measurements, and the contours the UI segments from the study (`cmr up` adds the demo folder
+    # to the UI's study roots)
+    _wait(d, lambda d: "measured at ingestion" in d.page_source and "segmenter" in d.page_source)
+    _wait(d, lambda d: "mid-ventricular" in d.page_source or "No contours" in d.page_source, 240)
     time.sleep(1.5)
     d.save_screenshot(str(shots / "scan.png"))
+    _scroll_to_heading(d, "Measurements")
+    d.save_screenshot(str(shots / "scan_measurements.png"))
 
 
 def test_browser_upload_a_study_and_a_bad_file(stack: Stack, browser, tmp_path: Path, shots: Path) -> None:  # noqa: ANN001
-    """Scan page with an uploaded zip of DICOM (twins and profile), then a file that is not a study (a message)."""
+    """Scan page with an uploaded zip of DICOM (twins, profile, the encoder's measurements and the contours the UI
+    segments from the upload), then a file that is not a study (a message)."""
     import zipfile
 
     from selenium.webdriver.common.by import By
@@ -389,6 +429,12 @@ def test_browser_upload_a_study_and_a_bad_file(stack: Stack, browser, tmp_path: 
     assert "Most similar exams" in d.page_source
     time.sleep(1.0)
     d.save_screenshot(str(shots / "scan_upload.png"))
+    # the encoder's measurements, and the contours the UI segments from the uploaded bytes
+    _wait(d, lambda d: "measured by the encoder service" in d.page_source)
+    _wait(d, lambda d: "mid-ventricular" in d.page_source or "No contours: nothing to segment" in d.page_source, 240)
+    assert "LVEF" in d.page_source and "Traceback" not in d.page_source
+    _scroll_to_heading(d, "Measurements")
+    d.save_screenshot(str(shots / "scan_upload_measurements.png"))
     # replace the upload with a zip that holds no DICOM: a readable message, no trace
     for x in d.find_elements(By.CSS_SELECTOR, "[data-testid='stFileUploaderDeleteBtn'] button"):
         x.click()
