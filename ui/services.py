@@ -246,8 +246,11 @@ class Services:
                       measurements_of(r.measurements))
 
     # --- generator ------------------------------------------------------------------------------------------
-    def draft(self, mode: str, *, study_key: str | None = None, embedding: np.ndarray | None = None) -> Iterator[str]:
-        """Sentences of a drafted impression, as the generator streams them."""
+    def draft(self, mode: str, *, study_key: str | None = None, embedding: np.ndarray | None = None,
+              measurements: Measurements | None = None) -> Iterator[str]:
+        """Sentences of a drafted impression, as the generator streams them. `measurements` (an upload's, from
+        EncodeStudy) are the numbers the draft states; for an indexed study the generator takes the index's."""
+        from cmr.quant.proto import to_proto
         from search_svc.client import study_query
 
         if self._generator_channel is None:
@@ -255,6 +258,8 @@ class Services:
         stub = generator_pb2_grpc.GeneratorServiceStub(self._generator_channel)
         req = generator_pb2.GenerateReportRequest(study=study_query(study_key=study_key, embedding=embedding),
                                                   mode=DRAFT_MODES[mode])
+        if measurements is not None:
+            req.measurements.CopyFrom(to_proto(measurements))
         url = self.settings.generator_url
         try:
             for sentence in stub.GenerateReport(req, timeout=self.settings.request_timeout_s):

@@ -32,7 +32,7 @@ def page() -> None:
     choice = exam_picker(svc, "draft")
     if choice is None:
         return
-    query = {k: choice[k] for k in ("study_key", "embedding") if k in choice}
+    query = {k: choice[k] for k in ("study_key", "embedding", "measurements") if choice.get(k) is not None}
     ident = choice.get("study_key") or choice["label"]
     if st.button("Draft the impression", type="primary", key="draft_go"):
         cols = st.columns(len(MODES))

@@ -192,6 +192,32 @@ def test_an_upload_carries_the_encoders_measurements() -> None:
     assert svc.encode_upload(b"PK\x03\x04rest").measurements is None
 
 
+
+def test_a_draft_of_an_upload_is_grounded_in_its_measurements(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The generator cannot look an upload up in the index: the UI sends the encoder's measurements with it."""
+    from cmr.v1 import generator_pb2, generator_pb2_grpc
+
+    sent: list[generator_pb2.GenerateReportRequest] = []
+
+    class Stub:
+        def __init__(self, channel: object) -> None:
+            pass
+
+        def GenerateReport(self, req: generator_pb2.GenerateReportRequest, timeout: float):  # noqa: N802, ANN201
+            sent.append(req)
+            return iter([generator_pb2.ReportSentence(index=0, text="Automated quantification: LVEF 28 %.",
+                                                      last=True)])
+
+    monkeypatch.setattr(generator_pb2_grpc, "GeneratorServiceStub", Stub)
+    svc = Services()
+    svc._generator_channel = object()
+    assert list(svc.draft("target", embedding=np.ones(4, np.float32), measurements=measured(1))) == [
+        "Automated quantification: LVEF 28 %."]
+    assert sent[-1].HasField("measurements") and round(sent[-1].measurements.lvef_pct, 1) == 28.0
+    list(svc.draft("retrieval", study_key="k" * 32))
+    assert not sent[-1].HasField("measurements")  # an indexed study: the generator reads the index's
+
+
 # --- contours computed here --------------------------------------------------------------------------------
 def test_contours_of_a_local_study(synth_study: Path) -> None:
     view = contour_view(synth_study, FakeSegmenter())

@@ -136,8 +136,9 @@ class FakeServices:
         return Upload(np.ones(8, np.float32), "1.2.3", "siemens", 1.5, ("cine_sax",), ("lge_sax",), (),
                       self.upload_measurements)
 
-    def draft(self, mode: str, *, study_key=None, embedding=None) -> Iterator[str]:  # noqa: ANN001
+    def draft(self, mode: str, *, study_key=None, embedding=None, measurements=None) -> Iterator[str]:  # noqa: ANN001
         self._check("generator")
+        self.drafted_with = measurements
         yield from [f"1. {mode} sentence one.", f"2. {mode} sentence two."]
 
     def health(self) -> dict[str, bool]:
