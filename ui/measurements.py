@@ -227,10 +227,10 @@ def contour_view(source: Path | bytes, segmenter: Any) -> ContourView:
 
     t0 = time.perf_counter()
     study = load_study(source)
-    sm = measure_study(study, segmenter)
+    sm = measure_study(study, segmenter, all_phases=True)  # the cine loop: every phase
     images, labels = [], []
-    for s, i in sm.slices[: len(sm.masks)]:
-        px = s.pixels[i]
+    for k, (s, i) in enumerate(sm.slices[: len(sm.masks)]):
+        px = sm.images(k)
         images.append((imaging.apply_window(px, imaging.robust_window(px)) * 255).round().astype(np.uint8))
         labels.append(f"series {s.series_number if s.series_number is not None else s.key}")
     mid = mid_slice(sm) if sm.masks else 0

@@ -31,9 +31,13 @@ def measure(
                                          "mid-ventricular cine with contours (.gif) and the volume curves (.png)."),
     checkpoint: Optional[Path] = typer.Option(None, "--checkpoint", help="Segmentation checkpoint (default: the "
                                               "shipped cmr-seg-small)."),
+    all_phases: bool = typer.Option(False, "--all-phases", help="Segment every phase at full resolution (default: "
+                                    "a quick volume-curve pass, then ED and ES at full resolution; --masks "
+                                    "implies it, for the cine loop)."),
 ) -> None:
-    """Segment the LV cavity, LV myocardium and RV cavity over every slice and phase of each study's
-    short-axis cine and report LVEDV, LVESV, LVEF, LV mass (1.05 g/ml), RVEDV, RVESV, RVEF (indexed when the
+    """Segment the LV cavity, LV myocardium and RV cavity of each study's short-axis cine (every slice and
+    phase: a quick pass for the volume curve, full resolution at ED and ES, or everything with --all-phases)
+    and report LVEDV, LVESV, LVEF, LV mass (1.05 g/ml), RVEDV, RVESV, RVEF (indexed when the
     header has height and weight), with ED/ES from the LV volume curve and a quality flag. A value that
     cannot be measured is null with the reason; a study that cannot be read is reported and the others go on
     (exit code 1 when any failed)."""
@@ -60,7 +64,7 @@ def measure(
             failed += 1
             results[str(p)] = {"error": exc.reason}
             continue
-        sm = measure_study(study, seg)
+        sm = measure_study(study, seg, all_phases=all_phases or masks is not None)
         entry = sm.to_dict()
         if masks is not None and sm.masks:
             stem = masks / _safe_name(p)

@@ -25,7 +25,7 @@ from tqdm import tqdm
 from cmr.labels import DISEASES
 from cmr.synth.acquisition import Plane, SeriesPlan, render_label_maps
 from cmr.synth.generate import study_rng
-from cmr.synth.phantom import HeartPhantom, _unit
+from cmr.synth.phantom import AnatomyVariation, HeartPhantom, _unit
 from cmr.synth.tissues import TISSUES
 from cmr.synth.truth import sample_truth
 
@@ -96,11 +96,13 @@ def heart_stack_plan(ph: HeartPhantom, rng: np.random.Generator) -> tuple[Series
     return plan, (levels_mm / ph.lv_c).astype(np.float32)
 
 
-def _render_heart(args: tuple[int, int]) -> tuple[NDArray[np.uint8], NDArray[np.float32], NDArray[np.float32]]:
-    seed, index = args
+def _render_heart(args: tuple[int, int, bool]) -> tuple[NDArray[np.uint8], NDArray[np.float32], NDArray[np.float32]]:
+    seed, index, vary_anatomy = args
     rng = study_rng(seed, index)
     truth = sample_truth(rng, {d: 1.0 for d in DISEASES})
-    ph = HeartPhantom(truth, rng)
+    variation = AnatomyVariation.sample(np.random.default_rng(np.random.SeedSequence([seed, index, 7]))) \
+        if vary_anatomy else None
+    ph = HeartPhantom(truth, rng, variation)
     plan, levels = heart_stack_plan(ph, rng)
     maps = render_label_maps(ph, plan)  # [planes, phases, H, W]
     n_planes, n_phases = maps.shape[:2]
@@ -109,12 +111,17 @@ def _render_heart(args: tuple[int, int]) -> tuple[NDArray[np.uint8], NDArray[np.
     return maps.reshape(-1, BANK_SIZE, BANK_SIZE), level, phase
 
 
-def build_bank(hearts: int, seed: int = 0, workers: int = 0, progress: bool = True) -> LabelBank:
-    """Render `hearts` synthetic hearts into a label bank (deterministic for a seed, whatever the workers)."""
+def build_bank(hearts: int, seed: int = 0, workers: int = 0, progress: bool = True,
+               vary_anatomy: bool = True) -> LabelBank:
+    """Render `hearts` synthetic hearts into a label bank (deterministic for a seed, whatever the workers).
+
+    `vary_anatomy` draws the phantom's free shape parameters per heart (cmr.synth.phantom.AnatomyVariation:
+    outflow tract above the base, papillary muscle size and place, RV proportions); False renders the
+    hearts exactly as `cmr synth` would."""
     if hearts < 1:
         raise ValueError("hearts must be >= 1")
     workers = workers or os.cpu_count() or 1
-    jobs = [(seed, i) for i in range(hearts)]
+    jobs = [(seed, i, vary_anatomy) for i in range(hearts)]
     maps, heart, level, phase = [], [], [], []
     bar = tqdm(total=hearts, desc="label bank", unit="heart", disable=not progress)
     with ProcessPoolExecutor(max_workers=workers) as pool:

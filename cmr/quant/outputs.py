@@ -21,7 +21,8 @@ COLOURS: dict[int, tuple[int, int, int]] = {RV_CAVITY: (60, 140, 255), LV_MYOCAR
 
 
 def save_masks(sm: StudyMeasurement, path: Path) -> Path:
-    """npz: `slice_NN` [phases, rows, cols] uint8 per slice (base -> apex), with their series, position,
+    """npz: `slice_NN` [frames, rows, cols] uint8 per slice (base -> apex; frame j is phase mask_phases[j]),
+    with their series, position,
     pixel spacing and the measurements, so the maps can be overlaid on the DICOM again."""
     path.parent.mkdir(parents=True, exist_ok=True)
     arrays = {f"slice_{k:02d}": m for k, m in enumerate(sm.masks)}
@@ -33,6 +34,7 @@ def save_masks(sm: StudyMeasurement, path: Path) -> Path:
                     "position": [float(v) for v in s.positions[i]], "pixel_spacing": list(s.pixel_spacing)}
                    for s, i in sm.slices],
         "slice_spacing_mm": sm.slice_spacing_mm,
+        "mask_phases": list(sm.mask_phases),  # the cardiac phase of each mask frame
         "measurements": sm.measurements.to_dict(),
     }
     np.savez_compressed(path, meta=np.array(json.dumps(meta)), **arrays)
@@ -67,7 +69,8 @@ def overlay_frames(images: NDArray[np.floating], masks: NDArray[np.uint8], size:
 def mid_slice(sm: StudyMeasurement) -> int:
     """The slice with the largest LV cavity at end-diastole (the mid-ventricle), else the middle one."""
     ed = sm.measurements.ed_phase or 0
-    areas = [int((m[min(ed, len(m) - 1)] == LV_CAVITY).sum()) for m in sm.masks]
+    frame = sm.mask_phases.index(ed) if ed in sm.mask_phases else 0
+    areas = [int((m[frame] == LV_CAVITY).sum()) for m in sm.masks]
     return int(np.argmax(areas)) if areas and max(areas) > 0 else len(sm.masks) // 2
 
 
@@ -76,8 +79,7 @@ def write_cine_overlay(sm: StudyMeasurement, path: Path, slice_k: int | None = N
     if not sm.masks:
         raise ValueError("nothing was segmented")
     k = mid_slice(sm) if slice_k is None else slice_k
-    s, i = sm.slices[k]
-    frames = overlay_frames(s.pixels[i], sm.masks[k])
+    frames = overlay_frames(sm.images(k), sm.masks[k])
     path.parent.mkdir(parents=True, exist_ok=True)
     frames[0].save(path, save_all=True, append_images=frames[1:], duration=frame_ms, loop=0)
     return path

@@ -59,14 +59,16 @@ def normalize(x: torch.Tensor, lo_q: float = 0.005, hi_q: float = 0.995) -> torc
 @dataclass(frozen=True)
 class RandomizeConfig:
     size: int = 128
-    fine_fraction: float = 0.7
+    fine_fraction: float = 0.9
     fine_pixel_mm: tuple[float, float] = (1.3, 2.0)
     coarse_pixel_mm: tuple[float, float] = (2.4, 3.4)
-    fine_jitter_mm: float = 18.0
+    fine_jitter_mm: float = 25.0
     coarse_jitter_mm: float = 40.0
     deform_mm: float = 7.0
-    prior_contrast_fraction: float = 0.5
+    prior_contrast_fraction: float = 0.8
     trabeculae_fraction: float = 0.7
+    papillary_fraction: float = 0.5  # share of samples that get each of papillary_max dark blobs in the LV cavity
+    papillary_max: int = 3
     clutter_max: int = 5
     noise_max: float = 0.09
     bias_max: float = 0.45
@@ -181,6 +183,7 @@ class Randomizer:
         img = img + torch.gather(tex, 1, lab.view(batch, -1)).view(batch, 1, s, s) * _smooth_field(batch, s, 12, g)
 
         img = self._trabeculae(img, lab, mu)
+        img = self._papillary_blobs(img, lab, mu)
         img = self._clutter(img, lab)
 
         # Imaging chain.
@@ -213,6 +216,28 @@ class Randomizer:
         wall = mu[:, _T["lv_myocardium"]].view(-1, 1, 1, 1)
         mix = ring * dots * on * (0.4 + 0.6 * torch.rand(b, 1, 1, 1, generator=g))
         return img * (1 - mix) + wall * mix
+
+    def _papillary_blobs(self, img: torch.Tensor, lab: torch.Tensor, mu: torch.Tensor) -> torch.Tensor:
+        """Dark wall-signal blobs anywhere inside the LV cavity (papillary muscles and chordae cut at odd angles,
+        large at end-systole), still labelled cavity: a dark island in the blood pool is not myocardium."""
+        g = self.gen
+        b, _, s, _ = img.shape
+        cav = (lab == _T["lv_blood"]).unsqueeze(1)
+        u = torch.arange(s, dtype=torch.float32)
+        vv, uu = torch.meshgrid(u, u, indexing="ij")
+        wall = mu[:, _T["lv_myocardium"]].view(-1, 1, 1, 1)
+        out = img
+        for _ in range(self.cfg.papillary_max):
+            on = (torch.rand(b, 1, 1, 1, generator=g) < self.cfg.papillary_fraction)
+            # A random cavity pixel per sample as the blob centre (none when the sample shows no LV).
+            flat = cav.view(b, -1).float() + 1e-6 * torch.rand(b, s * s, generator=g)
+            idx = flat.argmax(dim=1)
+            cy, cx = (idx // s).float().view(-1, 1, 1), (idx % s).float().view(-1, 1, 1)
+            r = 1.5 + torch.rand(b, 1, 1, generator=g) * 3.5
+            blob = (((vv - cy) ** 2 + (uu - cx) ** 2) < r**2).unsqueeze(1) & cav & on
+            mix = 0.5 + 0.5 * torch.rand(b, 1, 1, 1, generator=g)
+            out = torch.where(blob, out * (1 - mix) + wall * mix, out)
+        return out
 
     def _clutter(self, img: torch.Tensor, lab: torch.Tensor) -> torch.Tensor:
         """Random ellipses of random signal over background tissues (never over the heart's classes)."""

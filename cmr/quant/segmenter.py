@@ -57,6 +57,11 @@ class StackSegmentation:
     seconds: dict[str, float] = field(default_factory=dict)  # locate, segment, clean-up wall times
 
 
+# The symmetries of the square, most different first: (quarter turns, mirrored first).
+_DIHEDRAL: tuple[tuple[int, bool], ...] = ((0, False), (2, True), (1, False), (3, True),
+                                           (2, False), (0, True), (3, False), (1, True))
+
+
 def _bf16_supported() -> bool:
     try:
         return bool(torch.backends.mkldnn.is_available() and torch.ops.mkldnn._is_mkldnn_bf16_supported())
@@ -68,8 +73,11 @@ class Segmenter:
     """The network plus its two-pass geometry. Thread-safe for inference (no state is mutated)."""
 
     def __init__(self, net: UNet, cfg: SegmenterConfig, name: str = "cmr-seg-small", version: str = "",
-                 meta: dict[str, Any] | None = None, bf16: bool | None = None) -> None:
+                 meta: dict[str, Any] | None = None, bf16: bool | None = None, tta: int | None = None) -> None:
         self.net = net.eval().to(memory_format=torch.channels_last)
+        # The network's answer can change with the image's orientation (seen on real scans, e.g. the CC0
+        # Sunnybrook stacks): the full-resolution pass averages several orientations.
+        self.tta = cfg.tta if tta is None else tta
         self.cfg = cfg
         self.name = name
         self.version = version or name
@@ -78,15 +86,25 @@ class Segmenter:
 
     # ------------------------------------------------------------------------------------------ network
     @torch.inference_mode()
-    def predict(self, images: NDArray[np.floating], batch: int = 64) -> torch.Tensor:
-        """Class probabilities [N, C, S, S] (float32) of images [N, S, S] already on the network's canvas."""
+    def predict(self, images: NDArray[np.floating], batch: int = 20, tta: int = 1) -> torch.Tensor:
+        """Class probabilities [N, C, S, S] (float32) of images [N, S, S] already on the network's canvas.
+
+        `tta` > 1 averages the probabilities over that many of the 8 rotations/reflections of the square (test-
+        time augmentation: the network was trained on every orientation, and averaging removes the answers
+        that depend on one). Batches of ~20 images are the fastest on a CPU (they stay in cache)."""
         out = []
         x_all = torch.from_numpy(np.ascontiguousarray(images, dtype=np.float32)).unsqueeze(1)
         for i in range(0, len(x_all), batch):
-            x = normalize(x_all[i:i + batch]).contiguous(memory_format=torch.channels_last)
-            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=self.bf16):
-                logits = self.net(x)
-            out.append(torch.softmax(logits.float(), dim=1))
+            x = normalize(x_all[i:i + batch])
+            acc = None
+            for k, flip in _DIHEDRAL[:max(1, min(tta, len(_DIHEDRAL)))]:
+                xt = torch.rot90(x.flip(-1) if flip else x, k, dims=(-2, -1)).contiguous(memory_format=torch.channels_last)
+                with torch.autocast("cpu", dtype=torch.bfloat16, enabled=self.bf16):
+                    p = torch.softmax(self.net(xt).float(), dim=1)
+                p = torch.rot90(p, -k, dims=(-2, -1))
+                p = p.flip(-1) if flip else p
+                acc = p if acc is None else acc + p
+            out.append(acc / max(1, min(tta, len(_DIHEDRAL))))
         return torch.cat(out) if out else torch.zeros(0, N_CLASSES, self.cfg.size, self.cfg.size)
 
     # ------------------------------------------------------------------------------------------ geometry
@@ -161,7 +179,7 @@ class Segmenter:
             c = self._patient_to_pixel(sl, centre)
             canvases.append(self._canvas(sl.pixels[:1], sl.pixel_spacing, px, c)[0])
             placed.append((sl, c))
-        labels = self.predict(np.stack(canvases)).argmax(1).numpy()
+        labels = self.predict(np.stack(canvases), tta=self.tta).argmax(1).numpy()
         points, weights = [], []
         for (sl, c), lab in zip(placed, labels):
             lv = (lab == LV_CAVITY) | (lab == LV_MYOCARDIUM)
@@ -185,22 +203,27 @@ class Segmenter:
         return out
 
     # ------------------------------------------------------------------------------------------ segment
-    def segment(self, slices: Sequence[SliceImages]) -> StackSegmentation:
-        """Masks for every slice and phase of a short-axis stack (slices in stack order)."""
+    def segment(self, slices: Sequence[SliceImages], phases: Sequence[Sequence[int]] | None = None,
+                centre: NDArray[np.float64] | None = None, found: bool = True) -> StackSegmentation:
+        """Masks of a short-axis stack (slices in stack order) at full resolution: every phase, or per slice
+        the phases `phases[k]` (indices into that slice's own phases, masks in that order). `centre` skips the
+        localisation when the caller has it (`locate_heart`)."""
         if not slices:
             raise ValueError("no slices to segment")
         t0 = time.perf_counter()
-        centre, found = self.locate_heart(slices)
+        if centre is None:
+            centre, found = self.locate_heart(slices)
         t1 = time.perf_counter()
         px = self.cfg.fine_pixel_mm
         size = self.cfg.size
         masks: list[NDArray[np.uint8]] = []
         probs_top: list[NDArray[np.float32]] = []
-        for sl in slices:
+        for k, sl in enumerate(slices):
+            images = sl.pixels if phases is None else sl.pixels[list(phases[k])]
             # The heart centre projected into this slice (along the slice normal).
             c_rc = self._patient_to_pixel(sl, centre)
-            canvas = self._canvas(sl.pixels, sl.pixel_spacing, px, c_rc)
-            probs = self.predict(canvas)  # [P, C, S, S]
+            canvas = self._canvas(images, sl.pixel_spacing, px, c_rc)
+            probs = self.predict(canvas, tta=self.tta)  # [P, C, S, S]
             rows, cols = sl.pixels.shape[1:]
             # Back onto the image grid, inside the part of the image the crop covers (the rest is
             # background): image pixel -> canvas coordinate -> grid_sample (bilinear).
@@ -230,6 +253,21 @@ class Segmenter:
         conf = float(sum(float(t[h].sum()) for t, h in zip(probs_top, heart)) / n) if n else 0.0
         seconds = {"locate": t1 - t0, "segment": t2 - t1, "clean_up": time.perf_counter() - t2}
         return StackSegmentation(masks, conf, centre, found, seconds)
+
+    def area_curves(self, slices: Sequence[SliceImages], centre: NDArray[np.float64]) -> NDArray[np.float64]:
+        """[slices, phases, classes] area (mm^2) of each class in every slice and phase, from a quick pass at
+        the curve resolution (the fine crop's field of view on `curve_size` pixels, one orientation, no
+        clean-up): enough to find end-diastole and end-systole and draw the volume curve; the measurements
+        themselves come from full-resolution masks of those two phases. Slices must share a phase count."""
+        size = self.cfg.curve_size
+        px = self.cfg.fine_pixel_mm * self.cfg.size / size
+        out = []
+        for sl in slices:
+            canvas = imaging.resample_to_grid(sl.pixels, sl.pixel_spacing, size, size * px,
+                                              centre=self._patient_to_pixel(sl, centre))
+            labels = self.predict(canvas).argmax(1).numpy()
+            out.append(np.stack([(labels == c).sum(axis=(1, 2)) for c in range(N_CLASSES)], axis=1) * px * px)
+        return np.asarray(out, dtype=np.float64)
 
     # ------------------------------------------------------------------------------------------ files
     def save(self, path: Path, meta: dict[str, Any] | None = None) -> None:

@@ -42,6 +42,7 @@ class TrainConfig:
     warmup: int = 200
     hearts: int = 600
     bank_seed: int = 0
+    vary_anatomy: bool = True  # the bank draws outflow tract, papillary muscles and RV proportions per heart
     seed: int = 0
     val_every: int = 500
     val_images: int = 256
@@ -88,15 +89,18 @@ def bank_dice(net: UNet, images: torch.Tensor, target: torch.Tensor, bf16: bool)
 
 def train_segmenter(out: Path, cfg: TrainConfig, *, bank_path: Path | None = None, synth_val: Path | None = None,
                     sunnybrook: list[SunnybrookStack] | None = None, resume: bool = False,
-                    progress: bool = True) -> Path:
-    """Train into `out` (metrics.csv, best.pt, last.pt, config.json); returns the best checkpoint path."""
+                    init: Path | None = None, progress: bool = True) -> Path:
+    """Train into `out` (metrics.csv, best.pt, last.pt, config.json); returns the best checkpoint path.
+
+    `init` starts from the weights of a segmenter checkpoint (fine-tuning: a new bank or randomisation on top
+    of a trained model) instead of random ones; the optimiser and schedule start afresh."""
     out.mkdir(parents=True, exist_ok=True)
     torch.manual_seed(cfg.seed)
     bank_path = bank_path or out / "bank.npz"
     if bank_path.is_file():
         bank = LabelBank.load(bank_path)
     else:
-        bank = build_bank(cfg.hearts, seed=cfg.bank_seed, progress=progress)
+        bank = build_bank(cfg.hearts, seed=cfg.bank_seed, progress=progress, vary_anatomy=cfg.vary_anatomy)
         bank.save(bank_path)
     train_bank, val_bank = bank.split(0.08, seed=cfg.bank_seed)
     del bank
@@ -105,6 +109,13 @@ def train_segmenter(out: Path, cfg: TrainConfig, *, bank_path: Path | None = Non
     bf16 = _bf16_supported()
 
     net = UNet(cfg.model)
+    if init is not None:
+        from cmr.quant.segmenter import load_segmenter
+
+        start = load_segmenter(init)
+        if start.cfg != cfg.model:
+            raise ValueError(f"{init} has another architecture ({start.cfg}) than the config ({cfg.model})")
+        net.load_state_dict(start.net.state_dict())
     opt = torch.optim.AdamW(net.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     step, best = 0, -1.0
     last = out / "last.pt"
@@ -123,8 +134,10 @@ def train_segmenter(out: Path, cfg: TrainConfig, *, bank_path: Path | None = Non
         writer.writerow(["step", "seconds", "loss", "lr", "bank_dice", "synth_dice", "sunnybrook_lv_dice",
                          "sunnybrook_myo_dice", "sunnybrook_lvef_mae", "synth_lvef_mae", "score"])
     t0 = time.perf_counter()
-    meta = {"trained_on": f"synthetic label bank ({cfg.hearts} phantom hearts, seed {cfg.bank_seed}), "
-                          "domain-randomised; no real image was used for training",
+    meta = {"trained_on": f"synthetic label bank ({cfg.hearts} phantom hearts, seed {cfg.bank_seed}"
+                          + (", anatomy varied" if cfg.vary_anatomy else "") + "), domain-randomised"
+                          + (f", fine-tuned from {init.name}" if init is not None else "")
+                          + "; no real image was used for training",
             "selected_on": "held-out bank hearts, rendered synthetic studies, Sunnybrook contours (CC0)",
             "machine": f"{platform.machine()} {platform.processor()}".strip(), "train_config": cfg.to_dict()}
     bar = tqdm(total=cfg.steps, initial=step, desc="train segmenter", unit="step", disable=not progress)

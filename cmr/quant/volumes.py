@@ -48,6 +48,7 @@ _MIN_VENTRICLE_ML: Final[float] = 5.0
 _PLAUSIBLE_EF: Final[tuple[float, float]] = (5.0, 85.0)
 _PLAUSIBLE_LVEDV_ML: Final[tuple[float, float]] = (40.0, 500.0)
 _LOW_CONFIDENCE: Final[float] = 0.80
+_APICAL_COVERAGE: Final[float] = 0.3  # LV cavity in the apical slice, as a share of the largest slice's
 
 
 def mosteller_bsa(height_m: float | None, weight_kg: float | None) -> float | None:
@@ -116,7 +117,7 @@ def _r(x: float, nd: int = 1) -> float:
     return float(round(x, nd))
 
 
-def _ed_es(lv: NDArray[np.float64]) -> tuple[int, int]:
+def ed_es_phases(lv: NDArray[np.float64]) -> tuple[int, int]:
     """ED = largest, ES = smallest LV volume. With five phases or more the curve is first median-filtered over
     three neighbouring phases (circularly: the cycle wraps), so one phase the segmentation got wrong cannot be
     chosen as ED or ES; the volumes reported are still those of the chosen phases themselves."""
@@ -166,12 +167,16 @@ def measurements_from_discs(
     confidence: float | None = None,
     notes: list[str] | None = None,
     model: str = "",
+    phases: tuple[int, int] | None = None,
+    curves: tuple[NDArray[np.floating], NDArray[np.floating]] | None = None,
 ) -> Measurements:
     """Measure from disc volumes: label -> [slices, phases] ml (area x slice spacing), slices base -> apex.
 
     The general form: slices of one stack may come from series with different matrices or pixel sizes.
     `confidence` (mean network probability inside the predicted heart) and `notes` (what the caller already
-    knows, e.g. an assumed slice spacing) feed the quality flag."""
+    knows, e.g. an assumed slice spacing) feed the quality flag. With `phases` = (ED, ES) the discs hold just
+    those two phases (in that order), chosen by the caller on `curves` (LV, RV volume over the cycle), which
+    are reported as the volume curves."""
     lv_disc = np.asarray(disc_ml[LV_CAVITY], dtype=np.float64)
     if lv_disc.ndim != 2:
         raise ValueError(f"disc volumes must be [slices, phases], got shape {lv_disc.shape}")
@@ -181,11 +186,18 @@ def measurements_from_discs(
     myo = np.asarray(disc_ml[LV_MYOCARDIUM], dtype=np.float64).sum(axis=0)
     m = Measurements(model=model)
     reasons = list(notes or [])
-    m.lv_volume_curve_ml = [_r(v) for v in lv]
-    m.rv_volume_curve_ml = [_r(v) for v in rv]
+    m.lv_volume_curve_ml = [_r(v) for v in (lv if curves is None else curves[0])]
+    m.rv_volume_curve_ml = [_r(v) for v in (rv if curves is None else curves[1])]
 
-    ed, es = _ed_es(lv)
-    m.ed_phase, m.es_phase = ed, es
+    if phases is None:
+        ed, es = ed_es_phases(lv)
+        m.ed_phase, m.es_phase = ed, es
+    else:
+        if n_phases != 2:
+            raise ValueError(f"with phases=(ED, ES) the discs hold those two phases, not {n_phases}")
+        ed, es = 0, 1
+        m.ed_phase, m.es_phase = int(phases[0]), int(phases[1])
+        n_phases = 2 if phases[0] != phases[1] else 1
     if lv[ed] < _MIN_VENTRICLE_ML:
         out = Measurements.unmeasurable("no left ventricle found in the short-axis stack", model)
         out.lv_volume_curve_ml, out.rv_volume_curve_ml = m.lv_volume_curve_ml, m.rv_volume_curve_ml
@@ -223,11 +235,11 @@ def measurements_from_discs(
                 setattr(m, indexed, _r(raw / bsa))
 
     # Quality: each reason is something a reader should look at before trusting the numbers.
-    lv_slices = lv_disc[:, ed] > 0
     if n_slices < 4:
         reasons.append(f"only {n_slices} short-axis slices: volumes are coarse")
-    elif lv_slices[-1]:
-        reasons.append("the LV reaches the last (apical) slice: the stack may not cover the apex")
+    elif lv_disc[-1, ed] > _APICAL_COVERAGE * lv_disc[:, ed].max():
+        # A small apical cap in the last slice is normal; a large cavity there means the apex was not covered.
+        reasons.append("the LV is still large in the last (apical) slice: the stack may not cover the apex")
     for name, ef in (("LVEF", m.lvef_pct), ("RVEF", m.rvef_pct)):
         if ef is not None and not _PLAUSIBLE_EF[0] <= ef <= _PLAUSIBLE_EF[1]:
             reasons.append(f"{name} {ef:g} % is outside {_PLAUSIBLE_EF[0]:g}-{_PLAUSIBLE_EF[1]:g} %")

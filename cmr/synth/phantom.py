@@ -92,11 +92,30 @@ class PlanePoints:
     dependent: FloatArray  # effusion distribution weight (more fluid posteriorly in a supine patient)
 
 
+@dataclass(frozen=True)
+class AnatomyVariation:
+    """Shape freedoms beyond what the ground truth fixes. The defaults are the phantom `cmr synth` renders
+    (studies stay identical); the segmentation training bank draws them (`sample`), so the network sees right
+    ventricles that reach above the LV base into the outflow tract, as real basal slices show, papillary
+    muscles of real size and position, and RVs of other proportions."""
+
+    rvot_mm: float = 0.0  # how far the anterior RV (outflow tract) reaches above the LV base plane
+    papillary_mm: float = 4.5  # end-diastolic radius of each papillary muscle
+    papillary_offset: float = 0.62  # their distance from the LV axis, as a fraction of the cavity radius
+    rv_aspect: float = 1.0  # anterior-posterior vs septal-lateral extent of the RV
+
+    @classmethod
+    def sample(cls, rng: np.random.Generator) -> AnatomyVariation:
+        return cls(rvot_mm=float(rng.uniform(0.0, 22.0)), papillary_mm=float(rng.uniform(3.5, 7.5)),
+                   papillary_offset=float(rng.uniform(0.5, 0.78)), rv_aspect=float(rng.uniform(0.8, 1.25)))
+
+
 class HeartPhantom:
     """The heart and thorax of one synthetic patient, renderable at any plane and phase."""
 
-    def __init__(self, truth: StudyTruth, rng: np.random.Generator) -> None:
+    def __init__(self, truth: StudyTruth, rng: np.random.Generator, variation: AnatomyVariation | None = None) -> None:
         self.truth = truth
+        self.variation = variation or AnatomyVariation()
         self._memo_phi: FloatArray | None = None
         self._memo: dict[tuple[float, float], FloatArray] = {}
         self._build_frame(rng)
@@ -242,8 +261,8 @@ class HeartPhantom:
         """
         c_lv, _ = self._lv_state(lv_delta)
         sc = self.rv_scale
-        bs = 24.0 * sc * (1.0 - 0.6 * rv_delta)  # free wall moves in towards the septum
-        ba = 40.0 * sc * (1.0 - 0.2 * rv_delta)
+        bs = 24.0 * sc * (1.0 - 0.6 * rv_delta) / np.sqrt(self.variation.rv_aspect)  # free wall moves in
+        ba = 40.0 * sc * (1.0 - 0.2 * rv_delta) * np.sqrt(self.variation.rv_aspect)
         length = self.rv_len_frac * self.lv_c * (1.0 - 0.25 * rv_delta)  # tricuspid annulus descends (TAPSE)
         centre = np.array([self.lv_a + 0.8 * self.wall_sep, 3.0, c_lv])  # centred at the base plane
         return centre, bs, ba, length, c_lv
@@ -330,7 +349,11 @@ class HeartPhantom:
         dx, dy, dh = x - centre[0], y - centre[1], h - centre[2]
         rho = np.sqrt((dx / (bs + grow)) ** 2 + (dy / (ba + grow)) ** 2 + (dh / (length + grow)) ** 2)
         depth = (1.0 - rho) * (min(bs, ba) + grow)
-        depth = np.minimum(depth, c_lv + grow + 2.0 - h)  # cut at the base plane, where the RA takes over
+        # Cut at the base plane, where the RA takes over; the anterior part (outflow tract) may reach higher.
+        top = c_lv + grow + 2.0
+        if self.variation.rvot_mm > 0.0:
+            top = top + self.variation.rvot_mm * np.clip((y - centre[1]) / max(ba, 1e-3) + 0.2, 0.0, 1.0)
+        depth = np.minimum(depth, top - h)
         if grow > 0.0:
             return depth
         # Subtract the LV (epicardium plus septum): the crescent.
@@ -492,10 +515,11 @@ class HeartPhantom:
             acc = acc * (1 - m) + m * blood
             _label(lab, m, label)
         # Papillary muscles: two myocardial columns inside the LV cavity (anterolateral, posteromedial).
+        v = self.variation
         for ang in (-2.35, 2.6):
-            px = np.cos(ang) * 0.62 * r_endo
-            py = np.sin(ang) * 0.62 * r_endo
-            rad = 4.5 * (1.0 + 0.6 * delta_lv) * np.clip((eta - 0.15) / 0.1, 0, 1) * np.clip((0.72 - eta) / 0.1, 0, 1)
+            px = np.cos(ang) * v.papillary_offset * r_endo
+            py = np.sin(ang) * v.papillary_offset * r_endo
+            rad = v.papillary_mm * (1.0 + 0.6 * delta_lv) * np.clip((eta - 0.15) / 0.1, 0, 1) * np.clip((0.72 - eta) / 0.1, 0, 1)
             m = _ramp(rad - np.hypot(x - px, y - py), edge_mm) * (lv_cav > 0)
             acc = acc * (1 - m) + m * myo_signal
             _label(lab, m, "papillary_muscle")

@@ -43,12 +43,32 @@ def test_checkpoint_files_are_checked(tmp_path: Path) -> None:
 
 def test_masks_cover_every_slice_and_phase_on_each_image_grid(seg: Segmenter, synth: Path) -> None:
     study = load_study(synth / "studies" / "study_00000")
-    sm = measure_study(study, seg)
+    sm = measure_study(study, seg, all_phases=True)
     assert len(sm.masks) == len(sm.slices) >= 8
-    for (s, i), m in zip(sm.slices, sm.masks):
+    n_phases = sm.slices[0][0].n_phases
+    assert sm.mask_phases == list(range(n_phases))
+    for k, ((s, i), m) in enumerate(zip(sm.slices, sm.masks)):
         assert m.shape == (s.n_phases, s.rows, s.cols) and m.dtype == np.uint8
+        assert sm.images(k).shape == m.shape
     assert sm.measurements.model == seg.version
-    assert len(sm.measurements.lv_volume_curve_ml) == sm.slices[0][0].n_phases
+    assert len(sm.measurements.lv_volume_curve_ml) == n_phases
+
+
+def test_the_default_segments_ed_and_es_at_full_resolution_and_agrees_with_all_phases(
+        seg: Segmenter, synth: Path) -> None:
+    study = load_study(synth / "studies" / "study_00000")
+    fast, full = measure_study(study, seg), measure_study(study, seg, all_phases=True)
+    m = fast.measurements
+    assert m.ed_phase is not None and m.es_phase is not None
+    assert fast.mask_phases == [m.ed_phase, m.es_phase]
+    for k, ((s, _), mask) in enumerate(zip(fast.slices, fast.masks)):
+        assert mask.shape == (2, s.rows, s.cols)
+        assert fast.masks_at(k, m.ed_phase) is not None and fast.masks_at(k, -1) is None
+    # the whole cycle's curve comes from the quick pass; the reported numbers from full resolution
+    assert len(m.lv_volume_curve_ml) == fast.slices[0][0].n_phases
+    assert full.measurements.lvef_pct is not None and m.lvef_pct is not None
+    assert abs(m.lvef_pct - full.measurements.lvef_pct) < 6.0
+    assert abs(m.lvedv_ml - full.measurements.lvedv_ml) < 0.15 * full.measurements.lvedv_ml
 
 
 def test_accuracy_on_a_synthetic_held_out_style_study(seg: Segmenter, synth: Path) -> None:

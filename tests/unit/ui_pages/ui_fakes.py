@@ -14,6 +14,7 @@ import numpy as np
 from streamlit.testing.v1 import AppTest
 
 from cmr.quant.proto import to_proto
+from fake_segmenter import DrawnMaskSegmenter
 from cmr.quant.volumes import Measurements
 from cmr.v1 import search_pb2
 from ui.services import CohortResult, Exam, Filters, Finding, Report, UiError, Upload
@@ -194,7 +195,7 @@ class FolderPreviews(GifPreviews):
         return self.path
 
 
-class FakeSegmenter:
+class FakeSegmenter(DrawnMaskSegmenter):
     """Stands in for cmr.quant.segmenter.Segmenter: a beating LV (cavity in a myocardial ring) beside an RV on
     every short-axis slice, largest mid-ventricle, so cmr.quant.measure.measure_study measures real numbers."""
 
@@ -203,28 +204,24 @@ class FakeSegmenter:
         self.fail = fail
         self.calls = 0
 
-    def segment(self, slices):  # noqa: ANN001, ANN201
-        from cmr.quant.segmenter import StackSegmentation
-
+    def locate_heart(self, slices):  # noqa: ANN001, ANN201 - the first call of a measurement
         self.calls += 1
         if self.fail is not None:
             raise self.fail
-        masks = []
-        n = len(slices)
-        for k, s in enumerate(slices):
-            phases, rows, cols = s.pixels.shape
-            yy, xx = np.mgrid[:rows, :cols]
-            scale = 1.0 - 0.6 * abs(k - n // 2) / max(n // 2, 1)  # largest at the mid-ventricle
-            m = np.zeros((phases, rows, cols), np.uint8)
-            for p in range(phases):
-                beat = 0.75 + 0.25 * np.cos(2 * np.pi * p / phases)
-                r = np.hypot(yy - rows / 2, xx - cols / 2)
-                rv = np.hypot(yy - rows / 2, xx - cols / 2 + 0.22 * cols)
-                m[p][rv < 0.12 * cols * scale * beat] = 1
-                m[p][r < 0.13 * cols * scale] = 2
-                m[p][r < 0.09 * cols * scale * beat] = 3
-            masks.append(m)
-        return StackSegmentation(masks, 0.95, np.zeros(3), True)
+        return super().locate_heart(slices)
+
+    def draw(self, k: int, n: int, phases: int, rows: int, cols: int) -> np.ndarray:
+        yy, xx = np.mgrid[:rows, :cols]
+        scale = 1.0 - 0.6 * abs(k - n // 2) / max(n // 2, 1)  # largest at the mid-ventricle
+        m = np.zeros((phases, rows, cols), np.uint8)
+        for p in range(phases):
+            beat = 0.75 + 0.25 * np.cos(2 * np.pi * p / phases)
+            r = np.hypot(yy - rows / 2, xx - cols / 2)
+            rv = np.hypot(yy - rows / 2, xx - cols / 2 + 0.22 * cols)
+            m[p][rv < 0.12 * cols * scale * beat] = 1
+            m[p][r < 0.13 * cols * scale] = 2
+            m[p][r < 0.09 * cols * scale * beat] = 3
+        return m
 
 
 class FakeSearchClient:
