@@ -93,11 +93,31 @@ def test_eval_real_writes_results_and_report(env: pytest.MonkeyPatch, tmp_path: 
     for fig in (FIG_ZERO_SHOT, FIG_EMBEDDINGS):
         assert f"]({fig})" in md and (docs / fig).read_bytes()[:4] == b"\x89PNG"
 
-    # the conversion is cached: a second run converts nothing (and needs no untrained model here)
-    again = runner.invoke(app, ["eval-real", "--limit", str(LIMIT), "--out", str(out), "--no-untrained",
-                                "--no-progress", "--no-sections"])
-    assert again.exit_code == 0, again.output
+    # the conversion is cached: a second run converts nothing (and needs no untrained model here); this one
+    # also runs the quantification section (the shipped segmenter on the same patients, Sunnybrook, synthetic)
+    t1 = time.perf_counter()
+    again = runner.invoke(app, ["eval-real", "--limit", str(LIMIT), "--out", str(out), "--docs", str(docs),
+                                "--no-untrained", "--no-progress"])
+    assert again.exit_code == 0, again.output + (str(again.exception) if again.exception else "")
     res2 = json.loads(out.read_text())
     assert res2["data"]["conversion"]["converted_now"] == 0 and "untrained" not in res2["models"]
     assert res2["models"]["checkpoint"]["zero_shot"] == ck["zero_shot"]  # deterministic
-    print(f"eval-real --limit {LIMIT}: {seconds:.1f} s (first run)")
+    q = res2["sections"]["quantification"]
+    assert q["status"] == "ok", q
+    acdc = q["acdc"]
+    assert acdc["n"] + len(acdc["failed"]) == LIMIT and acdc["n"] >= LIMIT - 1
+    for phase in ("dice_ed", "dice_es"):
+        assert set(acdc[phase]) == {"lv_cavity", "lv_myocardium", "rv_cavity"}
+        assert all(v is None or 0.0 <= v <= 1.0 for v in acdc[phase].values())
+    assert acdc["lvef_pct"]["n"] + acdc["lvef_pct"]["n_missing"] == acdc["n"]
+    for p in acdc["patients"]:
+        assert p["reference"]["lvef_pct"] is not None and p["seconds_measure"] > 0
+        assert p["quality"] in ("ok", "check", "failed")
+    assert set(acdc["measurement_auroc"]) == set(TASKS)
+    assert q["synthetic"]["n"] > 0 and q["sunnybrook"]["stacks"]
+    md = (docs / "real-data.md").read_text()
+    assert "| Dice LV cavity, ED |" in md and "| LVEF MAE (points) |" in md
+    for fig in q["figures"]:
+        assert f"]({fig})" in md and (docs / fig).read_bytes()[:4] == b"\x89PNG"
+    print(f"eval-real --limit {LIMIT}: {seconds:.1f} s (first run), {time.perf_counter() - t1:.1f} s with "
+          "quantification (cached conversion)")
