@@ -28,26 +28,35 @@ def register(app: typer.Typer) -> None:
                                                   "the shared real data when present, else tests/data)."),
         resume: bool = typer.Option(False, "--resume", help="Continue from RUN/last.pt."),
         seed: int = typer.Option(0, help="Randomisation seed."),
+        vary_anatomy: bool = typer.Option(False, "--vary-anatomy", help="Draw outflow tract, papillary muscles "
+                                          "and RV proportions per bank heart (a new bank: use a new RUN)."),
+        papillary_fraction: float = typer.Option(0.0, help="Share of images given dark papillary blobs in the "
+                                                 "LV cavity."),
+        init: Optional[Path] = typer.Option(None, help="Start from this segmenter checkpoint's weights "
+                                            "(fine-tuning); the optimiser and schedule start afresh."),
         threads: int = typer.Option(0, help="torch threads (0: torch's default)."),
     ) -> None:
         """Train on domain-randomised images drawn from synthetic label maps; best.pt is chosen on the
         synthetic and Sunnybrook validation (install it with `cp RUN/best.pt cmr/model/weights/cmr-seg-small.pt`)."""
         import torch
 
+        from cmr.quant.randomize import RandomizeConfig
         from cmr.quant.train import TrainConfig, train_segmenter
         from cmr.realdata.sunnybrook import find_stacks
         from cmr.synth.generate import generate_dataset
 
         if threads:
             torch.set_num_threads(threads)
-        cfg = TrainConfig(steps=steps, hearts=hearts, batch=batch, minutes=minutes, val_every=val_every, seed=seed)
+        cfg = TrainConfig(steps=steps, hearts=hearts, batch=batch, minutes=minutes, val_every=val_every, seed=seed,
+                          vary_anatomy=vary_anatomy,
+                          randomize=RandomizeConfig(papillary_fraction=papillary_fraction))
         synth_val = synth_val or out / "synth_val"
         if not (synth_val / "reports.jsonl").is_file():
             generate_dataset(synth_val, 6, 101, workers=0, scanner="ge_premier_3T")
         sb_root = sunnybrook or _default_sunnybrook()
         stacks = find_stacks(sb_root) if sb_root and sb_root.is_dir() else []
         typer.echo(f"validation: {synth_val} (synthetic), {len(stacks)} Sunnybrook stacks from {sb_root}")
-        best = train_segmenter(out, cfg, synth_val=synth_val, sunnybrook=stacks, resume=resume)
+        best = train_segmenter(out, cfg, synth_val=synth_val, sunnybrook=stacks, resume=resume, init=init)
         typer.echo(f"best checkpoint -> {best}")
 
     @quant.command("validate")

@@ -112,7 +112,7 @@ def _render_heart(args: tuple[int, int, bool]) -> tuple[NDArray[np.uint8], NDArr
 
 
 def build_bank(hearts: int, seed: int = 0, workers: int = 0, progress: bool = True,
-               vary_anatomy: bool = True) -> LabelBank:
+               vary_anatomy: bool = False) -> LabelBank:
     """Render `hearts` synthetic hearts into a label bank (deterministic for a seed, whatever the workers).
 
     `vary_anatomy` draws the phantom's free shape parameters per heart (cmr.synth.phantom.AnatomyVariation:

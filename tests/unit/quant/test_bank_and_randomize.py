@@ -63,6 +63,31 @@ def test_blood_pools_share_one_intensity_draw(bank: LabelBank) -> None:
     assert diffs and np.median(diffs) < 0.08
 
 
+def test_papillary_blobs_darken_the_lv_cavity_and_nothing_else(bank: LabelBank) -> None:
+    from cmr.synth.tissues import TISSUE_ID
+
+    r = Randomizer(bank.maps, bank.pixel_mm, RandomizeConfig(size=64, papillary_fraction=1.0), seed=8)
+    yy, xx = torch.meshgrid(torch.arange(64), torch.arange(64), indexing="ij")
+    lab = torch.zeros(4, 64, 64, dtype=torch.long)
+    lab[:, (yy - 32) ** 2 + (xx - 32) ** 2 < 15**2] = TISSUE_ID["lv_blood"]
+    img = torch.full((4, 1, 64, 64), 0.9)
+    mu = torch.zeros(4, int(lab.max()) + 40)
+    mu[:, TISSUE_ID["lv_myocardium"]] = 0.2
+    out = r._papillary_blobs(img, lab, mu)
+    cavity = (lab == TISSUE_ID["lv_blood"]).unsqueeze(1)
+    assert torch.equal(out[~cavity], img[~cavity])  # outside the cavity nothing changes
+    assert all(bool((out[i][cavity[i]] < 0.8).any()) for i in range(4))  # every image got a dark island
+    off = Randomizer(bank.maps, bank.pixel_mm, RandomizeConfig(size=64), seed=8)._papillary_blobs(img, lab, mu)
+    assert torch.equal(off, img)  # the default recipe has none
+
+
+def test_anatomy_variation_changes_the_hearts_only_when_asked() -> None:
+    plain = build_bank(1, seed=11, workers=1, progress=False)
+    varied = build_bank(1, seed=11, workers=1, progress=False, vary_anatomy=True)
+    assert np.array_equal(plain.maps, build_bank(1, seed=11, workers=1, progress=False).maps)
+    assert plain.maps.shape == varied.maps.shape and not np.array_equal(plain.maps, varied.maps)
+
+
 def test_normalize_maps_quantiles_to_unit_range() -> None:
     x = torch.linspace(0, 1000, 64 * 64).reshape(1, 1, 64, 64)
     n = normalize(x)
