@@ -151,7 +151,7 @@ def _write(res: QuantBench, out_dir: Path) -> None:
     lines += ["", "![time per study](quant.png)", "",
               "Times are `cmr.quant.measure.measure_study` on a loaded study (the study loader's time is shown apart). "
               "**default** (what the services and `cmr measure` run): localisation (middle slices, whole field of "
-              "view), the volume-curve pass over every slice and phase at 2.0 mm, then ED and ES at full "
+              "view), the volume-curve pass over every slice and phase at 1.7 mm, then ED and ES at full "
               "resolution with test-time augmentation, the 3-D clean-up and the measurements. **all phases**: "
               "every slice and phase at full resolution (`--all-phases`, `--masks`, the UI's cine loop)."]
     (out_dir / "quant.md").write_text("\n".join(lines) + "\n")

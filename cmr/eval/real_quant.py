@@ -322,9 +322,10 @@ def write_figures(res: dict[str, Any], stacks: Sequence[SunnybrookStack], seg: S
     for phase in ("dice_ed", "dice_es"):
         for k in STRUCTURES:
             data.append([q[phase][k] for q in per if q.get(phase, {}).get(k) is not None])
-            labels.append(f"{k.replace('_', ' ').replace('lv ', 'LV ').replace('rv ', 'RV ')}\n{phase[-2:].upper()}")
+            short = {"lv_cavity": "LV", "lv_myocardium": "myo", "rv_cavity": "RV"}.get(k, k)
+            labels.append(f"{short}\n{phase[-2:].upper()}")
     ax.boxplot([d if d else [np.nan] for d in data], tick_labels=labels)
-    ax.tick_params(axis="x", labelsize=6)
+    ax.tick_params(axis="x", labelsize=8)
     ax.set_ylim(0, 1)
     ax.set_ylabel("Dice per ACDC patient")
     fig.tight_layout()

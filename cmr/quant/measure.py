@@ -156,7 +156,16 @@ def measure_study(study: Study, segmenter: Segmenter, *, all_phases: bool = Fals
         common = [ed, es]
         seg = segmenter.segment(stack.slices, phases=stack.own_phases(common), centre=centre, found=found)
         t1 = time.perf_counter()
-        m = measurements_from_discs(_discs(stack, seg.masks), confidence=seg.confidence, phases=(ed, es),
+        discs = _discs(stack, seg.masks)
+        lv_full = discs[LV_CAVITY].sum(axis=0)
+        if ed != es and lv_full[1] > lv_full[0]:
+            # The full-resolution masks are the better judge of which of the two phases is the larger: the
+            # quick pass had them the other way round (seen on real scans with thick walls or dark blood).
+            common, seg.masks = [es, ed], [m[::-1].copy() for m in seg.masks]
+            discs = {label: d[:, ::-1] for label, d in discs.items()}
+            kw["notes"].append("end-diastole and end-systole were swapped by the full-resolution masks: the "
+                               "quick volume curve is unreliable for this study")
+        m = measurements_from_discs(discs, confidence=seg.confidence, phases=(common[0], common[1]),
                                     curves=(curve[LV_CAVITY], curve[RV_CAVITY]), **kw)
     seconds.update({k: v for k, v in seg.seconds.items() if k != "locate"})
     seconds["measure"] = time.perf_counter() - t1
