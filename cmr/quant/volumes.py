@@ -48,7 +48,7 @@ _MIN_VENTRICLE_ML: Final[float] = 5.0
 _PLAUSIBLE_EF: Final[tuple[float, float]] = (5.0, 85.0)
 _PLAUSIBLE_LVEDV_ML: Final[tuple[float, float]] = (40.0, 500.0)
 _LOW_CONFIDENCE: Final[float] = 0.80
-_APICAL_COVERAGE: Final[float] = 0.3  # LV cavity in the apical slice, as a share of the largest slice's
+_END_SLICE_COVERAGE: Final[float] = 0.3  # LV cavity in an end slice, as a share of the largest slice's
 
 
 def mosteller_bsa(height_m: float | None, weight_kg: float | None) -> float | None:
@@ -237,9 +237,11 @@ def measurements_from_discs(
     # Quality: each reason is something a reader should look at before trusting the numbers.
     if n_slices < 4:
         reasons.append(f"only {n_slices} short-axis slices: volumes are coarse")
-    elif lv_disc[-1, ed] > _APICAL_COVERAGE * lv_disc[:, ed].max():
-        # A small apical cap in the last slice is normal; a large cavity there means the apex was not covered.
-        reasons.append("the LV is still large in the last (apical) slice: the stack may not cover the apex")
+    elif min(lv_disc[0, ed], lv_disc[-1, ed]) > _END_SLICE_COVERAGE * lv_disc[:, ed].max():
+        # The base is wide and the apex a small cap, so a full stack has one small end. Both ends are checked,
+        # not "the last": without long-axis views the stack's base-to-apex direction is a guess (on converted
+        # ACDC stacks it came out apex-first for most patients).
+        reasons.append("the LV is still large at both ends of the stack: it may not cover the apex")
     for name, ef in (("LVEF", m.lvef_pct), ("RVEF", m.rvef_pct)):
         if ef is not None and not _PLAUSIBLE_EF[0] <= ef <= _PLAUSIBLE_EF[1]:
             reasons.append(f"{name} {ef:g} % is outside {_PLAUSIBLE_EF[0]:g}-{_PLAUSIBLE_EF[1]:g} %")

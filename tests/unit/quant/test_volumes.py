@@ -73,9 +73,12 @@ def test_what_cannot_be_measured_is_none_with_the_reason() -> None:
     assert set(empty.unavailable) == set(MEASUREMENT_FIELDS)
 
 
-def test_quality_flags_an_lv_reaching_the_apical_slice() -> None:
+def test_quality_flags_a_stack_that_misses_the_apex_whichever_way_it_runs() -> None:
     masks = _heart()
-    masks[-1] = masks[-2]  # the LV now fills the last slice too
+    covered = measurements_from_masks(masks, (1.5, 1.5), 8.0, height_m=1.7, weight_kg=70)
+    apex_first = measurements_from_masks(masks[::-1].copy(), (1.5, 1.5), 8.0, height_m=1.7, weight_kg=70)
+    assert not any("apex" in r for r in covered.quality_reasons + apex_first.quality_reasons)
+    masks[-1] = masks[-2]  # the LV now fills the last slice too: no end of the stack is a small cap
     m = measurements_from_masks(masks, (1.5, 1.5), 8.0, height_m=1.7, weight_kg=70)
     assert any("apex" in r for r in m.quality_reasons)
 
