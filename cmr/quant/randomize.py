@@ -67,8 +67,8 @@ class RandomizeConfig:
     deform_mm: float = 7.0
     prior_contrast_fraction: float = 0.8
     trabeculae_fraction: float = 0.7
-    # Share of samples that get each of papillary_max dark blobs in the LV cavity (labelled cavity). Off in the
-    # shipped cmr-seg-small's recipe; an option whose effect is not measured yet.
+    # Share of samples that get each of papillary_max dark blobs in the LV cavity (labelled cavity). Off for the
+    # base run; the shipped cmr-seg-small's fine-tune used 0.5 (docs/model/segmenter.md).
     papillary_fraction: float = 0.0
     papillary_max: int = 3
     clutter_max: int = 5

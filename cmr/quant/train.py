@@ -42,8 +42,8 @@ class TrainConfig:
     warmup: int = 200
     hearts: int = 600
     bank_seed: int = 0
-    # The bank draws outflow tract, papillary muscles and RV proportions per heart. Off in the shipped
-    # cmr-seg-small's recipe (the defaults reproduce it); an option whose effect is not measured yet.
+    # The bank draws outflow tract, papillary muscles and RV proportions per heart. Off for the base run; the
+    # shipped cmr-seg-small's fine-tune turned it on (docs/model/segmenter.md has both commands).
     vary_anatomy: bool = False
     seed: int = 0
     val_every: int = 500
