@@ -147,7 +147,7 @@ def measure_study(study: Study, segmenter: Segmenter, *, all_phases: bool = Fals
         m = measurements_from_discs(_discs(stack, seg.masks), confidence=seg.confidence, **kw)
     else:
         t1 = time.perf_counter()
-        areas = segmenter.area_curves(stack.slices, centre)  # [slices, own phases, classes] mm^2
+        areas = segmenter.area_curves(stack.slices, centre)  # per slice [own phases, classes] mm^2
         curve = {label: np.asarray([areas[k][pm, label] * stack.spacing_mm / 1000.0
                                     for k, pm in enumerate(stack.phase_maps)]).sum(axis=0)
                  for label in (LV_CAVITY, RV_CAVITY)}

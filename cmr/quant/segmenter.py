@@ -93,18 +93,19 @@ class Segmenter:
         time augmentation: the network was trained on every orientation, and averaging removes the answers
         that depend on one). Batches of ~20 images are the fastest on a CPU (they stay in cache)."""
         out = []
+        views = _DIHEDRAL[:max(1, min(tta, len(_DIHEDRAL)))]
         x_all = torch.from_numpy(np.ascontiguousarray(images, dtype=np.float32)).unsqueeze(1)
         for i in range(0, len(x_all), batch):
             x = normalize(x_all[i:i + batch])
             acc = None
-            for k, flip in _DIHEDRAL[:max(1, min(tta, len(_DIHEDRAL)))]:
+            for k, flip in views:
                 xt = torch.rot90(x.flip(-1) if flip else x, k, dims=(-2, -1)).contiguous(memory_format=torch.channels_last)
                 with torch.autocast("cpu", dtype=torch.bfloat16, enabled=self.bf16):
                     p = torch.softmax(self.net(xt).float(), dim=1)
                 p = torch.rot90(p, -k, dims=(-2, -1))
                 p = p.flip(-1) if flip else p
                 acc = p if acc is None else acc + p
-            out.append(acc / max(1, min(tta, len(_DIHEDRAL))))
+            out.append(acc / len(views))
         return torch.cat(out) if out else torch.zeros(0, N_CLASSES, self.cfg.size, self.cfg.size)
 
     # ------------------------------------------------------------------------------------------ geometry
@@ -254,11 +255,11 @@ class Segmenter:
         seconds = {"locate": t1 - t0, "segment": t2 - t1, "clean_up": time.perf_counter() - t2}
         return StackSegmentation(masks, conf, centre, found, seconds)
 
-    def area_curves(self, slices: Sequence[SliceImages], centre: NDArray[np.float64]) -> NDArray[np.float64]:
-        """[slices, phases, classes] area (mm^2) of each class in every slice and phase, from a quick pass at
-        the curve resolution (the fine crop's field of view on `curve_size` pixels, one orientation, no
-        clean-up): enough to find end-diastole and end-systole and draw the volume curve; the measurements
-        themselves come from full-resolution masks of those two phases. Slices must share a phase count."""
+    def area_curves(self, slices: Sequence[SliceImages], centre: NDArray[np.float64]) -> list[NDArray[np.float64]]:
+        """Per slice, [its phases, classes] area (mm^2) of each class in every phase, from a quick pass at the
+        curve resolution (the fine crop's field of view on `curve_size` pixels, one orientation, no clean-up):
+        enough to find end-diastole and end-systole and draw the volume curve; the measurements themselves
+        come from full-resolution masks of those two phases. Slices may differ in phase count."""
         size = self.cfg.curve_size
         px = self.cfg.fine_pixel_mm * self.cfg.size / size
         out = []
@@ -266,8 +267,9 @@ class Segmenter:
             canvas = imaging.resample_to_grid(sl.pixels, sl.pixel_spacing, size, size * px,
                                               centre=self._patient_to_pixel(sl, centre))
             labels = self.predict(canvas).argmax(1).numpy()
-            out.append(np.stack([(labels == c).sum(axis=(1, 2)) for c in range(N_CLASSES)], axis=1) * px * px)
-        return np.asarray(out, dtype=np.float64)
+            out.append(np.stack([(labels == c).sum(axis=(1, 2)) for c in range(N_CLASSES)], axis=1)
+                       .astype(np.float64) * px * px)
+        return out
 
     # ------------------------------------------------------------------------------------------ files
     def save(self, path: Path, meta: dict[str, Any] | None = None) -> None:

@@ -24,6 +24,7 @@ from encoder_svc.server import measure_config
 from encoder_svc.service import EncoderServicer
 from encoder_svc.study_loading import LoadedStudy, MeasureConfig, StudyLoaderPool
 from encoder_svc.triton_models import TritonServingConfig
+from fake_segmenter import two_slice_stack
 from realdata_paths import SUNNYBROOK_MIDSLICE, TEST_REALDATA
 
 SECRET_TEXT = "Doe^John 1234567"  # what an exception's message could quote from a header
@@ -43,19 +44,6 @@ def midslice():  # noqa: ANN201 - one SAX slice, 20 phases: a stack of one
     return load_study(SUNNYBROOK_MIDSLICE)
 
 
-def _stack_study(midslice):  # noqa: ANN001, ANN202
-    """The mid slice twice, 8 mm apart: a stack of two slices, which reaches the network."""
-    import copy
-
-    study = copy.deepcopy(midslice)
-    s = study.series[0]
-    normal = np.cross(s.orientation[:3], s.orientation[3:])
-    s.pixels = np.concatenate([s.pixels, s.pixels])
-    s.positions = np.vstack([s.positions, s.positions + 8.0 * normal])
-    s.trigger_times = np.vstack([s.trigger_times, s.trigger_times])
-    return study
-
-
 def test_a_study_without_a_stack_is_explained_not_failed(midslice) -> None:  # noqa: ANN001
     out = StudyMeasurer().measure(midslice)
     assert out.error is None and out.measurements.quality == "failed"
@@ -67,7 +55,7 @@ def test_a_study_without_a_stack_is_explained_not_failed(midslice) -> None:  # n
 def test_an_exception_inside_measure_study_becomes_a_failed_measurement(midslice) -> None:  # noqa: ANN001
     measurer = StudyMeasurer()
     measurer._segmenter = _Raising()  # type: ignore[assignment]
-    out = measurer.measure(_stack_study(midslice))
+    out = measurer.measure(two_slice_stack(midslice))
     m = out.measurements
     assert out.error == "RuntimeError" and "cannot segment" in (out.traceback or "")
     assert m.quality == "failed" and m.model == _Raising.version

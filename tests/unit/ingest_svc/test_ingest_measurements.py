@@ -16,7 +16,6 @@ import pytest
 
 from cmr.config import Settings
 from cmr.dicom import ExamSpec
-from cmr.quant.labels import LV_CAVITY, LV_MYOCARDIUM, RV_CAVITY
 from fake_segmenter import DrawnMaskSegmenter
 from cmr.quant.volumes import MEASUREMENT_FIELDS, mosteller_bsa
 from cmr.synth.generate import generate_dataset
@@ -34,17 +33,6 @@ class FakeSegmenter(DrawnMaskSegmenter):
     blob, on every slice: a measurable heart whatever the images show."""
 
     version = SEGMENTER
-
-    def draw(self, k: int, n_slices: int, phases: int, rows: int, cols: int) -> np.ndarray:
-        rr, cc = np.mgrid[:rows, :cols]
-        d = np.hypot(rr - rows / 2, cc - cols / 2)
-        m = np.zeros((phases, rows, cols), np.uint8)
-        for p in range(phases):
-            r = 14.0 - 5.0 * np.sin(np.pi * p / phases)
-            m[p][(d > r) & (d <= r + 4)] = LV_MYOCARDIUM
-            m[p][d <= r] = LV_CAVITY
-            m[p][(np.abs(rr - rows / 2) < 6) & (cc > cols / 2 + r + 8) & (cc < cols / 2 + r + 24)] = RV_CAVITY
-        return m
 
 
 class Rpc(grpc.RpcError):

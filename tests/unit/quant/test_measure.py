@@ -5,46 +5,31 @@ from __future__ import annotations
 
 import copy
 
-import numpy as np
 
 from cmr.dicom.reader import load_study
-from cmr.quant.labels import LV_CAVITY, LV_MYOCARDIUM, RV_CAVITY
+from cmr.quant.labels import LV_CAVITY
 from cmr.quant.measure import measure_study
-from fake_segmenter import DrawnMaskSegmenter
+from fake_segmenter import DrawnMaskSegmenter, two_slice_stack
 from realdata_paths import SUNNYBROOK_MIDSLICE
 
 
 class BeatingHeart(DrawnMaskSegmenter):
     """A cavity largest at phase 0 and smallest half-way through the cycle, on every slice."""
 
-    def draw(self, k: int, n_slices: int, phases: int, rows: int, cols: int) -> np.ndarray:
-        rr, cc = np.mgrid[:rows, :cols]
-        d = np.hypot(rr - rows / 2, cc - cols / 2)
-        m = np.zeros((phases, rows, cols), np.uint8)
-        for p in range(phases):
-            r = 20.0 - 8.0 * np.sin(np.pi * p / phases)
-            m[p][(d > r) & (d <= r + 5)] = LV_MYOCARDIUM
-            m[p][d <= r] = LV_CAVITY
-            m[p][(np.abs(rr - rows / 2) < 8) & (cc > cols / 2 + r + 10) & (cc < cols / 2 + r + 30)] = RV_CAVITY
-        return m
+    cavity_px, systole_px, wall_px = 20.0, 8.0, 5.0
+    rv_half_height_px, rv_gap_px, rv_width_px = 8, 10, 20
 
 
 class UpsideDownCurve(BeatingHeart):
     """The quick pass gets the cycle the wrong way round (systole looks like diastole)."""
 
     def area_curves(self, slices, centre):  # noqa: ANN001, ANN201
-        a = super().area_curves(slices, centre)
-        return a.max(axis=1, keepdims=True) + a.min(axis=1, keepdims=True) - a
+        return [a.max(axis=0, keepdims=True) + a.min(axis=0, keepdims=True) - a
+                for a in super().area_curves(slices, centre)]
 
 
-def _two_slice_stack():  # noqa: ANN202 - the Sunnybrook mid slice twice, 8 mm apart
-    study = load_study(SUNNYBROOK_MIDSLICE)
-    s = study.series[0]
-    normal = np.cross(s.orientation[:3], s.orientation[3:])
-    s.pixels = np.concatenate([s.pixels, s.pixels])
-    s.positions = np.vstack([s.positions, s.positions + 8.0 * normal])
-    s.trigger_times = np.vstack([s.trigger_times, s.trigger_times])
-    return study
+def _two_slice_stack():  # noqa: ANN202
+    return two_slice_stack(load_study(SUNNYBROOK_MIDSLICE))
 
 
 def test_the_default_segments_only_ed_and_es_and_matches_every_phase() -> None:

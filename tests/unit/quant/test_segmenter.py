@@ -110,3 +110,23 @@ def test_studies_without_a_stack_say_why(seg: Segmenter) -> None:
     single = measure_study(load_study(SUNNYBROOK_MIDSLICE), seg).measurements
     assert single.lvef_pct is None and "one short-axis cine slice" in single.unavailable["lvef_pct"]
     json.dumps(single.to_dict())  # JSON-able for the CLI and the services
+
+
+def test_a_stack_of_series_with_different_phase_counts_is_measured_the_fast_way(seg: Segmenter) -> None:
+    """Parallel SAX series of one stack may differ in phase count (one series per slice, re-acquired): the
+    quick volume-curve pass works per slice and the curve is on the longest slice's phase grid."""
+    import copy
+    import dataclasses
+
+    study = load_study(SUNNYBROOK_MIDSLICE)
+    s = study.series[0]
+    normal = np.cross(s.orientation[:3], s.orientation[3:])
+    other = dataclasses.replace(copy.deepcopy(s), key=s.key + "-b", series_instance_uid=s.series_instance_uid + ".2",
+                                series_number=(s.series_number or 0) + 1, pixels=s.pixels[:, ::2].copy(),
+                                positions=s.positions + 8.0 * normal, trigger_times=s.trigger_times[:, ::2].copy(),
+                                distinct_phases=s.pixels.shape[1] // 2)
+    study.series.append(other)
+    sm = measure_study(study, seg)
+    assert {r[0].n_phases for r in sm.slices} == {20, 10}
+    assert len(sm.measurements.lv_volume_curve_ml) == 20 and len(sm.mask_phases) == 2
+    assert [m.shape[0] for m in sm.masks] == [2, 2]
