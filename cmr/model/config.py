@@ -17,6 +17,7 @@ from cmr.dicom.exam import ExamSpec
 CONFIG_DIR = Path(__file__).parent / "configs"
 
 FrameEncoderKind = Literal["cnn", "vit"]
+PoolingKind = Literal["cls", "attention"]
 
 
 def _build(cls: type, d: dict[str, Any] | None, where: str) -> Any:
@@ -46,10 +47,23 @@ class ImageEncoderConfig:
     mlp_ratio: float = 2.0
     dropout: float = 0.1
     grad_checkpointing: bool = False  # trade compute for memory on large profiles
+    # Measured numbers as extra tokens (cmr.model.measurements.MEASUREMENT_NAMES); () = pixels only.
+    measurements: tuple[str, ...] = ()
+    # "cls": the CLS token is the exam feature. "attention": a learned query pools the frame and measurement
+    # tokens, so the embedding is a sum of per-token parts and a match can be explained per view and number.
+    pooling: PoolingKind = "cls"
 
     def __post_init__(self) -> None:
         if self.frame_encoder not in ("cnn", "vit"):
             raise ValueError(f"image.frame_encoder must be 'cnn' or 'vit', not {self.frame_encoder!r}")
+        if self.pooling not in ("cls", "attention"):
+            raise ValueError(f"image.pooling must be 'cls' or 'attention', not {self.pooling!r}")
+        from cmr.model.measurements import MEASUREMENT_NAMES
+
+        unknown = [m for m in self.measurements if m not in MEASUREMENT_NAMES]
+        if unknown or len(set(self.measurements)) != len(self.measurements):
+            raise ValueError(f"image.measurements {list(self.measurements)}: each must be one of "
+                             f"{', '.join(MEASUREMENT_NAMES)}, at most once")
         if self.width % self.heads:
             raise ValueError("image.width must be divisible by image.heads")
 
@@ -115,6 +129,15 @@ class TrainConfig:
     aug_noise: float = 0.03
     aug_drop_frame: float = 0.1
     aug_drop_view: float = 0.15
+    # Measurement tokens (cmr.train.augment.augment_measurements): the training values are a perfect
+    # segmentation's, the served ones a network's, so training sees the network's kind of error: a per-study
+    # volume scale (log-normal sigma), independent per-number noise, EF noise in points, dropped numbers, and
+    # exams with no numbers at all (so the pixel path learns on its own too).
+    aug_measure_scale: float = 0.15
+    aug_measure_noise: float = 0.08
+    aug_measure_ef_points: float = 5.0
+    aug_drop_measure: float = 0.1
+    aug_drop_all_measures: float = 0.2
 
 
 @dataclass(frozen=True)

@@ -3,6 +3,9 @@
 Frame tokens carry learned embeddings for the view (SAX/2CH/3CH/4CH/LAX), the sequence (cine/LGE) and the
 frame's position in its slot (phase or slice), so one transformer sees the exam as a single space-time video.
 Missing frames and views are masked out of attention, which is what makes the encoder robust to them.
+Measured numbers (LVEF, volumes: cmr.model.measurements) join as further tokens when the config names them.
+The exam feature is the CLS token, or (pooling "attention") a learned-query pool over the frame and
+measurement tokens: a weighted sum of per-token parts, which is what lets a match be explained per view.
 This is the factorised space-time design (ViViT "model 2"): spatial attention inside the frame encoder, then
 attention across frames; it is far cheaper than joint attention over every patch of every frame.
 """
@@ -15,6 +18,7 @@ from torch.utils.checkpoint import checkpoint
 
 from cmr.dicom.exam import SLOT_SEQUENCES, SLOT_VIEWS, ExamSpec
 from cmr.model.config import ImageEncoderConfig
+from cmr.model.measurements import MeasurementEncoder
 
 
 class CNNFrameEncoder(nn.Module):
@@ -67,8 +71,31 @@ def _clone(layer: nn.Module) -> nn.Module:
     return copy.deepcopy(layer)
 
 
+class AttentionPool(nn.Module):
+    """Multi-head pooling with one learned query per head: pooled = sum_i a_i * V t_i, additive over tokens."""
+
+    def __init__(self, width: int, heads: int) -> None:
+        super().__init__()
+        self.heads, self.head_dim = heads, width // heads
+        self.query = nn.Parameter(torch.randn(heads, self.head_dim) * 0.02)
+        self.key = nn.Linear(width, width)
+        self.value = nn.Linear(width, width, bias=False)  # no bias: each token's part is its own
+
+    def contributions(self, tokens: Tensor, pad: Tensor) -> Tensor:
+        """[B, N, width] tokens, [B, N] True = ignore -> [B, N, width] per-token parts (zero where padded)."""
+        b, n, w = tokens.shape
+        k = self.key(tokens).view(b, n, self.heads, self.head_dim)
+        v = self.value(tokens).view(b, n, self.heads, self.head_dim)
+        logits = torch.einsum("bnhd,hd->bhn", k, self.query.to(k.dtype)) / self.head_dim ** 0.5
+        att = torch.softmax(logits.masked_fill(pad[:, None, :], float("-inf")), dim=-1)  # [B, heads, N]
+        return (att.permute(0, 2, 1).unsqueeze(-1) * v).reshape(b, n, w)
+
+    def forward(self, tokens: Tensor, pad: Tensor) -> Tensor:
+        return self.contributions(tokens, pad).sum(1)
+
+
 class ExamEncoder(nn.Module):
-    """[B, T, H, W] exam pixels (0..1) + [B, T] mask -> [B, width] exam feature."""
+    """[B, T, H, W] exam pixels (0..1) + [B, T] mask (+ [B, M] measurements) -> [B, width] exam feature."""
 
     def __init__(self, cfg: ImageEncoderConfig, spec: ExamSpec) -> None:
         super().__init__()
@@ -101,16 +128,51 @@ class ExamEncoder(nn.Module):
         self.norm = nn.LayerNorm(w)
         self.grad_checkpointing = cfg.grad_checkpointing
         self.width = w
+        self.measurement_names = tuple(cfg.measurements)
+        self.measure = MeasurementEncoder(self.measurement_names, w) if self.measurement_names else None
+        self.pool = AttentionPool(w, cfg.heads) if cfg.pooling == "attention" else None
 
-    def forward(self, pixels: Tensor, mask: Tensor) -> Tensor:
-        """[B, width] exam feature: the final-normed CLS token of `forward_tokens`."""
-        return self.forward_tokens(pixels, mask)[0][:, 0]
+    def forward(self, pixels: Tensor, mask: Tensor, measurements: Tensor | None = None) -> Tensor:
+        """[B, width] exam feature: the CLS token of `forward_tokens`, or the attention pool of its tokens."""
+        tokens, pad = self.forward_tokens(pixels, mask, measurements)
+        if self.pool is None:
+            return tokens[:, 0]
+        return self.pool(tokens, self._pool_pad(pad))
 
-    def forward_tokens(self, pixels: Tensor, mask: Tensor) -> tuple[Tensor, Tensor]:
+    def token_contributions(self, pixels: Tensor, mask: Tensor, measurements: Tensor | None = None) -> Tensor:
+        """[B, 1+T+M, width] per-token parts of the exam feature (they sum to `forward`); attention pooling only."""
+        if self.pool is None:
+            raise ValueError("this model pools with its CLS token, which mixes every view: per-view contributions "
+                             "need a model trained with image.pooling = 'attention'")
+        tokens, pad = self.forward_tokens(pixels, mask, measurements)
+        return self.pool.contributions(tokens, self._pool_pad(pad))
+
+    @staticmethod
+    def _pool_pad(pad: Tensor) -> Tensor:
+        """The pool reads the frame and measurement tokens, not the CLS token, unless an exam has nothing else."""
+        pool_pad = pad.clone()
+        pool_pad[:, 0] = ~pad[:, 1:].all(dim=1)
+        return pool_pad
+
+    def measurement_tensor(self, measurements: Tensor | None, b: int, like: Tensor) -> Tensor | None:
+        """[B, M] float (NaN = missing), or None when the model has no measurement tokens; all NaN if not given."""
+        if self.measure is None:
+            return None
+        m = len(self.measurement_names)
+        if measurements is None:
+            return torch.full((b, m), float("nan"), dtype=torch.float32, device=like.device)
+        if measurements.shape != (b, m):
+            raise ValueError(f"measurements {tuple(measurements.shape)} do not match the model's {m} measurement "
+                             f"tokens for {b} exams ({', '.join(self.measurement_names)})")
+        return measurements.to(device=like.device, dtype=torch.float32)
+
+    def forward_tokens(self, pixels: Tensor, mask: Tensor,
+                       measurements: Tensor | None = None) -> tuple[Tensor, Tensor]:
         """Token-level exam features for decoders that attend to the frames (CMR-TARGET).
 
-        Returns (tokens [B, 1+T, width] after the final norm, CLS first; key_padding_mask [B, 1+T], True where
-        a frame is missing and must be ignored by attention; the CLS token is never padded)."""
+        Returns (tokens [B, 1+T+M, width] after the final norm, CLS first, then the T frames, then the M
+        measurement tokens of a model that has them; key_padding_mask [B, 1+T+M], True where a frame or number
+        is missing and must be ignored by attention; the CLS token is never padded)."""
         b, t, h, w = pixels.shape
         if t != self.spec.length or h != self.spec.image_size or w != self.spec.image_size:
             raise ValueError(f"exam tensor {tuple(pixels.shape[1:])} does not match the model's exam spec "
@@ -123,6 +185,11 @@ class ExamEncoder(nn.Module):
         tokens = feats + self.view_emb(self.view_ids) + self.seq_emb(self.seq_ids) + self.pos_emb(self.pos_ids)
         tokens = torch.cat([self.cls.expand(b, -1, -1).to(tokens.dtype), tokens], dim=1)
         pad = torch.cat([torch.zeros(b, 1, dtype=torch.bool, device=mask.device), ~mask], dim=1)
+        values = self.measurement_tensor(measurements, b, pixels)
+        if self.measure is not None and values is not None:
+            m_tokens, m_missing = self.measure(values)
+            tokens = torch.cat([tokens, m_tokens.to(tokens.dtype)], dim=1)
+            pad = torch.cat([pad, m_missing], dim=1)
         for blk in self.blocks:
             if self.grad_checkpointing and self.training:
                 tokens = checkpoint(blk, tokens, None, pad, use_reentrant=False)

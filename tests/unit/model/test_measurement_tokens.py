@@ -1,0 +1,138 @@
+"""Measurement tokens and attention pooling: the numbers reach the embedding, a missing number is a masked
+token, the per-view / per-number parts sum exactly to the embedding, and bad inputs fail clearly."""
+
+from __future__ import annotations
+
+import copy
+import math
+from typing import Any
+
+import numpy as np
+import pytest
+import torch
+
+from cmr.model.checkpoint import create_model
+from cmr.model.clip import CMRCLIP
+from cmr.model.config import Config
+from cmr.model.measurements import MEASUREMENT_NAMES, derive, measurement_matrix, measurement_vector
+from tiny_config import TINY
+
+NAMES = ("lvef_pct", "lvedvi_ml_m2", "rv_lv_edv_ratio")
+
+
+def _model(measurements: tuple[str, ...] = NAMES, pooling: str = "attention", seed: int = 0) -> CMRCLIP:
+    d: dict[str, Any] = copy.deepcopy(TINY)
+    d["model"]["image"].update({"measurements": list(measurements), "pooling": pooling})
+    return create_model(Config.from_dict(d), seed=seed).eval()
+
+
+@pytest.fixture(scope="module")
+def model() -> CMRCLIP:
+    return _model()
+
+
+def _exam(model: CMRCLIP, b: int) -> tuple[torch.Tensor, torch.Tensor]:
+    g = torch.Generator().manual_seed(1)
+    s = model.spec
+    return torch.rand(b, s.length, s.image_size, s.image_size, generator=g), torch.ones(b, s.length, dtype=torch.bool)
+
+
+def test_derive_indexes_by_bsa_and_falls_back_to_a_typical_one() -> None:
+    with_bsa = derive({"lvedv_ml": 200.0, "bsa_m2": 2.0, "rvedv_ml": 100.0, "lv_mass_g": 160.0})
+    assert with_bsa["lvedvi_ml_m2"] == pytest.approx(100.0)
+    assert with_bsa["rv_lv_edv_ratio"] == pytest.approx(0.5)
+    assert with_bsa["lv_mass_edv_ratio"] == pytest.approx(0.8)
+    assert derive({"lvedv_ml": 190.0})["lvedvi_ml_m2"] == pytest.approx(100.0)  # DEFAULT_BSA_M2 = 1.9
+    assert derive({"lvedvi_ml_m2": 77.0, "lvedv_ml": 500.0})["lvedvi_ml_m2"] == 77.0  # measured index wins
+
+
+def test_measurement_vector_marks_unknown_values_nan_and_rejects_unknown_names() -> None:
+    v = measurement_vector({"lvef_pct": 35.0, "lvedv_ml": None, "rvedv_ml": "x"}, NAMES)
+    assert v.dtype == np.float32 and v[0] == 35.0 and np.isnan(v[1:]).all()
+    assert np.isnan(measurement_vector(None, NAMES)).all()
+    assert measurement_matrix([], NAMES).shape == (0, 3)
+    with pytest.raises(ValueError, match="unknown measurement tokens"):
+        measurement_vector({}, ("lvef", ))
+
+
+def test_config_rejects_unknown_or_repeated_measurements() -> None:
+    d = copy.deepcopy(TINY)
+    d["model"]["image"]["measurements"] = ["lvef_pct", "lvef_pct"]
+    with pytest.raises(ValueError, match="at most once"):
+        Config.from_dict(d)
+    d["model"]["image"]["measurements"] = ["ejection"]
+    with pytest.raises(ValueError, match="lvef_pct"):
+        Config.from_dict(d)
+
+
+@torch.no_grad()
+def test_numbers_change_the_embedding_and_missing_numbers_are_masked(model: CMRCLIP) -> None:
+    px, mk = _exam(model, 2)
+    low = torch.tensor([[25.0, 130.0, 1.0]] * 2)
+    high = torch.tensor([[65.0, 70.0, 1.0]] * 2)
+    e_low, e_high = model.encode_exam(px, mk, low), model.encode_exam(px, mk, high)
+    assert not torch.allclose(e_low, e_high, atol=1e-4)
+    none = model.encode_exam(px, mk, None)
+    all_nan = model.encode_exam(px, mk, torch.full((2, 3), float("nan")))
+    torch.testing.assert_close(none, all_nan)
+    part = torch.tensor([[25.0, float("nan"), 1.0]] * 2)
+    tokens, pad = model.exam_tokens(px, mk, part)
+    assert tokens.shape[1] == 1 + model.spec.length + 3
+    assert pad[:, -3:].tolist() == [[False, True, False]] * 2
+
+
+@torch.no_grad()
+def test_contributions_sum_to_the_embedding_and_explain_cosines_exactly(model: CMRCLIP) -> None:
+    px, mk = _exam(model, 3)
+    mk[1, model.spec.slots[0].length:] = False  # exam 1: only its first slot
+    ms = torch.tensor([[30.0, 120.0, 1.4], [float("nan")] * 3, [60.0, float("nan"), 0.9]])
+    emb, parts = model.exam_contributions(px, mk, ms)
+    torch.testing.assert_close(emb, model.encode_exam(px, mk, ms), atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(parts.sum(1), emb, atol=1e-5, rtol=1e-5)
+    groups = model.contribution_groups
+    assert groups == (*model.spec.slot_names, *NAMES, "exam")
+    norms = parts.norm(dim=-1)
+    # missing views and numbers contribute nothing; the CLS token only pools an exam with nothing else
+    for k, name in enumerate(groups):
+        if name in model.spec.slot_names[1:] or name in NAMES or name == "exam":
+            assert norms[1, k] == 0.0, name
+    assert norms[2, groups.index("lvedvi_ml_m2")] == 0.0 and norms[2, groups.index("lvef_pct")] > 0
+    v = torch.nn.functional.normalize(torch.randn(model.cfg.embed_dim), dim=0)
+    torch.testing.assert_close((parts @ v).sum(1), emb @ v, atol=1e-5, rtol=1e-5)
+
+
+@torch.no_grad()
+def test_cls_pooled_models_read_numbers_but_cannot_be_explained() -> None:
+    m = _model(pooling="cls")
+    px, mk = _exam(m, 1)
+    e1 = m.encode_exam(px, mk, torch.tensor([[25.0, 130.0, 1.0]]))
+    e2 = m.encode_exam(px, mk, torch.tensor([[65.0, 70.0, 1.0]]))
+    assert not torch.allclose(e1, e2, atol=1e-4)
+    with pytest.raises(ValueError, match="attention"):
+        m.exam_contributions(px, mk)
+
+
+@torch.no_grad()
+def test_wrong_measurement_shape_is_a_clear_error(model: CMRCLIP) -> None:
+    px, mk = _exam(model, 2)
+    with pytest.raises(ValueError, match="measurement tokens"):
+        model.encode_exam(px, mk, torch.zeros(2, 5))
+
+
+@torch.no_grad()
+def test_a_model_without_measurement_tokens_ignores_given_numbers_in_inference() -> None:
+    from cmr.model.inference import embed_exam_arrays
+
+    m = _model(measurements=(), pooling="cls")
+    px, mk = _exam(m, 2)
+    a = embed_exam_arrays(m, px.numpy(), mk.numpy())
+    b = embed_exam_arrays(m, px.numpy(), mk.numpy(), measurements=np.zeros((2, 3), np.float32))
+    np.testing.assert_allclose(a, b)
+    assert m.contribution_groups == (*m.spec.slot_names, "exam")
+
+
+def test_every_known_measurement_has_a_finite_scale() -> None:
+    from cmr.model.measurements import MEASUREMENT_SCALES
+
+    assert set(MEASUREMENT_SCALES) == set(MEASUREMENT_NAMES)
+    assert all(math.isfinite(c) and s > 0 for c, s in MEASUREMENT_SCALES.values())
