@@ -58,6 +58,13 @@ class ExamCache:
         """float32 pixels [T, H, W] in 0..1 and bool mask [T] of study i."""
         return self.pixels[i].astype(np.float32) / 255.0, self.mask[i].copy()
 
+    def measurements(self, names: tuple[str, ...]) -> np.ndarray:
+        """[N, len(names)] float32 measurement-token values of every study (NaN = not measured), read from the
+        records (they are numbers, not pixels: nothing to cache)."""
+        from cmr.model.measurements import measurement_matrix
+
+        return measurement_matrix([r.measurements for r in self.records], names)
+
     @classmethod
     def open(cls, data_dir: Path, spec: ExamSpec) -> ExamCache:
         data_dir = Path(data_dir)

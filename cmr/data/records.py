@@ -1,7 +1,9 @@
 """Study records: one line of reports.jsonl per study (folder, impression, labels, scanner).
 
 The same format describes a hospital's own data: `folder` (relative to the data directory) and `impression`
-are required; `labels` (finding -> bool, plus `disease`) only for evaluation.
+are required; `labels` (finding -> bool, plus `disease`) only for evaluation; `measurements` (the numbers of
+`cmr measure --json`, or of the report) feed the measurement tokens of models that have them. Synthetic records
+carry `reference_measurements` (a perfect segmentation of the phantom), read as the measurements.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ class StudyRecord:
     scanner: str = ""
     held_out_style: bool = False
     study_instance_uid: str = ""
+    measurements: dict[str, Any] = field(default_factory=dict)  # Measurements.values() style; {} = none
 
     @property
     def disease(self) -> str | None:
@@ -48,6 +51,7 @@ def read_records(data_dir: Path) -> list[StudyRecord]:
                 folder=str(d["folder"]), impression=str(d["impression"]), labels=dict(d.get("labels") or {}),
                 scanner=str(d.get("scanner", "")), held_out_style=bool(d.get("held_out_style", False)),
                 study_instance_uid=str(d.get("study_instance_uid", "")),
+                measurements=dict(d.get("measurements") or d.get("reference_measurements") or {}),
             )
         except (json.JSONDecodeError, KeyError, TypeError) as exc:
             raise ValueError(f"{path}:{n}: not a study record ({exc})") from exc

@@ -54,3 +54,32 @@ def augment_exams(pixels: Tensor, mask: Tensor, slot_ids: Tensor, cfg: TrainConf
     empty = ~mask.any(1)  # never drop everything: such an exam keeps its original frames
     mask[empty] = orig[empty]
     return out * mask[:, :, None, None], mask
+
+
+_EF_TOKENS = ("lvef_pct", "rvef_pct")
+_RATIO_TOKENS = ("rv_lv_edv_ratio", "lv_mass_edv_ratio")
+
+
+def augment_measurements(values: Tensor, names: tuple[str, ...], cfg: TrainConfig, gen: torch.Generator) -> Tensor:
+    """values [B, M] (raw units, NaN = missing, columns named by `names`) -> a noisy copy with dropped numbers.
+
+    The training numbers come from perfect (label-map) segmentations; a network's differ by an overall volume
+    scale per study (shared by every volume, so ratios keep it out), independent error per number and a few
+    EF points; sometimes a number or all numbers are missing."""
+    if values.shape[1] == 0:
+        return values
+    b, m = values.shape
+    dev = values.device
+
+    def randn(*shape: int) -> Tensor:
+        return torch.randn(*shape, generator=gen).to(dev)
+
+    is_ef = torch.tensor([n in _EF_TOKENS for n in names], device=dev)
+    is_volume = torch.tensor([n not in _EF_TOKENS and n not in _RATIO_TOKENS for n in names], device=dev)
+    scale = torch.exp(randn(b, 1) * cfg.aug_measure_scale) * is_volume + ~is_volume  # ratios and EFs: 1
+    factor = torch.exp(randn(b, m) * cfg.aug_measure_noise)
+    out = torch.where(is_ef, values + randn(b, m) * cfg.aug_measure_ef_points, values * scale * torch.where(is_ef, 1.0, factor))
+    out = torch.where(is_ef, out.clamp(1.0, 95.0), out)
+    drop = torch.rand(b, m, generator=gen).to(dev) < cfg.aug_drop_measure
+    drop |= (torch.rand(b, 1, generator=gen).to(dev) < cfg.aug_drop_all_measures)
+    return out.masked_fill(drop, float("nan"))

@@ -24,7 +24,7 @@ from cmr.model.checkpoint import create_model, model_state, save_checkpoint
 from cmr.model.clip import CMRCLIP
 from cmr.model.config import Config
 from cmr.model.loss import clip_loss
-from cmr.train.augment import augment_exams
+from cmr.train.augment import augment_exams, augment_measurements
 from cmr.train.text_bank import TextBank
 
 STATE_FILE = "last.pt"
@@ -145,6 +145,11 @@ def train(cfg: Config, data_dir: Path, out: Path, *, resume: bool = False, worke
     bank = TextBank.build(model, texts, progress=progress and main)
     slot_ids = model.visual.pos_ids.new_tensor(
         [k for k, s in enumerate(cfg.model.exam.slots) for _ in range(s.length)])
+    names = model.measurement_names
+    measured = torch.from_numpy(cache.measurements(names)) if names else None
+    if measured is not None and main:
+        have = int(np.isfinite(measured.numpy()[train_idx]).any(axis=1).sum())
+        print(f"measurement tokens {', '.join(names)}: measured in {have} of {len(train_idx)} training studies")
 
     net: nn.Module = model
     if distributed:
@@ -189,11 +194,12 @@ def train(cfg: Config, data_dir: Path, out: Path, *, resume: bool = False, worke
             b = b[rank::world]
             px, mk = _load_batch(cache, b, dev)
             px, mk = augment_exams(px, mk, slot_ids, t, gen)
+            ms = None if measured is None else augment_measurements(measured[b].to(dev), names, t, gen)
             hid, att, grp = bank.batch(torch.from_numpy(b), dev)
             for g in opt.param_groups:
                 g["lr"] = g["base_lr"] * _lr_factor(progress_now(), step, t.warmup_steps)
             with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=amp):
-                img, txt = net(px, mk, hid, att)
+                img, txt = net(px, mk, hid, att, ms)
                 loss = clip_loss(img.float(), txt.float(), model.logit_scale.exp(), grp)
             opt.zero_grad(set_to_none=True)
             loss.backward()
@@ -207,7 +213,7 @@ def train(cfg: Config, data_dir: Path, out: Path, *, resume: bool = False, worke
                 stopped = "time"
                 break
         epoch += 1
-        val = evaluate_loss(model, cache, val_idx, bank, dev) if len(val_idx) else float("nan")
+        val = evaluate_loss(model, cache, val_idx, bank, dev, measured) if len(val_idx) else float("nan")
         improved = len(val_idx) == 0 or val < best - 1e-4
         if improved:
             best, bad = (val if len(val_idx) else best), 0
@@ -239,13 +245,13 @@ def train(cfg: Config, data_dir: Path, out: Path, *, resume: bool = False, worke
 
 @torch.no_grad()
 def evaluate_loss(model: CMRCLIP, cache: ExamCache, idx: np.ndarray, bank: TextBank, dev: torch.device,
-                  batch_size: int = 128) -> float:
+                  measured: torch.Tensor | None = None, batch_size: int = 128) -> float:
     """Validation InfoNCE over the whole validation set at once (all pairs as negatives), no augmentation."""
     model.eval()
     img, txt, grp = [], [], []
     for b in _batches(idx, batch_size, None, drop_last=False):
         px, mk = _load_batch(cache, b, dev)
-        img.append(model.encode_exam(px, mk))
+        img.append(model.encode_exam(px, mk, None if measured is None else measured[b].to(dev)))
         hid, att, g = bank.batch(torch.from_numpy(b), dev)
         txt.append(model.encode_text_from_frozen(hid, att))
         grp.append(g)

@@ -131,3 +131,26 @@ def test_same_seed_same_output_and_different_seed_differs() -> None:
     c = augment_exams(px, mk, SLOT_IDS, STRONG, _gen(43))
     assert torch.equal(a[0], b[0]) and torch.equal(a[1], b[1])
     assert not torch.equal(a[0], c[0])
+
+
+def test_measurement_augmentation_keeps_ratios_scales_volumes_and_drops_numbers() -> None:
+    from dataclasses import replace
+
+    from cmr.model.config import TrainConfig
+    from cmr.train.augment import augment_measurements
+
+    names = ("lvef_pct", "lvedvi_ml_m2", "rvedvi_ml_m2", "rv_lv_edv_ratio")
+    values = torch.tensor([[50.0, 100.0, 80.0, 0.8]]).repeat(400, 1)
+    cfg = replace(TrainConfig(), aug_measure_noise=0.0, aug_drop_measure=0.0, aug_drop_all_measures=0.0)
+    out = augment_measurements(values, names, cfg, torch.Generator().manual_seed(0))
+    # one volume scale per study, shared by its volumes; ratios untouched; EF moved by a few points
+    torch.testing.assert_close(out[:, 1] / 100.0, out[:, 2] / 80.0)
+    assert out[:, 1].std() > 5.0 and torch.equal(out[:, 3], values[:, 3])
+    assert 2.0 < (out[:, 0] - 50.0).std() < 8.0
+    dropped = augment_measurements(values, names, replace(TrainConfig(), aug_drop_all_measures=1.0),
+                                   torch.Generator().manual_seed(0))
+    assert torch.isnan(dropped).all()
+    some = augment_measurements(values, names, TrainConfig(), torch.Generator().manual_seed(0))
+    frac = torch.isnan(some).float().mean().item()
+    assert 0.15 < frac < 0.45  # 20 % of studies without numbers, 10 % of the rest's numbers
+    assert augment_measurements(values[:, :0], (), TrainConfig(), torch.Generator()).shape == (400, 0)
