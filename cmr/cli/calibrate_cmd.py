@@ -28,7 +28,6 @@ def calibrate(
     from cmr.eval.run import TestSet
     from cmr.findings import calibration_path_for
     from cmr.model.checkpoint import DEFAULT_CHECKPOINT, checkpoint_version
-    from cmr.model.inference import embed_exam_arrays
 
     if not (data / "reports.jsonl").exists():
         _fail(f"{data} has no reports.jsonl: calibration needs labelled studies")
@@ -39,7 +38,7 @@ def calibrate(
 
     def embed(d: Path):  # noqa: ANN202
         ts = TestSet.load(d, model)
-        return ts, embed_exam_arrays(model, ts.pixels, ts.mask)
+        return ts, ts.embed(model)
 
     fit_set, fit_emb = embed(data)
     labels = {k: labels_for_key(k, fit_set.records) for k in clf.keys}

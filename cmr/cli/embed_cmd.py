@@ -32,17 +32,20 @@ def _model(checkpoint: Optional[Path]):  # noqa: ANN202
         _fail(f"{exc}{hint}")
 
 
-def exams_or_fail(model, paths: list[Path]) -> list:  # noqa: ANN001 - CMRCLIP -> list[Exam]
-    """Each study as an exam for `model`; the first unusable one ends the command with its reason."""
+def exams_or_fail(model, paths: list[Path]) -> tuple[list, "np.ndarray | None"]:  # noqa: ANN001 - CMRCLIP
+    """Each study as an exam for `model`, with its measurements when the model reads them (None otherwise);
+    the first unusable study ends the command with its reason."""
     from cmr.dicom import StudyLoadError, load_study
+    from cmr.model.inference import study_measurements
 
-    exams = []
+    exams, studies = [], []
     for p in paths:
         try:
-            exams.append(load_study(p).to_exam(model.spec))
+            studies.append(load_study(p))
+            exams.append(studies[-1].to_exam(model.spec))
         except StudyLoadError as exc:
             _fail(exc.reason if p.name in exc.reason else f"{p}: {exc.reason}")
-    return exams
+    return exams, study_measurements(model, studies)
 
 
 def _emit(names: list[str], vectors: np.ndarray, as_json: bool) -> None:
@@ -65,7 +68,7 @@ def study(
     from cmr.model.inference import embed_exams
 
     model = _model(checkpoint)
-    _emit([str(p) for p in paths], embed_exams(model, exams_or_fail(model, paths)), as_json)
+    _emit([str(p) for p in paths], embed_exams(model, *exams_or_fail(model, paths)), as_json)
 
 
 @embed_app.command("text")

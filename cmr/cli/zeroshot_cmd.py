@@ -62,7 +62,7 @@ def zeroshot(
 
     model = _model(checkpoint)
     clf = classifier_for_model(model, checkpoint)
-    emb = embed_exams(model, exams_or_fail(model, paths))
+    emb = embed_exams(model, *exams_or_fail(model, paths))
     calibrated = clf.calibration is not None
     values = clf.probabilities(emb) if calibrated else clf.raw_scores(emb)
     scores = {k: values[:, j] for j, k in enumerate(clf.keys)}

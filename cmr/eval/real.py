@@ -32,7 +32,7 @@ import platform
 import time
 import traceback
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -194,6 +194,9 @@ class RealEvalContext:
     settings: Settings
     docs_dir: Path | None
     progress: bool
+    # patient -> Measurements, when the embedding part measured the studies (a model with measurement tokens):
+    # sections reuse them instead of segmenting the same study twice.
+    measured: dict[str, Any] = field(default_factory=dict)
 
 
 # A section: context -> JSON-able dict. Keys it may use: "markdown" (str, rendered under the section's
@@ -334,13 +337,34 @@ def evaluate_embeddings(emb: NDArray[np.float32], patients: Sequence[AcdcPatient
     }
 
 
-def _embed(model: Any, exams: Sequence[Any], label: str, progress: bool) -> NDArray[np.float32]:
+def _embed(model: Any, exams: Sequence[Any], label: str, progress: bool,
+           measured: NDArray[np.float32] | None = None) -> NDArray[np.float32]:
     from cmr.model.inference import embed_exams
 
     out = []
     for s in tqdm(range(0, len(exams), EMBED_BATCH), desc=f"embed ({label})", unit="batch", disable=not progress):
-        out.append(embed_exams(model, exams[s : s + EMBED_BATCH]))
+        out.append(embed_exams(model, exams[s : s + EMBED_BATCH],
+                               None if measured is None else measured[s : s + EMBED_BATCH]))
     return np.concatenate(out) if out else np.zeros((0, model.cfg.embed_dim), np.float32)
+
+
+def measure_patients(loaded: Mapping[str, Any], settings: Settings, progress: bool) -> dict[str, Any]:
+    """patient -> (Measurements, seconds) of the loaded study by the shipped (or configured) segmenter, as the
+    encoder service measures before it embeds; a study it cannot measure gets its reason, never an exception."""
+    from cmr.quant.measure import measure_study
+    from cmr.quant.segmenter import load_segmenter
+    from cmr.quant.volumes import Measurements
+
+    seg = load_segmenter(getattr(settings, "segmenter_checkpoint", None))
+    out: dict[str, Any] = {}
+    for name, study in tqdm(loaded.items(), desc="measure studies", unit="study", disable=not progress):
+        t = time.perf_counter()
+        try:
+            m = measure_study(study, seg).measurements
+        except Exception as exc:  # noqa: BLE001 - one study's failure is its missing numbers, as in the services
+            m = Measurements.unmeasurable(f"measurement failed ({type(exc).__name__})", seg.version)
+        out[name] = (m, time.perf_counter() - t)
+    return out
 
 
 def run_real_evaluation(checkpoint: Path | None = None, *, data: Path | None = None, limit: int | None = None,
@@ -400,15 +424,28 @@ def run_real_evaluation(checkpoint: Path | None = None, *, data: Path | None = N
     studies = {c.patient.name: c.path for c in converted if c.path is not None}
 
     t = time.perf_counter()
-    exams, embedded = [], []
+    exams, embedded, loaded = [], [], {}
     for p in tqdm([p for p in patients if p.name in studies], desc="load studies", unit="study",
                   disable=not progress):
         try:
-            exams.append(load_study(studies[p.name]).to_exam(model.spec))
+            study = load_study(studies[p.name])
+            exams.append(study.to_exam(model.spec))
             embedded.append(p)
+            loaded[p.name] = study
         except StudyLoadError as exc:
             failures[p.name] = f"load: {exc.reason}"
     timings["load_studies"] = time.perf_counter() - t
+    measured: dict[str, Any] = {}
+    measured_matrix = None
+    if model.measurement_names:  # the served path: measure, then embed the pixels with the numbers
+        from cmr.model.measurements import measurement_matrix
+
+        t = time.perf_counter()
+        measured = measure_patients(loaded, settings, progress)
+        measured_matrix = measurement_matrix([measured[p.name][0].values() for p in embedded],
+                                             model.measurement_names)
+        timings["measure_studies"] = time.perf_counter() - t
+    del loaded
 
     model_runs: dict[str, tuple[str, Any, Any]] = {"checkpoint": (model.cfg.name, model, classifier_for(model, ckpt))}
     if untrained:
@@ -417,9 +454,12 @@ def run_real_evaluation(checkpoint: Path | None = None, *, data: Path | None = N
         model_runs["untrained"] = (f"{model.cfg.name} untrained", base,
                                    ZeroShotClassifier.build(lambda texts: embed_texts(base, texts), None))
     models: dict[str, Any] = {}
+    if measured_matrix is not None:  # ablation: what the pixels alone carry in the same model
+        model_runs["checkpoint_pixels_only"] = (f"{model.cfg.name} without its measurement tokens", model,
+                                                model_runs["checkpoint"][2])
     for role, (label, m, clf) in model_runs.items():
         t = time.perf_counter()
-        emb = _embed(m, exams, label, progress)
+        emb = _embed(m, exams, label, progress, None if role == "checkpoint_pixels_only" else measured_matrix)
         timings[f"embed_{role}"] = time.perf_counter() - t
         t = time.perf_counter()
         models[role] = ({"label": label, **evaluate_embeddings(emb, embedded, clf, n_boot)} if embedded else
@@ -432,7 +472,7 @@ def run_real_evaluation(checkpoint: Path | None = None, *, data: Path | None = N
     synthetic = synthetic_reference(model.cfg.name, ckpt_meta, version, synthetic_results)
     ctx = RealEvalContext(patients=patients, converted=converted, studies=studies, failures=dict(failures),
                           folder=folder, checkpoint=ckpt, model=model, settings=settings, docs_dir=docs_dir,
-                          progress=progress)
+                          progress=progress, measured=measured)
     chosen, notes = discover_sections() if sections is None else (dict(sections), {})
     section_results: dict[str, Any] = {name: {"status": "not run", "note": notes.get(name, note)}
                                        for name, note in SECTION_PLACEHOLDERS.items()}

@@ -14,7 +14,7 @@ Figures are drawn from Sunnybrook images only (CC0): ACDC images are not redistr
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -27,7 +27,7 @@ from cmr.quant.measure import Stack, measure_study, segment_phases, stack_of
 from cmr.quant.metrics import error_summary, mean_or_none, volume_dice
 from cmr.quant.segmenter import Segmenter
 from cmr.quant.validate import sunnybrook_agreement, synthetic_agreement
-from cmr.quant.volumes import MYOCARDIAL_DENSITY_G_PER_ML
+from cmr.quant.volumes import MYOCARDIAL_DENSITY_G_PER_ML, Measurements
 from cmr.realdata.acdc import ConvertedStudy
 from cmr.realdata.sunnybrook import SunnybrookStack
 
@@ -46,15 +46,20 @@ def _in_npz_order(stack: Stack, masks: list[np.ndarray]) -> np.ndarray:
     return np.stack([masks[k] for k in order])
 
 
-def acdc_patient(study: ConvertedStudy, seg: Segmenter) -> dict[str, Any]:
+def acdc_patient(study: ConvertedStudy, seg: Segmenter,
+                 measured: tuple[Measurements, float] | None = None) -> dict[str, Any]:
+    """One patient's quantification entry; `measured` = (this segmenter's measurements of the study, seconds
+    they took) when the caller already has them (`cmr eval-real` measures before it embeds)."""
     p = study.patient
     t0 = time.perf_counter()
     loaded = load_study(study.path)  # type: ignore[arg-type]
     t_load = time.perf_counter() - t0
-    t1 = time.perf_counter()
-    sm = measure_study(loaded, seg)
-    t_measure = time.perf_counter() - t1
-    m = sm.measurements
+    if measured is not None and measured[0].model == seg.version:
+        m, t_measure = measured
+    else:
+        t1 = time.perf_counter()
+        m = measure_study(loaded, seg).measurements
+        t_measure = time.perf_counter() - t1
     lab = p.labels
     ref_myo = lab.get("myo_ml_assumed")
     entry: dict[str, Any] = {
@@ -118,7 +123,8 @@ def measurement_aurocs(per: list[dict[str, Any]]) -> dict[str, Any]:
 
 def evaluate_quantification(acdc: Sequence[ConvertedStudy], seg: Segmenter, *,
                             sunnybrook: Sequence[SunnybrookStack] = (), synthetic: Path | None = None,
-                            synthetic_limit: int | None = None, progress: bool = True) -> dict[str, Any]:
+                            synthetic_limit: int | None = None, progress: bool = True,
+                            measured: Mapping[str, tuple[Measurements, float]] | None = None) -> dict[str, Any]:
     """The whole quantification section of the real-data results."""
     t0 = time.perf_counter()
     per: list[dict[str, Any]] = []
@@ -128,7 +134,7 @@ def evaluate_quantification(acdc: Sequence[ConvertedStudy], seg: Segmenter, *,
             failed.append({"patient": st.patient.name, "error": st.error or "not converted"})
             continue
         try:
-            per.append(acdc_patient(st, seg))
+            per.append(acdc_patient(st, seg, (measured or {}).get(st.patient.name)))
         except Exception as exc:  # one bad study is reported, the benchmark goes on
             failed.append({"patient": st.patient.name, "error": f"{type(exc).__name__}: {exc}"})
     out: dict[str, Any] = {"segmenter": seg.version, "segmenter_meta": {k: seg.meta.get(k) for k in
@@ -197,7 +203,8 @@ def section(ctx: Any) -> dict[str, Any]:
     sb_root = _sunnybrook_root(ctx.settings)
     stacks = find_stacks(sb_root) if sb_root is not None else []
     res = evaluate_quantification(ctx.converted, seg, sunnybrook=stacks,
-                                  synthetic=_synthetic_set(ctx.settings, ctx.progress), progress=ctx.progress)
+                                  synthetic=_synthetic_set(ctx.settings, ctx.progress), progress=ctx.progress,
+                                  measured=getattr(ctx, "measured", None))
     res["sunnybrook_folder"] = None if sb_root is None else str(sb_root)
     figures: list[str] = []
     if ctx.docs_dir is not None:

@@ -36,6 +36,7 @@ class TestSet:
     records: list[StudyRecord]
     pixels: np.ndarray  # uint8 [N, T, H, W] (memmap rows of usable studies)
     mask: np.ndarray
+    measurements: np.ndarray | None = None  # [N, M] measurement-token values of the model (NaN = not measured)
 
     @classmethod
     def load(cls, data_dir: Path, model: CMRCLIP, name: str | None = None, progress: bool = True) -> TestSet:
@@ -45,12 +46,19 @@ class TestSet:
         if name is None:
             held = {r.held_out_style for r in recs}
             name = "heldout-style" if held == {True} else "in-style" if held == {False} else Path(data_dir).name
-        return cls(name, recs, np.asarray(cache.pixels[ok]), cache.mask[ok])
+        meas = cache.measurements(model.measurement_names)[ok] if model.measurement_names else None
+        return cls(name, recs, np.asarray(cache.pixels[ok]), cache.mask[ok], meas)
 
     @classmethod
     def concat(cls, name: str, sets: Sequence[TestSet]) -> TestSet:
+        meas = (None if any(s.measurements is None for s in sets)
+                else np.concatenate([s.measurements for s in sets]))  # type: ignore[misc]
         return cls(name, [r for s in sets for r in s.records], np.concatenate([s.pixels for s in sets]),
-                   np.concatenate([s.mask for s in sets]))
+                   np.concatenate([s.mask for s in sets]), meas)
+
+    def embed(self, model: CMRCLIP) -> np.ndarray:
+        """Embeddings of the whole set, each exam with its measurements."""
+        return embed_exam_arrays(model, self.pixels, self.mask, measurements=self.measurements)
 
 
 def zero_shot(model: CMRCLIP, image_emb: np.ndarray, records: list[StudyRecord], n_boot: int = 1000,
@@ -85,12 +93,13 @@ def robustness(model: CMRCLIP, ts: TestSet, n: int = 200, seed: int = 0) -> dict
     rng = np.random.default_rng(seed)
     idx = np.arange(min(n, len(ts.records)))
     px, mk = ts.pixels[idx], ts.mask[idx]
-    base = embed_exam_arrays(model, px, mk)
+    meas = None if ts.measurements is None else ts.measurements[idx]
+    base = embed_exam_arrays(model, px, mk, measurements=meas)
     slots = model.spec.slots
     bounds = np.cumsum([0] + [s.length for s in slots])
 
     def cos(p: np.ndarray, m: np.ndarray) -> float:
-        return float(M.cosine_rows(base, embed_exam_arrays(model, p, m)).mean())
+        return float(M.cosine_rows(base, embed_exam_arrays(model, p, m, measurements=meas)).mean())
 
     shuffled = px.copy()
     for i in range(len(idx)):  # shuffle frame order inside each slot (time and slice order lost)
@@ -103,7 +112,8 @@ def robustness(model: CMRCLIP, ts: TestSet, n: int = 200, seed: int = 0) -> dict
         m = mk.copy()
         m[:, bounds[k] : bounds[k + 1]] = False
         keep = m.any(1)
-        out["drop_view"][s.name] = float(M.cosine_rows(base[keep], embed_exam_arrays(model, px[keep], m[keep])).mean())
+        emb = embed_exam_arrays(model, px[keep], m[keep], measurements=None if meas is None else meas[keep])
+        out["drop_view"][s.name] = float(M.cosine_rows(base[keep], emb).mean())
     out["drop_view_mean"] = float(np.mean(list(out["drop_view"].values())))
     return out
 
@@ -113,7 +123,7 @@ def evaluate_model(model: CMRCLIP, label: str, sets: Sequence[TestSet], *, draws
     entries: dict[str, Any] = {}
     model.eval()
     for ts in tqdm(sets, desc=f"evaluate {label}", unit="set", disable=not progress):
-        img = embed_exam_arrays(model, ts.pixels, ts.mask)
+        img = ts.embed(model)
         txt = embed_texts(model, [r.impression for r in ts.records])
         entry: dict[str, Any] = {"model": label, "test_set": ts.name, "n_studies": len(ts.records),
                                  "zero_shot": zero_shot(model, img, ts.records),
