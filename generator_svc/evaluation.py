@@ -98,7 +98,8 @@ def evaluate(generator_checkpoint: Path, index_dir: Path, test_dir: Path, *, nei
     test = build_cache(test_dir, clip.spec, progress=progress)
     ok = np.flatnonzero(feats.ok & test.ok)[: max_studies or None]
     records = [test.records[i] for i in ok]
-    image_emb = embed_exam_arrays(clip, test.pixels[ok], test.mask[ok])
+    measured = test.measurements(clip.measurement_names)[ok] if clip.measurement_names else None
+    image_emb = embed_exam_arrays(clip, test.pixels[ok], test.mask[ok], measurements=measured)
     nearest, consensus = retrieval_drafts(image_emb, report_emb, impressions, keys, neighbours)
 
     target: list[str] = []

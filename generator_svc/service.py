@@ -234,7 +234,8 @@ class GeneratorServicer(generator_pb2_grpc.GeneratorServiceServicer):
         else:
             exam = self.loader.load(source, timeout_s=self.load_timeout_s)
         model = common_pb2.ModelInfo(name=self.drafter.name, version=self.drafter.version)
-        sentences = (Sentence(s.text, s.findings) for s in self.drafter.draft(exam, decoding))
+        measured = None if grounding is None or grounding.measurements is None else grounding.measurements.values()
+        sentences = (Sentence(s.text, s.findings) for s in self.drafter.draft(exam, decoding, measured))
         return sentences, model, grounding
 
     # -- measurements -----------------------------------------------------------------------------------------

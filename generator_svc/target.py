@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -23,6 +24,7 @@ from cmr.generator import Decoding, GeneratorCheckpointError, TargetGenerator, l
 from cmr.generator.checkpoint import load_exam_encoder
 from cmr.labels import FINDINGS
 from cmr.model.checkpoint import checkpoint_version
+from cmr.model.measurements import measurement_vector
 from cmr.rpc.errors import ResourceExhausted
 from encoder_svc.runtime import checkpoint_path, resolve_device
 
@@ -63,16 +65,19 @@ class TargetDrafter:
         log.info("CMR-TARGET %s on %s (CMR-CLIP %s)", self.version, self.device, self.clip_version)
 
     @torch.no_grad()
-    def exam_tokens(self, exam: Exam) -> tuple[torch.Tensor, torch.Tensor]:
-        """[1, 1+T, W] tokens and [1, 1+T] padding mask, from the exam as the training features were made
-        (uint8 precision)."""
+    def exam_tokens(self, exam: Exam, measured: Mapping[str, Any] | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """[1, 1+T+M, W] tokens and [1, 1+T+M] padding mask, from the exam as the training features were made
+        (uint8 precision); `measured` (Measurements.values()) feeds an encoder with measurement tokens."""
         if exam.spec.spec_id != self.spec.spec_id:
             raise ValueError(f"exam built for spec {exam.spec.spec_id}, the model reads {self.spec.spec_id}")
         px = torch.from_numpy(exam.pixels_uint8().astype(np.float32) / 255.0)[None].to(self.device)
         mask = torch.from_numpy(exam.mask)[None].to(self.device)
-        return self.encoder.forward_tokens(px, mask)
+        names = self.encoder.measurement_names
+        values = torch.from_numpy(measurement_vector(measured, names))[None].to(self.device) if names else None
+        return self.encoder.forward_tokens(px, mask, values)
 
-    def draft(self, exam: Exam, decoding: Decoding) -> Iterator[TargetSentence]:
+    def draft(self, exam: Exam, decoding: Decoding,
+              measured: Mapping[str, Any] | None = None) -> Iterator[TargetSentence]:
         """The impression of one exam, sentence by sentence (unnumbered), as CMR-TARGET writes it. Decoding
         options beyond the model's limits raise ValueError (the service checks them before loading the study)."""
         from cmr.reports import label_sentence
@@ -80,7 +85,7 @@ class TargetDrafter:
         if not self._slots.acquire(timeout=self._wait_s):
             raise ResourceExhausted(f"all {self._slots._initial_value} drafting slots are busy; retry shortly")  # type: ignore[attr-defined]
         try:
-            tokens, pad = self.exam_tokens(exam)
+            tokens, pad = self.exam_tokens(exam, measured)
             for text in self.generator.generate(tokens, pad, replace(decoding, numbered=False)):
                 stated = label_sentence(text).stated()
                 yield TargetSentence(text, tuple(f for f in FINDINGS if f in stated and stated[f].state == "present"))

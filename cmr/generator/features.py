@@ -76,7 +76,9 @@ def build_token_features(data_dir: Path, clip: CMRCLIP | ExamEncoder, clip_versi
     encoder = _encoder(clip)
     exams = build_cache(data_dir, encoder.spec, workers=workers, progress=progress)
     folders = [r.folder for r in exams.records]
-    shape = (len(folders), encoder.spec.length + 1, encoder.width)
+    names = encoder.measurement_names
+    shape = (len(folders), encoder.spec.length + 1 + len(names), encoder.width)
+    measured = exams.measurements(names) if names else None
     root = token_cache_dir(data_dir, clip, clip_version)
     cached = _open(root, folders, clip_version, shape)
     if cached is not None:
@@ -97,7 +99,8 @@ def build_token_features(data_dir: Path, clip: CMRCLIP | ExamEncoder, clip_versi
             b = idx[s : s + batch_size]
             px = torch.from_numpy(np.asarray(exams.pixels[b])).to(dev).float().div_(255.0)
             mk = torch.from_numpy(exams.mask[b]).to(dev)
-            tok, p = encoder.forward_tokens(px, mk)
+            ms = None if measured is None else torch.from_numpy(measured[b]).to(dev)
+            tok, p = encoder.forward_tokens(px, mk, ms)
             tok = tok.float().masked_fill(p[..., None], 0.0)
             tokens[b] = np.clip(tok.cpu().numpy(), -65000.0, 65000.0).astype(np.float16)
             pad[b] = p.cpu().numpy()

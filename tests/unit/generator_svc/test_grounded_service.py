@@ -86,12 +86,14 @@ class FakeSearch:
 class FakeDrafter:
     name, version = "cmr-target-small", "cmr-target-small@test"
     drafted: list[str] = []  # every sentence CMR-TARGET was asked for, across drafts
+    measured: list[Any] = []  # the numbers each draft's image encoder was given (its measurement tokens)
 
     class generator:  # noqa: N801 - stands in for TargetGenerator
         class config:  # noqa: N801
             model = DecoderConfig()
 
-    def draft(self, exam: Any, decoding: Any) -> Iterator[TargetSentence]:
+    def draft(self, exam: Any, decoding: Any, measured: Any = None) -> Iterator[TargetSentence]:
+        FakeDrafter.measured.append(measured)
         for s in TARGET_REPORT:
             FakeDrafter.drafted.append(s)
             yield TargetSentence(s, ())
@@ -204,6 +206,8 @@ def test_indexed_measurements_are_stated_in_every_mode(service, mode: str) -> No
     assert "25-50% transmurality" in text or mode == "target"  # other numbers are left as written
     assert grounding is not None and grounding["source"] == "index" and grounding["segmenter"] == "seg@index"
     assert grounding["quality"] == "ok" and grounding["measurements"]["lvef_pct"] == 31.4
+    if mode == "target":  # the numbers the draft states are the ones its encoder read
+        assert FakeDrafter.measured[-1]["lvef_pct"] == 31.4
     assert stub.gets == [KEY]
     assert not any(x.startswith("measure") for x in loader.loaded)  # nothing measured again
     changes = [c for s in grounding["sentences"] for c in s["changes"]]
