@@ -22,7 +22,7 @@ def calibrate(
     docs: Optional[Path] = typer.Option(None, "--docs", help="Write calibration.md and reliability.png here."),
 ) -> None:
     """Platt-scale every finding's and disease's zero-shot score into a probability."""
-    from cmr.cli.embed_cmd import _fail, _model
+    from cmr.cli.embed_cmd import fail, load_model_or_fail
     from cmr.findings import classifier_for_model as classifier_for
     from cmr.data.records import labels_for_key
     from cmr.eval.run import TestSet
@@ -30,8 +30,8 @@ def calibrate(
     from cmr.model.checkpoint import DEFAULT_CHECKPOINT, checkpoint_version
 
     if not (data / "reports.jsonl").exists():
-        _fail(f"{data} has no reports.jsonl: calibration needs labelled studies")
-    model = _model(checkpoint)
+        fail(f"{data} has no reports.jsonl: calibration needs labelled studies")
+    model = load_model_or_fail(checkpoint)
     ckpt = checkpoint or DEFAULT_CHECKPOINT
     clf = classifier_for(model, checkpoint)
     clf.calibration = None  # refit from scratch

@@ -17,19 +17,19 @@ def register(app: typer.Typer) -> None:
     app.add_typer(embed_app, name="embed")
 
 
-def _fail(reason: str) -> None:
+def fail(reason: str) -> None:
     typer.echo(f"error: {reason}", err=True)
     raise typer.Exit(2)
 
 
-def _model(checkpoint: Optional[Path]):  # noqa: ANN202
+def load_model_or_fail(checkpoint: Optional[Path]):  # noqa: ANN202
     from cmr.model.checkpoint import CheckpointError, DEFAULT_CHECKPOINT, load_model
 
     try:
         return load_model(checkpoint)
     except (CheckpointError, FileNotFoundError) as exc:
         hint = "" if checkpoint or DEFAULT_CHECKPOINT.exists() else " (the shipped model is missing; train one with `cmr train`)"
-        _fail(f"{exc}{hint}")
+        fail(f"{exc}{hint}")
 
 
 def exams_or_fail(model, paths: list[Path]) -> tuple[list, "np.ndarray | None"]:  # noqa: ANN001 - CMRCLIP
@@ -44,7 +44,7 @@ def exams_or_fail(model, paths: list[Path]) -> tuple[list, "np.ndarray | None"]:
             studies.append(load_study(p))
             exams.append(studies[-1].to_exam(model.spec))
         except StudyLoadError as exc:
-            _fail(exc.reason if p.name in exc.reason else f"{p}: {exc.reason}")
+            fail(exc.reason if p.name in exc.reason else f"{p}: {exc.reason}")
     return exams, study_measurements(model, studies)
 
 
@@ -67,7 +67,7 @@ def study(
     """Embed whole studies (all views and sequences as one exam)."""
     from cmr.model.inference import embed_exams
 
-    model = _model(checkpoint)
+    model = load_model_or_fail(checkpoint)
     _emit([str(p) for p in paths], embed_exams(model, *exams_or_fail(model, paths)), as_json)
 
 
@@ -83,6 +83,6 @@ def text(
     try:
         check_texts(texts)
     except ValueError as exc:
-        _fail(str(exc))
-    model = _model(checkpoint)
+        fail(str(exc))
+    model = load_model_or_fail(checkpoint)
     _emit(list(texts), embed_texts(model, texts), as_json)

@@ -55,12 +55,12 @@ def zeroshot(
 ) -> None:
     """Zero-shot findings of studies: calibrated probabilities (or, for a checkpoint without a calibration
     file, how much closer each exam is to 'present' than to 'absent' prompts)."""
-    from cmr.cli.embed_cmd import _model, exams_or_fail
+    from cmr.cli.embed_cmd import exams_or_fail, load_model_or_fail
     from cmr.findings import classifier_for_model
     from cmr.eval.report import display_name
     from cmr.model.inference import embed_exams
 
-    model = _model(checkpoint)
+    model = load_model_or_fail(checkpoint)
     clf = classifier_for_model(model, checkpoint)
     emb = embed_exams(model, *exams_or_fail(model, paths))
     calibrated = clf.calibration is not None

@@ -41,6 +41,13 @@ MEASUREMENT_SCALES: Final[dict[str, tuple[float, float]]] = {
     "lv_mass_edv_ratio": (0.8, 0.3),  # g/ml: concentric remodelling and hypertrophy raise it
 }
 MEASUREMENT_NAMES: Final[tuple[str, ...]] = tuple(MEASUREMENT_SCALES)
+# How each token is named on screens and charts.
+MEASUREMENT_LABELS: Final[dict[str, str]] = {
+    "lvef_pct": "LVEF (%)", "rvef_pct": "RVEF (%)", "lvedvi_ml_m2": "LVEDV index (ml/m²)",
+    "lvesvi_ml_m2": "LVESV index (ml/m²)", "rvedvi_ml_m2": "RVEDV index (ml/m²)",
+    "lv_mass_index_g_m2": "LV mass index (g/m²)", "rv_lv_edv_ratio": "RV/LV EDV ratio",
+    "lv_mass_edv_ratio": "LV mass/EDV (g/ml)",
+}
 Z_CLIP: Final[float] = 4.0
 
 

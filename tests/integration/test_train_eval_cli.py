@@ -434,3 +434,27 @@ def test_cli_zeroshot_with_the_shipped_calibrated_model_gives_probabilities(data
     assert all(0.0 <= v <= 1.0 for v in probs.values()) and len(probs) == 15
     text = runner.invoke(app, ["zeroshot", str(folder)])
     assert "Platt" in text.output
+
+
+def test_cli_explain_splits_a_pair_similarity_per_view_and_number(run_dir: Path, data: Path, tmp_path: Path) -> None:
+    """An attention-pooling model with measurement tokens: the parts sum to the cosine `cmr embed` gives; the
+    CLS-pooled run says in one line why it cannot explain."""
+    from cmr.model.checkpoint import create_model, save_checkpoint
+
+    d: dict[str, Any] = copy.deepcopy(TINY)
+    d["model"]["image"].update({"measurements": ["lvef_pct", "rv_lv_edv_ratio"], "pooling": "attention"})
+    ckpt = tmp_path / "attn.pt"
+    save_checkpoint(ckpt, create_model(Config.from_dict(d), seed=1))
+    a, b = (str(data / r.folder) for r in read_records(data)[:2])
+    chart = tmp_path / "why.png"
+    r = runner.invoke(app, ["explain", a, b, "--checkpoint", str(ckpt), "--json", "--plot", str(chart)])
+    assert r.exit_code == 0, r.output
+    out = json.loads(r.stdout)
+    emb = runner.invoke(app, ["embed", "study", a, b, "--checkpoint", str(ckpt), "--json"])
+    va, vb = _vectors(emb.stdout)
+    assert out["cosine"] == pytest.approx(float(va @ vb), abs=1e-4)
+    assert sum(p["contribution"] for p in out["parts"]) == pytest.approx(out["cosine"], abs=1e-4)
+    assert {p["part"] for p in out["parts"]} >= {"cine_sax", "lvef_pct"}  # the shipped segmenter measured LVEF
+    assert chart.read_bytes()[:4] == b"\x89PNG"
+    _assert_one_line_error(runner.invoke(app, ["explain", a, b, "--checkpoint", str(run_dir / "best.pt")]),
+                           "attention")
