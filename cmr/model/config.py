@@ -138,6 +138,7 @@ class TrainConfig:
     aug_measure_ef_points: float = 5.0
     aug_drop_measure: float = 0.1
     aug_drop_all_measures: float = 0.2
+    aug_numbers_only: float = 0.0  # exams trained from their numbers alone (cmr.train.augment.numbers_only)
 
 
 @dataclass(frozen=True)

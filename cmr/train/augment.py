@@ -83,3 +83,14 @@ def augment_measurements(values: Tensor, names: tuple[str, ...], cfg: TrainConfi
     drop = torch.rand(b, m, generator=gen).to(dev) < cfg.aug_drop_measure
     drop |= (torch.rand(b, 1, generator=gen).to(dev) < cfg.aug_drop_all_measures)
     return out.masked_fill(drop, float("nan"))
+
+
+def numbers_only(mask: Tensor, values: Tensor, p: float, gen: torch.Generator) -> Tensor:
+    """mask [B, T] with every frame dropped for a fraction `p` of the exams that have any number: those exams are
+    read from their numbers alone, so each number has to align with the report on its own instead of only
+    refining what the (synthetic) pixels already say; it is the pixels that differ most on real scans."""
+    if p <= 0 or values.shape[1] == 0:
+        return mask
+    has_numbers = ~torch.isnan(values).all(1)
+    pick = (torch.rand(mask.shape[0], generator=gen).to(mask.device) < p) & has_numbers
+    return mask & ~pick[:, None]

@@ -24,7 +24,7 @@ from cmr.model.checkpoint import create_model, model_state, save_checkpoint
 from cmr.model.clip import CMRCLIP
 from cmr.model.config import Config
 from cmr.model.loss import clip_loss
-from cmr.train.augment import augment_exams, augment_measurements
+from cmr.train.augment import augment_exams, augment_measurements, numbers_only
 from cmr.train.text_bank import TextBank
 
 STATE_FILE = "last.pt"
@@ -195,6 +195,8 @@ def train(cfg: Config, data_dir: Path, out: Path, *, resume: bool = False, worke
             px, mk = _load_batch(cache, b, dev)
             px, mk = augment_exams(px, mk, slot_ids, t, gen)
             ms = None if measured is None else augment_measurements(measured[b].to(dev), names, t, gen)
+            if ms is not None:
+                mk = numbers_only(mk, ms, t.aug_numbers_only, gen)
             hid, att, grp = bank.batch(torch.from_numpy(b), dev)
             for g in opt.param_groups:
                 g["lr"] = g["base_lr"] * _lr_factor(progress_now(), step, t.warmup_steps)

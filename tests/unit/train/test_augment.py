@@ -8,7 +8,7 @@ from dataclasses import replace
 import torch
 
 from cmr.model.config import TrainConfig
-from cmr.train.augment import augment_exams
+from cmr.train.augment import augment_exams, numbers_only
 
 SLOT_IDS = torch.tensor([0, 0, 0, 0, 1, 1, 2, 2])  # the tiny spec: cine_sax x4, cine_4ch x2, lge_sax x2
 T, S = len(SLOT_IDS), 32
@@ -154,3 +154,17 @@ def test_measurement_augmentation_keeps_ratios_scales_volumes_and_drops_numbers(
     frac = torch.isnan(some).float().mean().item()
     assert 0.15 < frac < 0.45  # 20 % of studies without numbers, 10 % of the rest's numbers
     assert augment_measurements(values[:, :0], (), TrainConfig(), torch.Generator()).shape == (400, 0)
+
+
+def test_numbers_only_masks_every_frame_of_some_exams_that_have_numbers() -> None:
+    g = torch.Generator().manual_seed(0)
+    mask = torch.ones(400, 6, dtype=torch.bool)
+    values = torch.full((400, 2), 50.0)
+    values[:100] = float("nan")  # no numbers: these keep their frames whatever p is
+    out = numbers_only(mask, values, 0.5, g)
+    emptied = ~out.any(1)
+    assert not emptied[:100].any()
+    assert 0.35 < emptied[100:].float().mean() < 0.65
+    assert torch.equal(out[~emptied], mask[~emptied])  # the others are untouched, not thinned
+    assert torch.equal(numbers_only(mask, values, 0.0, g), mask)
+    assert torch.equal(numbers_only(mask, values[:, :0], 0.9, g), mask)
