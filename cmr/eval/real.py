@@ -561,27 +561,33 @@ def real_results_to_markdown(results: Mapping[str, Any]) -> str:
     matched = syn.get("status") == "matched"
     syn_na = NOT_EVALUATED if not matched else None
     n = data.get("n_embedded", 0)
+    # ACDC columns: the checkpoint, its pixels-only ablation (a model with measurement tokens), the untrained one.
+    ablation = models.get("checkpoint_pixels_only")
+    acdc: list[Mapping[str, Any] | None] = [ck, *([ablation] if ablation else []), un]
     head = [f"{ck.get('label', meta.get('model', 'checkpoint'))} on ACDC (n = {n})",
+            *([f"{ablation.get('label')} on ACDC (n = {n})"] if ablation else []),
             f"untrained on ACDC (n = {n})" if un else "untrained on ACDC",
             f"{ck.get('label', 'checkpoint')} on synthetic held-out"
             + (f" (n = {syn.get('n_studies')})" if matched else "")]
+
+    def per_model(cell: Callable[[Mapping[str, Any]], str]) -> list[str]:
+        return [cell(m) if m else NA for m in acdc]
+
     rows: list[list[str]] = []
     for t in TASKS:
         syn_cell = syn_na or _cell((syn.get("zero_shot") or {}).get(t))
         rows.append([f"Zero-shot AUROC: {TASK_NAMES[t]} ({TASK_DEFINITIONS[t].split(' (')[0]}; {_counts(results, t)})",
-                     _cell(ck.get("zero_shot", {}).get(t)),
-                     _cell(un.get("zero_shot", {}).get(t)) if un else NA, syn_cell])
-    rows.append(["**Zero-shot mean (5 tasks)**", f"**{_f(ck.get('zero_shot_mean'))}**",
-                 f"**{_f(un.get('zero_shot_mean'))}**" if un else NA,
+                     *per_model(lambda m: _cell(m.get("zero_shot", {}).get(t))), syn_cell])
+    rows.append(["**Zero-shot mean (5 tasks)**", *per_model(lambda m: f"**{_f(m.get('zero_shot_mean'))}**"),
                  syn_na or f"**{_f(syn.get('zero_shot_mean'))}**"])
     syn_other = syn_na or f"{NA} (not measured by `cmr eval`)"
     rows.append([f"Probe mean AUROC (logistic regression, {PROBE_FOLDS}-fold CV, C = {PROBE_C:g})",
-                 _f(ck.get("probe_mean")), _f(un.get("probe_mean")) if un else NA, syn_other])
+                 *per_model(lambda m: _f(m.get("probe_mean"))), syn_other])
     chance = (ck.get("knn") or {}).get("chance")
     for k in KNN_KS:
         kk = (ck.get("knn") or {}).get(f"k={k}", {})
-        rows.append([f"kNN group agreement, k = {kk.get('k', k)} (chance {_f(chance)})", _f(kk.get("agreement")),
-                     _f(((un or {}).get("knn") or {}).get(f"k={k}", {}).get("agreement")) if un else NA, syn_other])
+        rows.append([f"kNN group agreement, k = {kk.get('k', k)} (chance {_f(chance)})",
+                     *per_model(lambda m: _f((m.get("knn") or {}).get(f"k={k}", {}).get("agreement"))), syn_other])
 
     lines = ["# CMR-CLIP on real scans (ACDC)", "",
              f"`cmr eval-real` of `{meta.get('checkpoint')}` (version `{meta.get('checkpoint_version')}`) and the "
@@ -598,11 +604,12 @@ def real_results_to_markdown(results: Mapping[str, Any]) -> str:
              "", "| | " + " | ".join(head) + " |", "| --- | " + " | ".join("---" for _ in head) + " |"]
     lines += ["| " + " | ".join(r) + " |" for r in rows]
     lines.append("")
-    probe_line = ", ".join(f"{TASK_NAMES[t]} {_f((ck.get('probe') or {}).get(t, {}).get('auroc'))}"
-                           + (f" / {_f((un.get('probe') or {}).get(t, {}).get('auroc'))}" if un else "")
-                           for t in TASKS)
-    lines += [f"Probe AUROC per task (checkpoint{' / untrained' if un else ''}): {probe_line}.", ""]
-    spread = [f"{m.get('label')} {_f(m.get('mean_pairwise_cosine'))}" for m in (ck, un) if m]
+    shown = [m for m in acdc if m]
+    roles = " / ".join(["checkpoint", *(["pixels only"] if ablation else []), *(["untrained"] if un else [])])
+    probe_line = ", ".join(f"{TASK_NAMES[t]} " + " / ".join(_f((m.get("probe") or {}).get(t, {}).get("auroc"))
+                                                          for m in shown) for t in TASKS)
+    lines += [f"Probe AUROC per task ({roles}): {probe_line}.", ""]
+    spread = [f"{m.get('label')} {_f(m.get('mean_pairwise_cosine'))}" for m in shown]
     lines += ["Mean cosine between two different exams' embeddings (near 1: exams barely told apart): "
               + ", ".join(spread) + ".", ""]
     if results.get("failures"):

@@ -330,3 +330,16 @@ def test_mean_pairwise_cosine() -> None:
     assert real.mean_pairwise_cosine(np.eye(3)) == pytest.approx(0.0)
     assert real.mean_pairwise_cosine(np.array([[1.0, 0.0], [-2.0, 0.0]])) == pytest.approx(-1.0)
     assert real.mean_pairwise_cosine(np.ones((1, 3))) is None
+
+
+def test_markdown_shows_the_pixels_only_ablation_of_a_measuring_model_as_its_own_column(tmp_path: Path) -> None:
+    res = _fake_results()
+    ablation = {**res["models"]["checkpoint"], "label": "m without its measurement tokens", "probe_mean": 0.512}
+    res["models"]["checkpoint_pixels_only"] = ablation
+    md = real_results_to_markdown(res)
+    table = [line for line in md.splitlines() if line.startswith("|")]
+    assert "m without its measurement tokens on ACDC" in table[0]
+    assert all(line.count("|") == 6 for line in table)  # label + 4 columns, every row
+    assert "0.512" in next(line for line in table if line.startswith("| Probe mean"))
+    assert "checkpoint / pixels only / untrained" in md
+    real.write_real_docs(res, tmp_path)  # the figures still draw with three models
