@@ -8,8 +8,8 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -29,6 +29,15 @@ class StudyEncoding:
     study: common_pb2.LoaderReport
     # LVEF, volumes, mass of the SAX cine; None when the server does not measure (CMR_MEASURE=false)
     measurements: common_pb2.CardiacMeasurements | None = None
+    # The embedding's parts (attention-pooling models only; empty otherwise), summing to it
+    parts: tuple[common_pb2.EmbeddingPart, ...] = field(default=())
+
+    def part_arrays(self) -> tuple[tuple[str, ...], tuple[str, ...], np.ndarray] | None:
+        """(names, kinds, [G, D] parts), or None when the model does not split its embeddings."""
+        if not self.parts:
+            return None
+        return (tuple(p.name for p in self.parts), tuple(p.kind for p in self.parts),
+                np.stack([from_vector(p.vector) for p in self.parts]))
 
 
 def _study_files(path: Path) -> list[tuple[str, Path]]:
@@ -78,15 +87,18 @@ class EncoderClient:
     def _encode(self, requests: Iterator[encoder_pb2.EncodeStudyRequest]) -> StudyEncoding:
         r = self.stub.EncodeStudy(requests, timeout=self.timeout_s)
         return StudyEncoding(from_vector(r.embedding), r.model, r.study,
-                             r.measurements if r.HasField("measurements") else None)
+                             r.measurements if r.HasField("measurements") else None, tuple(r.parts))
 
-    def encode_exam(self, pixels: np.ndarray, mask: np.ndarray, spec_id: str = "") -> np.ndarray:
-        """uint8 pixels [T, H, W] and mask [T] -> [D]."""
+    def encode_exam(self, pixels: np.ndarray, mask: np.ndarray, spec_id: str = "",
+                    measurements: Mapping[str, float | None] | None = None) -> np.ndarray:
+        """uint8 pixels [T, H, W] and mask [T] (and the study's measurements by CardiacMeasurements field
+        name, None = not measured) -> [D]."""
         px = np.ascontiguousarray(pixels, dtype=np.uint8)
         exam = common_pb2.ExamTensor(frames=px.shape[0], height=px.shape[1], width=px.shape[2],
                                      pixels=px.tobytes(), mask=np.asarray(mask, np.uint8).tobytes(),
                                      spec_id=spec_id)
-        return from_vector(self.stub.EncodeExam(encoder_pb2.EncodeExamRequest(exam=exam),
+        given = {k: float(v) for k, v in (measurements or {}).items() if v is not None}
+        return from_vector(self.stub.EncodeExam(encoder_pb2.EncodeExamRequest(exam=exam, measurements=given),
                                                 timeout=self.timeout_s).embedding)
 
     def encode_texts(self, texts: Sequence[str]) -> np.ndarray:

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Iterator
+import math
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 
 import grpc
@@ -13,7 +14,9 @@ import numpy as np
 from cmr.config import Settings
 from cmr.dicom import Exam
 from cmr.model.inference import MAX_TEXT_CHARS
+from cmr.model.measurements import measurement_vector
 from cmr.quant.proto import to_proto as measurements_to_proto
+from cmr.quant.volumes import MEASUREMENT_FIELDS
 from cmr.rpc.errors import InvalidArgument, ResourceExhausted, rpc_errors
 from cmr.rpc.messages import to_vector
 from cmr.v1 import common_pb2, encoder_pb2, encoder_pb2_grpc
@@ -53,6 +56,15 @@ def loader_report(exam: Exam) -> common_pb2.LoaderReport:
         warnings=list(st.warnings))
 
 
+def exam_measurements(given: Mapping[str, float]) -> dict[str, float | None]:
+    """EncodeExamRequest.measurements checked: CardiacMeasurements field names only; NaN (or inf) = not
+    measured."""
+    unknown = sorted(set(given) - set(MEASUREMENT_FIELDS))
+    if unknown:
+        raise InvalidArgument(f"unknown measurements {unknown[:5]}; known: {', '.join(MEASUREMENT_FIELDS)}")
+    return {k: (float(v) if math.isfinite(v) else None) for k, v in given.items()}
+
+
 class EncoderServicer(encoder_pb2_grpc.EncoderServiceServicer):
     def __init__(self, identity: ModelIdentity, triton: TritonEncoderClient, loader: StudyLoaderPool,
                  triton_config: TritonServingConfig, settings: Settings) -> None:
@@ -68,8 +80,22 @@ class EncoderServicer(encoder_pb2_grpc.EncoderServiceServicer):
                                     embed_dim=self.identity.embed_dim, triton_model=triton_model,
                                     triton_model_version=str(TRITON_MODEL_VERSION))
 
-    def _encode_exam_arrays(self, pixels: np.ndarray, mask: np.ndarray) -> np.ndarray:
-        return self.triton.encode_exams(pixels[None], mask[None])[0]
+    def _measurement_row(self, values: Mapping[str, float | None] | None) -> np.ndarray | None:
+        """[1, M] measurement tokens for a model that reads them (NaN where not measured: its Triton model
+        needs the input), None for one that does not (its Triton model has no such input)."""
+        names = self.identity.measurement_names
+        return measurement_vector(values, names)[None] if names else None
+
+    def _encode_exam_arrays(self, pixels: np.ndarray, mask: np.ndarray,
+                            values: Mapping[str, float | None] | None = None,
+                            ) -> tuple[np.ndarray, list[common_pb2.EmbeddingPart]]:
+        """The embedding [D] and, for an attention-pooling model, its parts (empty for a CLS model)."""
+        meas = self._measurement_row(values)
+        if not self.identity.explains:
+            return self.triton.encode_exams(pixels[None], mask[None], meas)[0], []
+        emb, parts = self.triton.encode_exam_parts(pixels[None], mask[None], meas)
+        return emb[0], [common_pb2.EmbeddingPart(name=g, kind=k, vector=to_vector(p))
+                        for g, k, p in zip(self.identity.groups, self.identity.kinds, parts[0], strict=True)]
 
     @rpc_errors
     def EncodeStudy(self, request_iterator: Iterator[encoder_pb2.EncodeStudyRequest],
@@ -79,8 +105,7 @@ class EncoderServicer(encoder_pb2_grpc.EncoderServiceServicer):
         remaining = context.time_remaining()
         loaded = self.loader.load_measured(source, timeout_s=remaining)
         exam = loaded.exam
-        vec = self._encode_exam_arrays(exam.pixels_uint8(), exam.mask)
-        measurements = None
+        measurements, values = None, None
         if loaded.measured is not None:
             if loaded.measured.error is not None:
                 # The type only (the text could quote header values); the traceback at DEBUG.
@@ -88,15 +113,21 @@ class EncoderServicer(encoder_pb2_grpc.EncoderServiceServicer):
                             loaded.measured.error)
                 log.debug("measurement traceback (decoder worker):\n%s", loaded.measured.traceback)
             measurements = measurements_to_proto(loaded.measured.measurements)
+            values = loaded.measured.measurements.values()
+        # A model with measurement tokens reads what was measured (as cmr.model.inference.embed_studies does
+        # offline), so the served vector is the offline one.
+        vec, parts = self._encode_exam_arrays(exam.pixels_uint8(), exam.mask, values)
         return encoder_pb2.EncodeStudyResponse(embedding=to_vector(vec), model=self._model_info(IMAGE_MODEL),
-                                               study=loader_report(exam), measurements=measurements)
+                                               study=loader_report(exam), measurements=measurements,
+                                               parts=parts)
 
     @rpc_errors
     def EncodeExam(self, request: encoder_pb2.EncodeExamRequest,
                    context: grpc.ServicerContext) -> encoder_pb2.EncodeExamResponse:
         pixels, mask = self.exam_arrays(request.exam)
-        vec = self._encode_exam_arrays(pixels, mask)
-        return encoder_pb2.EncodeExamResponse(embedding=to_vector(vec), model=self._model_info(IMAGE_MODEL))
+        vec, parts = self._encode_exam_arrays(pixels, mask, exam_measurements(request.measurements))
+        return encoder_pb2.EncodeExamResponse(embedding=to_vector(vec), model=self._model_info(IMAGE_MODEL),
+                                              parts=parts)
 
     def exam_arrays(self, exam: common_pb2.ExamTensor) -> tuple[np.ndarray, np.ndarray]:
         """Check an ExamTensor against the model's exam spec; return pixels [T, H, W] and mask [T]."""

@@ -39,17 +39,23 @@ class TritonEncoderClient:
         except InferenceServerException:
             return False
 
-    def _infer(self, model: str, inputs: list[triton_grpc.InferInput]) -> np.ndarray:
+    def _infer_outputs(self, model: str, inputs: list[triton_grpc.InferInput],
+                       names: tuple[str, ...] = ("embedding",)) -> list[np.ndarray]:
         try:
             result = self._client.infer(model, inputs, model_version=str(TRITON_MODEL_VERSION),
-                                        outputs=[triton_grpc.InferRequestedOutput("embedding")],
+                                        outputs=[triton_grpc.InferRequestedOutput(n) for n in names],
                                         client_timeout=self.timeout_s)
         except InferenceServerException as exc:
             raise _service_error(self.url, exc) from exc
-        return np.asarray(result.as_numpy("embedding"), dtype=np.float32)
+        return [np.asarray(result.as_numpy(n), dtype=np.float32) for n in names]
 
-    def encode_exams(self, pixels: np.ndarray, mask: np.ndarray) -> np.ndarray:
-        """uint8 [B, T, H, W] + bool [B, T] -> float32 [B, D]; one Triton request per max-batch chunk."""
+    def _infer(self, model: str, inputs: list[triton_grpc.InferInput]) -> np.ndarray:
+        return self._infer_outputs(model, inputs)[0]
+
+    def _exam_chunks(self, pixels: np.ndarray, mask: np.ndarray, measurements: np.ndarray | None,
+                     names: tuple[str, ...]) -> list[list[np.ndarray]]:
+        """One Triton request per max-batch chunk; `measurements` [B, M] goes as the `measurements` input
+        (bound only for a model with measurement tokens, so give it exactly for those)."""
         out = []
         for s in range(0, len(pixels), self.max_batch_size):
             px = np.ascontiguousarray(pixels[s : s + self.max_batch_size], dtype=np.uint8)
@@ -58,8 +64,25 @@ class TritonEncoderClient:
             a.set_data_from_numpy(px)
             b = triton_grpc.InferInput("mask", list(mk.shape), "BOOL")
             b.set_data_from_numpy(mk)
-            out.append(self._infer(IMAGE_MODEL, [a, b]))
-        return np.concatenate(out)
+            inputs = [a, b]
+            if measurements is not None:
+                ms = np.ascontiguousarray(measurements[s : s + self.max_batch_size], dtype=np.float32)
+                c = triton_grpc.InferInput("measurements", list(ms.shape), "FP32")
+                c.set_data_from_numpy(ms)
+                inputs.append(c)
+            out.append(self._infer_outputs(IMAGE_MODEL, inputs, names))
+        return out
+
+    def encode_exams(self, pixels: np.ndarray, mask: np.ndarray,
+                     measurements: np.ndarray | None = None) -> np.ndarray:
+        """uint8 [B, T, H, W] + bool [B, T] (+ float32 [B, M], NaN = not measured) -> float32 [B, D]."""
+        return np.concatenate([c[0] for c in self._exam_chunks(pixels, mask, measurements, ("embedding",))])
+
+    def encode_exam_parts(self, pixels: np.ndarray, mask: np.ndarray,
+                          measurements: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """As encode_exams, with the `parts` output of an attention-pooling model: ([B, D], [B, G, D])."""
+        chunks = self._exam_chunks(pixels, mask, measurements, ("embedding", "parts"))
+        return np.concatenate([c[0] for c in chunks]), np.concatenate([c[1] for c in chunks])
 
     def encode_texts(self, texts: list[str]) -> np.ndarray:
         out = []

@@ -2,7 +2,10 @@
 starts and stops NVIDIA Triton Inference Server (the binary shipped in the nvidia-pytriton wheel).
 
 Two models from one checkpoint, so their vectors share one space:
-- cmr_clip_image: pixels uint8 [T, H, W] + mask bool [T] -> embedding float32 [D]
+- cmr_clip_image: pixels uint8 [T, H, W] + mask bool [T] -> embedding float32 [D]; a model with measurement
+  tokens takes measurements float32 [M] too (NaN = not measured), an attention-pooling one also answers
+  parts float32 [G, D] (summing to the embedding). Bound only for such models, so a CLS model without
+  measurement tokens (the shipped one) keeps its two inputs and one output.
 - cmr_clip_text:  text bytes [1] (UTF-8)                      -> embedding float32 [D]
 Both with Triton's dynamic batcher (max batch size, queue delay and instance count from config), or without
 it (each request runs alone: the benchmark's baseline).
@@ -61,11 +64,34 @@ class TritonServingConfig:
 def _image_callable(runtime: EncoderRuntime) -> Callable[..., dict[str, np.ndarray]]:
     from pytriton.decorators import batch
 
+    explaining = runtime.identity.explains
+
     @batch
-    def infer(pixels: np.ndarray, mask: np.ndarray) -> dict[str, np.ndarray]:
-        return {"embedding": runtime.encode_exams(pixels, mask)}
+    def infer(pixels: np.ndarray, mask: np.ndarray,
+              measurements: np.ndarray | None = None) -> dict[str, np.ndarray]:
+        if explaining:
+            emb, parts = runtime.encode_exam_parts(pixels, mask, measurements)
+            return {"embedding": emb, "parts": parts}
+        return {"embedding": runtime.encode_exams(pixels, mask, measurements)}
 
     return infer
+
+
+def image_tensors(runtime: EncoderRuntime) -> tuple[list[Any], list[Any]]:
+    """(inputs, outputs) of the image model: `measurements` and `parts` only where the model has them."""
+    from pytriton.model_config import Tensor
+
+    t, h, w = runtime.exam_shape()
+    ident = runtime.identity
+    d, m, g = ident.embed_dim, len(ident.measurement_names), len(ident.groups)
+    inputs = [Tensor(name="pixels", dtype=np.uint8, shape=(t, h, w)),
+              Tensor(name="mask", dtype=np.bool_, shape=(t,))]
+    if m:
+        inputs.append(Tensor(name="measurements", dtype=np.float32, shape=(m,)))
+    outputs = [Tensor(name="embedding", dtype=np.float32, shape=(d,))]
+    if ident.explains:
+        outputs.append(Tensor(name="parts", dtype=np.float32, shape=(g, d)))
+    return inputs, outputs
 
 
 def _text_callable(runtime: EncoderRuntime) -> Callable[..., dict[str, np.ndarray]]:
@@ -153,8 +179,12 @@ class TritonEncoderServer:
     def _warm_up(self) -> None:
         """First forwards allocate and pick kernels: pay that before serving, at the batch sizes served."""
         t, h, w = self.runtime.exam_shape()
+        rt = self.runtime
+        m = len(rt.identity.measurement_names)
+        encode = rt.encode_exam_parts if rt.identity.explains else rt.encode_exams
         for b in sorted({1, self.config.max_batch_size}):
-            self.runtime.encode_exams(np.zeros((b, t, h, w), np.uint8), np.ones((b, t), bool))
+            meas = np.full((b, m), np.nan, np.float32) if m else None
+            encode(np.zeros((b, t, h, w), np.uint8), np.ones((b, t), bool), meas)
         self.runtime.encode_texts(["normal biventricular size and function"] * min(4, self.config.max_batch_size))
 
     def start(self) -> TritonEncoderServer:
@@ -170,13 +200,11 @@ class TritonEncoderServer:
             grpc_address="127.0.0.1", grpc_port=c.grpc_port, http_address="127.0.0.1", http_port=c.http_port,
             metrics_port=c.metrics_port, exit_timeout_secs=c.exit_timeout_s, log_verbose=0,
             log_file=c.log_file))
-        t, h, w = self.runtime.exam_shape()
         d = self.runtime.identity.embed_dim
+        image_inputs, image_outputs = image_tensors(self.runtime)
         try:
             triton.bind(IMAGE_MODEL, [_image_callable(self.runtime) for _ in range(c.instances)],
-                        inputs=[Tensor(name="pixels", dtype=np.uint8, shape=(t, h, w)),
-                                Tensor(name="mask", dtype=np.bool_, shape=(t,))],
-                        outputs=[Tensor(name="embedding", dtype=np.float32, shape=(d,))],
+                        inputs=image_inputs, outputs=image_outputs,
                         config=self._model_config(), model_version=TRITON_MODEL_VERSION, strict=True)
             triton.bind(TEXT_MODEL, [_text_callable(self.runtime) for _ in range(c.instances)],
                         inputs=[Tensor(name="text", dtype=bytes, shape=(1,))],

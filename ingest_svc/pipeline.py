@@ -214,7 +214,7 @@ class StudyPipeline:
             study = self._stage(Stage.LOAD, lambda: load_study(deid.datasets, settings=self.settings))
             exam = self._stage(Stage.LOAD, lambda: study.to_exam(ctx.spec))
             del datasets, deid
-        measurements = None
+        measurements, values = None, None
         if self.measurer is not None:
             with timed("measure"):
                 study.patient_height_m, study.patient_weight_kg = height_m, weight_kg
@@ -223,12 +223,14 @@ class StudyPipeline:
                 log.warning("study %s: measuring failed (%s); indexed without measurements", key, measured.error)
                 log.debug("measurement traceback:\n%s", measured.traceback)
             measurements = measurements_to_proto(measured.measurements)
+            values = measured.measurements.values()
         del study
         info = exam.study
         views = [k for k, v in exam.present.items() if v]
         with timed("encode"):
-            vec = self._stage(Stage.ENCODE, lambda: self.encoder.encode_exam(exam.pixels_uint8(), exam.mask,
-                                                                             ctx.spec.spec_id))
+            # the numbers go along: a model with measurement tokens reads them, as EncodeStudy does
+            vec = self._stage(Stage.ENCODE, lambda: self.encoder.encode_exam(
+                exam.pixels_uint8(), exam.mask, ctx.spec.spec_id, measurements=values))
             report_vec = (self._stage(Stage.ENCODE, lambda: self.encoder.encode_texts([impression])[0])
                           if impression else None)
         upsert = search_pb2.ExamUpsert(

@@ -12,6 +12,16 @@ class Vector(_message.Message):
     values: _containers.RepeatedScalarFieldContainer[float]
     def __init__(self, values: _Optional[_Iterable[float]] = ...) -> None: ...
 
+class EmbeddingPart(_message.Message):
+    __slots__ = ("name", "kind", "vector")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    KIND_FIELD_NUMBER: _ClassVar[int]
+    VECTOR_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    kind: str
+    vector: Vector
+    def __init__(self, name: _Optional[str] = ..., kind: _Optional[str] = ..., vector: _Optional[_Union[Vector, _Mapping]] = ...) -> None: ...
+
 class ModelInfo(_message.Message):
     __slots__ = ("name", "version", "embed_dim", "triton_model", "triton_model_version")
     NAME_FIELD_NUMBER: _ClassVar[int]

@@ -25,31 +25,35 @@ _sym_db = _symbol_database.Default()
 from cmr.v1 import common_pb2 as cmr_dot_v1_dot_common__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x14\x63mr/v1/encoder.proto\x12\x06\x63mr.v1\x1a\x13\x63mr/v1/common.proto\",\n\tFileChunk\x12\x11\n\tfile_name\x18\x01 \x01(\t\x12\x0c\n\x04\x64\x61ta\x18\x02 \x01(\x0c\"a\n\x12\x45ncodeStudyRequest\x12\x1f\n\x03ref\x18\x01 \x01(\x0b\x32\x10.cmr.v1.StudyRefH\x00\x12\"\n\x05\x63hunk\x18\x02 \x01(\x0b\x32\x11.cmr.v1.FileChunkH\x00\x42\x06\n\x04part\"\xb2\x01\n\x13\x45ncodeStudyResponse\x12!\n\tembedding\x18\x01 \x01(\x0b\x32\x0e.cmr.v1.Vector\x12 \n\x05model\x18\x02 \x01(\x0b\x32\x11.cmr.v1.ModelInfo\x12#\n\x05study\x18\x03 \x01(\x0b\x32\x14.cmr.v1.LoaderReport\x12\x31\n\x0cmeasurements\x18\x04 \x01(\x0b\x32\x1b.cmr.v1.CardiacMeasurements\"5\n\x11\x45ncodeExamRequest\x12 \n\x04\x65xam\x18\x01 \x01(\x0b\x32\x12.cmr.v1.ExamTensor\"Y\n\x12\x45ncodeExamResponse\x12!\n\tembedding\x18\x01 \x01(\x0b\x32\x0e.cmr.v1.Vector\x12 \n\x05model\x18\x02 \x01(\x0b\x32\x11.cmr.v1.ModelInfo\"\"\n\x11\x45ncodeTextRequest\x12\r\n\x05texts\x18\x01 \x03(\t\"Z\n\x12\x45ncodeTextResponse\x12\"\n\nembeddings\x18\x01 \x03(\x0b\x32\x0e.cmr.v1.Vector\x12 \n\x05model\x18\x02 \x01(\x0b\x32\x11.cmr.v1.ModelInfo\"\x15\n\x13GetModelInfoRequest\"\xf4\x01\n\x14GetModelInfoResponse\x12 \n\x05model\x18\x01 \x01(\x0b\x32\x11.cmr.v1.ModelInfo\x12\x0f\n\x07spec_id\x18\x02 \x01(\t\x12\x16\n\x0e\x65xam_spec_json\x18\x03 \x01(\t\x12\x16\n\x0emax_batch_size\x18\x04 \x01(\r\x12\x18\n\x10\x64ynamic_batching\x18\x05 \x01(\x08\x12\x18\n\x10max_upload_bytes\x18\x06 \x01(\x04\x12\x1d\n\x15max_texts_per_request\x18\x07 \x01(\r\x12\x16\n\x0emax_text_chars\x18\x08 \x01(\r\x12\x0e\n\x06\x64\x65vice\x18\t \x01(\t2\xaf\x02\n\x0e\x45ncoderService\x12H\n\x0b\x45ncodeStudy\x12\x1a.cmr.v1.EncodeStudyRequest\x1a\x1b.cmr.v1.EncodeStudyResponse(\x01\x12\x43\n\nEncodeExam\x12\x19.cmr.v1.EncodeExamRequest\x1a\x1a.cmr.v1.EncodeExamResponse\x12\x43\n\nEncodeText\x12\x19.cmr.v1.EncodeTextRequest\x1a\x1a.cmr.v1.EncodeTextResponse\x12I\n\x0cGetModelInfo\x12\x1b.cmr.v1.GetModelInfoRequest\x1a\x1c.cmr.v1.GetModelInfoResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x14\x63mr/v1/encoder.proto\x12\x06\x63mr.v1\x1a\x13\x63mr/v1/common.proto\",\n\tFileChunk\x12\x11\n\tfile_name\x18\x01 \x01(\t\x12\x0c\n\x04\x64\x61ta\x18\x02 \x01(\x0c\"a\n\x12\x45ncodeStudyRequest\x12\x1f\n\x03ref\x18\x01 \x01(\x0b\x32\x10.cmr.v1.StudyRefH\x00\x12\"\n\x05\x63hunk\x18\x02 \x01(\x0b\x32\x11.cmr.v1.FileChunkH\x00\x42\x06\n\x04part\"\xd8\x01\n\x13\x45ncodeStudyResponse\x12!\n\tembedding\x18\x01 \x01(\x0b\x32\x0e.cmr.v1.Vector\x12 \n\x05model\x18\x02 \x01(\x0b\x32\x11.cmr.v1.ModelInfo\x12#\n\x05study\x18\x03 \x01(\x0b\x32\x14.cmr.v1.LoaderReport\x12\x31\n\x0cmeasurements\x18\x04 \x01(\x0b\x32\x1b.cmr.v1.CardiacMeasurements\x12$\n\x05parts\x18\x05 \x03(\x0b\x32\x15.cmr.v1.EmbeddingPart\"\xad\x01\n\x11\x45ncodeExamRequest\x12 \n\x04\x65xam\x18\x01 \x01(\x0b\x32\x12.cmr.v1.ExamTensor\x12\x41\n\x0cmeasurements\x18\x02 \x03(\x0b\x32+.cmr.v1.EncodeExamRequest.MeasurementsEntry\x1a\x33\n\x11MeasurementsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x01:\x02\x38\x01\"\x7f\n\x12\x45ncodeExamResponse\x12!\n\tembedding\x18\x01 \x01(\x0b\x32\x0e.cmr.v1.Vector\x12 \n\x05model\x18\x02 \x01(\x0b\x32\x11.cmr.v1.ModelInfo\x12$\n\x05parts\x18\x03 \x03(\x0b\x32\x15.cmr.v1.EmbeddingPart\"\"\n\x11\x45ncodeTextRequest\x12\r\n\x05texts\x18\x01 \x03(\t\"Z\n\x12\x45ncodeTextResponse\x12\"\n\nembeddings\x18\x01 \x03(\x0b\x32\x0e.cmr.v1.Vector\x12 \n\x05model\x18\x02 \x01(\x0b\x32\x11.cmr.v1.ModelInfo\"\x15\n\x13GetModelInfoRequest\"\xf4\x01\n\x14GetModelInfoResponse\x12 \n\x05model\x18\x01 \x01(\x0b\x32\x11.cmr.v1.ModelInfo\x12\x0f\n\x07spec_id\x18\x02 \x01(\t\x12\x16\n\x0e\x65xam_spec_json\x18\x03 \x01(\t\x12\x16\n\x0emax_batch_size\x18\x04 \x01(\r\x12\x18\n\x10\x64ynamic_batching\x18\x05 \x01(\x08\x12\x18\n\x10max_upload_bytes\x18\x06 \x01(\x04\x12\x1d\n\x15max_texts_per_request\x18\x07 \x01(\r\x12\x16\n\x0emax_text_chars\x18\x08 \x01(\r\x12\x0e\n\x06\x64\x65vice\x18\t \x01(\t2\xaf\x02\n\x0e\x45ncoderService\x12H\n\x0b\x45ncodeStudy\x12\x1a.cmr.v1.EncodeStudyRequest\x1a\x1b.cmr.v1.EncodeStudyResponse(\x01\x12\x43\n\nEncodeExam\x12\x19.cmr.v1.EncodeExamRequest\x1a\x1a.cmr.v1.EncodeExamResponse\x12\x43\n\nEncodeText\x12\x19.cmr.v1.EncodeTextRequest\x1a\x1a.cmr.v1.EncodeTextResponse\x12I\n\x0cGetModelInfo\x12\x1b.cmr.v1.GetModelInfoRequest\x1a\x1c.cmr.v1.GetModelInfoResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'cmr.v1.encoder_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
+  _globals['_ENCODEEXAMREQUEST_MEASUREMENTSENTRY']._loaded_options = None
+  _globals['_ENCODEEXAMREQUEST_MEASUREMENTSENTRY']._serialized_options = b'8\001'
   _globals['_FILECHUNK']._serialized_start=53
   _globals['_FILECHUNK']._serialized_end=97
   _globals['_ENCODESTUDYREQUEST']._serialized_start=99
   _globals['_ENCODESTUDYREQUEST']._serialized_end=196
   _globals['_ENCODESTUDYRESPONSE']._serialized_start=199
-  _globals['_ENCODESTUDYRESPONSE']._serialized_end=377
-  _globals['_ENCODEEXAMREQUEST']._serialized_start=379
-  _globals['_ENCODEEXAMREQUEST']._serialized_end=432
-  _globals['_ENCODEEXAMRESPONSE']._serialized_start=434
-  _globals['_ENCODEEXAMRESPONSE']._serialized_end=523
-  _globals['_ENCODETEXTREQUEST']._serialized_start=525
-  _globals['_ENCODETEXTREQUEST']._serialized_end=559
-  _globals['_ENCODETEXTRESPONSE']._serialized_start=561
-  _globals['_ENCODETEXTRESPONSE']._serialized_end=651
-  _globals['_GETMODELINFOREQUEST']._serialized_start=653
-  _globals['_GETMODELINFOREQUEST']._serialized_end=674
-  _globals['_GETMODELINFORESPONSE']._serialized_start=677
-  _globals['_GETMODELINFORESPONSE']._serialized_end=921
-  _globals['_ENCODERSERVICE']._serialized_start=924
-  _globals['_ENCODERSERVICE']._serialized_end=1227
+  _globals['_ENCODESTUDYRESPONSE']._serialized_end=415
+  _globals['_ENCODEEXAMREQUEST']._serialized_start=418
+  _globals['_ENCODEEXAMREQUEST']._serialized_end=591
+  _globals['_ENCODEEXAMREQUEST_MEASUREMENTSENTRY']._serialized_start=540
+  _globals['_ENCODEEXAMREQUEST_MEASUREMENTSENTRY']._serialized_end=591
+  _globals['_ENCODEEXAMRESPONSE']._serialized_start=593
+  _globals['_ENCODEEXAMRESPONSE']._serialized_end=720
+  _globals['_ENCODETEXTREQUEST']._serialized_start=722
+  _globals['_ENCODETEXTREQUEST']._serialized_end=756
+  _globals['_ENCODETEXTRESPONSE']._serialized_start=758
+  _globals['_ENCODETEXTRESPONSE']._serialized_end=848
+  _globals['_GETMODELINFOREQUEST']._serialized_start=850
+  _globals['_GETMODELINFOREQUEST']._serialized_end=871
+  _globals['_GETMODELINFORESPONSE']._serialized_start=874
+  _globals['_GETMODELINFORESPONSE']._serialized_end=1118
+  _globals['_ENCODERSERVICE']._serialized_start=1121
+  _globals['_ENCODERSERVICE']._serialized_end=1424
 # @@protoc_insertion_point(module_scope)

@@ -24,30 +24,43 @@ class EncodeStudyRequest(_message.Message):
     def __init__(self, ref: _Optional[_Union[_common_pb2.StudyRef, _Mapping]] = ..., chunk: _Optional[_Union[FileChunk, _Mapping]] = ...) -> None: ...
 
 class EncodeStudyResponse(_message.Message):
-    __slots__ = ("embedding", "model", "study", "measurements")
+    __slots__ = ("embedding", "model", "study", "measurements", "parts")
     EMBEDDING_FIELD_NUMBER: _ClassVar[int]
     MODEL_FIELD_NUMBER: _ClassVar[int]
     STUDY_FIELD_NUMBER: _ClassVar[int]
     MEASUREMENTS_FIELD_NUMBER: _ClassVar[int]
+    PARTS_FIELD_NUMBER: _ClassVar[int]
     embedding: _common_pb2.Vector
     model: _common_pb2.ModelInfo
     study: _common_pb2.LoaderReport
     measurements: _common_pb2.CardiacMeasurements
-    def __init__(self, embedding: _Optional[_Union[_common_pb2.Vector, _Mapping]] = ..., model: _Optional[_Union[_common_pb2.ModelInfo, _Mapping]] = ..., study: _Optional[_Union[_common_pb2.LoaderReport, _Mapping]] = ..., measurements: _Optional[_Union[_common_pb2.CardiacMeasurements, _Mapping]] = ...) -> None: ...
+    parts: _containers.RepeatedCompositeFieldContainer[_common_pb2.EmbeddingPart]
+    def __init__(self, embedding: _Optional[_Union[_common_pb2.Vector, _Mapping]] = ..., model: _Optional[_Union[_common_pb2.ModelInfo, _Mapping]] = ..., study: _Optional[_Union[_common_pb2.LoaderReport, _Mapping]] = ..., measurements: _Optional[_Union[_common_pb2.CardiacMeasurements, _Mapping]] = ..., parts: _Optional[_Iterable[_Union[_common_pb2.EmbeddingPart, _Mapping]]] = ...) -> None: ...
 
 class EncodeExamRequest(_message.Message):
-    __slots__ = ("exam",)
+    __slots__ = ("exam", "measurements")
+    class MeasurementsEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: float
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[float] = ...) -> None: ...
     EXAM_FIELD_NUMBER: _ClassVar[int]
+    MEASUREMENTS_FIELD_NUMBER: _ClassVar[int]
     exam: _common_pb2.ExamTensor
-    def __init__(self, exam: _Optional[_Union[_common_pb2.ExamTensor, _Mapping]] = ...) -> None: ...
+    measurements: _containers.ScalarMap[str, float]
+    def __init__(self, exam: _Optional[_Union[_common_pb2.ExamTensor, _Mapping]] = ..., measurements: _Optional[_Mapping[str, float]] = ...) -> None: ...
 
 class EncodeExamResponse(_message.Message):
-    __slots__ = ("embedding", "model")
+    __slots__ = ("embedding", "model", "parts")
     EMBEDDING_FIELD_NUMBER: _ClassVar[int]
     MODEL_FIELD_NUMBER: _ClassVar[int]
+    PARTS_FIELD_NUMBER: _ClassVar[int]
     embedding: _common_pb2.Vector
     model: _common_pb2.ModelInfo
-    def __init__(self, embedding: _Optional[_Union[_common_pb2.Vector, _Mapping]] = ..., model: _Optional[_Union[_common_pb2.ModelInfo, _Mapping]] = ...) -> None: ...
+    parts: _containers.RepeatedCompositeFieldContainer[_common_pb2.EmbeddingPart]
+    def __init__(self, embedding: _Optional[_Union[_common_pb2.Vector, _Mapping]] = ..., model: _Optional[_Union[_common_pb2.ModelInfo, _Mapping]] = ..., parts: _Optional[_Iterable[_Union[_common_pb2.EmbeddingPart, _Mapping]]] = ...) -> None: ...
 
 class EncodeTextRequest(_message.Message):
     __slots__ = ("texts",)

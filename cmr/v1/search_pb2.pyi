@@ -70,13 +70,27 @@ class SearchFilter(_message.Message):
     measurements: _containers.RepeatedCompositeFieldContainer[_common_pb2.MeasurementRange]
     def __init__(self, vendors: _Optional[_Iterable[str]] = ..., field_strengths_t: _Optional[_Iterable[float]] = ..., date_from: _Optional[str] = ..., date_to: _Optional[str] = ..., views_all: _Optional[_Iterable[str]] = ..., labels_all: _Optional[_Iterable[str]] = ..., labels_none: _Optional[_Iterable[str]] = ..., measurements: _Optional[_Iterable[_Union[_common_pb2.MeasurementRange, _Mapping]]] = ...) -> None: ...
 
+class MatchShare(_message.Message):
+    __slots__ = ("part", "kind", "contribution", "share")
+    PART_FIELD_NUMBER: _ClassVar[int]
+    KIND_FIELD_NUMBER: _ClassVar[int]
+    CONTRIBUTION_FIELD_NUMBER: _ClassVar[int]
+    SHARE_FIELD_NUMBER: _ClassVar[int]
+    part: str
+    kind: str
+    contribution: float
+    share: float
+    def __init__(self, part: _Optional[str] = ..., kind: _Optional[str] = ..., contribution: _Optional[float] = ..., share: _Optional[float] = ...) -> None: ...
+
 class ExamHit(_message.Message):
-    __slots__ = ("exam", "score")
+    __slots__ = ("exam", "score", "why")
     EXAM_FIELD_NUMBER: _ClassVar[int]
     SCORE_FIELD_NUMBER: _ClassVar[int]
+    WHY_FIELD_NUMBER: _ClassVar[int]
     exam: ExamRecord
     score: float
-    def __init__(self, exam: _Optional[_Union[ExamRecord, _Mapping]] = ..., score: _Optional[float] = ...) -> None: ...
+    why: _containers.RepeatedCompositeFieldContainer[MatchShare]
+    def __init__(self, exam: _Optional[_Union[ExamRecord, _Mapping]] = ..., score: _Optional[float] = ..., why: _Optional[_Iterable[_Union[MatchShare, _Mapping]]] = ...) -> None: ...
 
 class ReportHit(_message.Message):
     __slots__ = ("study_key", "impression", "score")

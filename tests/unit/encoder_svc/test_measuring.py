@@ -126,7 +126,9 @@ def test_the_pool_loads_the_segmenter_at_start_and_refuses_a_missing_one(tmp_pat
 
 # --- the RPC ---------------------------------------------------------------------------------------------------
 class _Triton:
-    def encode_exams(self, pixels: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    def encode_exams(self, pixels: np.ndarray, mask: np.ndarray,
+                     measurements: np.ndarray | None = None) -> np.ndarray:
+        assert measurements is None  # the shipped model has no measurement tokens: no such Triton input
         v = np.zeros((len(pixels), 256), np.float32)
         v[:, 0] = 1.0
         return v

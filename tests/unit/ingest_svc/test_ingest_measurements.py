@@ -53,7 +53,8 @@ class FakeEncoder:
         return encoder_pb2.GetModelInfoResponse(model=common_pb2.ModelInfo(name="m", version="m@1", embed_dim=4),
                                                 exam_spec_json=json.dumps(ExamSpec().to_dict()))
 
-    def encode_exam(self, pixels: np.ndarray, mask: np.ndarray, spec_id: str = "") -> np.ndarray:
+    def encode_exam(self, pixels: np.ndarray, mask: np.ndarray, spec_id: str = "",
+                    measurements: dict | None = None) -> np.ndarray:
         return np.array([1.0, 0.0, 0.0, 0.0], np.float32)
 
     def encode_texts(self, texts: list[str]) -> np.ndarray:
