@@ -113,8 +113,8 @@ class ExamIndex:
         return self.store.get(self.exams, [point_id(k) for k in keys], with_vectors=with_vectors)
 
     def search_exams(self, vector: NDArray[np.float32], top_k: int, flt: ExamFilter | None = None,
-                     offset: int = 0) -> list[ScoredHit]:
-        return self.store.search(self.exams, vector, top_k, flt, offset=offset)
+                     offset: int = 0, with_vectors: bool = False) -> list[ScoredHit]:
+        return self.store.search(self.exams, vector, top_k, flt, offset=offset, with_vectors=with_vectors)
 
     def search_reports(self, vector: NDArray[np.float32], top_k: int, flt: ExamFilter | None = None) -> list[ScoredHit]:
         return self.store.search(self.reports, vector, top_k, flt)

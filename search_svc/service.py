@@ -36,6 +36,7 @@ from search_svc.few_shot import LOGISTIC, PROTOTYPE, FewShotClassifier
 from search_svc.admin.router import IndexRouter, Served
 from search_svc.index import ExamEntry, ExamIndex
 from search_svc.store import ExamFilter, ExamMeasurements, ExamPayload, MeasureRange, StoreError
+from search_svc.why import QueryParts
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -213,13 +214,20 @@ class SearchServicer(search_pb2_grpc.SearchServiceServicer):
         """The vector of a StudyQuery, for an indexed study its key, and the generation to search with it:
         `served` for a study key (looked up there) or a raw embedding; for a study the encoder reads, the
         generation of the encoder's model."""
+        vec, own, served, _ = self._study_query(q, served)
+        return vec, own, served
+
+    def _study_query(self, q: common_pb2.StudyQuery,
+                     served: Served) -> tuple[NDArray[np.float32], str | None, Served, QueryParts | None]:
+        """As _study_vector, with the query's embedding parts where the encoder read the study with an
+        attention-pooling model (None otherwise: the index stores no parts)."""
         which = q.WhichOneof("study")
         if which == "study_key":
             self._keys([q.study_key], "study_key")
             record = served.index.get(q.study_key, with_vector=True)
             if record is None or record.vector is None:
                 raise NotFound(f"no indexed study with key {q.study_key!r}")
-            return record.vector, q.study_key, served
+            return record.vector, q.study_key, served, None
         if which == "embedding":
             try:
                 v = from_vector(q.embedding, served.generation.dim)
@@ -229,13 +237,15 @@ class SearchServicer(search_pb2_grpc.SearchServiceServicer):
             # normalise to nothing (found by fuzzing: the store's ValueError surfaced as INTERNAL)
             if not np.all(np.isfinite(v)) or not 0.0 < float(np.dot(v, v)) < np.inf:
                 raise InvalidArgument("embedding must be finite, not all zeros and not too large to normalise")
-            return v, None, served
+            return v, None, served, None
         if which == "ref":
             ref = q.ref
             enc = self._remote("encoder service", lambda: self.encoder.encode_study_ref(
                 path=ref.path if ref.WhichOneof("location") == "path" else None,
                 uri=ref.uri if ref.WhichOneof("location") == "uri" else None))
-            return enc.embedding, None, self._served_for(enc.model.version)
+            enc_served = self._served_for(enc.model.version)
+            parts = QueryParts.of(getattr(enc, "parts", ()), enc_served.generation.dim)
+            return enc.embedding, None, enc_served, parts
         raise InvalidArgument("study: set study_key, embedding or ref")
 
     @staticmethod
@@ -267,13 +277,16 @@ class SearchServicer(search_pb2_grpc.SearchServiceServicer):
     def SearchByStudy(self, request: search_pb2.SearchByStudyRequest,
                       context: grpc.ServicerContext) -> search_pb2.SearchByStudyResponse:
         top_k = self._top_k(request.top_k)
-        vec, own, served = self._study_vector(request.study, self.router.active())
+        vec, own, served, parts = self._study_query(request.study, self.router.active())
         exclude = [own] if own and not request.include_self else []
         flt = exam_filter(request.filter, exclude)
-        exams = served.index.search_exams(vec, top_k, flt)
+        # the hits' vectors only when there is something to explain (top_k of them, from the same search)
+        exams = served.index.search_exams(vec, top_k, flt, with_vectors=parts is not None)
         reports = served.index.search_reports(vec, top_k, flt)
         return search_pb2.SearchByStudyResponse(
-            similar_exams=[search_pb2.ExamHit(exam=exam_record(h.payload), score=h.score) for h in exams],
+            similar_exams=[search_pb2.ExamHit(exam=exam_record(h.payload), score=h.score,
+                                              why=parts.why(h.vector) if parts is not None else [])
+                           for h in exams],
             nearest_reports=[search_pb2.ReportHit(study_key=h.payload.study_key, impression=h.payload.impression,
                                                   score=h.score) for h in reports],
             model=model_info(served))

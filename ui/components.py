@@ -178,6 +178,19 @@ def cine_upload(data: bytes, name: str, width: int = 512) -> None:
         st.caption("no cine preview of this upload")
 
 
+WHY_PARTS = 3  # parts named on a card; the rest is in `cmr explain`
+
+
+def why_line(why: tuple[tuple[str, float], ...], top: int = WHY_PARTS) -> str:
+    """'why: cine SAX 46 % · LVEF (%) 31 % · LGE SAX 12 %' from an ExamHit's shares (largest first); '' when
+    the search gave none (a CLS model, a query by key or by text)."""
+    if not why:
+        return ""
+    from cmr.model.explain import part_label  # only when there is something to explain (loads model code)
+
+    return "why: " + " · ".join(f"{part_label(part)} {100 * share:.0f} %" for part, share in why[:top])
+
+
 def exam_card(e: Exam, rank: int, *, score_label: str = "score", show_cine: bool = True) -> None:
     with st.container(border=True):
         left, right = st.columns([3, 2])
@@ -187,6 +200,9 @@ def exam_card(e: Exam, rank: int, *, score_label: str = "score", show_cine: bool
         with right:
             st.markdown(f"**#{rank}** · {score_label} **{e.score:.3f}**")
             st.caption(f"{exam_meta(e)}  \nstudy `{e.study_key}`")
+            why = why_line(e.why)
+            if why:
+                st.caption(why)
             measured = card_summary(e.measurements)
             if e.measurements is not None and e.measurements.lvef_pct is not None:
                 st.markdown(f"**{measured}**")

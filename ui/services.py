@@ -74,12 +74,16 @@ class Exam:
     labels: tuple[str, ...] = ()
     phrase_scores: dict[str, float] = field(default_factory=dict)
     measurements: Measurements | None = None  # measured at ingestion; None: never measured
+    # Why it matched the query (ExamHit.why): (part, share) largest first; empty when the search gave none
+    why: tuple[tuple[str, float], ...] = ()
 
     @classmethod
-    def of(cls, record: search_pb2.ExamRecord, score: float, phrase_scores: dict[str, float] | None = None) -> Exam:
+    def of(cls, record: search_pb2.ExamRecord, score: float, phrase_scores: dict[str, float] | None = None,
+           why: Sequence[search_pb2.MatchShare] = ()) -> Exam:
         return cls(record.study_key, float(score), record.vendor, float(record.field_strength_t), record.study_date,
                    tuple(record.views), record.impression, tuple(record.labels), dict(phrase_scores or {}),
-                   measurements_of(record.measurements if record.HasField("measurements") else None))
+                   measurements_of(record.measurements if record.HasField("measurements") else None),
+                   tuple((w.part, float(w.share)) for w in why))
 
 
 def measurements_of(msg: common_pb2.CardiacMeasurements | None) -> Measurements | None:
@@ -193,7 +197,7 @@ class Services:
                 top_k: int = 8) -> tuple[list[Exam], list[Report]]:
         r = self._call("search", "finding similar exams", lambda: self.search.similar(
             top_k=top_k, study_key=study_key, embedding=embedding))
-        return ([Exam.of(h.exam, h.score) for h in r.similar_exams],
+        return ([Exam.of(h.exam, h.score, why=h.why) for h in r.similar_exams],
                 [Report(h.study_key, float(h.score), h.impression) for h in r.nearest_reports])
 
     def zero_shot(self, *, study_key: str | None = None, embedding: np.ndarray | None = None) -> list[Finding]:

@@ -13,22 +13,12 @@ def register(app: typer.Typer) -> None:
     app.command("explain")(explain)
 
 
-def part_label(part: str) -> str:
-    """'cine_sax' -> 'cine SAX', 'lge_lax' -> 'LGE LAX', 'lvef_pct' -> 'LVEF (%)': names on screens and charts."""
-    from cmr.model.measurements import MEASUREMENT_LABELS
-
-    if part == "exam":
-        return "whole exam (no view or number)"
-    if part in MEASUREMENT_LABELS:
-        return MEASUREMENT_LABELS[part]
-    seq, _, view = part.partition("_")
-    return f"{'LGE' if seq == 'lge' else seq} {view.upper()}".strip()
-
-
 def chart(shares: list, cosine: float, out: Path, title: str) -> None:  # noqa: ANN001 - list[MatchShare]
     """Horizontal bars of each part's share of the similarity (views blue, measurements orange)."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
+
+    from cmr.model.explain import part_label
 
     fig = Figure(figsize=(7, 0.32 * len(shares) + 1.4))
     FigureCanvasAgg(fig)
@@ -56,7 +46,7 @@ def explain(
     from dataclasses import asdict
 
     from cmr.cli.embed_cmd import exams_or_fail, fail, load_model_or_fail
-    from cmr.model.explain import exam_parts, explain_pair, explains
+    from cmr.model.explain import exam_parts, explain_pair, explains, part_label
 
     model = load_model_or_fail(checkpoint)
     if not explains(model):

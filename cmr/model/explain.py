@@ -46,10 +46,28 @@ class ExamParts:
     kinds: tuple[PartKind, ...]
 
 
-def part_kinds(model: CMRCLIP) -> tuple[PartKind, ...]:
-    kinds: list[PartKind] = ["view"] * len(model.spec.slots)
-    kinds += ["measurement"] * len(model.measurement_names)
+def part_label(part: str) -> str:
+    """'cine_sax' -> 'cine SAX', 'lge_lax' -> 'LGE LAX', 'lvef_pct' -> 'LVEF (%)': names on screens and charts
+    (the CLI and the UI share it)."""
+    from cmr.model.measurements import MEASUREMENT_LABELS
+
+    if part == "exam":
+        return "whole exam (no view or number)"
+    if part in MEASUREMENT_LABELS:
+        return MEASUREMENT_LABELS[part]
+    seq, _, view = part.partition("_")
+    return f"{'LGE' if seq == 'lge' else seq} {view.upper()}".strip()
+
+
+def group_kinds(n_slots: int, n_measurements: int) -> tuple[PartKind, ...]:
+    """The kinds of `contribution_groups`: every slot a view, every measurement token, then the CLS part."""
+    kinds: list[PartKind] = ["view"] * n_slots
+    kinds += ["measurement"] * n_measurements
     return (*kinds, "exam")
+
+
+def part_kinds(model: CMRCLIP) -> tuple[PartKind, ...]:
+    return group_kinds(len(model.spec.slots), len(model.measurement_names))
 
 
 def explains(model: CMRCLIP) -> bool:

@@ -329,3 +329,38 @@ def test_cohort_with_the_real_request_building() -> None:
     sent = next(kw for name, kw in client.calls if name == "cohort")["where"]
     assert [(r.measure, r.min) for r in sent] == [("lv_mass_g", 100.0)]
     assert at.metric[0].value == "3"
+
+
+class _ExplainingServices(FakeServices):
+    """SearchByStudy with an attention-pooling model: the first twin says why it matched, the second not."""
+
+    def similar(self, *, study_key=None, embedding=None, top_k: int = 8):  # noqa: ANN001, ANN201
+        import dataclasses
+
+        exams, reports = super().similar(study_key=study_key, embedding=embedding, top_k=top_k)
+        why = (("cine_sax", 0.46), ("lvef_pct", 0.31), ("lge_sax", 0.12), ("exam", 0.11))
+        return [dataclasses.replace(exams[0], why=why), *exams[1:]], reports
+
+
+def test_scan_page_twin_cards_say_why_they_matched() -> None:
+    at = run_page("scan.py", _ExplainingServices())
+    at.text_input(key="scan_key").input(KEYS[2])
+    at = at.run()
+    assert not at.exception and not at.error
+    lines = [c.value for c in at.caption if str(c.value).startswith("why:")]
+    # the top 3 shares; the card without shares has no line
+    assert lines == ["why: cine SAX 46 % · LVEF (%) 31 % · LGE SAX 12 %"]
+
+
+def test_exam_of_a_hit_keeps_its_shares() -> None:
+    from cmr.v1 import search_pb2
+    from ui.services import Exam
+
+    from ui_fakes import record
+
+    hit = search_pb2.ExamHit(exam=record(0), score=0.8,
+                             why=[search_pb2.MatchShare(part="lvef_pct", kind="measurement", contribution=0.5,
+                                                        share=0.625)])
+    e = Exam.of(hit.exam, hit.score, why=hit.why)
+    assert e.why == (("lvef_pct", 0.625),)
+    assert Exam.of(hit.exam, hit.score).why == ()
