@@ -24,7 +24,7 @@ from cmr.dicom.locator import StudyLocator
 from cmr.model.inference import MAX_TEXT_CHARS
 from cmr.v1 import admin_pb2
 from encoder_svc.runtime import EncoderRuntime, ModelIdentity
-from encoder_svc.study_loading import StudyLoaderPool
+from encoder_svc.study_loading import MeasureConfig, StudyLoaderPool
 from search_svc.admin.client import AdminClient
 from search_svc.store.schema import study_key
 
@@ -68,7 +68,11 @@ def reembed(admin: AdminClient, checkpoint: Path, settings: Settings, *, workers
         return report
     runtime = EncoderRuntime(settings, checkpoint=checkpoint)
     locator = StudyLocator(settings.study_roots, partial(study_key, secret=settings.study_key_secret))
-    loader = StudyLoaderPool(ident.spec, max(1, workers))
+    # A model with measurement tokens reads the study's numbers: measure in the loader's workers, as the
+    # encoder service does (when CMR_MEASURE is on), so the re-embedded vectors are the ones EncodeStudy serves.
+    measure = (MeasureConfig(checkpoint=settings.segmenter_checkpoint)
+               if ident.measurement_names and settings.measure else None)
+    loader = StudyLoaderPool(ident.spec, max(1, workers), measure=measure)
     try:
         for start in range(0, len(todo), batch):
             chunk = todo[start:start + batch]
@@ -89,6 +93,8 @@ def _embed_batch(runtime: EncoderRuntime, loader: StudyLoaderPool, locator: Stud
                  timeout_s: float) -> list[admin_pb2.ReembeddedStudy]:
     import numpy as np
 
+    from cmr.model.measurements import measurement_matrix
+
     located = []
     for entry in chunk:
         path = locator.locate(entry.study_key)
@@ -98,20 +104,23 @@ def _embed_batch(runtime: EncoderRuntime, loader: StudyLoaderPool, locator: Stud
             located.append((entry, path))
     # Every study of the batch is handed to the loader's worker processes at once.
     with ThreadPoolExecutor(max(1, len(located))) as pool:
-        futures = [(entry, pool.submit(loader.load, path, timeout_s)) for entry, path in located]
-    found, pixels, masks = [], [], []
+        futures = [(entry, pool.submit(loader.load_measured, path, timeout_s)) for entry, path in located]
+    found, pixels, masks, values = [], [], [], []
     for entry, future in futures:
         try:
-            exam = future.result()
+            loaded = future.result()
         except Exception as exc:  # the loader's one-line reason; the study stays out of the new generation
             report.failed.append((entry.study_key, str(exc)))
             continue
         found.append(entry)
-        pixels.append(exam.pixels_uint8())
-        masks.append(exam.mask)
+        pixels.append(loaded.exam.pixels_uint8())
+        masks.append(loaded.exam.mask)
+        values.append(None if loaded.measured is None else loaded.measured.measurements.values())
     if not found:
         return []
-    images = runtime.encode_exams(np.stack(pixels), np.stack(masks))
+    names = runtime.identity.measurement_names
+    images = runtime.encode_exams(np.stack(pixels), np.stack(masks),
+                                  measurement_matrix(values, names) if names else None)
     texts = [e.impression[:MAX_TEXT_CHARS] for e in found if e.impression.strip()]
     text_vecs = iter(runtime.encode_texts(texts)) if texts else iter(())
     out = []
