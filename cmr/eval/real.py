@@ -55,6 +55,8 @@ PROBE_FOLDS = 5
 PROBE_SEED = 0
 PROBE_MAX_ITER = 5000
 KNN_KS = (1, 5)
+FEW_SHOT_K = 8  # the paper's few-shot table point (real, LV dysfunction: 0.871 at 8 shots)
+FEW_SHOT_DRAWS = 20
 N_BOOT = 1000
 BOOT_SEED = 0
 UNTRAINED_SEED = 0  # the untrained baseline of `cmr eval`: create_model(cfg, seed=0)
@@ -316,6 +318,9 @@ def evaluate_embeddings(emb: NDArray[np.float32], patients: Sequence[AcdcPatient
     groups = [p.group for p in patients]
     zs, values = _zero_shot(clf, emb, labels, n_boot)
     probe = {t: probe_auroc(emb, labels[t], n_boot=n_boot) for t in TASKS}
+    few = {t: M.few_shot(emb, labels[t], shots=(FEW_SHOT_K,), draws=FEW_SHOT_DRAWS, seed=0).get(FEW_SHOT_K)
+           for t in TASKS}
+    few_shot = {t: None if v is None else {"k": FEW_SHOT_K, **v["prototype"]} for t, v in few.items()}
     x = _unit(emb)
     pca = PCA(n_components=min(2, *x.shape), random_state=0).fit(x)
     return {
@@ -328,6 +333,8 @@ def evaluate_embeddings(emb: NDArray[np.float32], patients: Sequence[AcdcPatient
                                                              "fitted_on": clf.calibration.fitted_on},
         "probe": probe,
         "probe_mean": _mean([c["auroc"] for c in probe.values()]),
+        "few_shot": few_shot,  # prototype AUROC over draws of FEW_SHOT_K positive + FEW_SHOT_K negative supports
+        "few_shot_mean": _mean([c["mean"] if c else None for c in few_shot.values()]),
         "knn": knn_group_agreement(emb, groups),
         "mean_pairwise_cosine": mean_pairwise_cosine(emb),
         "embedding_map": {"method": "PCA of the L2-normalised embeddings",
@@ -583,6 +590,8 @@ def real_results_to_markdown(results: Mapping[str, Any]) -> str:
     syn_other = syn_na or f"{NA} (not measured by `cmr eval`)"
     rows.append([f"Probe mean AUROC (logistic regression, {PROBE_FOLDS}-fold CV, C = {PROBE_C:g})",
                  *per_model(lambda m: _f(m.get("probe_mean"))), syn_other])
+    rows.append([f"Few-shot mean AUROC ({FEW_SHOT_K}-shot prototype, {FEW_SHOT_DRAWS} draws)",
+                 *per_model(lambda m: _f(m.get("few_shot_mean"))), syn_other])
     chance = (ck.get("knn") or {}).get("chance")
     for k in KNN_KS:
         kk = (ck.get("knn") or {}).get(f"k={k}", {})

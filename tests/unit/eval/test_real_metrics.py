@@ -308,7 +308,7 @@ def test_markdown_has_one_table_every_row_and_the_section_hook(tmp_path: Path) -
     md = real_results_to_markdown(_fake_results())
     table = [line for line in md.splitlines() if line.startswith("|")]
     assert sum(line.startswith("| ---") for line in table) == 1  # ONE table
-    assert len(table) == 2 + len(TASKS) + 4  # header, rule, 5 tasks, mean, probe, kNN k=1, k=5
+    assert len(table) == 2 + len(TASKS) + 5  # header, rule, 5 tasks, mean, probe, few-shot, kNN k=1, k=5
     assert "0.600 [0.40, 0.80]" in md and "chance 0.333" in md and "k = 3" in md
     assert "## Quantification" in md and "plugged in later" in md
     assert "evaluation only" in md and "p9: load: no cine" in md
