@@ -31,6 +31,9 @@ def _walk(msg: Message, seen: dict[str, set[object]], depth: int = 0) -> None:
             seen["oneof"].add(field.full_name)
         if field.type == F.TYPE_MESSAGE and field.message_type.GetOptions().map_entry:
             seen["map"].add(len(value))
+            if len(value):  # the entry's key and value kinds count as drawn (EncodeExamRequest: string -> double)
+                entry = field.message_type.fields_by_name
+                seen["types"].update({entry["key"].type, entry["value"].type})
             continue
         values = list(value) if field.is_repeated else [value]
         if field.is_repeated:
