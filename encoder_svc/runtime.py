@@ -13,7 +13,7 @@ import torch
 from cmr.config import Settings, get_settings
 from cmr.dicom import ExamSpec
 from cmr.model.checkpoint import DEFAULT_CHECKPOINT, checkpoint_version, load_model, read_checkpoint
-from cmr.model.clip import CMRCLIP
+from cmr.model.clip import CMRCLIP, part_names
 from cmr.model.config import Config
 from cmr.model.explain import PartKind, explains, group_kinds
 from cmr.model.inference import MAX_TEXT_CHARS, measurement_batch
@@ -50,7 +50,7 @@ class ModelIdentity:
     @property
     def groups(self) -> tuple[str, ...]:
         """The names of the embedding's parts, as CMRCLIP.contribution_groups."""
-        return (*self.spec.slot_names, *self.measurement_names, "exam")
+        return part_names(self.spec, self.measurement_names)
 
     @property
     def kinds(self) -> tuple[PartKind, ...]:

@@ -3,14 +3,22 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from cmr.dicom.exam import ExamSpec
 from cmr.model.config import ModelConfig
 from cmr.model.image_encoder import ExamEncoder
 from cmr.model.text_encoder import TextEncoder
+
+
+def part_names(spec: ExamSpec, measurement_names: Sequence[str]) -> tuple[str, ...]:
+    """The parts an attention-pooled embedding splits into: every slot, every measurement token, then "exam"
+    (the CLS token). A function of the config alone, so a service can name them without building the model."""
+    return (*spec.slot_names, *measurement_names, "exam")
 
 
 class CMRCLIP(nn.Module):
@@ -41,7 +49,7 @@ class CMRCLIP(nn.Module):
     def contribution_groups(self) -> tuple[str, ...]:
         """Names of the parts `exam_contributions` splits an embedding into: every slot, every measurement, and
         "exam" (the CLS token, pooled only for an exam with no frame and no number)."""
-        return (*self.spec.slot_names, *self.measurement_names, "exam")
+        return part_names(self.spec, self.measurement_names)
 
     def encode_exam(self, pixels: Tensor, mask: Tensor, measurements: Tensor | None = None) -> Tensor:
         """[B, T, H, W] pixels in 0..1, [B, T] frame mask and, for a model with measurement tokens, [B, M]
