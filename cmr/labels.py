@@ -30,8 +30,12 @@ PAPER_FINDINGS: Final[tuple[str, ...]] = (
     "aortic_dilation",
 )
 
-Disease = Literal["normal", "ischemic", "nicm", "hcm", "amyloidosis", "myocarditis"]
-DISEASES: Final[tuple[str, ...]] = ("normal", "ischemic", "nicm", "hcm", "amyloidosis", "myocarditis")
+Disease = Literal["normal", "ischemic", "nicm", "hcm", "amyloidosis", "myocarditis", "pulmonary_hypertension",
+                  "arvc"]
+# The two right-heart diseases give the benchmark an RV that is dilated while the LV is not (in the others RV
+# dilation only ever comes with a dilated LV, so "RV dilation" could be learned as "big LV").
+DISEASES: Final[tuple[str, ...]] = ("normal", "ischemic", "nicm", "hcm", "amyloidosis", "myocarditis",
+                                    "pulmonary_hypertension", "arvc")
 
 LgePattern = Literal[
     "none", "subendocardial", "transmural", "midwall", "subepicardial", "diffuse_subendocardial"

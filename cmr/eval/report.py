@@ -76,6 +76,8 @@ DISPLAY_NAMES: Final[dict[str, str]] = {
     "disease:hcm": "HCM",
     "disease:amyloidosis": "Amyloidosis",
     "disease:myocarditis": "Myocarditis",
+    "disease:pulmonary_hypertension": "Pulmonary hypertension",
+    "disease:arvc": "ARVC",
 }
 
 # Targets of this project (not the paper's numbers, which these deliberately exceed).

@@ -281,6 +281,11 @@ _DISEASES: Final[list[tuple[str, str]]] = [
           r"attr(?:-cm)?", r"al\s+amyloid"), "amyloidosis"),
     (_any(r"(?:peri)?myocarditis", r"myopericarditis", r"myocardial\s+(?:and\s+pericardial\s+)?inflammation",
           r"inflammatory\s+cardiomyopathy"), "myocarditis"),
+    (_any(r"pulmonary\s+(?:arterial\s+)?hypertension", r"pah",
+          r"(?:right\s+ventricular|rv)\s+pressure\s+(?:over)?load(?:ing)?",
+          r"elevated\s+pulmonary\s+(?:artery\s+|arterial\s+)?pressures?"), "pulmonary_hypertension"),
+    (_any(r"arrhythmogenic\s+(?:right\s+ventricular\s+)?(?:cardiomyopathy|dysplasia)(?:\s+of\s+the\s+right\s+ventricle)?",
+          r"right\s+ventricular\s+dysplasia", r"arvc", r"arvd"), "arvc"),
     # The benchmark's vocabulary has no "athlete" class: its athletes are "normal" (no cardiomyopathy).
     (_any(r"athlete'?s\s+heart", r"athletic\s+(?:heart|adaptation|remodeling)",
           r"physiological\s+(?:remodeling|adaptation)",

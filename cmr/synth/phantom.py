@@ -237,7 +237,9 @@ class HeartPhantom:
         # The RV is an ellipsoid beside the LV on the septal side, minus the LV; its crescent shape comes
         # from that subtraction.
         self.rv_len_frac = float(np.clip(rng.normal(0.82, 0.04), 0.72, 0.9))
-        self.rv_wall = float(np.clip(rng.normal(3.5, 0.5), 2.5, 5.0)) + (1.5 if t.hypertrophy_pattern != "none" else 0)
+        # RV free wall: thicker with LV hypertrophy and much thicker under pressure overload, thin in ARVC.
+        rv_extra = {"pressure_overload": 3.0, "arvc": -0.8}.get(t.phenotype, 1.5 if t.hypertrophy_pattern != "none" else 0)
+        self.rv_wall = float(np.clip(rng.normal(3.5, 0.5), 2.5, 5.0)) + rv_extra
         target_edv = t.rvedvi * t.bsa * 1000.0
         lo, hi = 0.3, 3.0
         for _ in range(22):

@@ -366,6 +366,16 @@ TRAIN: Final[dict[str, tuple[str, ...]]] = {
         "{dxframe} athlete's heart.",
     ),
     "s.dx.hypertensive": ("{dxframe} hypertensive heart disease.", "Likely hypertensive heart disease."),
+    "s.dx.ph": (
+        "{dxframe} pulmonary hypertension.",
+        "{dxframe} raised RV afterload, likely secondary to pulmonary hypertension.",
+        "Raised right ventricular afterload in keeping with pulmonary hypertension.",
+    ),
+    "s.dx.arvc": (
+        "{dxframe} arrhythmogenic right ventricular cardiomyopathy.",
+        "Findings would fulfil imaging criteria for arrhythmogenic right ventricular cardiomyopathy.",
+        "{dxframe} ARVC; correlate with ECG and family history.",
+    ),
     "s.thrombus_neg": ("No LV thrombus.", "No left ventricular thrombus is seen."),
     "s.incidental": ("Incidental note is made of {a_inc}.", "Incidental {inc}.", "Incidental finding: {inc}.",
                      "Also noted: {inc}."),
@@ -570,6 +580,10 @@ HELDOUT: Final[dict[str, tuple[str, ...]]] = {
     "s.dx.athlete": ("{dxframe} exercise-induced cardiac adaptation.",
                      "Likely athletic adaptation of the heart."),
     "s.dx.hypertensive": ("{dxframe} pressure overload from systemic hypertension.",),
+    "s.dx.ph": ("{dxframe} pulmonary arterial hypertension with right ventricular pressure loading.",
+                "Right heart changes typical of elevated pulmonary artery pressures."),
+    "s.dx.arvc": ("{dxframe} arrhythmogenic right ventricular dysplasia.",
+                  "{dxframe} an arrhythmogenic cardiomyopathy of the right ventricle."),
     "s.thrombus_neg": ("No intracavitary thrombus identified.",),
     "s.incidental": ("Extracardiac finding: {inc}.", "Incidentally noted: {inc}."),
     "s.rec.amyloid": (
@@ -599,6 +613,8 @@ EXCLUSIVE: Final[dict[str, tuple[str, ...]]] = {
         "cardiac amyloidosis", "ischemic cardiomyopathy", "myocardial infarction", "infarct",
         "dilated cardiomyopathy", "myocarditis in the appropriate clinical context", "prior myocarditis",
         "acute myocarditis", "estimated at", "incidental note", "LAVi", "LVEDVi", "RVEDVi",
+        "pulmonary hypertension", "afterload", "arrhythmogenic right ventricular cardiomyopathy", "ARVC",
+        "imaging criteria",
     ),
     "heldout": (
         "depressed", "diminished", "decreased", "poor", "intact", "vigorous", "supranormal",
@@ -618,6 +634,9 @@ EXCLUSIVE: Final[dict[str, tuple[str, ...]]] = {
         "extracardiac finding", "incidentally noted", "end-diastolic volume", "volume index",
         "of normal dimensions",
         "intracavitary", "nulls", "null points", "no abnormality of cardiac structure",
+        "pulmonary arterial hypertension", "pressure loading", "pulmonary artery pressures",
+        "arrhythmogenic right ventricular dysplasia", "right ventricular dysplasia",
+        "arrhythmogenic cardiomyopathy",
     ),
 }
 
@@ -763,6 +782,18 @@ DISEASE_PROMPTS: Final[dict[str, dict[str, tuple[tuple[str, ...], tuple[str, ...
             ("no features consistent with myocarditis", "no subepicardial LGE",
              "no non-ischemic pattern of LGE"),
         ),
+        "pulmonary_hypertension": (
+            ("pulmonary hypertension", "raised RV afterload in keeping with pulmonary hypertension",
+             "findings consistent with pulmonary hypertension"),
+            ("no features of pulmonary hypertension", "no raised RV afterload",
+             "no evidence of pulmonary hypertension"),
+        ),
+        "arvc": (
+            ("arrhythmogenic right ventricular cardiomyopathy", "findings consistent with ARVC",
+             "imaging criteria for arrhythmogenic right ventricular cardiomyopathy fulfilled"),
+            ("no features of arrhythmogenic right ventricular cardiomyopathy", "no evidence of ARVC",
+             "no imaging features of ARVC"),
+        ),
     },
     "heldout": {
         "normal": (
@@ -804,6 +835,21 @@ DISEASE_PROMPTS: Final[dict[str, dict[str, tuple[tuple[str, ...], tuple[str, ...
              "inflammatory cardiomyopathy such as myocarditis"),
             ("no myocardial inflammation", "no epicardial delayed enhancement",
              "no delayed enhancement in a non-coronary distribution"),
+        ),
+        "pulmonary_hypertension": (
+            ("pulmonary arterial hypertension with right ventricular pressure loading",
+             "right heart changes typical of elevated pulmonary artery pressures",
+             "elevated pulmonary artery pressures"),
+            ("no right ventricular pressure loading",
+             "no right heart changes of elevated pulmonary artery pressures",
+             "no sign of pulmonary arterial hypertension"),
+        ),
+        "arvc": (
+            ("arrhythmogenic right ventricular dysplasia",
+             "arrhythmogenic cardiomyopathy of the right ventricle",
+             "right ventricular dysplasia"),
+            ("no arrhythmogenic right ventricular dysplasia", "no arrhythmogenic cardiomyopathy of the right ventricle",
+             "no right ventricular dysplasia"),
         ),
     },
 }

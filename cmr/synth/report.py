@@ -241,11 +241,13 @@ def _ventricles(d: _Draft, walls: str) -> None:
     )
     p_size = P_STATE["lv_size_small"] if lv_size == "small" else P_STATE["lv_size_normal"]
     say_lv_size = v["lv_dilation"] or d.chance(p_size)
+    rv_disease = t.phenotype in ("pressure_overload", "arvc")  # the RV is the point of the report: always said
     say_rv_func = (
-        (v["rv_dysfunction"] and (t.rvef < 40 or d.chance(P_STATE["rv_dys_mild"])))
+        rv_disease
+        or (v["rv_dysfunction"] and (t.rvef < 40 or d.chance(P_STATE["rv_dys_mild"])))
         or (not v["rv_dysfunction"] and d.chance(P_STATE["rv_normal"]))
     )
-    say_rv_size = v["rv_dilation"] or d.chance(P_STATE["rv_normal"])
+    say_rv_size = rv_disease or v["rv_dilation"] or d.chance(P_STATE["rv_normal"])
 
     # Both ventricles unremarkable: often one "biventricular" sentence.
     biv_normal = not (v["lv_dysfunction"] or v["lv_dilation"] or v["rv_dysfunction"] or v["rv_dilation"])
@@ -470,6 +472,10 @@ def _diagnosis(d: _Draft) -> str | None:
         return "s.dx.hcm"
     if ph == "amyloid":
         return "s.dx.amyloid"
+    if ph == "pressure_overload":
+        return "s.dx.ph"
+    if ph == "arvc":
+        return "s.dx.arvc"
     if ph == "myocarditis" and t.lge_pattern != "none":
         # Pericardial involvement only where the effusion was actually described.
         said_effusion = d.mentioned.get("pericardial_effusion") is True

@@ -16,12 +16,14 @@ from cmr import labels as L
 
 # Prevalence of the primary diagnosis. Rare diseases are rare so rare-disease cohort search is a real test.
 DISEASE_PREVALENCE: dict[str, float] = {
-    "normal": 0.50,
+    "normal": 0.45,
     "ischemic": 0.17,
     "nicm": 0.13,
     "hcm": 0.09,
-    "myocarditis": 0.08,
+    "myocarditis": 0.07,
+    "pulmonary_hypertension": 0.04,
     "amyloidosis": 0.03,
+    "arvc": 0.02,
 }
 
 
@@ -210,6 +212,24 @@ def sample_truth(rng: np.random.Generator, prevalence: dict[str, float] | None =
             wma = "global"
         if rng.random() < 0.3:
             effusion = _clip(rng.normal(6, 2.5), 4, 14)
+    elif disease == "pulmonary_hypertension":
+        # RV pressure overload: a dilated, hypertrophied, poorly contracting RV beside an under-filled LV with
+        # normal function; the right atrium enlarges with the RV.
+        phenotype = "pressure_overload"
+        rvedvi = _clip(rng.normal(140, 22), 105, 210)
+        rvef = _clip(rng.normal(36, 8), 18, 52)
+        lvedvi = _clip(rng.normal(64, 9), 45, 88)
+        lvef = _clip(rng.normal(64, 5), 56, 76)
+        if rng.random() < 0.25:
+            effusion = _clip(rng.normal(5, 1.5), 4, 10)
+    elif disease == "arvc":
+        # Arrhythmogenic RV cardiomyopathy: a dilated, thin-walled, poorly contracting RV; the LV is usually
+        # spared, sometimes mildly involved (left-dominant forms are left out).
+        phenotype = "arvc"
+        rvedvi = _clip(rng.normal(138, 18), 105, 200)
+        rvef = _clip(rng.normal(35, 7), 18, 50)
+        if rng.random() < 0.2:
+            lvef = _clip(rng.normal(43, 4), 35, 47)
 
     # Co-occurring findings independent of the primary disease (age-related aortic dilation, effusions).
     if rng.random() < 0.05 + 0.002 * max(0, age - 50):

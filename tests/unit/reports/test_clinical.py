@@ -124,7 +124,10 @@ def test_synthetic_impressions_score_high_against_their_ground_truth(
     scores = clinical_scores(texts, [t.labels for t in report_truths])
     # Readers leave minor findings out (recall < 1) but state almost nothing false (near-50% LVEF words).
     assert scores.macro_f1 is not None and scores.macro_f1 > 0.85
-    assert all(s.precision is not None and s.precision > 0.95 for s in scores.per_finding.values())
+    # LV dysfunction is the designed exception: readers call an LVEF of 50-53 % "mildly reduced" 20 % of the time
+    # (cmr.synth.report.P_CALL_MILD_AT_50_53), which puts its precision near 0.95 give or take the sample.
+    assert all(s.precision is not None and s.precision > (0.92 if f == "lv_dysfunction" else 0.95)
+               for f, s in scores.per_finding.items())
     assert scores.hallucination_rate is not None and scores.hallucination_rate < 0.02
     assert scores.disease_accuracy is not None and 0.7 < scores.disease_accuracy <= 1.0
     assert not any(s.f1 is not None and math.isnan(s.f1) for s in scores.per_finding.values())
