@@ -82,12 +82,16 @@ class AttentionPool(nn.Module):
         self.value = nn.Linear(width, width, bias=False)  # no bias: each token's part is its own
 
     def contributions(self, tokens: Tensor, pad: Tensor) -> Tensor:
-        """[B, N, width] tokens, [B, N] True = ignore -> [B, N, width] per-token parts (zero where padded)."""
+        """[B, N, width] tokens, [B, N] True = ignore -> [B, N, width] per-token parts (zero where padded; all
+        zero for an exam whose tokens are all padded, e.g. one with no measured number)."""
         b, n, w = tokens.shape
+        empty = pad.all(dim=1)
+        pad = pad & ~empty[:, None]  # a softmax over nothing is NaN: such rows are zeroed below instead
         k = self.key(tokens).view(b, n, self.heads, self.head_dim)
         v = self.value(tokens).view(b, n, self.heads, self.head_dim)
         logits = torch.einsum("bnhd,hd->bhn", k, self.query.to(k.dtype)) / self.head_dim ** 0.5
         att = torch.softmax(logits.masked_fill(pad[:, None, :], float("-inf")), dim=-1)  # [B, heads, N]
+        att = att * (~empty).to(att.dtype)[:, None, None]
         return (att.permute(0, 2, 1).unsqueeze(-1) * v).reshape(b, n, w)
 
     def forward(self, tokens: Tensor, pad: Tensor) -> Tensor:
@@ -131,12 +135,20 @@ class ExamEncoder(nn.Module):
         self.measurement_names = tuple(cfg.measurements)
         self.measure = MeasurementEncoder(self.measurement_names, w) if self.measurement_names else None
         self.pool = AttentionPool(w, cfg.heads) if cfg.pooling == "attention" else None
+        # Late fusion: the numbers' own transformer and pool (cmr.model.config.ImageEncoderConfig).
+        self.late = self.measure is not None and cfg.measurement_fusion == "late"
+        if self.late:
+            self.measure_blocks = nn.ModuleList([_clone(layer) for _ in range(cfg.measurement_depth)])
+            self.measure_norm = nn.LayerNorm(w)
+            self.measure_pool = AttentionPool(w, cfg.heads)
 
     def forward(self, pixels: Tensor, mask: Tensor, measurements: Tensor | None = None) -> Tensor:
         """[B, width] exam feature: the CLS token of `forward_tokens`, or the attention pool of its tokens."""
         tokens, pad = self.forward_tokens(pixels, mask, measurements)
         if self.pool is None:
             return tokens[:, 0]
+        if self.late:
+            return self._late_contributions(tokens, pad).sum(1)
         return self.pool(tokens, self._pool_pad(pad))
 
     def token_contributions(self, pixels: Tensor, mask: Tensor, measurements: Tensor | None = None) -> Tensor:
@@ -145,7 +157,17 @@ class ExamEncoder(nn.Module):
             raise ValueError("this model pools with its CLS token, which mixes every view: per-view contributions "
                              "need a model trained with image.pooling = 'attention'")
         tokens, pad = self.forward_tokens(pixels, mask, measurements)
+        if self.late:
+            return self._late_contributions(tokens, pad)
         return self.pool.contributions(tokens, self._pool_pad(pad))
+
+    def _late_contributions(self, tokens: Tensor, pad: Tensor) -> Tensor:
+        """Late fusion: the frames' pool parts [B, 1+T] then the numbers' pool parts [B, M], one sequence."""
+        assert self.pool is not None
+        n_frames = 1 + self.spec.length
+        frames = self.pool.contributions(tokens[:, :n_frames], self._pool_pad(pad[:, :n_frames]))
+        numbers = self.measure_pool.contributions(tokens[:, n_frames:], pad[:, n_frames:])
+        return torch.cat([frames, numbers], dim=1)
 
     @staticmethod
     def _pool_pad(pad: Tensor) -> Tensor:
@@ -186,13 +208,27 @@ class ExamEncoder(nn.Module):
         tokens = torch.cat([self.cls.expand(b, -1, -1).to(tokens.dtype), tokens], dim=1)
         pad = torch.cat([torch.zeros(b, 1, dtype=torch.bool, device=mask.device), ~mask], dim=1)
         values = self.measurement_tensor(measurements, b, pixels)
+        m_tokens = m_missing = None
         if self.measure is not None and values is not None:
             m_tokens, m_missing = self.measure(values)
-            tokens = torch.cat([tokens, m_tokens.to(tokens.dtype)], dim=1)
+            m_tokens = m_tokens.to(tokens.dtype)
+            if not self.late:
+                tokens = torch.cat([tokens, m_tokens], dim=1)
+                pad = torch.cat([pad, m_missing], dim=1)
+        tokens = self.norm(self._run(self.blocks, tokens, pad))
+        if self.late and m_tokens is not None and m_missing is not None:
+            # Within an exam with no number every token is padded; attention over nothing is NaN, so such an
+            # exam's number tokens attend to each other (their values are never pooled: the pad says missing).
+            run_pad = m_missing & ~m_missing.all(dim=1, keepdim=True)
+            m_tokens = self.measure_norm(self._run(self.measure_blocks, m_tokens, run_pad))
+            tokens = torch.cat([tokens, m_tokens], dim=1)
             pad = torch.cat([pad, m_missing], dim=1)
-        for blk in self.blocks:
+        return tokens, pad
+
+    def _run(self, blocks: nn.ModuleList, tokens: Tensor, pad: Tensor) -> Tensor:
+        for blk in blocks:
             if self.grad_checkpointing and self.training:
                 tokens = checkpoint(blk, tokens, None, pad, use_reentrant=False)
             else:
                 tokens = blk(tokens, src_key_padding_mask=pad)
-        return self.norm(tokens), pad
+        return tokens

@@ -28,7 +28,8 @@ from torch import Tensor, nn
 # ratio features below do not depend on it, and a rank of studies by an indexed volume barely moves.
 DEFAULT_BSA_M2: Final[float] = 1.9
 
-# name -> (centre, scale) in clinical units; z = (x - centre) / scale, clipped to +-Z_CLIP.
+# name -> (centre, scale) in clinical units; z = (x - centre) / scale (the encoder's ramps saturate beyond
+# z = -3.5 and z = 3.5).
 MEASUREMENT_SCALES: Final[dict[str, tuple[float, float]]] = {
     "lvef_pct": (58.0, 12.0),
     "rvef_pct": (55.0, 12.0),
@@ -48,7 +49,6 @@ MEASUREMENT_LABELS: Final[dict[str, str]] = {
     "lv_mass_index_g_m2": "LV mass index (g/m²)", "rv_lv_edv_ratio": "RV/LV EDV ratio",
     "lv_mass_edv_ratio": "LV mass/EDV (g/ml)",
 }
-Z_CLIP: Final[float] = 4.0
 
 
 def _num(values: Mapping[str, Any], key: str) -> float | None:
@@ -112,11 +112,14 @@ def measurement_matrix(rows: Sequence[Mapping[str, Any] | None], names: Sequence
 class MeasurementEncoder(nn.Module):
     """[B, M] raw values (NaN = missing) -> ([B, M, width] tokens, [B, M] True where missing).
 
-    Each value is standardised, expanded into Fourier features (so a small MLP can draw sharp thresholds such as
-    "EF below 40 %"), passed through a per-measurement linear layer and a shared MLP, and given its own type
+    Each value is standardised and expanded into unit ramps at fixed knots, clip(z - k, 0, 1) for k in KNOTS:
+    a piecewise-linear basis, so a per-measurement linear layer and a shared MLP can draw sharp thresholds such
+    as "EF below 40 %", while the token is constant beyond the outer knots. That flat extrapolation matters on
+    real scans: a dilated real LV may lie beyond anything the phantom drew, and it must read as "very dilated",
+    not as whatever an oscillating (Fourier) feature happens to say out there. Each token also gets its own type
     embedding (which number it is)."""
 
-    N_FREQ: Final[int] = 4
+    KNOTS: Final[tuple[float, ...]] = (-3.5, -2.5, -2.0, -1.5, -1.0, -0.5, 0.0, 0.5, 1.0, 1.5, 2.0, 2.5)
 
     def __init__(self, names: Sequence[str], width: int) -> None:
         super().__init__()
@@ -129,18 +132,21 @@ class MeasurementEncoder(nn.Module):
         scale = torch.tensor([MEASUREMENT_SCALES[n][1] for n in self.names], dtype=torch.float32)
         self.register_buffer("centre", centre, persistent=False)
         self.register_buffer("scale", scale, persistent=False)
-        self.register_buffer("freqs", torch.tensor([0.5 * 2.0 ** k for k in range(self.N_FREQ)]), persistent=False)
-        n_in = 1 + 2 * self.N_FREQ
+        self.register_buffer("knots", torch.tensor(self.KNOTS), persistent=False)
+        n_in = len(self.KNOTS)
         self.value_in = nn.Parameter(torch.randn(m, n_in, width) / math.sqrt(n_in))
         self.value_bias = nn.Parameter(torch.zeros(m, width))
         self.mlp = nn.Sequential(nn.GELU(), nn.Linear(width, width))
         self.type_emb = nn.Parameter(torch.randn(m, width) * 0.02)
 
-    def forward(self, values: Tensor) -> tuple[Tensor, Tensor]:
+    def features(self, values: Tensor) -> tuple[Tensor, Tensor]:
+        """([B, M, len(KNOTS)] ramp features, [B, M] missing); a missing value's features are all zero."""
         missing = ~torch.isfinite(values)
         z = ((torch.nan_to_num(values, nan=0.0, posinf=0.0, neginf=0.0) - self.centre) / self.scale)
-        z = z.clamp(-Z_CLIP, Z_CLIP).masked_fill(missing, 0.0)
-        ang = z.unsqueeze(-1) * self.freqs  # [B, M, F]
-        feats = torch.cat([z.unsqueeze(-1), torch.sin(ang), torch.cos(ang)], dim=-1)  # [B, M, 1 + 2F]
+        ramps = (z.unsqueeze(-1) - self.knots).clamp(0.0, 1.0)  # [B, M, K]
+        return ramps.masked_fill(missing.unsqueeze(-1), 0.0), missing
+
+    def forward(self, values: Tensor) -> tuple[Tensor, Tensor]:
+        feats, missing = self.features(values)
         h = torch.einsum("bmf,mfw->bmw", feats, self.value_in) + self.value_bias
         return self.mlp(h) + self.type_emb, missing

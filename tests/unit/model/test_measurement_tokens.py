@@ -20,15 +20,17 @@ from tiny_config import TINY
 NAMES = ("lvef_pct", "lvedvi_ml_m2", "rv_lv_edv_ratio")
 
 
-def _model(measurements: tuple[str, ...] = NAMES, pooling: str = "attention", seed: int = 0) -> CMRCLIP:
+def _model(measurements: tuple[str, ...] = NAMES, pooling: str = "attention", seed: int = 0,
+           fusion: str = "joint") -> CMRCLIP:
     d: dict[str, Any] = copy.deepcopy(TINY)
-    d["model"]["image"].update({"measurements": list(measurements), "pooling": pooling})
+    d["model"]["image"].update({"measurements": list(measurements), "pooling": pooling,
+                                "measurement_fusion": fusion})
     return create_model(Config.from_dict(d), seed=seed).eval()
 
 
-@pytest.fixture(scope="module")
-def model() -> CMRCLIP:
-    return _model()
+@pytest.fixture(scope="module", params=["joint", "late"])
+def model(request: pytest.FixtureRequest) -> CMRCLIP:
+    return _model(fusion=request.param)
 
 
 def _exam(model: CMRCLIP, b: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -136,3 +138,55 @@ def test_every_known_measurement_has_a_finite_scale() -> None:
 
     assert set(MEASUREMENT_SCALES) == set(MEASUREMENT_NAMES)
     assert all(math.isfinite(c) and s > 0 for c, s in MEASUREMENT_SCALES.values())
+
+
+@torch.no_grad()
+def test_late_fusion_number_parts_do_not_depend_on_the_pixels() -> None:
+    m = _model(fusion="late")
+    px, mk = _exam(m, 2)
+    ms = torch.tensor([[30.0, 120.0, 1.4], [60.0, 80.0, 0.9]])
+    # Parts before the unit normalisation (which every part shares): the numbers' parts are the same whatever
+    # the frames show, the frames' parts are not.
+    a = m.image_proj(m.visual.token_contributions(px, mk, ms))
+    b = m.image_proj(m.visual.token_contributions(torch.rand_like(px), mk, ms))
+    torch.testing.assert_close(a[:, -3:], b[:, -3:])
+    assert not torch.allclose(a[:, 1:-3], b[:, 1:-3], atol=1e-4)
+
+
+def test_late_fusion_trains_on_exams_without_numbers() -> None:
+    m = _model(fusion="late").train()
+    px, mk = _exam(m, 3)
+    ms = torch.tensor([[float("nan")] * 3, [30.0, float("nan"), 1.2], [float("nan")] * 3])
+    emb = m.encode_exam(px, mk, ms)
+    assert torch.isfinite(emb).all()
+    emb.sum().backward()
+    grads = [p.grad for p in m.parameters() if p.grad is not None]
+    assert grads and all(torch.isfinite(g).all() for g in grads)
+    assert m.visual.measure.value_in.grad is not None and m.visual.measure.value_in.grad.abs().sum() > 0
+
+
+def test_late_fusion_needs_attention_pooling() -> None:
+    d = copy.deepcopy(TINY)
+    d["model"]["image"].update({"measurements": list(NAMES), "pooling": "cls", "measurement_fusion": "late"})
+    with pytest.raises(ValueError, match="attention"):
+        Config.from_dict(d)
+    d["model"]["image"].update({"pooling": "attention", "measurement_fusion": "early"})
+    with pytest.raises(ValueError, match="'joint' or 'late'"):
+        Config.from_dict(d)
+
+
+def test_number_features_are_flat_beyond_the_outer_knots_and_monotone_inside() -> None:
+    from cmr.model.measurements import MEASUREMENT_SCALES, MeasurementEncoder
+
+    enc = MeasurementEncoder(("lvedvi_ml_m2",), 8)
+    c, sc = MEASUREMENT_SCALES["lvedvi_ml_m2"]
+    z = torch.linspace(-6, 6, 121)
+    feats, missing = enc.features((c + sc * z)[:, None])
+    assert not missing.any()
+    f = feats[:, 0]  # [121, K]
+    assert (f.diff(dim=0) >= -1e-6).all()  # every feature rises with the value (a monotone basis)
+    beyond_hi, beyond_lo = z >= max(enc.KNOTS) + 1, z <= min(enc.KNOTS)
+    torch.testing.assert_close(f[beyond_hi], f[beyond_hi][:1].expand_as(f[beyond_hi]))  # a huge LV = very big
+    torch.testing.assert_close(f[beyond_lo], torch.zeros_like(f[beyond_lo]))
+    nan_feats, nan_missing = enc.features(torch.tensor([[float("nan")]]))
+    assert nan_missing.all() and (nan_feats == 0).all()
