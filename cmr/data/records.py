@@ -29,6 +29,7 @@ class StudyRecord:
     held_out_style: bool = False
     study_instance_uid: str = ""
     measurements: dict[str, Any] = field(default_factory=dict)  # Measurements.values() style; {} = none
+    label_maps: str = ""  # synthetic studies: their tissue label maps (relative to the data directory)
 
     @property
     def disease(self) -> str | None:
@@ -52,6 +53,7 @@ def read_records(data_dir: Path) -> list[StudyRecord]:
                 scanner=str(d.get("scanner", "")), held_out_style=bool(d.get("held_out_style", False)),
                 study_instance_uid=str(d.get("study_instance_uid", "")),
                 measurements=dict(d.get("measurements") or d.get("reference_measurements") or {}),
+                label_maps=str(d.get("label_maps") or ""),
             )
         except (json.JSONDecodeError, KeyError, TypeError) as exc:
             raise ValueError(f"{path}:{n}: not a study record ({exc})") from exc

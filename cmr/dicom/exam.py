@@ -257,10 +257,10 @@ class _Block:
     slices: list[int]  # slice indices; for cine exactly one, whose phases are resampled to the slot frames
     at: list[int]  # positions within the slot
 
-    def images(self, slot: ExamSlot) -> NDArray[np.float32]:
+    def images(self, slot: ExamSlot, categorical: bool = False) -> NDArray[np.float32]:
         """Raw images [len(at), rows, cols] for this block."""
         if slot.sequence == "cine":
-            return imaging.resample_phases(self.series.pixels[self.slices[0]], slot.frames)
+            return imaging.resample_phases(self.series.pixels[self.slices[0]], slot.frames, categorical)
         # LGE: single phase per position (the first, should a series carry more).
         return self.series.pixels[self.slices, 0].astype(np.float32, copy=False)
 
@@ -325,8 +325,12 @@ def slot_sources(study: Study, spec: ExamSpec | None = None) -> dict[str, list[s
     }
 
 
-def assemble_exam(study: Study, spec: ExamSpec | None = None) -> Exam:
-    """Build the exam tensor of `study` according to `spec` (default `ExamSpec()`)."""
+def assemble_exam(study: Study, spec: ExamSpec | None = None, categorical: bool = False) -> Exam:
+    """Build the exam tensor of `study` according to `spec` (default `ExamSpec()`).
+
+    `categorical`: the series' pixels are class ids (a phantom's tissue label maps put in place of its images):
+    the same frames, views and geometry, but nearest-neighbour resampling and no intensity window, so the
+    result holds the ids of the tissues each exam pixel shows."""
     spec = spec or ExamSpec()
     plan = _plan(study, spec)
     axis = estimate_long_axis(study.series)
@@ -346,16 +350,20 @@ def assemble_exam(study: Study, spec: ExamSpec | None = None) -> Exam:
         frame_index[start : start + slot.length] = np.arange(slot.length)
         for b in blocks:
             s = b.series
-            if s.key not in windows:
-                windows[s.key] = imaging.robust_window(s.pixels)
-            images = imaging.apply_window(b.images(slot), windows[s.key])
+            if categorical:
+                images = b.images(slot, categorical=True)
+            else:
+                if s.key not in windows:
+                    windows[s.key] = imaging.robust_window(s.pixels)
+                images = imaging.apply_window(b.images(slot), windows[s.key])
             # The slice each image came from: cine blocks are one slice over time, LGE blocks one image per slice.
             slice_of = [b.slices[0]] * len(b.at) if slot.sequence == "cine" else list(b.slices)
             by_centre: dict[tuple[float, float] | None, list[int]] = {}
             for k_img, sl in enumerate(slice_of):
                 by_centre.setdefault(_pixel_centre(s, sl, centre, axis), []).append(k_img)
             for c, ks in by_centre.items():
-                grid = imaging.resample_to_grid(images[ks], s.pixel_spacing, size, spec.fov_mm, centre=c)
+                grid = imaging.resample_to_grid(images[ks], s.pixel_spacing, size, spec.fov_mm, centre=c,
+                                                categorical=categorical)
                 pixels[[start + b.at[k_img] for k_img in ks]] = grid
             mask[[start + j for j in b.at]] = True
         present[slot.name] = bool(blocks)

@@ -34,13 +34,14 @@ def apply_window(pixels: NDArray[np.floating], window: tuple[float, float]) -> N
 
 def resample_to_grid(
     images: NDArray[np.floating], pixel_spacing: tuple[float, float], size: int, fov_mm: float,
-    centre: tuple[float, float] | None = None,
+    centre: tuple[float, float] | None = None, categorical: bool = False,
 ) -> NDArray[np.float32]:
     """Resample images [N, rows, cols] (bilinear) onto a size x size grid spanning fov_mm x fov_mm centred on
     `centre` (row, col in input pixels; default the image centre); regions outside the image are zero.
 
     Downsampling is preceded by a Gaussian low-pass (sigma = (factor - 1) / 2 input pixels), the usual
-    anti-aliasing choice, so thin bright structures do not shimmer between frames.
+    anti-aliasing choice, so thin bright structures do not shimmer between frames. `categorical` images hold
+    class ids (label maps): nearest neighbour, no low-pass, so every output pixel is one of the input ids.
     """
     imgs = np.asarray(images, dtype=np.float32)
     if imgs.ndim == 2:
@@ -49,7 +50,7 @@ def resample_to_grid(
     out_mm = fov_mm / size
     step = np.array([out_mm / pixel_spacing[0], out_mm / pixel_spacing[1]])  # input pixels per output pixel
     sigma = np.maximum(0.0, (step - 1.0) / 2.0)
-    if np.any(sigma > 0.05):
+    if np.any(sigma > 0.05) and not categorical:
         imgs = ndimage.gaussian_filter(imgs, sigma=(0.0, sigma[0], sigma[1]), mode="nearest")
     centre_in = np.array(centre if centre is not None else ((rows - 1) / 2.0, (cols - 1) / 2.0), dtype=np.float64)
     centre_out = (size - 1) / 2.0
@@ -60,21 +61,24 @@ def resample_to_grid(
         matrix=np.array([1.0, step[0], step[1]]),
         offset=np.array([0.0, offset[0], offset[1]]),
         output_shape=(n, size, size),
-        order=1,
+        order=0 if categorical else 1,
         mode="constant",
         cval=0.0,
         prefilter=False,
     ).astype(np.float32, copy=False)
 
 
-def resample_phases(phases: NDArray[np.floating], frames: int) -> NDArray[np.float32]:
+def resample_phases(phases: NDArray[np.floating], frames: int, categorical: bool = False) -> NDArray[np.float32]:
     """Resample a cardiac cycle [P, ...] to `frames` evenly spaced phases, linearly and cyclically (the phase
-    after the last is the first), so every cine yields the same number of frames whatever its phase count."""
+    after the last is the first), so every cine yields the same number of frames whatever its phase count.
+    `categorical` phases hold class ids: the nearest phase instead of a blend."""
     p = np.asarray(phases, dtype=np.float32)
     n = p.shape[0]
     if n == frames:
         return p.copy()
     t = np.arange(frames) * (n / frames)
+    if categorical:
+        return p[np.round(t).astype(int) % n]
     i0 = np.floor(t).astype(int) % n
     i1 = (i0 + 1) % n
     w = (t - np.floor(t)).astype(np.float32).reshape((-1,) + (1,) * (p.ndim - 1))

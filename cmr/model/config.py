@@ -18,6 +18,7 @@ CONFIG_DIR = Path(__file__).parent / "configs"
 
 FrameEncoderKind = Literal["cnn", "vit"]
 PoolingKind = Literal["cls", "attention"]
+MeasurementFusion = Literal["joint", "late"]
 
 
 def _build(cls: type, d: dict[str, Any] | None, where: str) -> Any:
@@ -52,6 +53,13 @@ class ImageEncoderConfig:
     # "cls": the CLS token is the exam feature. "attention": a learned query pools the frame and measurement
     # tokens, so the embedding is a sum of per-token parts and a match can be explained per view and number.
     pooling: PoolingKind = "cls"
+    # How measurement tokens meet the frames. "joint": they join the frame transformer (numbers and pixels
+    # attend to each other). "late": the numbers have their own small transformer (`measurement_depth`
+    # layers) and attention pool, and the exam feature is the frames' feature plus the numbers' feature, so
+    # what a number contributes cannot be bent by pixels the model has never seen the like of (a real
+    # scanner's), and each part of the sum is still one token's (explanations per view and per number).
+    measurement_fusion: MeasurementFusion = "joint"
+    measurement_depth: int = 1
 
     def __post_init__(self) -> None:
         if self.frame_encoder not in ("cnn", "vit"):
@@ -64,6 +72,13 @@ class ImageEncoderConfig:
         if unknown or len(set(self.measurements)) != len(self.measurements):
             raise ValueError(f"image.measurements {list(self.measurements)}: each must be one of "
                              f"{', '.join(MEASUREMENT_NAMES)}, at most once")
+        if self.measurement_fusion not in ("joint", "late"):
+            raise ValueError(f"image.measurement_fusion must be 'joint' or 'late', not {self.measurement_fusion!r}")
+        if self.measurement_fusion == "late" and self.pooling != "attention":
+            raise ValueError("image.measurement_fusion 'late' needs image.pooling 'attention' (the exam feature is "
+                             "a sum of the frames' and the numbers' attention pools)")
+        if self.measurement_depth < 0:
+            raise ValueError("image.measurement_depth must be >= 0")
         if self.width % self.heads:
             raise ValueError("image.width must be divisible by image.heads")
 
@@ -139,6 +154,9 @@ class TrainConfig:
     aug_drop_measure: float = 0.1
     aug_drop_all_measures: float = 0.2
     aug_numbers_only: float = 0.0  # exams trained from their numbers alone (cmr.train.augment.numbers_only)
+    # Domain randomisation (cmr.train.render): the share of exams whose cine frames are drawn anew from their
+    # tissue label maps with a random contrast and texture. Only studies with label maps (synthetic) have them.
+    aug_tissue_render: float = 0.0
 
 
 @dataclass(frozen=True)

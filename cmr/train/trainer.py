@@ -25,6 +25,7 @@ from cmr.model.clip import CMRCLIP
 from cmr.model.config import Config
 from cmr.model.loss import clip_loss
 from cmr.train.augment import augment_exams, augment_measurements, numbers_only
+from cmr.train.render import randomize_exams
 from cmr.train.text_bank import TextBank
 
 STATE_FILE = "last.pt"
@@ -147,6 +148,14 @@ def train(cfg: Config, data_dir: Path, out: Path, *, resume: bool = False, worke
         [k for k, s in enumerate(cfg.model.exam.slots) for _ in range(s.length)])
     names = model.measurement_names
     measured = torch.from_numpy(cache.measurements(names)) if names else None
+    tissues = None
+    if t.aug_tissue_render > 0:
+        from cmr.data.tissue_cache import build_tissue_cache
+
+        tissues = build_tissue_cache(data_dir, cfg.model.exam, workers=workers, progress=progress and main)
+        if main:
+            print(f"domain randomisation: {int(tissues.available[train_idx].sum())} of {len(train_idx)} training "
+                  f"studies have tissue exams; {t.aug_tissue_render:.0%} of those are drawn anew per step")
     if measured is not None and main:
         have = int(np.isfinite(measured.numpy()[train_idx]).any(axis=1).sum())
         print(f"measurement tokens {', '.join(names)}: measured in {have} of {len(train_idx)} training studies")
@@ -193,6 +202,9 @@ def train(cfg: Config, data_dir: Path, out: Path, *, resume: bool = False, worke
         for b in bar:
             b = b[rank::world]
             px, mk = _load_batch(cache, b, dev)
+            if tissues is not None:
+                tis = torch.from_numpy(np.ascontiguousarray(tissues.tissues[np.sort(b)][np.argsort(np.argsort(b))]))
+                px = randomize_exams(px, tis, slot_ids, t.aug_tissue_render, gen)
             px, mk = augment_exams(px, mk, slot_ids, t, gen)
             ms = None if measured is None else augment_measurements(measured[b].to(dev), names, t, gen)
             if ms is not None:
