@@ -343,3 +343,35 @@ def test_markdown_shows_the_pixels_only_ablation_of_a_measuring_model_as_its_own
     assert "0.512" in next(line for line in table if line.startswith("| Probe mean"))
     assert "checkpoint / pixels only / untrained" in md
     real.write_real_docs(res, tmp_path)  # the figures still draw with three models
+
+
+def test_measurements_are_kept_beside_the_study_per_segmenter_version(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import types
+
+    import cmr.quant.measure as qm
+    import cmr.quant.segmenter as qs
+    from cmr.eval import real
+    from cmr.quant.volumes import Measurements
+
+    calls: list[str] = []
+    version = {"v": "seg@1"}
+    monkeypatch.setattr(qs, "load_segmenter", lambda *a, **k: types.SimpleNamespace(version=version["v"]))
+
+    def fake_measure(study: object, seg: object) -> object:
+        calls.append(str(study))
+        return types.SimpleNamespace(measurements=Measurements(lvef_pct=40.0 + len(calls), model=version["v"]))
+
+    monkeypatch.setattr(qm, "measure_study", fake_measure)
+    folder = tmp_path / "patient001"
+    folder.mkdir()
+    (tmp_path / "patient001.conversion.json").write_text("{}")
+    settings = types.SimpleNamespace()
+    first = real.measure_patients({"patient001": "study"}, settings, False, folders={"patient001": folder})
+    again = real.measure_patients({"patient001": "study"}, settings, False, folders={"patient001": folder})
+    assert len(calls) == 1 and again["patient001"][0].lvef_pct == first["patient001"][0].lvef_pct == 41.0
+    version["v"] = "seg@2"  # another segmenter measures anew
+    other = real.measure_patients({"patient001": "study"}, settings, False, folders={"patient001": folder})
+    assert len(calls) == 2 and other["patient001"][0].lvef_pct == 42.0
+    (tmp_path / "patient001.conversion.json").write_text('{"changed": 1}')  # a new conversion too
+    real.measure_patients({"patient001": "study"}, settings, False, folders={"patient001": folder})
+    assert len(calls) == 3
