@@ -345,13 +345,19 @@ def evaluate_embeddings(emb: NDArray[np.float32], patients: Sequence[AcdcPatient
 
 
 def _embed(model: Any, exams: Sequence[Any], label: str, progress: bool,
-           measured: NDArray[np.float32] | None = None) -> NDArray[np.float32]:
-    from cmr.model.inference import embed_exams
+           measured: NDArray[np.float32] | None = None, frames: bool = True) -> NDArray[np.float32]:
+    """Embeddings of `exams` with `measured` numbers; `frames=False` masks every frame (the numbers alone)."""
+    from cmr.model.inference import embed_exam_arrays, embed_exams
 
     out = []
     for s in tqdm(range(0, len(exams), EMBED_BATCH), desc=f"embed ({label})", unit="batch", disable=not progress):
-        out.append(embed_exams(model, exams[s : s + EMBED_BATCH],
-                               None if measured is None else measured[s : s + EMBED_BATCH]))
+        batch = exams[s : s + EMBED_BATCH]
+        numbers = None if measured is None else measured[s : s + EMBED_BATCH]
+        if frames:
+            out.append(embed_exams(model, batch, numbers))
+        else:
+            px = np.stack([e.pixels for e in batch])
+            out.append(embed_exam_arrays(model, px, np.zeros(px.shape[:2], bool), measurements=numbers))
     return np.concatenate(out) if out else np.zeros((0, model.cfg.embed_dim), np.float32)
 
 
@@ -487,12 +493,15 @@ def run_real_evaluation(checkpoint: Path | None = None, *, data: Path | None = N
         model_runs["untrained"] = (f"{model.cfg.name} untrained", base,
                                    ZeroShotClassifier.build(lambda texts: embed_texts(base, texts), None))
     models: dict[str, Any] = {}
-    if measured_matrix is not None:  # ablation: what the pixels alone carry in the same model
+    if measured_matrix is not None:  # ablations: what the pixels alone and the numbers alone carry
         model_runs["checkpoint_pixels_only"] = (f"{model.cfg.name} without its measurement tokens", model,
                                                 model_runs["checkpoint"][2])
+        model_runs["checkpoint_numbers_only"] = (f"{model.cfg.name} from its measurement tokens alone", model,
+                                                 model_runs["checkpoint"][2])
     for role, (label, m, clf) in model_runs.items():
         t = time.perf_counter()
-        emb = _embed(m, exams, label, progress, None if role == "checkpoint_pixels_only" else measured_matrix)
+        emb = _embed(m, exams, label, progress, None if role == "checkpoint_pixels_only" else measured_matrix,
+                     frames=role != "checkpoint_numbers_only")
         timings[f"embed_{role}"] = time.perf_counter() - t
         t = time.perf_counter()
         models[role] = ({"label": label, **evaluate_embeddings(emb, embedded, clf, n_boot)} if embedded else
@@ -594,11 +603,12 @@ def real_results_to_markdown(results: Mapping[str, Any]) -> str:
     matched = syn.get("status") == "matched"
     syn_na = NOT_EVALUATED if not matched else None
     n = data.get("n_embedded", 0)
-    # ACDC columns: the checkpoint, its pixels-only ablation (a model with measurement tokens), the untrained one.
-    ablation = models.get("checkpoint_pixels_only")
-    acdc: list[Mapping[str, Any] | None] = [ck, *([ablation] if ablation else []), un]
+    # ACDC columns: the checkpoint, its pixels-only and numbers-only ablations (a model with measurement tokens),
+    # the untrained one.
+    ablations = [m for m in (models.get("checkpoint_pixels_only"), models.get("checkpoint_numbers_only")) if m]
+    acdc: list[Mapping[str, Any] | None] = [ck, *ablations, un]
     head = [f"{ck.get('label', meta.get('model', 'checkpoint'))} on ACDC (n = {n})",
-            *([f"{ablation.get('label')} on ACDC (n = {n})"] if ablation else []),
+            *[f"{a.get('label')} on ACDC (n = {n})" for a in ablations],
             f"untrained on ACDC (n = {n})" if un else "untrained on ACDC",
             f"{ck.get('label', 'checkpoint')} on synthetic held-out"
             + (f" (n = {syn.get('n_studies')})" if matched else "")]
@@ -640,7 +650,9 @@ def real_results_to_markdown(results: Mapping[str, Any]) -> str:
     lines += ["| " + " | ".join(r) + " |" for r in rows]
     lines.append("")
     shown = [m for m in acdc if m]
-    roles = " / ".join(["checkpoint", *(["pixels only"] if ablation else []), *(["untrained"] if un else [])])
+    ablation_names = {"checkpoint_pixels_only": "pixels only", "checkpoint_numbers_only": "numbers only"}
+    roles = " / ".join(["checkpoint", *(ablation_names[r] for r in ablation_names if models.get(r)),
+                        *(["untrained"] if un else [])])
     probe_line = ", ".join(f"{TASK_NAMES[t]} " + " / ".join(_f((m.get("probe") or {}).get(t, {}).get("auroc"))
                                                           for m in shown) for t in TASKS)
     lines += [f"Probe AUROC per task ({roles}): {probe_line}.", ""]

@@ -332,7 +332,7 @@ def test_mean_pairwise_cosine() -> None:
     assert real.mean_pairwise_cosine(np.ones((1, 3))) is None
 
 
-def test_markdown_shows_the_pixels_only_ablation_of_a_measuring_model_as_its_own_column(tmp_path: Path) -> None:
+def test_markdown_shows_the_ablations_of_a_measuring_model_as_their_own_columns(tmp_path: Path) -> None:
     res = _fake_results()
     ablation = {**res["models"]["checkpoint"], "label": "m without its measurement tokens", "probe_mean": 0.512}
     res["models"]["checkpoint_pixels_only"] = ablation
@@ -343,6 +343,13 @@ def test_markdown_shows_the_pixels_only_ablation_of_a_measuring_model_as_its_own
     assert "0.512" in next(line for line in table if line.startswith("| Probe mean"))
     assert "checkpoint / pixels only / untrained" in md
     real.write_real_docs(res, tmp_path)  # the figures still draw with three models
+    res["models"]["checkpoint_numbers_only"] = {**ablation, "label": "m from its measurement tokens alone",
+                                                "probe_mean": 0.877}
+    md = real_results_to_markdown(res)
+    table = [line for line in md.splitlines() if line.startswith("|")]
+    assert "m from its measurement tokens alone on ACDC" in table[0] and all(line.count("|") == 7 for line in table)
+    assert "0.877" in next(line for line in table if line.startswith("| Probe mean"))
+    assert "checkpoint / pixels only / numbers only / untrained" in md
 
 
 def test_measurements_are_kept_beside_the_study_per_segmenter_version(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -350,7 +357,6 @@ def test_measurements_are_kept_beside_the_study_per_segmenter_version(tmp_path: 
 
     import cmr.quant.measure as qm
     import cmr.quant.segmenter as qs
-    from cmr.eval import real
     from cmr.quant.volumes import Measurements
 
     calls: list[str] = []
