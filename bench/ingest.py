@@ -102,8 +102,8 @@ def _stage_means(metrics_urls: Sequence[str], n: int) -> dict[str, float]:
 
 
 def run_pass(n_workers: int, data: Path, encoder_url: str, work: Path, n: int) -> Pass:
+    from cmr.kafka_io import read_topic
     from ingest_svc.broker import TansuBroker
-    from ingest_svc.kafka_io import read_topic
     from ingest_svc.producer import publish_paths
     from search_svc.client import SearchClient
     from cmr.v1 import events_pb2

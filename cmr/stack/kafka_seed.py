@@ -13,7 +13,7 @@ from cmr.config import Settings
 
 class KafkaPublisher:
     def __init__(self, settings: Settings) -> None:
-        from ingest_svc.kafka_io import ensure_topics
+        from cmr.kafka_io import ensure_topics
         from ingest_svc.producer import ExamPublisher
 
         ensure_topics(settings, timeout_s=settings.up_start_timeout_s)  # the broker may still be starting

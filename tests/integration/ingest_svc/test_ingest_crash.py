@@ -17,9 +17,9 @@ from pathlib import Path
 import pytest
 
 from cmr.config import Settings
+from cmr.kafka_io import read_topic
 from cmr.v1 import events_pb2
 from ingest_cases import make_variants
-from ingest_svc.kafka_io import read_topic
 from ingest_svc.producer import ExamPublisher, Report
 from search_svc.client import SearchClient
 from search_svc.store.schema import study_key

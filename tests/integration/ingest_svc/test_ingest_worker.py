@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from cmr.config import Settings
+from cmr.kafka_io import make_consumer, read_topic
 from cmr.quant.segmenter import load_segmenter
 from cmr.quant.volumes import MEASUREMENT_FIELDS, mosteller_bsa
 from cmr.rpc.ports import free_ports
@@ -25,7 +26,6 @@ from ingest_cases import (
     truncated_study,
 )
 from realdata_paths import SUNNYBROOK_CONTOURED
-from ingest_svc.kafka_io import make_consumer, read_topic
 from ingest_svc.messages import new_exam, study_ref
 from ingest_svc.producer import ExamPublisher, Report
 from ingest_svc.worker import IngestWorker
