@@ -45,9 +45,9 @@ from cmr.quant.proto import from_proto as measurements_from_proto
 from cmr.quant.proto import to_proto as measurements_to_proto
 from cmr.quant.volumes import Measurements
 from cmr.rpc.errors import DeadlineExceeded, InvalidArgument, NotFound, RemoteError, Unavailable, rpc_errors
+from cmr.rpc.study_loading import StudyLoaderPool
+from cmr.rpc.uploads import resolve_ref
 from cmr.v1 import common_pb2, generator_pb2, generator_pb2_grpc, search_pb2
-from encoder_svc.study_loading import StudyLoaderPool
-from encoder_svc.uploads import resolve_ref
 from generator_svc.retrieval import DraftSentence, Neighbour, consensus_draft, nearest_draft
 from generator_svc.target import TargetDrafter
 from search_svc.client import SearchClient

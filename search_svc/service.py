@@ -27,10 +27,10 @@ from cmr.rpc.errors import (
     Unavailable,
     rpc_errors,
 )
+from cmr.model.runtime import ModelIdentity
 from cmr.rpc.messages import from_vector, to_vector
 from cmr.v1 import common_pb2, search_pb2, search_pb2_grpc
 from encoder_svc.client import EncoderClient
-from encoder_svc.runtime import ModelIdentity
 from search_svc import cohort as cohorts
 from search_svc.few_shot import LOGISTIC, PROTOTYPE, FewShotClassifier
 from search_svc.admin.router import IndexRouter, Served

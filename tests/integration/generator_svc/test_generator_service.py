@@ -27,9 +27,9 @@ from cmr.generator import Decoding, load_generator
 from cmr.generator.checkpoint import load_exam_encoder
 from cmr.generator.grounding import MISSING_PREFIX, find_statements, format_value, ground_text
 from cmr.labels import FINDINGS
+from cmr.model.runtime import checkpoint_path
 from cmr.reports import label_report, split_sentences
 from cmr.v1 import generator_pb2, search_pb2
-from encoder_svc.runtime import checkpoint_path
 from generator_svc.client import GeneratorClient, generate_request
 from generator_svc.server import GeneratorServer
 from generator_svc.target import generator_path

@@ -21,9 +21,9 @@ from cmr.generator.grounding import MISSING_PREFIX, SUMMARY_PREFIX, find_stateme
 from cmr.quant.proto import to_proto
 from cmr.quant.volumes import Measurements
 from cmr.rpc.errors import DeadlineExceeded
+from cmr.rpc.measuring import MeasureOutcome, failed_measurement
+from cmr.rpc.study_loading import LoadedStudy
 from cmr.v1 import generator_pb2, generator_pb2_grpc, search_pb2
-from encoder_svc.measuring import MeasureOutcome, failed_measurement
-from encoder_svc.study_loading import LoadedStudy
 from generator_svc.client import GeneratorClient, generate_request
 from generator_svc.service import GeneratorServicer
 from generator_svc.target import TargetSentence
