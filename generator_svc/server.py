@@ -10,6 +10,7 @@ from functools import partial
 from cmr.config import Settings, get_settings
 from cmr.dicom.locator import StudyLocator
 from cmr.rpc.decoding import checked_decoding
+from cmr.rpc.keys import study_key
 from cmr.rpc.server import GrpcServer, ServiceBinding, ServiceHost
 from cmr.rpc.study_loading import MeasureConfig, StudyLoaderPool
 from cmr.v1 import generator_pb2_grpc
@@ -17,7 +18,6 @@ from cmr.dicom import ExamSpec
 from generator_svc.service import GeneratorServicer
 from generator_svc.target import TargetDrafter, load_drafter
 from search_svc.client import SearchClient
-from search_svc.store.schema import study_key
 
 log = logging.getLogger(__name__)
 

@@ -29,7 +29,7 @@ _MAX_DICOM_SCAN = 5000  # folders probed by header when a root has no study reco
 
 
 def _key(uid: str, secret: str) -> str | None:
-    from search_svc.store import study_key
+    from cmr.rpc.keys import study_key
 
     try:
         return study_key(uid, secret)

@@ -6,13 +6,10 @@ Measurement filters (`--where`, repeatable, all must hold): `lvef_pct<35`, `lved
 from __future__ import annotations
 
 import json
-import re
 from pathlib import Path
 from typing import Any, Optional
 
 import typer
-
-_STUDY_KEY = re.compile(r"^[0-9a-f]{32}$")
 
 
 def _fail(reason: str) -> None:
@@ -108,11 +105,12 @@ def register(app: typer.Typer) -> None:
                 url: Optional[str] = typer.Option(None, help="Search service (default CMR_SEARCH_URL)."),
                 encoder_url: Optional[str] = typer.Option(None, help="Encoder (default CMR_ENCODER_URL).")) -> None:
         """Scan to scan and scan to report: the most similar indexed exams ('digital twins') and nearest reports."""
+        from cmr.rpc.keys import is_study_key
         from encoder_svc.client import EncoderClient
         from search_svc.client import SearchClient
 
         ranges = _where(where)
-        if _STUDY_KEY.match(study):
+        if is_study_key(study):
             query: dict[str, Any] = {"study_key": study}
         elif Path(study).exists():
             with EncoderClient(encoder_url) as enc:

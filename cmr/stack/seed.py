@@ -99,8 +99,8 @@ def _indexed(search: Any, key: str) -> bool:
 
 def seed(settings: Settings, via: str, *, say: Callable[[str], None] = print, previews: bool = True) -> int:
     """Generate and index the demo studies; returns how many were sent for indexing."""
+    from cmr.rpc.keys import study_key
     from search_svc.client import SearchClient
-    from search_svc.store import study_key
 
     layout = StackLayout.from_settings(settings)
     demo = layout.demo_dir(settings)

@@ -29,13 +29,13 @@ from cmr.generator.grounding import MISSING_PREFIX, find_statements, format_valu
 from cmr.labels import FINDINGS
 from cmr.model.runtime import checkpoint_path
 from cmr.reports import label_report, split_sentences
+from cmr.rpc.keys import study_key
 from cmr.v1 import generator_pb2, search_pb2
 from generator_svc.client import GeneratorClient, generate_request
 from generator_svc.server import GeneratorServer
 from generator_svc.target import generator_path
 from search_svc.client import SearchClient
 from search_svc.server import SearchServer
-from search_svc.store.schema import study_key
 
 pytestmark = pytest.mark.skipif(not generator_path(Settings()).is_file(),
                                 reason="no shipped CMR-TARGET checkpoint (cmr/model/weights/cmr-target-small.pt)")

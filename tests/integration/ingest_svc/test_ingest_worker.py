@@ -16,6 +16,7 @@ from cmr.kafka_io import make_consumer, read_topic
 from cmr.quant.segmenter import load_segmenter
 from cmr.quant.volumes import MEASUREMENT_FIELDS, mosteller_bsa
 from cmr.rpc.ports import free_ports
+from cmr.rpc.keys import study_key
 from cmr.v1 import common_pb2, events_pb2
 from ingest_cases import (
     make_real_variant,
@@ -30,7 +31,6 @@ from ingest_svc.messages import new_exam, study_ref
 from ingest_svc.producer import ExamPublisher, Report
 from ingest_svc.worker import IngestWorker
 from search_svc.client import SearchClient
-from search_svc.store.schema import study_key
 
 pytestmark = pytest.mark.slow
 N_GOOD = 50
