@@ -150,7 +150,7 @@ class CinePreviews:
 
     @classmethod
     def from_settings(cls, settings: Settings) -> CinePreviews:
-        from cmr.stack.layout import StackLayout
+        from cmr.layout import StackLayout
 
         layout = StackLayout.from_settings(settings)
         return cls(StudyLocator(list(settings.study_roots), settings.study_key_secret), layout.thumb_dir(settings),

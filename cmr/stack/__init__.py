@@ -3,7 +3,7 @@ worker, UI, demo seeding) is one supervised process entry - a command line plus 
 supervisord (the `supervisor` package: start order, restarts, per-part logs, stop in reverse order with the
 whole process group). The stack grows by adding entries in `cmr.stack.parts`."""
 
-from cmr.stack.layout import StackLayout
+from cmr.layout import StackLayout
 from cmr.stack.parts import Part, stack_parts
 
 __all__ = ["Part", "StackLayout", "stack_parts"]

@@ -20,7 +20,7 @@ class KafkaPublisher:
         self.publisher = ExamPublisher(settings)
 
     def add(self, folder: Path, record: dict[str, Any]) -> None:
-        from cmr.stack.seed import labels_of
+        from cmr.data.records import labels_of
         from ingest_svc.producer import Report
 
         self.publisher.publish_path(folder, report=Report(record["impression"], tuple(labels_of(record))),

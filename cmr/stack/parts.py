@@ -11,9 +11,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from cmr.config import Settings
+from cmr.layout import StackLayout
+from cmr.rpc.health import Health, grpc_health, http_health, tcp_health
 from cmr.security.devca import DevSecurity
-from cmr.stack.health import Health, grpc_health, http_health, tcp_health
-from cmr.stack.layout import StackLayout
 
 
 @dataclass

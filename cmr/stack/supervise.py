@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from cmr.stack.layout import StackLayout
+from cmr.layout import StackLayout
 from cmr.stack.parts import Part
 
 

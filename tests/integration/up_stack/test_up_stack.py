@@ -24,9 +24,9 @@ from pathlib import Path
 import pytest
 
 from cmr.config import Settings
+from cmr.rpc.health import grpc_health, http_health
 from cmr.rpc.ports import free_ports
 from cmr.security.devca import init_dev
-from cmr.stack.health import grpc_health, http_health
 from search_svc.client import SearchClient
 
 N_DEMO = 6

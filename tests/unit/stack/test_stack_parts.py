@@ -11,10 +11,10 @@ import pytest
 
 from cmr.cli.up_cmd import resolve_settings, stack_env
 from cmr.config import Settings
+from cmr.layout import StackLayout
+from cmr.rpc.probe import main as probe
 from cmr.stack import parts as parts_mod
-from cmr.stack.layout import StackLayout
 from cmr.stack.parts import Part, stack_parts
-from cmr.stack.probe import main as probe
 from cmr.stack.supervise import render_config
 
 
