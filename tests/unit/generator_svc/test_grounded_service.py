@@ -349,7 +349,7 @@ def test_cli_prints_the_grounded_draft_and_what_changed(service) -> None:  # noq
 
     from typer.testing import CliRunner
 
-    from cmr.cli.main import app
+    from orchestration.cli.main import app
 
     client, _, _ = service
     out = CliRunner().invoke(app, ["draft", KEY, "--mode", "retrieval", "--url", client.url, "--show-grounding"])
@@ -365,7 +365,7 @@ def test_cli_prints_the_grounded_draft_and_what_changed(service) -> None:  # noq
     assert rows[-1]["grounding"]["source"] == "none" and rows[-2]["last"]
     assert rows[0]["kind"] == "draft" and {c["action"] for c in rows[0]["changes"]} == {"removed"}
     assert rows[-2]["kind"] == "note" and rows[-1]["grounding"]["sentences"][0]["changes"] == rows[0]["changes"]
-    assert "rvef_pct 55% removed" in "\n".join(__import__("cmr.cli.draft_cmd", fromlist=["x"]).grounding_lines(
+    assert "rvef_pct 55% removed" in "\n".join(__import__("orchestration.cli.draft_cmd", fromlist=["x"]).grounding_lines(
         rows[-1]["grounding"]))
 
 

@@ -104,7 +104,7 @@ def seed(settings: Settings, via: str, *, say: Callable[[str], None] = print, pr
     with SearchClient(settings.search_url, settings=settings, timeout_s=120) as search:
         search.wait_ready(settings.up_start_timeout_s)
         if via == "kafka":
-            from cmr.stack.kafka_seed import KafkaPublisher
+            from orchestration.stack.kafka_seed import KafkaPublisher
 
             indexer: Any = KafkaPublisher(settings)
         else:

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from cmr.layout import StackLayout
-from cmr.stack.parts import Part
+from orchestration.stack.parts import Part
 
 
 def _q(value: str) -> str:

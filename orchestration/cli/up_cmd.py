@@ -159,8 +159,8 @@ def register(app: typer.Typer) -> None:
         """Start the whole platform on this machine: broker, Triton + encoder, search, generator, ingest worker and
         UI under supervisord, and index the demo studies in the background. Ctrl-C or SIGTERM stops it all."""
         from cmr.layout import StackLayout
-        from cmr.stack.parts import stack_parts
-        from cmr.stack.supervise import Supervisor, running_pid
+        from orchestration.stack.parts import stack_parts
+        from orchestration.stack.supervise import Supervisor, running_pid
 
         t0 = time.monotonic()
         try:
@@ -206,8 +206,8 @@ def register(app: typer.Typer) -> None:
     def status(data_dir: Optional[Path] = typer.Option(None, help="The stack's data folder (default CMR_DATA_DIR).")) -> None:
         """Each part of the stack: process state, gRPC health, the index count, the UI URL."""
         from cmr.layout import StackLayout
-        from cmr.stack.parts import stack_parts, ui_url
-        from cmr.stack.supervise import SupervisorClient
+        from orchestration.stack.parts import stack_parts, ui_url
+        from orchestration.stack.supervise import SupervisorClient
 
         settings = _saved_settings(data_dir)
         layout = StackLayout.from_settings(settings)
@@ -226,7 +226,7 @@ def register(app: typer.Typer) -> None:
     def down(data_dir: Optional[Path] = typer.Option(None, help="The stack's data folder (default CMR_DATA_DIR).")) -> None:
         """Stop a stack started by `cmr up` from another terminal."""
         from cmr.layout import StackLayout
-        from cmr.stack.supervise import SupervisorClient
+        from orchestration.stack.supervise import SupervisorClient
 
         layout = StackLayout.from_settings(_saved_settings(data_dir))
         client = SupervisorClient(layout)
@@ -242,7 +242,7 @@ def register(app: typer.Typer) -> None:
         import logging
 
         from cmr.config import get_settings
-        from cmr.stack.seed import seed
+        from orchestration.stack.seed import seed
 
         logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
         try:
@@ -273,7 +273,7 @@ def register(app: typer.Typer) -> None:
 
 def _watch(settings: Settings, parts: list[Any], supervisor: Any, stop: threading.Event, t0: float) -> None:
     """Report each part as it becomes healthy (and the UI URL), then watch for failures until stopped."""
-    from cmr.stack.parts import ui_url
+    from orchestration.stack.parts import ui_url
 
     pending = {p.name: p for p in parts if p.available and not p.oneshot}
     reported: dict[str, str] = {}

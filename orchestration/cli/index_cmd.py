@@ -9,7 +9,7 @@ from typing import Any, Optional
 
 import typer
 
-from cmr.cli.search_cmd import _rpc  # the search service's RPC errors as one line
+from orchestration.cli.search_cmd import _rpc  # the search service's RPC errors as one line
 
 index_app = typer.Typer(help="Back up, restore and upgrade the search index (admin).", no_args_is_help=True)
 _URL = typer.Option(None, "--url", help="Search service (default CMR_SEARCH_URL).")

@@ -1,6 +1,6 @@
 """`cmr train-generator`: train CMR-TARGET (the report-drafting decoder) on the frozen CMR-CLIP exam tokens.
 
-Registered by `cmr.cli.main` with `generator_cmd.register(app)`.
+Registered by `orchestration.cli.main` with `generator_cmd.register(app)`.
 """
 
 from __future__ import annotations
