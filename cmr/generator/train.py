@@ -29,6 +29,7 @@ from tqdm import tqdm
 from cmr.data.records import StudyRecord
 from cmr.generator.checkpoint import (
     GeneratorCheckpointError,
+    generator_from_payload,
     load_exam_encoder,
     read_generator_checkpoint,
     resolve_clip,
@@ -38,8 +39,17 @@ from cmr.generator.config import TargetConfig
 from cmr.generator.decoder import ReportDecoder, collate, stream_positions
 from cmr.generator.decoding import greedy_batch
 from cmr.generator.features import TokenFeatures, build_token_features
+from cmr.generator.plan import (
+    apply_thresholds,
+    reader_probabilities,
+    remaining_after,
+    report_plans,
+    truth_matrix,
+    tune_thresholds,
+)
+from cmr.generator.targets import finding_targets
 from cmr.generator.vocab import BOS, EOR, PAD, SEP, ReportVocab
-from cmr.labels import DISEASES, FINDINGS
+from cmr.labels import FINDINGS
 from cmr.train.trainer import TrainingError, _lr_factor, _split  # the same split rule and schedule as `cmr train`
 
 STATE_FILE = "last.pt"
@@ -99,28 +109,6 @@ def _memory(feats: TokenFeatures, idx: np.ndarray, dev: torch.device) -> tuple[t
     return tok, torch.from_numpy(feats.pad[idx]).to(dev)
 
 
-def _stated(impression: str) -> tuple[list[float], int]:
-    """What a report states: 1 per finding stated present, and its disease index (-100 when it names none of
-    cmr.labels.DISEASES)."""
-    from cmr.reports import label_report
-
-    labels = label_report(impression)
-    disease = DISEASES.index(labels.disease) if labels.disease in DISEASES else -100
-    return [float(labels.state(f) == "present") for f in FINDINGS], disease
-
-
-def _finding_targets(rec: StudyRecord) -> tuple[list[float], int]:
-    """The finding reader's targets: the record's reference labels when it has them all, else what its
-    impression states (so a hospital's plain report text supplies them too)."""
-    if all(f in rec.labels for f in FINDINGS):
-        disease = rec.labels.get("disease")
-        return ([float(bool(rec.labels[f])) for f in FINDINGS],
-                DISEASES.index(disease) if disease in DISEASES else -100)
-    return _stated(rec.impression)
-
-
-
-
 def _reference(rec: StudyRecord) -> Any:
     """Ground-truth labels when the record has them all, else the written impression (labelled by rule)."""
     return rec.labels if all(f in rec.labels for f in FINDINGS) else rec.impression
@@ -165,8 +153,6 @@ def evaluate_drafts(decoder: ReportDecoder, vocab: ReportVocab, cfg: TargetConfi
                     idx: np.ndarray, dev: torch.device, batch_size: int = 64) -> dict[str, float | None]:
     """Clinical scores of greedy drafts of the studies `idx` against their labels (or impressions)."""
     from cmr.reports import clinical_scores
-
-    from cmr.generator.plan import remaining_after
 
     def replan(plan: torch.Tensor, ids: list[int]) -> torch.Tensor:
         return remaining_after(plan, vocab.decode(ids))
@@ -252,11 +238,9 @@ def _train(cfg: TargetConfig, data_dir: Path, out: Path, resume: bool, workers: 
         streams[int(i)] = stream_positions(sentences, BOS, SEP, EOR)
 
     lengths = {i: len(v[0]) for i, v in streams.items()}
-    aux = {int(i): _finding_targets(records[int(i)]) for i in train_idx} if t.findings_weight > 0 else {}
+    aux = {int(i): finding_targets(records[int(i)]) for i in train_idx} if t.findings_weight > 0 else {}
     plans = None
     if cfg.model.plan:
-        from cmr.generator.plan import report_plans
-
         rows = cfg.model.max_sentences + 1
         plans = {i: report_plans([vocab.decode(ids) for ids in vocab.encode_report(
             records[i].impression, cfg.model.max_sentences, cfg.model.max_tokens)], rows) for i in streams}
@@ -389,9 +373,6 @@ def _train(cfg: TargetConfig, data_dir: Path, out: Path, resume: bool, workers: 
 def _tune_best(path: Path, feats: TokenFeatures, val_idx: np.ndarray, dev: torch.device) -> None:
     """The best checkpoint's plan thresholds, tuned on the validation split (`cmr train-generator
     --tune-data` retunes them on a larger held-out set)."""
-    from cmr.generator.checkpoint import generator_from_payload
-    from cmr.generator.plan import apply_thresholds, reader_probabilities, truth_matrix, tune_thresholds
-
     payload = read_generator_checkpoint(path)
     gen = generator_from_payload(payload, str(path))
     gen.decoder.to(dev)

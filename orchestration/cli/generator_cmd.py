@@ -53,7 +53,7 @@ def train_generator(
         read_records(data)
         result = run(cfg, data, out, resume=resume, workers=workers)
         if tune_data is not None and cfg.model.plan:
-            from cmr.generator.plan import tune_checkpoint
+            from cmr.generator.tuning import tune_checkpoint
 
             read_records(tune_data)
             tuned = tune_checkpoint(result.best_checkpoint, tune_data, workers=workers)
