@@ -50,7 +50,8 @@ from cmr.generator.plan import (
 from cmr.generator.targets import finding_targets
 from cmr.generator.vocab import BOS, EOR, PAD, SEP, ReportVocab
 from cmr.labels import FINDINGS
-from cmr.train.trainer import TrainingError, _lr_factor, _split  # the same split rule and schedule as `cmr train`
+from cmr.train.loop import batches, lr_factor, split  # the same split rule, batches and schedule as `cmr train`
+from cmr.train.trainer import TrainingError
 
 STATE_FILE = "last.pt"
 BEST_FILE = "best.pt"
@@ -84,12 +85,6 @@ def _param_groups(decoder: ReportDecoder, cfg: TargetConfig) -> list[dict[str, A
             {"params": no_decay, "weight_decay": 0.0, "lr": t.lr}]
 
 
-def _batches(idx: np.ndarray, batch_size: int, rng: np.random.Generator | None, drop_last: bool) -> list[np.ndarray]:
-    order = rng.permutation(idx) if rng is not None else idx
-    n = len(order) // batch_size * batch_size if drop_last and len(order) >= batch_size else len(order)
-    return [order[s : s + batch_size] for s in range(0, n, batch_size)]
-
-
 def _length_batches(idx: np.ndarray, lengths: dict[int, int], batch_size: int, rng: np.random.Generator) -> list[np.ndarray]:
     """Shuffled batches of similar report lengths (less padding: reports run from 10 to 190 tokens): a random
     order, sorted by length inside windows of 16 batches, cut into batches, and the batches shuffled."""
@@ -98,8 +93,8 @@ def _length_batches(idx: np.ndarray, lengths: dict[int, int], batch_size: int, r
     for s in range(0, len(order), window):
         chunk = order[s : s + window]
         order[s : s + window] = chunk[np.argsort([lengths[int(i)] for i in chunk], kind="stable")]
-    batches = _batches(order, batch_size, None, drop_last=True)
-    return [batches[j] for j in rng.permutation(len(batches))]
+    cut = batches(order, batch_size, None, drop_last=True)
+    return [cut[j] for j in rng.permutation(len(cut))]
 
 
 def _memory(feats: TokenFeatures, idx: np.ndarray, dev: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
@@ -139,7 +134,7 @@ def evaluate_loss(decoder: ReportDecoder, feats: TokenFeatures, idx: np.ndarray,
     the reports' own, when the decoder takes a plan)."""
     decoder.eval()
     total, count = 0.0, 0
-    for b in _batches(idx, batch_size, None, drop_last=False):
+    for b in batches(idx, batch_size, None, drop_last=False):
         mem, pad = _memory(feats, b, dev)
         tok, sent, pos, tgt = (x.to(dev) for x in collate([streams[int(i)] for i in b]))
         logits = decoder(tok, sent, pos, mem, pad, plan=_plans(plans, b, dev))
@@ -158,7 +153,7 @@ def evaluate_drafts(decoder: ReportDecoder, vocab: ReportVocab, cfg: TargetConfi
         return remaining_after(plan, vocab.decode(ids))
 
     texts: list[str] = []
-    for b in _batches(idx, batch_size, None, drop_last=False):
+    for b in batches(idx, batch_size, None, drop_last=False):
         mem, pad = _memory(feats, b, dev)
         for report in greedy_batch(decoder, mem, pad, cfg.model.max_sentences, cfg.model.max_tokens, replan):
             texts.append(vocab.format_report([vocab.decode(s) for s in report]))
@@ -226,7 +221,7 @@ def _train(cfg: TargetConfig, data_dir: Path, out: Path, resume: bool, workers: 
     ok = np.flatnonzero(feats.ok)
     if len(ok) < 2:
         raise GeneratorTrainingError(f"{data_dir}: only {len(ok)} usable studies")
-    tr, va = _split(len(ok), t.val_fraction, t.seed)
+    tr, va = split(len(ok), t.val_fraction, t.seed)
     train_idx, val_idx = ok[tr], ok[va]
     records = feats.records
 
@@ -298,7 +293,7 @@ def _train(cfg: TargetConfig, data_dir: Path, out: Path, resume: bool, workers: 
                 pad = pad | (blind[:, None] & (torch.arange(pad.shape[1], device=dev) > 0)[None])
             tok, sent, pos, tgt = (x.to(dev) for x in collate([streams[int(i)] for i in b]))
             for g in opt.param_groups:
-                g["lr"] = t.lr * _lr_factor(progress_now(), step, t.warmup_steps)
+                g["lr"] = t.lr * lr_factor(progress_now(), step, t.warmup_steps)
             plan = _plans(plans, b, dev)
             if plan is None:
                 logits, finding_logits = decoder(tok, sent, pos, mem, pad, with_findings=True)
