@@ -6,6 +6,7 @@
   service's insides.
 - No import circle between files (grimp's graph of every module; lazy imports count).
 - No module imports another module's underscore name.
+- README's layout and docs/architecture.md name every package of the layers.
 """
 
 from __future__ import annotations
@@ -37,6 +38,16 @@ def test_the_packages_are_the_tree_and_the_installed_ones() -> None:
     assert set(PACKAGES) == on_disk, "a top-level package is missing from [tool.importlinter] root_packages"
     include = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"]["find"]["include"]
     assert {i.rstrip("*") for i in include} == set(PACKAGES)
+
+
+def test_the_docs_name_every_package_of_the_layers() -> None:
+    readme = (ROOT / "README.md").read_text()
+    layout = readme[readme.index("## Layout"):].split("```")[1]
+    architecture = (ROOT / "docs" / "architecture.md").read_text()
+    for package in PACKAGES:
+        assert f"\n{package}/" in layout, f"README's layout does not list {package}/"
+        assert f"`{package}`" in architecture, f"docs/architecture.md's layer table does not name {package}"
+    assert "docs/architecture.md" in readme[readme.index("## Layout"):]
 
 
 def test_the_contracts_are_kept() -> None:
