@@ -205,7 +205,7 @@ def _point(path: str, batching: str, concurrency: int, n: int, seconds: float, l
 
 def measure_raw(tensors: list[tuple[np.ndarray, np.ndarray]], batch_sizes: Sequence[int],
                 seconds: float) -> list[Point]:
-    from encoder_svc.runtime import EncoderRuntime
+    from cmr.model.runtime import EncoderRuntime
 
     runtime = EncoderRuntime()
     points = []

@@ -69,7 +69,9 @@ class IngestBench:
     note: str
 
 
-class _Proc:
+class LoggedProcess:
+    """A benchmark's server or worker process, its output in a log file; stop() ends it (TERM, then KILL)."""
+
     def __init__(self, args: list[str], env: dict[str, str], log: Path) -> None:
         self._log = log.open("w")
         self.proc = subprocess.Popen(args, env=env, stdout=self._log, stderr=subprocess.STDOUT, cwd=REPO)
@@ -102,8 +104,8 @@ def _stage_means(metrics_urls: Sequence[str], n: int) -> dict[str, float]:
 
 
 def run_pass(n_workers: int, data: Path, encoder_url: str, work: Path, n: int) -> Pass:
+    from cmr.kafka_io import read_topic
     from ingest_svc.broker import TansuBroker
-    from ingest_svc.kafka_io import read_topic
     from ingest_svc.producer import publish_paths
     from search_svc.client import SearchClient
     from cmr.v1 import events_pb2
@@ -115,10 +117,10 @@ def run_pass(n_workers: int, data: Path, encoder_url: str, work: Path, n: int) -
                "CMR_SEARCH_URL": f"127.0.0.1:{search_port}", "CMR_DATA_DIR": str(work / f"search{n_workers}"),
                "CMR_STUDY_ROOTS": json.dumps([str(data)]), "CMR_KAFKA_MAX_POLL_INTERVAL_MS": "30000",
                "CMR_KAFKA_PARTITIONS": "4"}
-        search = _Proc([str(Path(sys.executable).parent / "cmr"), "serve", "search", "--port", str(search_port),
+        search = LoggedProcess([str(Path(sys.executable).parent / "cmr"), "serve", "search", "--port", str(search_port),
                         "--encoder-url", encoder_url], env, work / f"search{n_workers}.log")
         s = settings.model_copy(update={"kafka_bootstrap": broker.bootstrap, "kafka_partitions": 4})
-        workers: list[_Proc] = []
+        workers: list[LoggedProcess] = []
         try:
             with SearchClient(f"127.0.0.1:{search_port}", settings=s) as client:
                 client.wait_ready(180)
@@ -126,7 +128,7 @@ def run_pass(n_workers: int, data: Path, encoder_url: str, work: Path, n: int) -
                 ports = free_ports(n_workers)
                 t0 = time.monotonic()
                 for i, port in enumerate(ports):
-                    workers.append(_Proc([sys.executable, "-m", "ingest_svc"],
+                    workers.append(LoggedProcess([sys.executable, "-m", "ingest_svc"],
                                          {**env, "CMR_INGEST_METRICS_PORT": str(port)},
                                          work / f"worker{n_workers}_{i}.log"))
                 deadline = t0 + 60 * 30

@@ -16,8 +16,8 @@ from pathlib import Path
 
 import numpy as np
 
+from cmr.data.records import labels_of
 from cmr.rpc.messages import from_vector, to_vector
-from cmr.stack.seed import labels_of
 from cmr.v1 import search_pb2
 from encoder_svc.client import EncoderClient
 from search_svc.client import SearchClient

@@ -20,7 +20,7 @@ import requests
 from prometheus_client.parser import text_string_to_metric_families
 
 from bench.encoder import EncoderProcess
-from bench.ingest import _Proc
+from bench.ingest import LoggedProcess
 from cmr.config import Settings
 from cmr.rpc.ports import free_ports
 
@@ -105,10 +105,10 @@ class LoadStack:
         self.logs.mkdir(parents=True, exist_ok=True)
         self.roots = json.dumps([str(p) for p in study_roots])
         self.encoder: EncoderProcess | None = None
-        self.search: _Proc | None = None
+        self.search: LoggedProcess | None = None
         self.search_port = free_ports(1)[0]
         self.broker: Any = None
-        self.worker: _Proc | None = None
+        self.worker: LoggedProcess | None = None
         self.metrics_url = ""
 
     @property
@@ -125,7 +125,7 @@ class LoadStack:
         assert self.encoder is not None
         env = {**os.environ, **self.security.env("search"), "CMR_DATA_DIR": str(self.work / "search"),
                "CMR_ENCODER_URL": self.encoder.address, "CMR_STUDY_ROOTS": self.roots}
-        self.search = _Proc([cmr_exe(), "serve", "search", "--port", str(self.search_port), "--encoder-url",
+        self.search = LoggedProcess([cmr_exe(), "serve", "search", "--port", str(self.search_port), "--encoder-url",
                              self.encoder.address], env, self.logs / f"search_{int(time.time())}.log")
 
     def stop_search(self) -> None:
@@ -145,7 +145,7 @@ class LoadStack:
                "CMR_ENCODER_URL": self.encoder.address, "CMR_SEARCH_URL": self.search_url,
                "CMR_DATA_DIR": str(self.work / "ingest"), "CMR_STUDY_ROOTS": self.roots,
                "CMR_KAFKA_MAX_POLL_INTERVAL_MS": "30000", "CMR_INGEST_METRICS_PORT": str(port)}
-        self.worker = _Proc([sys.executable, "-m", "ingest_svc"], env, self.logs / "worker.log")
+        self.worker = LoggedProcess([sys.executable, "-m", "ingest_svc"], env, self.logs / "worker.log")
         return self.broker.bootstrap
 
     def indexed(self) -> float:

@@ -25,7 +25,7 @@ from rich.console import Console
 from cmr.dicom.reader import load_study
 from cmr.machine import cpu_name
 from cmr.quant.measure import measure_study
-from cmr.quant.segmenter import Segmenter, _bf16_supported, load_segmenter
+from cmr.quant.segmenter import Segmenter, bf16_supported, load_segmenter
 from cmr.synth.generate import generate_dataset
 from cmr.synth.scanners import STYLES
 
@@ -74,14 +74,14 @@ def run(quick: bool = False, out_dir: Path | None = None, repeats: int | None = 
     repeats = repeats or (2 if quick else 5)
     out_dir = out_dir or REPO / "docs" / "benchmarks"
     seg = load_segmenter()
-    bf16 = _bf16_supported()
+    bf16 = bf16_supported()
     # label -> (bfloat16, every phase at full resolution); the first is what the services run.
     modes = {"default": (bf16, False), "all phases": (bf16, True)}
     if bf16:
         modes["default, float32"] = (False, False)
     default = "default"
     res = QuantBench(machine=f"{cpu_name()}, {os.cpu_count()} cores, {platform.machine()}",
-                     threads=torch.get_num_threads(), bf16_available=_bf16_supported(), segmenter=seg.version,
+                     threads=torch.get_num_threads(), bf16_available=bf16_supported(), segmenter=seg.version,
                      repeats=repeats)
     with tempfile.TemporaryDirectory(prefix="bench-quant-") as tmp:
         for name, path in _studies(Path(tmp), quick):

@@ -381,7 +381,8 @@ def recall(found: list[list[Any]], truth: Sequence[Sequence[Any]]) -> float:
 
 
 def exam_payload(row: int, meta: Any, impressions: list[str]) -> Any:
-    from search_svc.store import ExamPayload, study_key
+    from cmr.rpc.keys import study_key
+    from search_svc.store import ExamPayload
 
     style = int(meta["style"][row])
     views, labels = int(meta["views"][row]), int(meta["labels"][row])
@@ -396,7 +397,7 @@ def exam_payload(row: int, meta: Any, impressions: list[str]) -> Any:
 
 
 def row_ids(rows: NDArray[np.int64]) -> list[list[str]]:
-    from search_svc.store import point_id, study_key
+    from cmr.rpc.keys import point_id, study_key
 
     return [[point_id(study_key(f"2.25.{r + 1}", SECRET)) for r in q] for q in rows]
 

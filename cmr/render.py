@@ -17,7 +17,8 @@ from cmr.dicom import imaging
 from cmr.dicom.classify import estimate_long_axis
 from cmr.dicom.errors import NoCineError
 from cmr.dicom.exam import LAX_ORDER, best_series, sax_stack
-from cmr.dicom.model import Series, Study
+from cmr.dicom.model import Study
+from cmr.dicom.series import Series
 
 log = logging.getLogger(__name__)
 

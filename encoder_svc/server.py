@@ -9,12 +9,12 @@ import threading
 from typing import Any
 
 from cmr.config import Settings, get_settings
+from cmr.model.runtime import EncoderRuntime, ModelIdentity, checkpoint_path
 from cmr.rpc.decoding import checked_decoding
 from cmr.rpc.server import GrpcServer, ServiceBinding, ServiceHost
+from cmr.rpc.study_loading import MeasureConfig, StudyLoaderPool
 from cmr.v1 import encoder_pb2_grpc
-from encoder_svc.runtime import EncoderRuntime, ModelIdentity, checkpoint_path
 from encoder_svc.service import EncoderServicer
-from encoder_svc.study_loading import MeasureConfig, StudyLoaderPool
 from encoder_svc.triton_client import TritonEncoderClient
 from encoder_svc.triton_models import TritonEncoderServer, TritonServingConfig
 

@@ -15,16 +15,16 @@ from cmr.config import Settings
 from cmr.dicom import Exam
 from cmr.model.inference import MAX_TEXT_CHARS
 from cmr.model.measurements import measurement_vector
+from cmr.model.runtime import ModelIdentity
 from cmr.quant.proto import to_proto as measurements_to_proto
 from cmr.quant.volumes import MEASUREMENT_FIELDS
 from cmr.rpc.errors import InvalidArgument, ResourceExhausted, rpc_errors
 from cmr.rpc.messages import to_vector
+from cmr.rpc.study_loading import StudyLoaderPool
+from cmr.rpc.uploads import read_upload
 from cmr.v1 import common_pb2, encoder_pb2, encoder_pb2_grpc
-from encoder_svc.runtime import ModelIdentity
-from encoder_svc.study_loading import StudyLoaderPool
 from encoder_svc.triton_client import TritonEncoderClient
 from encoder_svc.triton_models import IMAGE_MODEL, TEXT_MODEL, TRITON_MODEL_VERSION, TritonServingConfig
-from encoder_svc.uploads import read_upload
 
 log = logging.getLogger(__name__)
 

@@ -26,7 +26,7 @@ from typing import Any
 import numpy as np
 
 from cmr.config import Settings, get_settings
-from encoder_svc.runtime import EncoderRuntime
+from cmr.model.runtime import EncoderRuntime
 
 log = logging.getLogger(__name__)
 

@@ -65,7 +65,7 @@ def _init_worker(checkpoint: str | None) -> None:
     global _measurer
     import torch
 
-    from encoder_svc.measuring import StudyMeasurer
+    from cmr.rpc.measuring import StudyMeasurer
 
     torch.set_num_threads(1)
     _measurer = StudyMeasurer(checkpoint)
@@ -73,7 +73,7 @@ def _init_worker(checkpoint: str | None) -> None:
 
 def _measure_one(path: str) -> dict[str, Any]:
     from cmr.dicom import load_study
-    from encoder_svc.measuring import failed_measurement
+    from cmr.rpc.measuring import failed_measurement
 
     assert _measurer is not None
     try:

@@ -10,14 +10,14 @@ from functools import partial
 from cmr.config import Settings, get_settings
 from cmr.dicom.locator import StudyLocator
 from cmr.rpc.decoding import checked_decoding
+from cmr.rpc.keys import study_key
 from cmr.rpc.server import GrpcServer, ServiceBinding, ServiceHost
+from cmr.rpc.study_loading import MeasureConfig, StudyLoaderPool
 from cmr.v1 import generator_pb2_grpc
 from cmr.dicom import ExamSpec
-from encoder_svc.study_loading import MeasureConfig, StudyLoaderPool
 from generator_svc.service import GeneratorServicer
 from generator_svc.target import TargetDrafter, load_drafter
 from search_svc.client import SearchClient
-from search_svc.store.schema import study_key
 
 log = logging.getLogger(__name__)
 
@@ -45,7 +45,7 @@ class GeneratorServer(ServiceHost):
             return self.drafter.spec
         try:
             from cmr.generator.checkpoint import load_exam_encoder
-            from encoder_svc.runtime import checkpoint_path
+            from cmr.model.runtime import checkpoint_path
 
             return load_exam_encoder(checkpoint_path(self.settings), "cpu").spec
         except Exception as exc:  # noqa: BLE001 - no CLIP weights here: retrieval drafts without measuring

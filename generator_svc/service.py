@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import logging
 import math
-import re
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
@@ -45,9 +44,10 @@ from cmr.quant.proto import from_proto as measurements_from_proto
 from cmr.quant.proto import to_proto as measurements_to_proto
 from cmr.quant.volumes import Measurements
 from cmr.rpc.errors import DeadlineExceeded, InvalidArgument, NotFound, RemoteError, Unavailable, rpc_errors
+from cmr.rpc.keys import is_study_key
+from cmr.rpc.study_loading import StudyLoaderPool
+from cmr.rpc.uploads import resolve_ref
 from cmr.v1 import common_pb2, generator_pb2, generator_pb2_grpc, search_pb2
-from encoder_svc.study_loading import StudyLoaderPool
-from encoder_svc.uploads import resolve_ref
 from generator_svc.retrieval import DraftSentence, Neighbour, consensus_draft, nearest_draft
 from generator_svc.target import TargetDrafter
 from search_svc.client import SearchClient
@@ -56,7 +56,6 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 MAX_NEIGHBOURS = 50
-_STUDY_KEY = re.compile(r"^[0-9a-f]{32}$")
 _STRATEGIES = {
     generator_pb2.DECODING_STRATEGY_UNSPECIFIED: "greedy",
     generator_pb2.DECODING_STRATEGY_GREEDY: "greedy",
@@ -168,7 +167,7 @@ class GeneratorServicer(generator_pb2_grpc.GeneratorServiceServicer):
         which = study.WhichOneof("study")
         if which is None:
             raise InvalidArgument("no study: set study.study_key, study.embedding or study.ref")
-        if which == "study_key" and not _STUDY_KEY.match(study.study_key):
+        if which == "study_key" and not is_study_key(study.study_key):
             raise InvalidArgument(f"study_key must be 32 lower-case hex characters, got {study.study_key[:40]!r}")
         return which
 

@@ -25,8 +25,8 @@ from cmr.generator.checkpoint import load_exam_encoder
 from cmr.labels import FINDINGS
 from cmr.model.checkpoint import checkpoint_version
 from cmr.model.measurements import measurement_vector
+from cmr.model.runtime import checkpoint_path, resolve_device
 from cmr.rpc.errors import ResourceExhausted
-from encoder_svc.runtime import checkpoint_path, resolve_device
 
 log = logging.getLogger(__name__)
 

@@ -3,7 +3,6 @@ producers (`cmr ingest`, the Orthanc bridge), the event messages and a local Kaf
 
 One job per module:
     messages   config-free logic: building and decoding the events, record keys, stages, failure kinds
-    kafka_io   producers, consumers and topics (kafka-python; only the Kafka protocol, any broker)
     fetch      reading a study reference: folder, zip, file:// or a DICOMweb study URL
     deid       DICOM PS3.15 basic-profile de-identification (dicognito + what the profile adds)
     pipeline   one study through the stages, timed

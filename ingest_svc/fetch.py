@@ -18,8 +18,8 @@ from urllib.parse import urlparse
 import requests
 
 from cmr.rpc.errors import ServiceError
+from cmr.rpc.uploads import resolve_ref
 from cmr.v1 import common_pb2
-from encoder_svc.uploads import resolve_ref
 from ingest_svc.messages import IngestFailure, Stage
 
 StudyFiles = dict[str, bytes]

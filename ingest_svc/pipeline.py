@@ -45,15 +45,15 @@ from cmr.config import Settings
 from cmr.dicom import ExamSpec, load_study
 from cmr.dicom.errors import NotDicomError
 from cmr.quant.proto import to_proto as measurements_to_proto
+from cmr.rpc.keys import point_id, study_key
+from cmr.rpc.measuring import StudyMeasurer
 from cmr.rpc.messages import to_vector
 from cmr.v1 import common_pb2, events_pb2, search_pb2
 from encoder_svc.client import EncoderClient
-from encoder_svc.measuring import StudyMeasurer
 from ingest_svc.deid import Deidentifier, scrub_text
 from ingest_svc.fetch import StudyFetcher, StudyFiles
 from ingest_svc.messages import IngestFailure, Stage, embedding_created, failure_from
 from search_svc.client import SearchClient
-from search_svc.store.schema import point_id, study_key
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")

@@ -23,10 +23,10 @@ import pydicom
 from kafka import KafkaProducer
 
 from cmr.config import Settings
+from cmr.kafka_io import ensure_topics, make_producer
+from cmr.rpc.keys import study_key
 from cmr.v1 import common_pb2, events_pb2
-from ingest_svc.kafka_io import ensure_topics, make_producer
 from ingest_svc.messages import new_exam, ref_key, study_ref
-from search_svc.store.schema import study_key
 
 log = logging.getLogger(__name__)
 FINDING_LABEL_KEYS = ("lv_dysfunction", "rv_dysfunction", "lv_dilation", "rv_dilation", "lv_hypertrophy", "lge",

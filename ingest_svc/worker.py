@@ -33,8 +33,8 @@ from kafka.structs import OffsetAndMetadata, TopicPartition
 from tenacity import RetryCallState, Retrying, retry_if_exception, stop_after_attempt, wait_exponential
 
 from cmr.config import Settings, get_settings
+from cmr.kafka_io import ensure_topics, make_consumer, make_producer
 from encoder_svc.client import EncoderClient
-from ingest_svc.kafka_io import ensure_topics, make_consumer, make_producer
 from ingest_svc.messages import (
     IngestFailure,
     SourceRecord,

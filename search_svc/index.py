@@ -14,6 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 from numpy.typing import NDArray
 
+from cmr.rpc.keys import point_id, study_key
 from search_svc.store import (
     EXAMS,
     REPORTS,
@@ -26,8 +27,6 @@ from search_svc.store import (
     VENDORS,
     VectorStore,
     normalise_vendor,
-    point_id,
-    study_key,
 )
 from search_svc.store.locks import ReadWriteLock
 

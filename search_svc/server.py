@@ -9,11 +9,11 @@ from pathlib import Path
 
 from cmr.config import Settings, get_settings
 from cmr.findings import Calibration, CalibrationError, calibration_path_for
+from cmr.model.runtime import ModelIdentity, checkpoint_path
 from cmr.rpc.decoding import checked_decoding
 from cmr.rpc.server import GrpcServer, ServiceBinding, ServiceHost
 from cmr.v1 import admin_pb2_grpc, search_pb2_grpc
 from encoder_svc.client import EncoderClient
-from encoder_svc.runtime import ModelIdentity, checkpoint_path
 from search_svc.admin.generations import TABLE_FILE
 from search_svc.admin.router import IndexRouter
 from search_svc.admin.service import SERVICE_NAME as ADMIN_SERVICE_NAME

@@ -4,7 +4,6 @@ maintenance, over the exam index and the encoder service."""
 from __future__ import annotations
 
 import logging
-import re
 import threading
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
@@ -16,6 +15,7 @@ from numpy.typing import NDArray
 
 from cmr.findings import Calibration, ZeroShotClassifier
 from cmr.model.inference import MAX_TEXT_CHARS
+from cmr.model.runtime import ModelIdentity
 from cmr.quant.proto import from_proto as measurements_from_proto
 from cmr.quant.proto import to_proto as measurements_to_proto
 from cmr.rpc.errors import (
@@ -27,10 +27,10 @@ from cmr.rpc.errors import (
     Unavailable,
     rpc_errors,
 )
+from cmr.rpc.keys import is_study_key
 from cmr.rpc.messages import from_vector, to_vector
 from cmr.v1 import common_pb2, search_pb2, search_pb2_grpc
 from encoder_svc.client import EncoderClient
-from encoder_svc.runtime import ModelIdentity
 from search_svc import cohort as cohorts
 from search_svc.few_shot import LOGISTIC, PROTOTYPE, FewShotClassifier
 from search_svc.admin.router import IndexRouter, Served
@@ -48,8 +48,7 @@ MAX_EXAMPLES = 1000
 DEFAULT_PAGE = 50
 MAX_PAGE = 1000
 EXPORT_CHUNK = 1024 * 1024
-BACKGROUND_NEGATIVES = 200
-_STUDY_KEY = re.compile(r"^[0-9a-f]{32}$")  # few-shot with positives only: a sample of the index stands in as negatives
+BACKGROUND_NEGATIVES = 200  # few-shot with positives only: a sample of the index stands in as negatives
 
 
 @dataclass(frozen=True)
@@ -250,7 +249,7 @@ class SearchServicer(search_pb2_grpc.SearchServiceServicer):
 
     @staticmethod
     def _keys(keys: Sequence[str], what: str) -> list[str]:
-        bad = [k for k in keys if not _STUDY_KEY.match(k)]
+        bad = [k for k in keys if not is_study_key(k)]
         if bad:
             raise InvalidArgument(f"{what}: {bad[:3]} are not study keys (32 lower-case hex characters)")
         return list(keys)

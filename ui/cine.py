@@ -29,7 +29,7 @@ _MAX_DICOM_SCAN = 5000  # folders probed by header when a root has no study reco
 
 
 def _key(uid: str, secret: str) -> str | None:
-    from search_svc.store import study_key
+    from cmr.rpc.keys import study_key
 
     try:
         return study_key(uid, secret)
@@ -150,7 +150,7 @@ class CinePreviews:
 
     @classmethod
     def from_settings(cls, settings: Settings) -> CinePreviews:
-        from cmr.stack.layout import StackLayout
+        from cmr.layout import StackLayout
 
         layout = StackLayout.from_settings(settings)
         return cls(StudyLocator(list(settings.study_roots), settings.study_key_secret), layout.thumb_dir(settings),

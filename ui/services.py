@@ -277,7 +277,7 @@ class Services:
 
     # --- health ---------------------------------------------------------------------------------------------
     def health(self) -> dict[str, bool]:
-        from cmr.stack.health import grpc_health
+        from cmr.rpc.health import grpc_health
 
         s = self.settings
         return {"encoder": grpc_health(s.encoder_url, "cmr.v1.EncoderService", 1.0, settings=s).ok,

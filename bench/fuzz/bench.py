@@ -92,7 +92,7 @@ def _loader_job(name: str, n: int, seed: int, corpus: Path, realdata: Path, stud
     """One loader target (no services needed), in a worker process."""
     from bench.fuzz.dicom_inputs import load_seeds
     from cmr.config import Settings
-    from encoder_svc.runtime import ModelIdentity, checkpoint_path
+    from cmr.model.runtime import ModelIdentity, checkpoint_path
 
     _quiet()
     seeds = load_seeds(realdata, study_paths[:2])
@@ -193,7 +193,7 @@ FIXED = (
     "limit); now refused before parsing, and reading stops at a group-0000 element or past 20,000 elements "
     "(cmr/dicom/reader.py)",
     "EncodeStudy / SearchByStudy / GenerateReport by StudyRef: a path with NUL (ValueError) or a name longer "
-    "than the file system allows (OSError) was INTERNAL; now INVALID_ARGUMENT (encoder_svc/uploads.py)",
+    "than the file system allows (OSError) was INTERNAL; now INVALID_ARGUMENT (cmr/rpc/uploads.py)",
 )
 
 

@@ -112,7 +112,7 @@ def build_seed_corpus(corpus: Path, realdata: Path, synth_study: Path | None, n:
     from bench.fuzz.loader_targets import loader_targets
     from bench.fuzz.rpc_targets import RPCS, RpcContext, rpc_target
     from cmr.config import Settings
-    from encoder_svc.runtime import ModelIdentity, checkpoint_path
+    from cmr.model.runtime import ModelIdentity, checkpoint_path
 
     seeds = load_seeds(realdata, [synth_study] if synth_study else [])
     identity = ModelIdentity.from_checkpoint(checkpoint_path(Settings()), device="cpu")

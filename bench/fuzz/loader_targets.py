@@ -2,7 +2,7 @@
 loaded and assembled into the exam tensor (load_study -> Study.to_exam -> pixels), as the encoder does.
 
 Oracle. `load_study` documents that only `StudyLoadError` leaves it, and the services turn its subclasses into
-INVALID_ARGUMENT / RESOURCE_EXHAUSTED with the reason; the upload reader (encoder_svc.uploads) raises the
+INVALID_ARGUMENT / RESOURCE_EXHAUSTED with the reason; the upload reader (cmr.rpc.uploads) raises the
 service errors InvalidArgument, ResourceExhausted, NotFound and PermissionDenied. So a rejection is allowed when
 it is one of those with a non-empty one-line reason. Anything else is a crash, including the loader's bare
 `StudyLoadError("unexpected ...")`: that is its last-resort wrapper around an exception it did not anticipate
@@ -22,8 +22,8 @@ from bench.fuzz.dicom_inputs import Seeds, dicom_file, study_files, zip_archive
 from bench.fuzz.harness import Outcome, Target, clear_message, pack_frames
 from cmr.dicom import Exam, ExamSpec, StudyLoadError, load_study
 from cmr.rpc.errors import InvalidArgument, NotFound, PermissionDenied, ResourceExhausted
+from cmr.rpc.uploads import read_upload
 from cmr.v1 import common_pb2, encoder_pb2
-from encoder_svc.uploads import read_upload
 
 LOADER_ALLOWED = "StudyLoadError subclasses (NotDicom, Truncated, Corrupt, NoPixelData, UnsupportedTransferSyntax, " \
                  "MixedStudies, NoCine, EmptyStudy, StudyTooLarge, InvalidGeometry) with a one-line reason"

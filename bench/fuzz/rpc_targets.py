@@ -38,8 +38,9 @@ from bench.fuzz.loader_targets import upload_stream
 from bench.fuzz.proto_strategies import MessageStrategies, assign, floats, rarely, texts
 from cmr.dicom import ExamSpec
 from cmr.labels import DISEASES, FINDINGS
+from cmr.rpc.keys import study_key
 from cmr.v1 import common_pb2, encoder_pb2, encoder_pb2_grpc, generator_pb2, search_pb2
-from search_svc.store.schema import VENDORS, study_key
+from search_svc.store.schema import VENDORS
 
 C = grpc.StatusCode
 FUZZ_UID_ROOT = "2.25.1999"  # Upsert UIDs of the fuzzer: no seeded study has one

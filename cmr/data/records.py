@@ -79,3 +79,13 @@ def labels_for_key(key: str, records: list[StudyRecord]) -> np.ndarray:
         d = key.split(":", 1)[1]
         return np.array([r.disease == d for r in records], dtype=bool)
     return label_matrix(records, (key,))[:, 0]
+
+
+def labels_of(record: dict[str, Any]) -> list[str]:
+    """The index's label strings of a study record (a reports.jsonl line): each finding present, then
+    "disease:<name>" (the keys labels_for_key reads back)."""
+    lab = record.get("labels") or {}
+    out = [f for f in FINDINGS if lab.get(f)]
+    if lab.get("disease"):
+        out.append(f"disease:{lab['disease']}")
+    return out

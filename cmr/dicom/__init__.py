@@ -20,8 +20,9 @@ from cmr.dicom.errors import (
     UnsupportedTransferSyntaxError,
 )
 from cmr.dicom.exam import DEFAULT_SLOTS, Exam, ExamSlot, ExamSpec, assemble_exam, slot_sources
-from cmr.dicom.model import Series, SeriesInfo, SkippedFile, Study, StudyInfo
+from cmr.dicom.model import Study
 from cmr.dicom.reader import StudySource, load_study
+from cmr.dicom.series import Series, SeriesInfo, SkippedFile, StudyInfo
 
 __all__ = [
     "DEFAULT_SLOTS",

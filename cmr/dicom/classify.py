@@ -21,7 +21,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from cmr.dicom import geometry
-from cmr.dicom.model import Series, SeriesKind, View
+from cmr.dicom.series import Series, SeriesKind, View
 
 log = logging.getLogger(__name__)
 

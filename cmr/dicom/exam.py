@@ -15,7 +15,7 @@ import json
 
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
-from typing import Any, Literal
+from typing import Any, Literal, Protocol
 
 import numpy as np
 from numpy.typing import NDArray
@@ -23,13 +23,27 @@ from numpy.typing import NDArray
 from cmr.dicom import geometry, imaging
 from cmr.dicom.classify import LongAxis, estimate_long_axis, parallel_groups
 from cmr.dicom.errors import NoCineError
-from cmr.dicom.model import Series, SeriesInfo, Study, StudyInfo
+from cmr.dicom.series import Series, SeriesInfo, StudyInfo
 
 SlotSequence = Literal["cine", "lge"]
 SlotView = Literal["sax", "2ch", "3ch", "4ch", "lax"]
 SLOT_SEQUENCES: tuple[str, ...] = ("cine", "lge")
 SLOT_VIEWS: tuple[str, ...] = ("sax", "2ch", "3ch", "4ch", "lax")
 LAX_ORDER: tuple[str, ...] = ("4ch", "2ch", "3ch")  # order of views when a slot gathers several LAX images
+
+
+class StudyLike(Protocol):
+    """What assembly reads of a study: `cmr.dicom.model.Study`, which assembles its exam with this module
+    (`Study.to_exam`) and so sits above it."""
+
+    series: list[Series]
+
+    @property
+    def has_cine(self) -> bool: ...
+
+    def of_kind(self, kind: str, view: str | None = None) -> list[Series]: ...
+
+    def info(self) -> StudyInfo: ...
 
 
 @dataclass(frozen=True)
@@ -154,7 +168,7 @@ def _newest_first(series: Sequence[Series]) -> list[Series]:
     return sorted(series, key=lambda s: -(s.series_number if s.series_number is not None else -1))
 
 
-def best_series(study: Study, kind: str, views: Sequence[str]) -> Series | None:
+def best_series(study: StudyLike, kind: str, views: Sequence[str]) -> Series | None:
     """The best series of `kind` for the first of `views` that has one: most phases, then newest."""
     for view in views:
         found = study.of_kind(kind, view)
@@ -177,7 +191,7 @@ def _base_is_high_end(refs: Sequence[SliceRef]) -> bool:
     return bright_area(refs[-1]) > bright_area(refs[0])
 
 
-def sax_stack(study: Study, kind: str, axis: LongAxis | None = None) -> list[SliceRef]:
+def sax_stack(study: StudyLike, kind: str, axis: LongAxis | None = None) -> list[SliceRef]:
     """Slices of the best short-axis stack of `kind`, ordered base -> apex.
 
     Parallel SAX series are merged (vendors often store one series per slice); the group with the most
@@ -218,7 +232,7 @@ def _image_centre_3d(s: Series, i: int) -> NDArray[np.float64]:
             + o[3:] * s.pixel_spacing[0] * (s.rows - 1) / 2.0)
 
 
-def heart_centre(study: Study, axis: LongAxis) -> NDArray[np.float64] | None:
+def heart_centre(study: StudyLike, axis: LongAxis) -> NDArray[np.float64] | None:
     """A point on the LV long axis at mid-ventricle: nearest to every long-axis plane (they all contain the
     axis when planned the standard way), at the level of the middle of the SAX stack. None without two
     non-parallel long-axis planes."""
@@ -265,7 +279,7 @@ class _Block:
         return self.series.pixels[self.slices, 0].astype(np.float32, copy=False)
 
 
-def _cine_blocks(study: Study, slot: ExamSlot, axis: LongAxis) -> list[_Block]:
+def _cine_blocks(study: StudyLike, slot: ExamSlot, axis: LongAxis) -> list[_Block]:
     if slot.view == "sax":
         refs = sax_stack(study, "cine", axis)
     else:
@@ -281,7 +295,7 @@ def _cine_blocks(study: Study, slot: ExamSlot, axis: LongAxis) -> list[_Block]:
     return blocks
 
 
-def _lge_blocks(study: Study, slot: ExamSlot, axis: LongAxis) -> list[_Block]:
+def _lge_blocks(study: StudyLike, slot: ExamSlot, axis: LongAxis) -> list[_Block]:
     if slot.view == "lax":
         # Fixed positions (4CH, 2CH, 3CH) so frame i always means the same view; unnamed LAX fill the gaps.
         chosen: list[Series | None] = [best_series(study, "lge", (v,)) for v in LAX_ORDER[: slot.length]]
@@ -305,7 +319,7 @@ def _lge_blocks(study: Study, slot: ExamSlot, axis: LongAxis) -> list[_Block]:
     return list(blocks.values())
 
 
-def _plan(study: Study, spec: ExamSpec) -> list[list[_Block]]:
+def _plan(study: StudyLike, spec: ExamSpec) -> list[list[_Block]]:
     if not study.has_cine:
         kinds = sorted({s.kind for s in study.series})
         found = ", ".join(f"{sum(s.kind == k for s in study.series)} {k}" for k in kinds) or "no"
@@ -314,7 +328,7 @@ def _plan(study: Study, spec: ExamSpec) -> list[list[_Block]]:
     return [(_cine_blocks if slot.sequence == "cine" else _lge_blocks)(study, slot, axis) for slot in spec.slots]
 
 
-def slot_sources(study: Study, spec: ExamSpec | None = None) -> dict[str, list[str]]:
+def slot_sources(study: StudyLike, spec: ExamSpec | None = None) -> dict[str, list[str]]:
     """Which series (keys) would fill each slot; empty list for a missing slot. No pixel work.
 
     Raises NoCineError like `assemble_exam`."""
@@ -325,7 +339,7 @@ def slot_sources(study: Study, spec: ExamSpec | None = None) -> dict[str, list[s
     }
 
 
-def assemble_exam(study: Study, spec: ExamSpec | None = None, categorical: bool = False) -> Exam:
+def assemble_exam(study: StudyLike, spec: ExamSpec | None = None, categorical: bool = False) -> Exam:
     """Build the exam tensor of `study` according to `spec` (default `ExamSpec()`).
 
     `categorical`: the series' pixels are class ids (a phantom's tissue label maps put in place of its images):

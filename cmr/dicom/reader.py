@@ -41,7 +41,8 @@ from cmr.dicom.errors import (
     UnsupportedTransferSyntaxError,
 )
 from cmr.dicom.frames import Frame, check_integrity, iter_frames
-from cmr.dicom.model import SkippedFile, Series, Study
+from cmr.dicom.model import Study
+from cmr.dicom.series import Series, SkippedFile
 
 log = logging.getLogger(__name__)
 

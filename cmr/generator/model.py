@@ -14,6 +14,7 @@ from torch import Tensor
 from cmr.generator.config import TargetConfig
 from cmr.generator.decoder import ReportDecoder
 from cmr.generator.decoding import Decoding, greedy_batch, stream_sentences
+from cmr.generator.plan import remaining_after
 from cmr.generator.vocab import ReportVocab
 
 MAX_BATCH = 4096
@@ -105,8 +106,6 @@ class TargetGenerator:
         return [[self.vocab.decode(s) for s in report] for report in ids]
 
     def _replan(self, plan: Tensor, ids: list[int]) -> Tensor:
-        from cmr.generator.plan import remaining_after
-
         return remaining_after(plan, self.vocab.decode(ids))
 
     def format_report(self, sentences: Sequence[str], numbered: bool | None = None) -> str:

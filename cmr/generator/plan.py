@@ -10,7 +10,6 @@ as the in-style test set), which is what the clinical scores of the drafts measu
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -18,6 +17,7 @@ import torch
 
 from cmr.generator.decoder import N_FINDINGS, PLAN_SIZE, ReportDecoder
 from cmr.generator.features import TokenFeatures
+from cmr.generator.targets import finding_targets
 from cmr.labels import DISEASES, FINDINGS
 
 GRID = np.round(np.arange(0.05, 0.951, 0.025), 3)
@@ -116,9 +116,7 @@ def tune_thresholds(probs: np.ndarray, truth: np.ndarray, source: str,
 
 def truth_matrix(records: list[Any], idx: np.ndarray) -> np.ndarray:
     """[len(idx), N_FINDINGS] reference findings of the studies `idx` (labels, else what the report states)."""
-    from cmr.generator.train import _finding_targets
-
-    return np.array([_finding_targets(records[int(i)])[0] for i in idx], dtype=bool).reshape(len(idx), N_FINDINGS)
+    return np.array([finding_targets(records[int(i)])[0] for i in idx], dtype=bool).reshape(len(idx), N_FINDINGS)
 
 
 def apply_thresholds(decoder: ReportDecoder, tuned: PlanThresholds) -> None:
@@ -128,35 +126,5 @@ def apply_thresholds(decoder: ReportDecoder, tuned: PlanThresholds) -> None:
     decoder.plan_thresholds.copy_(values.to(decoder.plan_thresholds.device))
 
 
-def tune_checkpoint(checkpoint: Path, data_dir: Path, *, workers: int = 0, progress: bool = True) -> PlanThresholds:
-    """Tune the plan thresholds of a CMR-TARGET checkpoint on every study of `data_dir` and write them into
-    the checkpoint (atomically; its meta records the tuning set and the per-finding F1)."""
-    from cmr.generator.checkpoint import (
-        generator_from_payload,
-        load_exam_encoder,
-        read_generator_checkpoint,
-        resolve_clip,
-        save_generator,
-    )
-    from cmr.generator.features import build_token_features
-
-    payload = read_generator_checkpoint(checkpoint)
-    gen = generator_from_payload(payload, str(checkpoint))
-    clip_path = resolve_clip(gen.config.clip)
-    encoder = load_exam_encoder(clip_path)
-    feats = build_token_features(Path(data_dir), encoder, gen.clip_version, workers=workers, progress=progress)
-    idx = np.flatnonzero(feats.ok)
-    if len(idx) == 0:
-        raise ValueError(f"{data_dir}: no usable studies to tune the plan thresholds on")
-    tuned = tune_thresholds(reader_probabilities(gen.decoder, feats, idx), truth_matrix(feats.records, idx),
-                            source=str(data_dir))
-    apply_thresholds(gen.decoder, tuned)
-    extra = {k: v for k, v in payload.items() if k not in ("format", "config", "tokenizer", "tokenizer_fingerprint",
-                                                          "vocab", "clip_version", "memory_width", "state", "meta")}
-    save_generator(Path(checkpoint), gen.decoder, gen.vocab, gen.config, gen.clip_version,
-                   meta={**gen.meta, "plan_thresholds": tuned.to_dict()}, extra=extra)
-    return tuned
-
-
-__all__ = ["PlanThresholds", "apply_thresholds", "remaining_after", "report_plans", "reader_probabilities", "truth_matrix", "tune_checkpoint",
+__all__ = ["PlanThresholds", "apply_thresholds", "remaining_after", "report_plans", "reader_probabilities", "truth_matrix",
            "tune_thresholds"]

@@ -29,6 +29,7 @@ from tqdm import tqdm
 from cmr.data.records import StudyRecord
 from cmr.generator.checkpoint import (
     GeneratorCheckpointError,
+    generator_from_payload,
     load_exam_encoder,
     read_generator_checkpoint,
     resolve_clip,
@@ -38,9 +39,19 @@ from cmr.generator.config import TargetConfig
 from cmr.generator.decoder import ReportDecoder, collate, stream_positions
 from cmr.generator.decoding import greedy_batch
 from cmr.generator.features import TokenFeatures, build_token_features
+from cmr.generator.plan import (
+    apply_thresholds,
+    reader_probabilities,
+    remaining_after,
+    report_plans,
+    truth_matrix,
+    tune_thresholds,
+)
+from cmr.generator.targets import finding_targets
 from cmr.generator.vocab import BOS, EOR, PAD, SEP, ReportVocab
-from cmr.labels import DISEASES, FINDINGS
-from cmr.train.trainer import TrainingError, _lr_factor, _split  # the same split rule and schedule as `cmr train`
+from cmr.labels import FINDINGS
+from cmr.train.loop import batches, lr_factor, split  # the same split rule, batches and schedule as `cmr train`
+from cmr.train.trainer import TrainingError
 
 STATE_FILE = "last.pt"
 BEST_FILE = "best.pt"
@@ -74,12 +85,6 @@ def _param_groups(decoder: ReportDecoder, cfg: TargetConfig) -> list[dict[str, A
             {"params": no_decay, "weight_decay": 0.0, "lr": t.lr}]
 
 
-def _batches(idx: np.ndarray, batch_size: int, rng: np.random.Generator | None, drop_last: bool) -> list[np.ndarray]:
-    order = rng.permutation(idx) if rng is not None else idx
-    n = len(order) // batch_size * batch_size if drop_last and len(order) >= batch_size else len(order)
-    return [order[s : s + batch_size] for s in range(0, n, batch_size)]
-
-
 def _length_batches(idx: np.ndarray, lengths: dict[int, int], batch_size: int, rng: np.random.Generator) -> list[np.ndarray]:
     """Shuffled batches of similar report lengths (less padding: reports run from 10 to 190 tokens): a random
     order, sorted by length inside windows of 16 batches, cut into batches, and the batches shuffled."""
@@ -88,8 +93,8 @@ def _length_batches(idx: np.ndarray, lengths: dict[int, int], batch_size: int, r
     for s in range(0, len(order), window):
         chunk = order[s : s + window]
         order[s : s + window] = chunk[np.argsort([lengths[int(i)] for i in chunk], kind="stable")]
-    batches = _batches(order, batch_size, None, drop_last=True)
-    return [batches[j] for j in rng.permutation(len(batches))]
+    cut = batches(order, batch_size, None, drop_last=True)
+    return [cut[j] for j in rng.permutation(len(cut))]
 
 
 def _memory(feats: TokenFeatures, idx: np.ndarray, dev: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
@@ -97,28 +102,6 @@ def _memory(feats: TokenFeatures, idx: np.ndarray, dev: torch.device) -> tuple[t
     inv = np.argsort(np.argsort(idx))
     tok = torch.from_numpy(np.ascontiguousarray(np.asarray(feats.tokens[srt])[inv])).to(dev).float()
     return tok, torch.from_numpy(feats.pad[idx]).to(dev)
-
-
-def _stated(impression: str) -> tuple[list[float], int]:
-    """What a report states: 1 per finding stated present, and its disease index (-100 when it names none of
-    cmr.labels.DISEASES)."""
-    from cmr.reports import label_report
-
-    labels = label_report(impression)
-    disease = DISEASES.index(labels.disease) if labels.disease in DISEASES else -100
-    return [float(labels.state(f) == "present") for f in FINDINGS], disease
-
-
-def _finding_targets(rec: StudyRecord) -> tuple[list[float], int]:
-    """The finding reader's targets: the record's reference labels when it has them all, else what its
-    impression states (so a hospital's plain report text supplies them too)."""
-    if all(f in rec.labels for f in FINDINGS):
-        disease = rec.labels.get("disease")
-        return ([float(bool(rec.labels[f])) for f in FINDINGS],
-                DISEASES.index(disease) if disease in DISEASES else -100)
-    return _stated(rec.impression)
-
-
 
 
 def _reference(rec: StudyRecord) -> Any:
@@ -151,7 +134,7 @@ def evaluate_loss(decoder: ReportDecoder, feats: TokenFeatures, idx: np.ndarray,
     the reports' own, when the decoder takes a plan)."""
     decoder.eval()
     total, count = 0.0, 0
-    for b in _batches(idx, batch_size, None, drop_last=False):
+    for b in batches(idx, batch_size, None, drop_last=False):
         mem, pad = _memory(feats, b, dev)
         tok, sent, pos, tgt = (x.to(dev) for x in collate([streams[int(i)] for i in b]))
         logits = decoder(tok, sent, pos, mem, pad, plan=_plans(plans, b, dev))
@@ -166,13 +149,11 @@ def evaluate_drafts(decoder: ReportDecoder, vocab: ReportVocab, cfg: TargetConfi
     """Clinical scores of greedy drafts of the studies `idx` against their labels (or impressions)."""
     from cmr.reports import clinical_scores
 
-    from cmr.generator.plan import remaining_after
-
     def replan(plan: torch.Tensor, ids: list[int]) -> torch.Tensor:
         return remaining_after(plan, vocab.decode(ids))
 
     texts: list[str] = []
-    for b in _batches(idx, batch_size, None, drop_last=False):
+    for b in batches(idx, batch_size, None, drop_last=False):
         mem, pad = _memory(feats, b, dev)
         for report in greedy_batch(decoder, mem, pad, cfg.model.max_sentences, cfg.model.max_tokens, replan):
             texts.append(vocab.format_report([vocab.decode(s) for s in report]))
@@ -240,7 +221,7 @@ def _train(cfg: TargetConfig, data_dir: Path, out: Path, resume: bool, workers: 
     ok = np.flatnonzero(feats.ok)
     if len(ok) < 2:
         raise GeneratorTrainingError(f"{data_dir}: only {len(ok)} usable studies")
-    tr, va = _split(len(ok), t.val_fraction, t.seed)
+    tr, va = split(len(ok), t.val_fraction, t.seed)
     train_idx, val_idx = ok[tr], ok[va]
     records = feats.records
 
@@ -252,11 +233,9 @@ def _train(cfg: TargetConfig, data_dir: Path, out: Path, resume: bool, workers: 
         streams[int(i)] = stream_positions(sentences, BOS, SEP, EOR)
 
     lengths = {i: len(v[0]) for i, v in streams.items()}
-    aux = {int(i): _finding_targets(records[int(i)]) for i in train_idx} if t.findings_weight > 0 else {}
+    aux = {int(i): finding_targets(records[int(i)]) for i in train_idx} if t.findings_weight > 0 else {}
     plans = None
     if cfg.model.plan:
-        from cmr.generator.plan import report_plans
-
         rows = cfg.model.max_sentences + 1
         plans = {i: report_plans([vocab.decode(ids) for ids in vocab.encode_report(
             records[i].impression, cfg.model.max_sentences, cfg.model.max_tokens)], rows) for i in streams}
@@ -314,7 +293,7 @@ def _train(cfg: TargetConfig, data_dir: Path, out: Path, resume: bool, workers: 
                 pad = pad | (blind[:, None] & (torch.arange(pad.shape[1], device=dev) > 0)[None])
             tok, sent, pos, tgt = (x.to(dev) for x in collate([streams[int(i)] for i in b]))
             for g in opt.param_groups:
-                g["lr"] = t.lr * _lr_factor(progress_now(), step, t.warmup_steps)
+                g["lr"] = t.lr * lr_factor(progress_now(), step, t.warmup_steps)
             plan = _plans(plans, b, dev)
             if plan is None:
                 logits, finding_logits = decoder(tok, sent, pos, mem, pad, with_findings=True)
@@ -389,9 +368,6 @@ def _train(cfg: TargetConfig, data_dir: Path, out: Path, resume: bool, workers: 
 def _tune_best(path: Path, feats: TokenFeatures, val_idx: np.ndarray, dev: torch.device) -> None:
     """The best checkpoint's plan thresholds, tuned on the validation split (`cmr train-generator
     --tune-data` retunes them on a larger held-out set)."""
-    from cmr.generator.checkpoint import generator_from_payload
-    from cmr.generator.plan import apply_thresholds, reader_probabilities, truth_matrix, tune_thresholds
-
     payload = read_generator_checkpoint(path)
     gen = generator_from_payload(payload, str(path))
     gen.decoder.to(dev)

@@ -22,10 +22,11 @@ import numpy as np
 from numpy.typing import NDArray
 from tqdm import tqdm
 
+from cmr.dicom.geometry import unit
 from cmr.labels import DISEASES
 from cmr.synth.acquisition import Plane, SeriesPlan, render_label_maps
 from cmr.synth.generate import study_rng
-from cmr.synth.phantom import AnatomyVariation, HeartPhantom, _unit
+from cmr.synth.phantom import AnatomyVariation, HeartPhantom
 from cmr.synth.tissues import TISSUES
 from cmr.synth.truth import sample_truth
 
@@ -77,9 +78,9 @@ def heart_stack_plan(ph: HeartPhantom, rng: np.random.Generator) -> tuple[Series
     """A short-axis stack over this heart, from above the valve plane to below the apex, with a few degrees of
     planning error; returns the plan and each plane's level (0 apex .. 1 base)."""
     tilt = rng.normal(0, 0.08, 3)
-    normal = _unit(ph.w + tilt - (tilt @ ph.w) * ph.w)  # the LV axis, tilted by planning error (apex -> base)
-    row = _unit(-ph.s - (-ph.s @ normal) * normal)
-    col = _unit(np.cross(normal, row))
+    normal = unit(ph.w + tilt - (tilt @ ph.w) * ph.w)  # the LV axis, tilted by planning error (apex -> base)
+    row = unit(-ph.s - (-ph.s @ normal) * normal)
+    col = unit(np.cross(normal, row))
     if col @ ph.a > 0:  # anterior at the top of the image, as a planned SAX
         col = -col
     spacing = float(rng.uniform(6.0, 10.0))

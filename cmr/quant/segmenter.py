@@ -62,7 +62,7 @@ _DIHEDRAL: tuple[tuple[int, bool], ...] = ((0, False), (2, True), (1, False), (3
                                            (2, False), (0, True), (3, False), (1, True))
 
 
-def _bf16_supported() -> bool:
+def bf16_supported() -> bool:
     try:
         return bool(torch.backends.mkldnn.is_available() and torch.ops.mkldnn._is_mkldnn_bf16_supported())
     except (AttributeError, RuntimeError):
@@ -82,7 +82,7 @@ class Segmenter:
         self.name = name
         self.version = version or name
         self.meta = meta or {}
-        self.bf16 = _bf16_supported() if bf16 is None else bf16
+        self.bf16 = bf16_supported() if bf16 is None else bf16
 
     # ------------------------------------------------------------------------------------------ network
     @torch.inference_mode()

@@ -27,7 +27,7 @@ from cmr.quant.bank import LabelBank, build_bank
 from cmr.quant.labels import N_CLASSES
 from cmr.quant.metrics import mean_or_none
 from cmr.quant.randomize import RandomizeConfig, Randomizer
-from cmr.quant.segmenter import Segmenter, _bf16_supported
+from cmr.quant.segmenter import Segmenter, bf16_supported
 from cmr.quant.unet import SegmenterConfig, UNet
 from cmr.quant.validate import sunnybrook_agreement, synthetic_agreement
 from cmr.realdata.sunnybrook import SunnybrookStack
@@ -108,7 +108,7 @@ def train_segmenter(out: Path, cfg: TrainConfig, *, bank_path: Path | None = Non
     del bank
     rand = Randomizer(train_bank.maps, train_bank.pixel_mm, cfg.randomize, seed=cfg.seed)
     val_images, val_target = Randomizer(val_bank.maps, val_bank.pixel_mm, cfg.randomize, seed=12345)(cfg.val_images)
-    bf16 = _bf16_supported()
+    bf16 = bf16_supported()
 
     net = UNet(cfg.model)
     if init is not None:

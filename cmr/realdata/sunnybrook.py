@@ -21,7 +21,7 @@ import pydicom
 from matplotlib.path import Path as PolygonPath
 from numpy.typing import NDArray
 
-from cmr.dicom.model import Series
+from cmr.dicom.series import Series
 from cmr.quant.labels import LV_CAVITY, LV_MYOCARDIUM
 
 _CONTOUR = re.compile(r"IM-\d+-(\d+)-([io])contour-manual\.txt$")

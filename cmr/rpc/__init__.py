@@ -1,6 +1,8 @@
 """What every CMR gRPC service shares: a server with health checking, reflection and message-size limits;
 error handling that turns exceptions into status codes that mean something; client channels with deadlines
-and retries; numpy <-> message conversions."""
+and retries; numpy <-> message conversions; the study plumbing several services run (an upload stream or a
+study reference -> loader input in `uploads`, decoding and measuring in worker processes in `study_loading` and
+`measuring`)."""
 
 from cmr.rpc.errors import (
     InvalidArgument,

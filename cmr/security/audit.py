@@ -145,7 +145,7 @@ class KafkaAuditPublisher:
     def _run(self) -> None:
         from kafka.errors import KafkaError
 
-        from ingest_svc.kafka_io import ensure_topics, make_producer
+        from cmr.kafka_io import ensure_topics, make_producer
 
         producer = None
         while True:

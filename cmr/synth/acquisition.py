@@ -10,7 +10,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from cmr.synth.phantom import HeartPhantom, Sequence, _unit
+from cmr.dicom.geometry import unit
+from cmr.synth.phantom import HeartPhantom, Sequence
 from cmr.synth.scanners import ScannerStyle
 
 _LGE_TIME = 0.72  # mid-diastole, fraction of RR: when LGE is acquired
@@ -65,8 +66,8 @@ def plan_exam(ph: HeartPhantom, style: ScannerStyle, rng: np.random.Generator) -
 
     def lax_plane(inplane: np.ndarray, centre_h: float) -> Plane:
         # Apex at the top of the image (col_dir points apex -> base); planning jitter of a few degrees.
-        d = _unit(inplane + rng.normal(0, 0.04, 3))
-        d = _unit(d - (d @ w) * w)
+        d = unit(inplane + rng.normal(0, 0.04, 3))
+        d = unit(d - (d @ w) * w)
         centre = ph.apex + w * centre_h + rng.normal(0, 3.0, 3)
         return Plane(centre=centre, row_dir=d, col_dir=w)
 
@@ -82,7 +83,7 @@ def plan_exam(ph: HeartPhantom, style: ScannerStyle, rng: np.random.Generator) -
                                 i + 1, names["localizer"]))
 
     # Cine long-axis views. 4CH contains the septal axis, 2CH is orthogonal to it, 3CH passes the aortic valve.
-    d_ao = _unit(0.55 * s + 0.85 * a)
+    d_ao = unit(0.55 * s + 0.85 * a)
     lax_dirs = {"4ch": -s, "2ch": a, "3ch": d_ao}
     centre_h = 0.75 * ph.lv_c + 0.6 * ph.la_r_max
     phases = [k / style.phases for k in range(style.phases)]
@@ -99,7 +100,7 @@ def plan_exam(ph: HeartPhantom, style: ScannerStyle, rng: np.random.Generator) -
     n = int(np.clip(n_needed, *style.sax_slices))
     first_h = ph.lv_c + 4.0 - rng.uniform(0, 4)
     sax_row = -s  # RV on the image left, anterior at the top
-    sax_col = _unit(np.cross(w, sax_row))
+    sax_col = unit(np.cross(w, sax_row))
     if sax_col @ a > 0:  # make the column direction point inferiorly (anterior at the top)
         sax_col = -sax_col
     sax_planes = []

@@ -24,7 +24,8 @@ from cmr.labels import DISEASES, FINDINGS
 from cmr.model.config import Config
 from cmr.model.image_encoder import ExamEncoder
 from cmr.train.augment import augment_exams
-from cmr.train.trainer import TrainingError, _batches, _load_batch, _Logger, _lr_factor, _split
+from cmr.train.loop import MetricsLog, batches, load_batch, lr_factor, split
+from cmr.train.trainer import TrainingError
 
 FORMAT = "cmr-supervised-checkpoint/1"
 
@@ -88,14 +89,14 @@ def train_supervised(cfg: Config, data_dir: Path, out: Path, workers: int = 0, p
     ok = np.flatnonzero(cache.ok)
     if len(ok) < 4:
         raise TrainingError(f"{data_dir}: only {len(ok)} usable studies")
-    tr, va = _split(len(ok), t.val_fraction, t.seed)
+    tr, va = split(len(ok), t.val_fraction, t.seed)
     train_idx, val_idx = ok[tr], ok[va]
     y_all, d_all = _targets(cache)
     model = SupervisedExamClassifier(cfg)
     opt = torch.optim.AdamW(model.parameters(), lr=t.lr, weight_decay=t.weight_decay)
     slot_ids = torch.tensor([k for k, s in enumerate(cfg.model.exam.slots) for _ in range(s.length)])
     gen = torch.Generator().manual_seed(t.seed)
-    log = _Logger(out / "metrics_supervised.csv", True)
+    log = MetricsLog(out / "metrics_supervised.csv", True)
     budget, t0, step, best, bad, epoch = t.max_minutes * 60.0, time.perf_counter(), 0, float("inf"), 0, 0
     total = t.epochs * max(1, len(train_idx) // t.batch_size)
     dev = torch.device("cpu")
@@ -106,13 +107,13 @@ def train_supervised(cfg: Config, data_dir: Path, out: Path, workers: int = 0, p
     while epoch < t.epochs:
         model.train()
         losses = []
-        for b in tqdm(_batches(train_idx, t.batch_size, np.random.default_rng(t.seed + epoch), True),
+        for b in tqdm(batches(train_idx, t.batch_size, np.random.default_rng(t.seed + epoch), True),
                       desc=f"supervised epoch {epoch + 1}", leave=False, disable=not progress):
-            px, mk = _load_batch(cache, b, dev)
+            px, mk = load_batch(cache, b, dev)
             px, mk = augment_exams(px, mk, slot_ids, t, gen)
             progress_frac = max(step / max(1, total), (time.perf_counter() - t0) / budget if budget else 0.0)
             for g in opt.param_groups:
-                g["lr"] = t.lr * _lr_factor(progress_frac, step, t.warmup_steps)
+                g["lr"] = t.lr * lr_factor(progress_frac, step, t.warmup_steps)
             loss = _loss(model, px, mk, *batch_targets(b))
             opt.zero_grad()
             loss.backward()
@@ -123,8 +124,8 @@ def train_supervised(cfg: Config, data_dir: Path, out: Path, workers: int = 0, p
         epoch += 1
         model.eval()
         with torch.no_grad():
-            vl = [float(_loss(model, *_load_batch(cache, b, dev), *batch_targets(b)))
-                  for b in _batches(val_idx, 128, None, False)]
+            vl = [float(_loss(model, *load_batch(cache, b, dev), *batch_targets(b)))
+                  for b in batches(val_idx, 128, None, False)]
         val = float(np.mean(vl)) if vl else float("nan")
         elapsed = time.perf_counter() - t0
         log.row(epoch=epoch, step=step, train_loss=round(float(np.mean(losses)), 5), val_loss=round(val, 5),

@@ -5,8 +5,6 @@ resume, a CSV metrics log. Multi-GPU data parallel when started by torchrun (WOR
 
 from __future__ import annotations
 
-import csv
-import math
 import os
 import time
 from dataclasses import asdict, dataclass
@@ -25,6 +23,11 @@ from cmr.model.clip import CMRCLIP
 from cmr.model.config import Config
 from cmr.model.loss import clip_loss
 from cmr.train.augment import augment_exams, augment_measurements, numbers_only
+from cmr.train.loop import MetricsLog as _Logger
+from cmr.train.loop import batches as _batches
+from cmr.train.loop import load_batch as _load_batch
+from cmr.train.loop import lr_factor as _lr_factor
+from cmr.train.loop import split as _split
 from cmr.train.render import randomize_exams
 from cmr.train.text_bank import TextBank
 
@@ -48,19 +51,6 @@ class TrainResult:
     n_val: int
 
 
-def _split(n_ok: np.ndarray, val_fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    rng = np.random.default_rng(seed)
-    idx = rng.permutation(n_ok)
-    n_val = max(1, int(round(len(idx) * val_fraction))) if val_fraction > 0 and len(idx) > 2 else 0
-    return np.sort(idx[n_val:]), np.sort(idx[:n_val])
-
-
-def _lr_factor(progress: float, step: int, warmup: int) -> float:
-    if step < warmup:
-        return (step + 1) / warmup
-    return 0.5 * (1 + math.cos(math.pi * min(1.0, progress)))
-
-
 def _param_groups(model: CMRCLIP, cfg: Config) -> list[dict[str, Any]]:
     text, decay, no_decay = [], [], []
     for name, p in model.named_parameters():
@@ -78,34 +68,6 @@ def _param_groups(model: CMRCLIP, cfg: Config) -> list[dict[str, Any]]:
         {"params": no_decay, "lr": t.lr, "weight_decay": 0.0, "base_lr": t.lr},
         {"params": text, "lr": t.text_lr, "weight_decay": t.weight_decay, "base_lr": t.text_lr},
     ]
-
-
-def _batches(idx: np.ndarray, batch_size: int, rng: np.random.Generator | None, drop_last: bool) -> list[np.ndarray]:
-    order = rng.permutation(idx) if rng is not None else idx
-    n = len(order) // batch_size * batch_size if drop_last and len(order) >= batch_size else len(order)
-    return [order[s : s + batch_size] for s in range(0, n, batch_size)]
-
-
-def _load_batch(cache: ExamCache, idx: np.ndarray, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
-    srt = np.sort(idx)  # memmap reads in file order, then back to batch order
-    inv = np.argsort(np.argsort(idx))
-    px = torch.from_numpy(np.ascontiguousarray(cache.pixels[srt][inv])).to(device).float().div_(255.0)
-    return px, torch.from_numpy(cache.mask[idx]).to(device)
-
-
-class _Logger:
-    def __init__(self, path: Path, enabled: bool) -> None:
-        self.path, self.enabled = path, enabled
-
-    def row(self, **kv: Any) -> None:
-        if not self.enabled:
-            return
-        new = not self.path.exists()
-        with self.path.open("a", newline="") as fh:
-            w = csv.DictWriter(fh, fieldnames=list(kv))
-            if new:
-                w.writeheader()
-            w.writerow(kv)
 
 
 def train(cfg: Config, data_dir: Path, out: Path, *, resume: bool = False, workers: int = 0,

@@ -22,11 +22,11 @@ from pathlib import Path
 from cmr.config import Settings
 from cmr.dicom.locator import StudyLocator
 from cmr.model.inference import MAX_TEXT_CHARS
+from cmr.model.runtime import EncoderRuntime, ModelIdentity
+from cmr.rpc.keys import study_key
+from cmr.rpc.study_loading import MeasureConfig, StudyLoaderPool
 from cmr.v1 import admin_pb2
-from encoder_svc.runtime import EncoderRuntime, ModelIdentity
-from encoder_svc.study_loading import MeasureConfig, StudyLoaderPool
 from search_svc.admin.client import AdminClient
-from search_svc.store.schema import study_key
 
 log = logging.getLogger(__name__)
 

@@ -12,13 +12,14 @@ import numpy as np
 
 from cmr.config import Settings
 from cmr.rpc.errors import FailedPrecondition, InvalidArgument, NotFound, ResourceExhausted, rpc_errors
+from cmr.rpc.keys import point_id
 from cmr.v1 import admin_pb2, admin_pb2_grpc
 from search_svc.admin.backup import backup_edge, verify_backup
 from search_svc.admin.generations import Generation
 from search_svc.admin.manifest import BackupError, CollectionDigest
 from search_svc.admin.router import GenerationError, IndexRouter, Served
 from search_svc.admin.snapshots import backup_server
-from search_svc.store import EdgeStore, VectorPoint, point_id
+from search_svc.store import EdgeStore, VectorPoint
 
 log = logging.getLogger(__name__)
 

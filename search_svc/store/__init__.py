@@ -40,8 +40,6 @@ from search_svc.store.schema import (
     ExamPayload,
     MeasureRange,
     normalise_vendor,
-    point_id,
-    study_key,
 )
 
 Backend = Literal["edge", "remote", "client-local"]
@@ -104,6 +102,4 @@ __all__ = [
     "index_params",
     "normalise_vendor",
     "open_store",
-    "point_id",
-    "study_key",
 ]

@@ -20,7 +20,8 @@ from typing import Any
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
-from search_svc.store.schema import PAYLOAD_INDEXES, ExamFilter, ExamPayload, IndexKind, point_id
+from cmr.rpc.keys import point_id
+from search_svc.store.schema import PAYLOAD_INDEXES, ExamFilter, ExamPayload, IndexKind
 
 MAX_TOP_K = 1000  # a page of results, not an export: cohorts page through `scroll` instead
 MAX_OFFSET = 10_000  # deep offsets cost top_k + offset candidates per query; page with scroll past this
@@ -137,7 +138,7 @@ def check_point_id(value: object) -> str:
             return str(uuid.UUID(value))
         except ValueError:
             pass
-    raise ValueError(f"point id must be a UUID string (see schema.point_id), got {value!r}")
+    raise ValueError(f"point id must be a UUID string (see cmr.rpc.keys.point_id), got {value!r}")
 
 
 def check_collection_name(name: str) -> str:

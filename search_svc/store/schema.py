@@ -2,7 +2,8 @@
 
 Only de-identified fields are stored. The StudyInstanceUID never reaches the index: it becomes a keyed hash
 (`study_key`, HMAC-SHA256 with a server secret), and the point id is a UUID derived from that key, so
-ingesting the same study again overwrites its point instead of adding a second one. `ExamPayload` refuses
+ingesting the same study again overwrites its point instead of adding a second one (both from cmr.rpc.keys,
+the one definition every service names studies by). `ExamPayload` refuses
 keys it does not know, so a new field is a deliberate schema change, not an accident.
 
 Measurements (`ExamMeasurements`, from cmr.quant at ingestion) are stored nested under "measurements": the
@@ -17,17 +18,15 @@ clauses that each engine translates one-to-one (`filters.py`), which keeps the e
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
-import hmac
 import math
 import re
-import uuid
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any, Final
 
 from cmr.quant.volumes import MEASUREMENT_FIELDS, Measurements
+from cmr.rpc.keys import STUDY_KEY_HEX_CHARS, is_study_key
 
 # --- collections --------------------------------------------------------------------------------------------
 EXAMS: Final = "exams"  # one image embedding per exam
@@ -44,18 +43,13 @@ _VENDOR_PATTERNS: Final[tuple[tuple[str, re.Pattern[str]], ...]] = (
     ("canon", re.compile(r"canon|toshiba")),
 )
 FIELD_STRENGTH_TOLERANCE_T: Final = 0.05  # 1.5 matches 1.494 T as written by some scanners
-STUDY_KEY_HEX_CHARS: Final = 32  # 128 bits of the HMAC: collisions are not a concern at hospital scale
 MAX_IMPRESSION_CHARS: Final = 10_000
 MAX_LIST_ITEMS: Final = 64
 _TOKEN = re.compile(r"^[a-z0-9][a-z0-9_.:@-]{0,63}$")  # a view, a label or a model version ("name@hash")
-_STUDY_KEY = re.compile(rf"^[0-9a-f]{{{STUDY_KEY_HEX_CHARS}}}$")
-_DICOM_UID = re.compile(r"^[0-9]+(\.[0-9]+)*$")
 MEASUREMENT_QUALITIES: Final[tuple[str, ...]] = ("ok", "check", "failed")
 MAX_MEASUREMENT_TEXT: Final = 500  # one quality reason or one "unavailable" explanation
 MAX_CURVE_POINTS: Final = 1024  # phases of the LV volume curve
 _MEASUREMENT_MODEL = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:@+-]{0,127}$")  # a segmenter version "name@hash"
-# A fixed namespace for point ids: uuid5 of the study key under it is the same on every machine.
-POINT_ID_NAMESPACE: Final = uuid.uuid5(uuid.NAMESPACE_URL, "urn:cmr-search:study-key")
 
 
 class IndexKind(str, Enum):
@@ -79,27 +73,6 @@ PAYLOAD_INDEXES: Final[Mapping[str, IndexKind]] = {
     "model_version": IndexKind.KEYWORD,
     **{f"measurements.{m}": IndexKind.FLOAT for m in MEASUREMENT_FIELDS},
 }
-
-
-# --- keys and ids -------------------------------------------------------------------------------------------
-def study_key(study_instance_uid: str, secret: str) -> str:
-    """HMAC-SHA256(secret, StudyInstanceUID) as hex, first 32 characters: stable for one secret, and without
-    the secret it cannot be reversed or recomputed from a guessed UID."""
-    if not isinstance(secret, str) or not secret:
-        raise ValueError("study key secret must be a non-empty string (settings.study_key_secret)")
-    uid = study_instance_uid.strip() if isinstance(study_instance_uid, str) else ""
-    if not uid or len(uid) > 64 or not _DICOM_UID.match(uid):
-        raise ValueError(f"not a DICOM StudyInstanceUID (digits and dots, at most 64 characters): "
-                         f"{study_instance_uid!r}")
-    digest = hmac.new(secret.encode(), uid.encode("ascii"), hashlib.sha256).hexdigest()
-    return digest[:STUDY_KEY_HEX_CHARS]
-
-
-def point_id(key: str) -> str:
-    """The point id of an exam in every collection: uuid5 of its study key (deterministic)."""
-    if not isinstance(key, str) or not _STUDY_KEY.match(key):
-        raise ValueError(f"study key must be {STUDY_KEY_HEX_CHARS} lower-case hex characters, got {key!r}")
-    return str(uuid.uuid5(POINT_ID_NAMESPACE, key))
 
 
 def normalise_vendor(manufacturer: str | None) -> str:
@@ -278,9 +251,9 @@ class ExamPayload:
     measurements: ExamMeasurements | None = None  # None: not measured (or indexed before measurements existed)
 
     def __post_init__(self) -> None:
-        if not isinstance(self.study_key, str) or not _STUDY_KEY.match(self.study_key):
+        if not is_study_key(self.study_key):
             raise ValueError(f"study_key must be {STUDY_KEY_HEX_CHARS} lower-case hex characters "
-                             f"(schema.study_key), got {self.study_key!r}")
+                             f"(cmr.rpc.keys.study_key), got {self.study_key!r}")
         if self.vendor not in VENDORS:
             raise ValueError(f"vendor must be one of {VENDORS} (see normalise_vendor), got {self.vendor!r}")
         if not isinstance(self.model_version, str) or not _TOKEN.match(self.model_version):
@@ -464,7 +437,7 @@ class ExamFilter:
             raise ValueError(f"labels {sorted(both)} are both required and excluded")
         keys = tuple(dict.fromkeys(self.study_keys_none))
         for k in keys:
-            if not isinstance(k, str) or not _STUDY_KEY.match(k):
+            if not is_study_key(k):
                 raise ValueError(f"study_keys_none item {k!r} is not a study key")
         object.__setattr__(self, "study_keys_none", keys)
         if isinstance(self.measurements, MeasureRange):

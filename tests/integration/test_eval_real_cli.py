@@ -14,10 +14,10 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from cmr.cli.main import app
 from cmr.config import get_settings
 from cmr.eval.real import FIG_EMBEDDINGS, FIG_ZERO_SHOT, FORMAT, KNN_KS
 from cmr.realdata.acdc import TASKS
+from orchestration.cli.main import app
 from realdata_paths import SHARED_REALDATA, needs_shared_realdata
 
 LIMIT = 10

@@ -16,7 +16,6 @@ import torch
 import typer
 from typer.testing import CliRunner
 
-from cmr.cli import generator_cmd
 from cmr.data.cache import build_cache
 from cmr.generator import Decoding, GeneratorCheckpointError, load_generator, read_generator_checkpoint
 from cmr.generator.config import DecoderConfig, GeneratorTrainConfig, TargetConfig
@@ -30,6 +29,7 @@ from cmr.model.config import Config
 from cmr.model.image_encoder import ExamEncoder
 from cmr.reports import label_report
 from cmr.synth.generate import generate_dataset
+from orchestration.cli import generator_cmd
 from tiny_config import TINY
 
 N_STUDIES = 4

@@ -12,7 +12,7 @@ import pytest
 from PIL import Image
 from typer.testing import CliRunner
 
-from cmr.cli.main import app
+from orchestration.cli.main import app
 from realdata_paths import SUNNYBROOK_LOCALIZERS as LOCALIZERS, SUNNYBROOK_MIDSLICE as MIDSLICE
 
 runner = CliRunner()

@@ -21,7 +21,7 @@ from cmr.synth.scanners import STYLES
 from realdata_paths import SHARED_REALDATA, SUNNYBROOK_CONTOURED, needs_shared_realdata
 from realdata_paths import SUNNYBROOK_LOCALIZERS as LOCALIZERS, SUNNYBROOK_MIDSLICE as MIDSLICE
 
-CMR = [sys.executable, "-m", "cmr.cli.main"]
+CMR = [sys.executable, "-m", "orchestration.cli.main"]
 
 
 @pytest.fixture(scope="module")

@@ -17,7 +17,6 @@ import pytest
 import torch
 from typer.testing import CliRunner
 
-from cmr.cli.main import app
 from cmr.data import build_cache, read_records
 from cmr.data import cache as cache_mod
 from cmr.dicom import load_study
@@ -28,6 +27,7 @@ from cmr.model.config import Config
 from cmr.model.inference import embed_studies, embed_texts
 from cmr.synth.generate import generate_dataset
 from cmr.train.trainer import TrainingError, train
+from orchestration.cli.main import app
 from tiny_config import TINY
 
 N_STUDIES = 8
@@ -383,7 +383,7 @@ def test_torchrun_data_parallel_training(data: Path, cached, tmp_path: Path) -> 
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     proc = subprocess.run(
         [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
-         "-m", "cmr.cli.main", "train", "--config", str(cfg_path), "--data", str(data), "--out", str(tmp_path / "ddp"),
+         "-m", "orchestration.cli.main", "train", "--config", str(cfg_path), "--data", str(data), "--out", str(tmp_path / "ddp"),
          "--workers", "1"],
         capture_output=True, text=True, timeout=300, env=env)
     assert proc.returncode == 0, proc.stderr[-2000:]

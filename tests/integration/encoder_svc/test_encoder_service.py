@@ -20,12 +20,12 @@ from cmr.model.checkpoint import DEFAULT_CHECKPOINT, load_model
 from cmr.model.clip import CMRCLIP
 from cmr.model.inference import embed_exam_arrays, embed_texts
 from cmr.quant.segmenter import load_segmenter
+from cmr.model.runtime import checkpoint_version
 from cmr.quant.volumes import MEASUREMENT_FIELDS
 from cmr.v1 import common_pb2, encoder_pb2, encoder_pb2_grpc
 from realdata_paths import SUNNYBROOK_CONTOURED
 from service_fixtures import MAX_MESSAGE, MAX_UPLOAD, SUNNYBROOK_CINE, SUNNYBROOK_LOCALIZERS
 from encoder_svc.client import EncoderClient, upload_requests
-from encoder_svc.runtime import checkpoint_version
 
 ATOL = 2e-4  # batched vs single forwards differ in float rounding only
 

@@ -27,15 +27,15 @@ from cmr.generator import Decoding, load_generator
 from cmr.generator.checkpoint import load_exam_encoder
 from cmr.generator.grounding import MISSING_PREFIX, find_statements, format_value, ground_text
 from cmr.labels import FINDINGS
+from cmr.model.runtime import checkpoint_path
 from cmr.reports import label_report, split_sentences
+from cmr.rpc.keys import study_key
 from cmr.v1 import generator_pb2, search_pb2
-from encoder_svc.runtime import checkpoint_path
 from generator_svc.client import GeneratorClient, generate_request
 from generator_svc.server import GeneratorServer
 from generator_svc.target import generator_path
 from search_svc.client import SearchClient
 from search_svc.server import SearchServer
-from search_svc.store.schema import study_key
 
 pytestmark = pytest.mark.skipif(not generator_path(Settings()).is_file(),
                                 reason="no shipped CMR-TARGET checkpoint (cmr/model/weights/cmr-target-small.pt)")
@@ -203,13 +203,13 @@ def test_bad_requests_get_clear_codes(gen: GeneratorClient, keys: list[str], syn
 
 
 def test_cli_draft_streams_json(server: GeneratorServer, keys: list[str], settings: Settings) -> None:
-    out = subprocess.run([sys.executable, "-m", "cmr.cli.main", "draft", keys[1], "--mode", "retrieval", "--json",
+    out = subprocess.run([sys.executable, "-m", "orchestration.cli.main", "draft", keys[1], "--mode", "retrieval", "--json",
                           "--url", server.address], capture_output=True, text=True, timeout=120, check=True)
     rows = [json.loads(line) for line in out.stdout.splitlines()]
     assert rows and rows[-1]["last"] and all(len(r["sources"]) == 1 for r in rows[:-1])
     assert rows[-1]["text"].startswith(MISSING_PREFIX) and rows[-1]["sources"] == []  # grounding's own sentence
     assert rows[-1]["kind"] == "note" and all(r["kind"] == "draft" for r in rows[:-1])
-    bad = subprocess.run([sys.executable, "-m", "cmr.cli.main", "draft", "0" * 32, "--mode", "target",
+    bad = subprocess.run([sys.executable, "-m", "orchestration.cli.main", "draft", "0" * 32, "--mode", "target",
                           "--url", server.address], capture_output=True, text=True, timeout=120)
     assert bad.returncode == 2 and "NOT_FOUND" in bad.stderr
 

@@ -17,12 +17,12 @@ from pathlib import Path
 import pytest
 
 from cmr.config import Settings
+from cmr.kafka_io import read_topic
+from cmr.rpc.keys import study_key
 from cmr.v1 import events_pb2
 from ingest_cases import make_variants
-from ingest_svc.kafka_io import read_topic
 from ingest_svc.producer import ExamPublisher, Report
 from search_svc.client import SearchClient
-from search_svc.store.schema import study_key
 
 pytestmark = pytest.mark.slow
 N = 100

@@ -13,11 +13,11 @@ import pytest
 import requests
 
 from cmr.config import Settings
+from cmr.rpc.keys import study_key
 from ingest_cases import make_variants
 from ingest_svc.orthanc import OrthancBridge, OrthancServer, c_store, dicomweb_plugin, orthanc_binary
 from ingest_svc.worker import IngestWorker
 from search_svc.client import SearchClient
-from search_svc.store.schema import study_key
 
 pytestmark = [
     pytest.mark.slow,

@@ -12,9 +12,11 @@ from pathlib import Path
 import pytest
 
 from cmr.config import Settings
+from cmr.kafka_io import make_consumer, read_topic
 from cmr.quant.segmenter import load_segmenter
 from cmr.quant.volumes import MEASUREMENT_FIELDS, mosteller_bsa
 from cmr.rpc.ports import free_ports
+from cmr.rpc.keys import study_key
 from cmr.v1 import common_pb2, events_pb2
 from ingest_cases import (
     make_real_variant,
@@ -25,12 +27,10 @@ from ingest_cases import (
     truncated_study,
 )
 from realdata_paths import SUNNYBROOK_CONTOURED
-from ingest_svc.kafka_io import make_consumer, read_topic
 from ingest_svc.messages import new_exam, study_ref
 from ingest_svc.producer import ExamPublisher, Report
 from ingest_svc.worker import IngestWorker
 from search_svc.client import SearchClient
-from search_svc.store.schema import study_key
 
 pytestmark = pytest.mark.slow
 N_GOOD = 50

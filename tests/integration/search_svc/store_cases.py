@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
+from cmr.rpc.keys import study_key
 from search_svc.store import (
     EdgeStore,
     ExamMeasurements,
@@ -15,7 +16,6 @@ from search_svc.store import (
     QdrantStore,
     VectorPoint,
     VectorStore,
-    study_key,
 )
 from search_svc.store.schema import VENDORS, ExamFilter
 

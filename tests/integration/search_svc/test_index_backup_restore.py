@@ -14,9 +14,9 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from cmr.cli.main import app
 from cmr.config import Settings
 from cmr.v1 import search_pb2
+from orchestration.cli.main import app
 from measure_cases import measured_upserts
 from search_svc.client import SearchClient
 from search_svc.server import SearchServer

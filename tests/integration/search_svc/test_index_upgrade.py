@@ -20,13 +20,13 @@ import pytest
 import torch
 from typer.testing import CliRunner
 
-from cmr.cli.main import app
 from cmr.config import Settings, get_settings
 from cmr.model.checkpoint import DEFAULT_CHECKPOINT
+from cmr.model.runtime import EncoderRuntime
 from cmr.rpc.messages import to_vector
 from cmr.rpc.server import GrpcServer, ServiceBinding
 from cmr.v1 import common_pb2, encoder_pb2, encoder_pb2_grpc, search_pb2
-from encoder_svc.runtime import EncoderRuntime
+from orchestration.cli.main import app
 from search_svc.admin.client import AdminClient
 from search_svc.admin.reembed import reembed
 from measure_cases import measured_upserts

@@ -145,7 +145,7 @@ def test_cli_where_filters_and_shows_the_lvef(client: tuple[SearchClient, list[s
 
     from typer.testing import CliRunner
 
-    from cmr.cli.main import app
+    from orchestration.cli.main import app
 
     search, keys = client
     want = {keys[i] for i in lvef_below(exams, 35.0)}

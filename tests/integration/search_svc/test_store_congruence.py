@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from cmr.rpc.keys import point_id
 from search_svc.store import (
     CollectionNotFoundError,
     DimensionMismatchError,
@@ -22,7 +23,7 @@ from search_svc.store import (
     VectorPoint,
     VectorStore,
 )
-from search_svc.store.schema import PAYLOAD_INDEXES, point_id
+from search_svc.store.schema import PAYLOAD_INDEXES
 from store_cases import BACKENDS, DIM, exact_top, exam_points, make_store, matches, normalised
 
 QUERY_SEED = 7

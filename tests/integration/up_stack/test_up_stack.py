@@ -24,9 +24,9 @@ from pathlib import Path
 import pytest
 
 from cmr.config import Settings
+from cmr.rpc.health import grpc_health, http_health
 from cmr.rpc.ports import free_ports
 from cmr.security.devca import init_dev
-from cmr.stack.health import grpc_health, http_health
 from search_svc.client import SearchClient
 
 N_DEMO = 6
@@ -61,7 +61,7 @@ class Stack:
     def start(self, timeout_s: float = 240) -> None:
         t0 = time.monotonic()
         with self.log.open("ab") as fh:
-            self.proc = subprocess.Popen([sys.executable, "-m", "cmr.cli.main", "up"], env=self.env, stdout=fh,
+            self.proc = subprocess.Popen([sys.executable, "-m", "orchestration.cli.main", "up"], env=self.env, stdout=fh,
                                          stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
         while time.monotonic() - t0 < timeout_s:
             assert self.proc.poll() is None, f"cmr up exited: {self.log.read_text()[-3000:]}"
@@ -495,7 +495,7 @@ def test_browser_draft_page(stack: Stack, browser, shots: Path) -> None:  # noqa
 
 
 def test_cmr_status_reports_every_part(stack: Stack) -> None:
-    r = subprocess.run([sys.executable, "-m", "cmr.cli.main", "status", "--data-dir", str(stack.data)], env=stack.env,
+    r = subprocess.run([sys.executable, "-m", "orchestration.cli.main", "status", "--data-dir", str(stack.data)], env=stack.env,
                        capture_output=True, text=True, timeout=60)
     assert r.returncode == 0, r.stdout + r.stderr
     for part in ("encoder", "search", "ui", "seed"):
@@ -515,7 +515,7 @@ def test_no_phi_in_index_events_audit_logs_or_ui(stack: Stack, browser, tmp_path
     planted = [plant(src, stack.data / "demo" / "phi" / f"incoming_{k}", k) for k, src in enumerate(sources, 1)]
     needles = tuple(n for p in planted for n in p.needles)
     before = stack.exams()
-    r = subprocess.run([sys.executable, "-m", "cmr.cli.main", "ingest", *(str(p.path) for p in planted)],
+    r = subprocess.run([sys.executable, "-m", "orchestration.cli.main", "ingest", *(str(p.path) for p in planted)],
                        env={**stack.env, "CMR_KAFKA_BOOTSTRAP": f"127.0.0.1:{stack.env['CMR_UP_BROKER_PORT']}"},
                        capture_output=True, text=True, timeout=120)
     assert r.returncode == 0, r.stdout + r.stderr
@@ -582,7 +582,7 @@ def test_restart_keeps_the_index(stack: Stack) -> None:
     assert stack.exams() == before
     assert f"0 sent for indexing, {N_DEMO} already indexed" in stack.seed_log().split("done:")[-1]
     # `cmr down` from another terminal stops it too, and `cmr up` exits cleanly
-    r = subprocess.run([sys.executable, "-m", "cmr.cli.main", "down", "--data-dir", str(stack.data)], env=stack.env,
+    r = subprocess.run([sys.executable, "-m", "orchestration.cli.main", "down", "--data-dir", str(stack.data)], env=stack.env,
                        capture_output=True, text=True, timeout=60)
     assert r.returncode == 0, r.stderr
     t0 = time.monotonic()

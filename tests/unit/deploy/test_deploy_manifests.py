@@ -50,7 +50,7 @@ def test_every_service_is_deployed_with_probes_and_resources() -> None:
 
 
 def test_grpc_services_use_tls_health_probes_on_their_service_names() -> None:
-    # Kubernetes' native gRPC probes cannot speak TLS: the probe is `python -m cmr.stack.probe grpc ...` (TLS from
+    # Kubernetes' native gRPC probes cannot speak TLS: the probe is `python -m cmr.rpc.probe grpc ...` (TLS from
     # the pod's own settings), on the container's port and the service's health name.
     w = workloads()
     expected = {"encoder": "cmr.v1.EncoderService", "search": "cmr.v1.SearchService",
@@ -59,7 +59,7 @@ def test_grpc_services_use_tls_health_probes_on_their_service_names() -> None:
         c = w[name]["spec"]["template"]["spec"]["containers"][0]
         port = c["ports"][0]["containerPort"]
         for probe in ("startupProbe", "readinessProbe"):
-            assert c[probe]["exec"]["command"] == ["python", "-m", "cmr.stack.probe", "grpc", f"127.0.0.1:{port}",
+            assert c[probe]["exec"]["command"] == ["python", "-m", "cmr.rpc.probe", "grpc", f"127.0.0.1:{port}",
                                                    service], (name, probe)
     gpu = w["triton"]["spec"]["template"]["spec"]["containers"][0]["resources"]["limits"]
     assert gpu.get("nvidia.com/gpu") == 1

@@ -14,13 +14,13 @@ import pytest
 from cmr.config import Settings
 from cmr.dicom import ExamSpec
 from cmr.model.checkpoint import DEFAULT_CHECKPOINT
+from cmr.model.runtime import ModelIdentity
 from cmr.quant.volumes import Measurements
+from cmr.rpc.measuring import MeasureOutcome
 from cmr.rpc.messages import from_vector
+from cmr.rpc.study_loading import LoadedStudy
 from cmr.v1 import common_pb2, encoder_pb2
-from encoder_svc.measuring import MeasureOutcome
-from encoder_svc.runtime import ModelIdentity
 from encoder_svc.service import EncoderServicer
-from encoder_svc.study_loading import LoadedStudy
 from encoder_svc.triton_models import TritonServingConfig
 
 NAMES = ("lvef_pct", "lvedvi_ml_m2", "rv_lv_edv_ratio")

@@ -14,15 +14,15 @@ import pytest
 from cmr.config import Settings
 from cmr.dicom import load_study
 from cmr.model.checkpoint import DEFAULT_CHECKPOINT
+from cmr.model.runtime import ModelIdentity
 from cmr.quant.segmenter import load_segmenter
 from cmr.quant.volumes import MEASUREMENT_FIELDS
+from cmr.rpc import study_loading
+from cmr.rpc.measuring import MeasureOutcome, StudyMeasurer, failed_measurement
+from cmr.rpc.study_loading import LoadedStudy, MeasureConfig, StudyLoaderPool
 from cmr.v1 import common_pb2, encoder_pb2
-from encoder_svc import study_loading
-from encoder_svc.measuring import MeasureOutcome, StudyMeasurer, failed_measurement
-from encoder_svc.runtime import ModelIdentity
 from encoder_svc.server import measure_config
 from encoder_svc.service import EncoderServicer
-from encoder_svc.study_loading import LoadedStudy, MeasureConfig, StudyLoaderPool
 from encoder_svc.triton_models import TritonServingConfig
 from fake_segmenter import two_slice_stack
 from realdata_paths import SUNNYBROOK_MIDSLICE, TEST_REALDATA

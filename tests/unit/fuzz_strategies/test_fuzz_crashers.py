@@ -16,8 +16,8 @@ import pytest
 from cmr.dicom import CorruptFileError, NotDicomError, load_study
 from cmr.rpc.decoding import checked_decoding
 from cmr.rpc.errors import InvalidArgument, PermissionDenied
+from cmr.rpc.uploads import resolve_ref
 from cmr.v1 import common_pb2, encoder_pb2, encoder_pb2_grpc, search_pb2, search_pb2_grpc
-from encoder_svc.uploads import resolve_ref
 from realdata_paths import SUNNYBROOK_MIDSLICE
 from search_svc.store.base import as_vector
 

@@ -14,7 +14,7 @@ from bench.fuzz.harness import Target, fuzz
 from bench.fuzz.loader_targets import loader_targets
 from cmr.config import Settings
 from cmr.dicom import ExamSpec
-from encoder_svc.runtime import ModelIdentity, checkpoint_path
+from cmr.model.runtime import ModelIdentity, checkpoint_path
 from realdata_paths import TEST_REALDATA as REALDATA  # the Sunnybrook samples in tests/data are the real seeds
 
 CORPUS = Path(__file__).resolve().parents[2] / "fuzz_corpus"

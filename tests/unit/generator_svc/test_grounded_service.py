@@ -21,9 +21,9 @@ from cmr.generator.grounding import MISSING_PREFIX, SUMMARY_PREFIX, find_stateme
 from cmr.quant.proto import to_proto
 from cmr.quant.volumes import Measurements
 from cmr.rpc.errors import DeadlineExceeded
+from cmr.rpc.measuring import MeasureOutcome, failed_measurement
+from cmr.rpc.study_loading import LoadedStudy
 from cmr.v1 import generator_pb2, generator_pb2_grpc, search_pb2
-from encoder_svc.measuring import MeasureOutcome, failed_measurement
-from encoder_svc.study_loading import LoadedStudy
 from generator_svc.client import GeneratorClient, generate_request
 from generator_svc.service import GeneratorServicer
 from generator_svc.target import TargetSentence
@@ -349,7 +349,7 @@ def test_cli_prints_the_grounded_draft_and_what_changed(service) -> None:  # noq
 
     from typer.testing import CliRunner
 
-    from cmr.cli.main import app
+    from orchestration.cli.main import app
 
     client, _, _ = service
     out = CliRunner().invoke(app, ["draft", KEY, "--mode", "retrieval", "--url", client.url, "--show-grounding"])
@@ -365,7 +365,7 @@ def test_cli_prints_the_grounded_draft_and_what_changed(service) -> None:  # noq
     assert rows[-1]["grounding"]["source"] == "none" and rows[-2]["last"]
     assert rows[0]["kind"] == "draft" and {c["action"] for c in rows[0]["changes"]} == {"removed"}
     assert rows[-2]["kind"] == "note" and rows[-1]["grounding"]["sentences"][0]["changes"] == rows[0]["changes"]
-    assert "rvef_pct 55% removed" in "\n".join(__import__("cmr.cli.draft_cmd", fromlist=["x"]).grounding_lines(
+    assert "rvef_pct 55% removed" in "\n".join(__import__("orchestration.cli.draft_cmd", fromlist=["x"]).grounding_lines(
         rows[-1]["grounding"]))
 
 

@@ -18,11 +18,11 @@ from cmr.config import Settings
 from cmr.dicom import ExamSpec
 from fake_segmenter import DrawnMaskSegmenter
 from cmr.quant.volumes import MEASUREMENT_FIELDS, mosteller_bsa
+from cmr.rpc.keys import study_key
 from cmr.synth.generate import generate_dataset
 from cmr.v1 import common_pb2, encoder_pb2, search_pb2
 from ingest_svc.messages import embedding_event_id, new_exam, study_ref
 from ingest_svc.pipeline import StudyPipeline, body_size, parse_files
-from search_svc.store.schema import study_key
 
 SEGMENTER = "fake-seg@000000000001"
 SECRET = "measure-secret"

@@ -6,6 +6,7 @@ import grpc
 import pytest
 
 from cmr.dicom.errors import NoCineError
+from cmr.rpc.keys import study_key
 from cmr.v1 import common_pb2, events_pb2
 from ingest_svc.messages import (
     IngestFailure,
@@ -21,7 +22,6 @@ from ingest_svc.messages import (
     study_ref,
 )
 from ingest_svc.producer import record_key
-from search_svc.store.schema import study_key
 
 UID = "1.2.826.0.1.3680043.8.498.1"
 

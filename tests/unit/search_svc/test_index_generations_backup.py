@@ -13,12 +13,13 @@ from typing import Any
 import numpy as np
 import pytest
 
+from cmr.rpc.keys import point_id
 from search_svc.admin import snapshots
 from search_svc.admin.backup import backup_edge, restore_edge, verify_backup
 from search_svc.admin.generations import Generation, GenerationTable, generation_name, load_table
 from search_svc.admin.manifest import BackupError, Manifest, content_digest
 from search_svc.admin.router import ACTIVE_ALIASES, GenerationError, IndexRouter
-from search_svc.store import EdgeStore, ExamPayload, QdrantStore, VectorPoint, point_id
+from search_svc.store import EdgeStore, ExamPayload, QdrantStore, VectorPoint
 
 DIM = 8
 OLD, NEW = "cmr-clip-small@aaaaaaaaaaaa", "cmr-clip-small-v2@bbbbbbbbbbbb"

@@ -95,8 +95,8 @@ class _Context:
 
 
 def _search(response: encoder_pb2.EncodeStudyResponse, query: common_pb2.StudyQuery):  # noqa: ANN202
-    from encoder_svc.runtime import ModelIdentity
     from cmr.dicom import ExamSpec
+    from cmr.model.runtime import ModelIdentity
     from cmr.v1 import search_pb2
     from search_svc.admin.generations import Generation
     from search_svc.admin.router import Served

@@ -15,13 +15,14 @@ from qdrant_client import models as qm
 from cmr.quant.proto import to_proto
 from cmr.quant.volumes import MEASUREMENT_FIELDS, Measurements
 from cmr.rpc.errors import InvalidArgument
+from cmr.rpc.keys import study_key
 from cmr.v1 import common_pb2, search_pb2
 from search_svc import cohort as C
 from search_svc.client import parse_where, search_filter
 from search_svc.service import exam_filter, exam_record, stored_measurements
 from search_svc.store import PAYLOAD_INDEXES
 from search_svc.store.filters import to_client_filter, to_edge_filter
-from search_svc.store.schema import ExamFilter, ExamMeasurements, ExamPayload, MeasureRange, NumberRange, study_key
+from search_svc.store.schema import ExamFilter, ExamMeasurements, ExamPayload, MeasureRange, NumberRange
 
 UID = "1.2.826.0.1.3680043.8.498.87324255875663700220770605386554243443"
 

@@ -13,6 +13,7 @@ import pytest
 import qdrant_edge as edge
 from qdrant_client import models as qm
 
+from cmr.rpc.keys import point_id, study_key
 from search_svc.store import VectorPoint
 from search_svc.store.filters import to_client_filter, to_edge_filter
 from search_svc.store.schema import (
@@ -23,8 +24,6 @@ from search_svc.store.schema import (
     ExamPayload,
     NumberNear,
     normalise_vendor,
-    point_id,
-    study_key,
 )
 
 UID = "1.2.826.0.1.3680043.8.498.87324255875663700220770605386554243443"

@@ -9,8 +9,8 @@ from pathlib import Path
 
 from typer.testing import CliRunner
 
-from cmr.cli.main import app
 from cmr.security.audit import AuditEntry, AuditLog, query, verify
+from orchestration.cli.main import app
 
 
 def _entry(subject: str, action: str, results: int = 1) -> AuditEntry:

@@ -9,13 +9,13 @@ from pathlib import Path
 
 import pytest
 
-from cmr.cli.up_cmd import resolve_settings, stack_env
 from cmr.config import Settings
-from cmr.stack import parts as parts_mod
-from cmr.stack.layout import StackLayout
-from cmr.stack.parts import Part, stack_parts
-from cmr.stack.probe import main as probe
-from cmr.stack.supervise import render_config
+from cmr.layout import StackLayout
+from cmr.rpc.probe import main as probe
+from orchestration.cli.up_cmd import resolve_settings, stack_env
+from orchestration.stack import parts as parts_mod
+from orchestration.stack.parts import Part, stack_parts
+from orchestration.stack.supervise import render_config
 
 
 def test_resolved_settings_agree_on_urls_folders_and_roots(tmp_path: Path) -> None:

@@ -1,4 +1,4 @@
-"""Container health probe: `python -m cmr.stack.probe grpc HOST:PORT SERVICE` or `... http URL`; exit 0 when
+"""Container health probe: `python -m cmr.rpc.probe grpc HOST:PORT SERVICE` or `... http URL`; exit 0 when
 healthy (docker-compose healthchecks; Kubernetes uses its native gRPC probes). TLS follows the container's
 CMR_TLS / CMR_TLS_CA settings."""
 
@@ -7,7 +7,7 @@ from __future__ import annotations
 import sys
 
 from cmr.config import get_settings
-from cmr.stack.health import grpc_health, http_health
+from cmr.rpc.health import grpc_health, http_health
 
 
 def main(argv: list[str]) -> int:
@@ -17,7 +17,7 @@ def main(argv: list[str]) -> int:
         ca = get_settings().tls_ca
         h = http_health(argv[1], cafile=str(ca) if ca else None)
     else:
-        print("usage: python -m cmr.stack.probe grpc HOST:PORT [SERVICE] | http URL", file=sys.stderr)
+        print("usage: python -m cmr.rpc.probe grpc HOST:PORT [SERVICE] | http URL", file=sys.stderr)
         return 2
     print(h.detail)
     return 0 if h.ok else 1

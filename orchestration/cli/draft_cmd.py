@@ -5,13 +5,10 @@ flagged, and where the measurements came from (the stream's grounding fields).""
 from __future__ import annotations
 
 import json
-import re
 from pathlib import Path
 from typing import Any, Optional
 
 import typer
-
-_STUDY_KEY = re.compile(r"^[0-9a-f]{32}$")
 
 
 def register(app: typer.Typer) -> None:
@@ -45,13 +42,14 @@ def draft(
     LVEF, volumes and mass (never numbers the draft guessed)."""
     import grpc
 
+    from cmr.rpc.keys import is_study_key
     from generator_svc.client import MODES, STRATEGIES, GeneratorClient
 
     if mode not in MODES:
         _fail(f"--mode must be one of {', '.join(MODES)}")
     if strategy not in STRATEGIES:
         _fail(f"--strategy must be one of {', '.join(STRATEGIES)}")
-    if _STUDY_KEY.match(study):
+    if is_study_key(study):
         where: dict[str, object] = {"study_key": study}
     elif Path(study).exists():
         where = {"path": str(Path(study).resolve())}

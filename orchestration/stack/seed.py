@@ -22,9 +22,9 @@ from typing import Any
 import grpc
 
 from cmr.config import Settings
-from cmr.labels import FINDINGS
+from cmr.data.records import labels_of
+from cmr.layout import StackLayout
 from cmr.rpc.messages import to_vector
-from cmr.stack.layout import StackLayout
 from cmr.synth.generate import REPORTS_FILE, StudyRequest, generate_study
 from cmr.v1 import search_pb2
 
@@ -43,14 +43,6 @@ def write_reports(demo_dir: Path, records: list[dict[str, Any]]) -> None:
     tmp = demo_dir / (REPORTS_FILE + ".tmp")
     tmp.write_text("".join(json.dumps(r) + "\n" for r in sorted(records, key=lambda r: r["index"])))
     os.replace(tmp, demo_dir / REPORTS_FILE)
-
-
-def labels_of(record: dict[str, Any]) -> list[str]:
-    lab = record.get("labels") or {}
-    out = [f for f in FINDINGS if lab.get(f)]
-    if lab.get("disease"):
-        out.append(f"disease:{lab['disease']}")
-    return out
 
 
 class DirectIndexer:
@@ -99,8 +91,8 @@ def _indexed(search: Any, key: str) -> bool:
 
 def seed(settings: Settings, via: str, *, say: Callable[[str], None] = print, previews: bool = True) -> int:
     """Generate and index the demo studies; returns how many were sent for indexing."""
+    from cmr.rpc.keys import study_key
     from search_svc.client import SearchClient
-    from search_svc.store import study_key
 
     layout = StackLayout.from_settings(settings)
     demo = layout.demo_dir(settings)
@@ -112,7 +104,7 @@ def seed(settings: Settings, via: str, *, say: Callable[[str], None] = print, pr
     with SearchClient(settings.search_url, settings=settings, timeout_s=120) as search:
         search.wait_ready(settings.up_start_timeout_s)
         if via == "kafka":
-            from cmr.stack.kafka_seed import KafkaPublisher
+            from orchestration.stack.kafka_seed import KafkaPublisher
 
             indexer: Any = KafkaPublisher(settings)
         else:

@@ -55,7 +55,7 @@ def zeroshot(
 ) -> None:
     """Zero-shot findings of studies: calibrated probabilities (or, for a checkpoint without a calibration
     file, how much closer each exam is to 'present' than to 'absent' prompts)."""
-    from cmr.cli.embed_cmd import exams_or_fail, load_model_or_fail
+    from orchestration.cli.embed_cmd import exams_or_fail, load_model_or_fail
     from cmr.findings import classifier_for_model
     from cmr.eval.report import display_name
     from cmr.model.inference import embed_exams

@@ -15,8 +15,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from cmr.stack.layout import StackLayout
-from cmr.stack.parts import Part
+from cmr.layout import StackLayout
+from orchestration.stack.parts import Part
 
 
 def _q(value: str) -> str:

@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 
 from cmr.rpc.errors import InvalidArgument, NotFound, PermissionDenied, ResourceExhausted
+from cmr.rpc.uploads import read_upload, resolve_ref
 from cmr.v1 import common_pb2, encoder_pb2
 from encoder_svc.client import upload_requests
-from encoder_svc.uploads import read_upload, resolve_ref
 
 
 def _read(requests, tmp_path: Path, max_bytes: int = 1000, max_files: int = 10):  # noqa: ANN001, ANN202

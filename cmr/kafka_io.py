@@ -1,5 +1,6 @@
-"""Kafka clients of the ingestion, with the settings that matter for delivery (kafka-python, Kafka protocol
-only: Tansu in tests and on one machine, Apache Kafka in production).
+"""Kafka clients of the platform (the ingestion and the audit trail), with the settings that matter for delivery
+(kafka-python, Kafka protocol only: Tansu in tests and on one machine, Apache Kafka in production). In the core
+so that cmr.security.audit and ingest_svc share one producer setup without the core importing a service.
 
 - producers: acks=all, idempotent-safe retries, each send awaited (a study's event is durable before its
   NewExam offset is committed);

@@ -6,7 +6,7 @@ import logging
 
 import typer
 
-from cmr.cli import bench_cmd, calibrate_cmd, draft_cmd, embed_cmd, eval_cmd, eval_real_cmd, explain_cmd, generator_cmd, index_cmd, ingest_cmd, inspect_cmd, measure_cmd, quant_cmd, search_cmd, security_cmd, serve_cmd, synth_cmd, train_cmd, up_cmd, zeroshot_cmd
+from orchestration.cli import bench_cmd, calibrate_cmd, draft_cmd, embed_cmd, eval_cmd, eval_real_cmd, explain_cmd, generator_cmd, index_cmd, ingest_cmd, inspect_cmd, measure_cmd, quant_cmd, search_cmd, security_cmd, serve_cmd, synth_cmd, train_cmd, up_cmd, zeroshot_cmd
 
 app = typer.Typer(
     name="cmr",

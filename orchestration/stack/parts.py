@@ -11,9 +11,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from cmr.config import Settings
+from cmr.layout import StackLayout
+from cmr.rpc.health import Health, grpc_health, http_health, tcp_health
 from cmr.security.devca import DevSecurity
-from cmr.stack.health import Health, grpc_health, http_health, tcp_health
-from cmr.stack.layout import StackLayout
 
 
 @dataclass
@@ -39,21 +39,8 @@ def _module(name: str) -> bool:
         return False
 
 
-def _cli_command(group: str | None, name: str) -> bool:
-    """Whether `cmr [group] name` is registered (a service's CLI may land after its package)."""
-    import typer.main
-
-    from cmr.cli.main import app
-
-    root = typer.main.get_command(app)
-    commands = getattr(root, "commands", {})
-    if group is not None:
-        commands = getattr(commands.get(group), "commands", {})
-    return name in commands
-
-
 def cmr_command(*args: str) -> list[str]:
-    return [sys.executable, "-m", "cmr.cli.main", *args]
+    return [sys.executable, "-m", "orchestration.cli.main", *args]
 
 
 def ingest_available() -> tuple[bool, str]:
@@ -61,13 +48,6 @@ def ingest_available() -> tuple[bool, str]:
         if not _module(module):
             return False, f"{module} is not installed yet"
     return True, ""
-
-
-def ingest_command() -> list[str]:
-    """`cmr serve ingest`, or `python -m ingest_svc` (the same worker) while the CLI command is not there."""
-    if _cli_command("serve", "ingest"):
-        return cmr_command("serve", "ingest")
-    return [sys.executable, "-m", "ingest_svc"]
 
 
 def ui_url(settings: Settings) -> str:
@@ -120,13 +100,13 @@ def stack_parts(settings: Settings, layout: StackLayout, *, with_demo: bool = Tr
     parts.append(Part("search", "SearchService (Qdrant Edge)", cmr_command("serve", "search"), 20,
                       health=lambda: grpc_health(s.search_url, "cmr.v1.SearchService", settings=s), url=s.search_url,
                       env=part_env(s, "search")))
-    gen_ok = _module("generator_svc.server") and _cli_command("serve", "generator")
+    gen_ok = _module("generator_svc.server")
     parts.append(Part("generator", "GeneratorService", cmr_command("serve", "generator"), 30,
                       health=lambda: grpc_health(s.generator_url, "cmr.v1.GeneratorService", settings=s),
-                      url=s.generator_url, env=part_env(s, "generator"), available=gen_ok, reason="" if gen_ok else "generator_svc.server / `cmr serve generator` "
-                      "does not exist yet"))
+                      url=s.generator_url, env=part_env(s, "generator"), available=gen_ok,
+                      reason="" if gen_ok else "generator_svc.server is not installed yet"))
     metrics_port = getattr(s, "ingest_metrics_port", 0)  # the worker's Prometheus endpoint, when it has one
-    parts.append(Part("ingest", "ingest worker", ingest_command() if ingest_ok else [], 40, available=ingest_ok,
+    parts.append(Part("ingest", "ingest worker", cmr_command("serve", "ingest") if ingest_ok else [], 40, available=ingest_ok,
                       reason=ingest_reason, url=f"http://127.0.0.1:{metrics_port}/metrics" if metrics_port else "",
                       env=part_env(s, "ingest"),
                       health=(lambda: http_health(f"http://127.0.0.1:{metrics_port}/metrics")) if metrics_port else None))

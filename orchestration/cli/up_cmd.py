@@ -31,7 +31,7 @@ _EXPORTED = ("data_dir", "study_roots", "encoder_port", "search_port", "generato
 def resolve_settings(overrides: dict[str, Any]) -> Settings:
     """Settings of a stack: the environment, the command-line overrides, absolute folders, URLs that follow the
     ports, and the demo folder among the study roots (the encoder reads demo studies by server-side ref)."""
-    from cmr.stack.layout import StackLayout
+    from cmr.layout import StackLayout
 
     s = Settings(**{k: v for k, v in overrides.items() if v is not None})
     layout = StackLayout(Path(s.data_dir).resolve())
@@ -72,7 +72,7 @@ def stack_env(settings: Settings) -> dict[str, str]:
 
 def _saved_settings(data_dir: Path | None) -> Settings:
     """The settings a running (or the last) `cmr up` used for this data folder, else the environment's."""
-    from cmr.stack.layout import StackLayout
+    from cmr.layout import StackLayout
 
     base = Settings() if data_dir is None else Settings(data_dir=data_dir)
     saved = StackLayout.from_settings(base).run_dir / "stack.json"
@@ -158,9 +158,9 @@ def register(app: typer.Typer) -> None:
            seed_via: Optional[str] = typer.Option(None, help="auto, kafka or direct (default CMR_UP_SEED_VIA).")) -> None:
         """Start the whole platform on this machine: broker, Triton + encoder, search, generator, ingest worker and
         UI under supervisord, and index the demo studies in the background. Ctrl-C or SIGTERM stops it all."""
-        from cmr.stack.layout import StackLayout
-        from cmr.stack.parts import stack_parts
-        from cmr.stack.supervise import Supervisor, running_pid
+        from cmr.layout import StackLayout
+        from orchestration.stack.parts import stack_parts
+        from orchestration.stack.supervise import Supervisor, running_pid
 
         t0 = time.monotonic()
         try:
@@ -205,9 +205,9 @@ def register(app: typer.Typer) -> None:
     @app.command("status")
     def status(data_dir: Optional[Path] = typer.Option(None, help="The stack's data folder (default CMR_DATA_DIR).")) -> None:
         """Each part of the stack: process state, gRPC health, the index count, the UI URL."""
-        from cmr.stack.layout import StackLayout
-        from cmr.stack.parts import stack_parts, ui_url
-        from cmr.stack.supervise import SupervisorClient
+        from cmr.layout import StackLayout
+        from orchestration.stack.parts import stack_parts, ui_url
+        from orchestration.stack.supervise import SupervisorClient
 
         settings = _saved_settings(data_dir)
         layout = StackLayout.from_settings(settings)
@@ -225,8 +225,8 @@ def register(app: typer.Typer) -> None:
     @app.command("down")
     def down(data_dir: Optional[Path] = typer.Option(None, help="The stack's data folder (default CMR_DATA_DIR).")) -> None:
         """Stop a stack started by `cmr up` from another terminal."""
-        from cmr.stack.layout import StackLayout
-        from cmr.stack.supervise import SupervisorClient
+        from cmr.layout import StackLayout
+        from orchestration.stack.supervise import SupervisorClient
 
         layout = StackLayout.from_settings(_saved_settings(data_dir))
         client = SupervisorClient(layout)
@@ -242,7 +242,7 @@ def register(app: typer.Typer) -> None:
         import logging
 
         from cmr.config import get_settings
-        from cmr.stack.seed import seed
+        from orchestration.stack.seed import seed
 
         logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
         try:
@@ -255,7 +255,7 @@ def register(app: typer.Typer) -> None:
     def up_broker() -> None:
         """(stack entry) The Tansu Kafka broker in the foreground."""
         from cmr.config import get_settings
-        from cmr.stack.layout import StackLayout
+        from cmr.layout import StackLayout
         from ingest_svc.broker import TansuBroker
 
         s = get_settings()
@@ -273,7 +273,7 @@ def register(app: typer.Typer) -> None:
 
 def _watch(settings: Settings, parts: list[Any], supervisor: Any, stop: threading.Event, t0: float) -> None:
     """Report each part as it becomes healthy (and the UI URL), then watch for failures until stopped."""
-    from cmr.stack.parts import ui_url
+    from orchestration.stack.parts import ui_url
 
     pending = {p.name: p for p in parts if p.available and not p.oneshot}
     reported: dict[str, str] = {}

@@ -24,8 +24,8 @@ from typing import Any
 
 from cmr.dicom import Exam, ExamSpec, load_study
 from cmr.rpc.errors import DeadlineExceeded, InvalidArgument
-from encoder_svc.measuring import MeasureOutcome, StudyMeasurer
-from encoder_svc.uploads import StudyInput
+from cmr.rpc.measuring import MeasureOutcome, StudyMeasurer
+from cmr.rpc.uploads import StudyInput
 
 log = logging.getLogger(__name__)
 
@@ -104,7 +104,7 @@ class StudyLoaderPool:
 
     def load_measured(self, source: StudyInput, timeout_s: float | None = None) -> LoadedStudy:
         """The exam of a study and, when this pool measures, its measurements (measured in the same worker;
-        measuring never raises: see encoder_svc.measuring)."""
+        measuring never raises: see cmr.rpc.measuring)."""
         return self._submit(source, self._measure, timeout_s)
 
     def _submit(self, source: StudyInput, measure: MeasureConfig | None, timeout_s: float | None) -> LoadedStudy:

@@ -45,8 +45,8 @@ def explain(
     """Split the similarity of two studies into what each view, sequence and measured number contributes."""
     from dataclasses import asdict
 
-    from cmr.cli.embed_cmd import exams_or_fail, fail, load_model_or_fail
     from cmr.model.explain import exam_parts, explain_pair, explains, part_label
+    from orchestration.cli.embed_cmd import exams_or_fail, fail, load_model_or_fail
 
     model = load_model_or_fail(checkpoint)
     if not explains(model):

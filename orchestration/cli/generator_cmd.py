@@ -1,6 +1,6 @@
 """`cmr train-generator`: train CMR-TARGET (the report-drafting decoder) on the frozen CMR-CLIP exam tokens.
 
-Registered by `cmr.cli.main` with `generator_cmd.register(app)`.
+Registered by `orchestration.cli.main` with `generator_cmd.register(app)`.
 """
 
 from __future__ import annotations
@@ -53,7 +53,7 @@ def train_generator(
         read_records(data)
         result = run(cfg, data, out, resume=resume, workers=workers)
         if tune_data is not None and cfg.model.plan:
-            from cmr.generator.plan import tune_checkpoint
+            from cmr.generator.tuning import tune_checkpoint
 
             read_records(tune_data)
             tuned = tune_checkpoint(result.best_checkpoint, tune_data, workers=workers)

@@ -6,13 +6,10 @@ Measurement filters (`--where`, repeatable, all must hold): `lvef_pct<35`, `lved
 from __future__ import annotations
 
 import json
-import re
 from pathlib import Path
 from typing import Any, Optional
 
 import typer
-
-_STUDY_KEY = re.compile(r"^[0-9a-f]{32}$")
 
 
 def _fail(reason: str) -> None:
@@ -20,7 +17,8 @@ def _fail(reason: str) -> None:
     raise typer.Exit(2)
 
 
-def _rpc(call: Any) -> Any:
+def search_rpc(call: Any) -> Any:
+    """`call()`, its gRPC error turned into one line and exit code 2 (`cmr search`, `cmr index ...`)."""
     import grpc
 
     try:
@@ -93,7 +91,7 @@ def register(app: typer.Typer) -> None:
 
         ranges = _where(where)
         with SearchClient(url) as client:
-            hits = _rpc(lambda: client.search_text(phrase, top_k=top, vendors=vendor, where=ranges))
+            hits = search_rpc(lambda: client.search_text(phrase, top_k=top, vendors=vendor, where=ranges))
         rows = [_hit_dict(h.exam, h.score) for h in hits]
         if as_json:
             typer.echo(json.dumps(rows))
@@ -108,19 +106,20 @@ def register(app: typer.Typer) -> None:
                 url: Optional[str] = typer.Option(None, help="Search service (default CMR_SEARCH_URL)."),
                 encoder_url: Optional[str] = typer.Option(None, help="Encoder (default CMR_ENCODER_URL).")) -> None:
         """Scan to scan and scan to report: the most similar indexed exams ('digital twins') and nearest reports."""
+        from cmr.rpc.keys import is_study_key
         from encoder_svc.client import EncoderClient
         from search_svc.client import SearchClient
 
         ranges = _where(where)
-        if _STUDY_KEY.match(study):
+        if is_study_key(study):
             query: dict[str, Any] = {"study_key": study}
         elif Path(study).exists():
             with EncoderClient(encoder_url) as enc:
-                query = {"embedding": _rpc(lambda: enc.encode_study(study)).embedding}
+                query = {"embedding": search_rpc(lambda: enc.encode_study(study)).embedding}
         else:
             _fail(f"{study}: neither a study folder/zip nor a study key")
         with SearchClient(url) as client:
-            r = _rpc(lambda: client.similar(top_k=top, filters={"where": ranges}, **query))
+            r = search_rpc(lambda: client.similar(top_k=top, filters={"where": ranges}, **query))
         out = {"similar_exams": [_hit_dict(h.exam, h.score) for h in r.similar_exams],
                "nearest_reports": [{"study_key": h.study_key, "score": round(h.score, 4), "impression": h.impression}
                                    for h in r.nearest_reports]}
@@ -155,10 +154,10 @@ def register(app: typer.Typer) -> None:
         query = dict(all_of=all_of, any_of=any_of, none_of=none_of, threshold=threshold, vendors=vendor,
                      where=_where(where))
         with SearchClient(url) as client:
-            page = _rpc(lambda: client.cohort(page_size=max(1, min(top, 1000)), **query))
+            page = search_rpc(lambda: client.cohort(page_size=max(1, min(top, 1000)), **query))
             if export is not None:
                 fmt = "parquet" if export.suffix.lower() == ".parquet" else "csv"
-                _, data = _rpc(lambda: client.export_cohort(fmt, **query))
+                _, data = search_rpc(lambda: client.export_cohort(fmt, **query))
                 export.write_bytes(data)
         rows = [{**_hit_dict(m.exam, m.score), "phrase_scores": dict(m.phrase_scores)} for m in page.members]
         if as_json:

@@ -13,14 +13,14 @@ from cmr.config import Settings
 
 class KafkaPublisher:
     def __init__(self, settings: Settings) -> None:
-        from ingest_svc.kafka_io import ensure_topics
+        from cmr.kafka_io import ensure_topics
         from ingest_svc.producer import ExamPublisher
 
         ensure_topics(settings, timeout_s=settings.up_start_timeout_s)  # the broker may still be starting
         self.publisher = ExamPublisher(settings)
 
     def add(self, folder: Path, record: dict[str, Any]) -> None:
-        from cmr.stack.seed import labels_of
+        from cmr.data.records import labels_of
         from ingest_svc.producer import Report
 
         self.publisher.publish_path(folder, report=Report(record["impression"], tuple(labels_of(record))),

@@ -1,6 +1,6 @@
-"""Health of the stack's parts as a person (or `cmr status`) sees it: gRPC health checking (grpc.health.v1)
-for the services (over TLS when the settings say so; health needs no token), HTTP(S) for the UI, a TCP connect
-for the broker."""
+"""Health of the platform's parts as a person (`cmr status`, the UI) or a container probe sees it: gRPC
+health checking (grpc.health.v1) for the services (over TLS when the settings say so; health needs no token),
+HTTP(S) for the UI, a TCP connect for the broker."""
 
 from __future__ import annotations
 

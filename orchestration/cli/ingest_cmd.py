@@ -34,8 +34,8 @@ def register(app: typer.Typer) -> None:
         """Publish studies for the ingest worker (one NewExam each; impressions from a `cmr synth` reports.jsonl)."""
         settings = _settings(bootstrap)
         if dead_letters:
+            from cmr.kafka_io import read_topic
             from cmr.v1 import events_pb2
-            from ingest_svc.kafka_io import read_topic
 
             letters = [events_pb2.DeadLetter.FromString(r.value)
                        for r in read_topic(settings, settings.kafka_topic_dead_letter)]

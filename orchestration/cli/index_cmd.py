@@ -9,7 +9,7 @@ from typing import Any, Optional
 
 import typer
 
-from cmr.cli.search_cmd import _rpc  # the search service's RPC errors as one line
+from orchestration.cli.search_cmd import search_rpc  # the search service's RPC errors as one line
 
 index_app = typer.Typer(help="Back up, restore and upgrade the search index (admin).", no_args_is_help=True)
 _URL = typer.Option(None, "--url", help="Search service (default CMR_SEARCH_URL).")
@@ -32,7 +32,7 @@ def backup(dest: str = typer.Argument(..., help="Backup folder: a name (or path)
            url: Optional[str] = _URL) -> None:
     """A consistent backup of the running index (writes pause briefly; searches go on)."""
     with _admin(url) as admin:
-        r = _rpc(lambda: admin.backup(dest))
+        r = search_rpc(lambda: admin.backup(dest))
     for c in r.collections:
         typer.echo(f"  {c.name:<48} {c.points:>9} points  {','.join(c.model_versions)}")
     typer.echo(f"backup written to {r.path}: {r.bytes / 1e6:.1f} MB in {r.seconds:.1f} s "
@@ -97,7 +97,7 @@ def generations(url: Optional[str] = _URL, as_json: bool = typer.Option(False, "
     from google.protobuf.json_format import MessageToDict
 
     with _admin(url) as admin:
-        r = _rpc(admin.generations)
+        r = search_rpc(admin.generations)
     if as_json:
         typer.echo(json.dumps(MessageToDict(r)))
         return
@@ -121,7 +121,7 @@ def upgrade(checkpoint: Path = typer.Option(..., "--checkpoint", exists=True, di
     with _admin(url) as admin, Progress() as bar:
         task = bar.add_task("re-embedding", total=None)
         try:
-            r = _rpc(lambda: reembed(admin, checkpoint, get_settings(), workers=workers,
+            r = search_rpc(lambda: reembed(admin, checkpoint, get_settings(), workers=workers,
                                      progress=lambda done, total: bar.update(task, completed=done, total=total)))
         except ValueError as exc:  # not a checkpoint, or already the active generation
             _fail(str(exc))
@@ -143,7 +143,7 @@ def switch(generation: str = typer.Argument(..., help="Generation to make active
            url: Optional[str] = _URL) -> None:
     """Make a generation the active one, atomically (the old one stays for `cmr index rollback`)."""
     with _admin(url) as admin:
-        r = _rpc(lambda: admin.switch(generation, force))
+        r = search_rpc(lambda: admin.switch(generation, force))
     typer.echo(f"active: {r.active} (rollback target: {r.previous}){f'; {r.missing} studies missing' if r.missing else ''}")
 
 
@@ -151,7 +151,7 @@ def switch(generation: str = typer.Argument(..., help="Generation to make active
 def rollback(url: Optional[str] = _URL) -> None:
     """Make the previous generation active again."""
     with _admin(url) as admin:
-        r = _rpc(admin.rollback)
+        r = search_rpc(admin.rollback)
     typer.echo(f"active: {r.active} (rollback target: {r.previous})")
 
 
@@ -161,7 +161,7 @@ def drop(generation: str = typer.Argument(...),
          url: Optional[str] = _URL) -> None:
     """Delete a generation that is not active."""
     with _admin(url) as admin:
-        _rpc(lambda: admin.drop(generation, force))
+        search_rpc(lambda: admin.drop(generation, force))
     typer.echo(f"dropped {generation}")
 
 

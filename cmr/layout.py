@@ -1,5 +1,6 @@
 """Where the one-machine stack keeps its files: everything under one data folder, so a second `cmr up` with
-the same folder finds the index, the demo studies and the previews again."""
+the same folder finds the index, the demo studies and the previews again. In the core because the UI finds
+its cine previews here too, not only the stack that writes them."""
 
 from __future__ import annotations
 

@@ -22,7 +22,7 @@ def calibrate(
     docs: Optional[Path] = typer.Option(None, "--docs", help="Write calibration.md and reliability.png here."),
 ) -> None:
     """Platt-scale every finding's and disease's zero-shot score into a probability."""
-    from cmr.cli.embed_cmd import fail, load_model_or_fail
+    from orchestration.cli.embed_cmd import fail, load_model_or_fail
     from cmr.findings import classifier_for_model as classifier_for
     from cmr.data.records import labels_for_key
     from cmr.eval.run import TestSet
