@@ -2,11 +2,13 @@
 
 Writes derive the study key from the StudyInstanceUID with the server's secret (the UID itself is never
 stored) and the point id from the key, so re-ingesting a study overwrites it. An exam's report vector (its
-impression) lives under the same point id in the reports collection.
+impression) lives under the same point id in the reports collection. The exam vector's embedding parts (when
+the writer sent them) are stored once, with the exam point: the report point's payload has none.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -22,6 +24,7 @@ from search_svc.store import (
     ExamMeasurements,
     ExamPayload,
     ScoredHit,
+    StoredParts,
     StoredRecord,
     VectorPoint,
     VENDORS,
@@ -31,6 +34,12 @@ from search_svc.store import (
 from search_svc.store.locks import ReadWriteLock
 
 SCROLL_PAGE = 2048
+
+
+def report_payload(exam: ExamPayload) -> ExamPayload:
+    """The payload of an exam's report point: the exam's, without the image embedding's parts (they belong to
+    the image vector, and ~10 KB is stored once)."""
+    return dataclasses.replace(exam, parts=None)
 
 
 @dataclass(frozen=True)
@@ -48,6 +57,7 @@ class ExamEntry:
     views: tuple[str, ...] = ()
     labels: tuple[str, ...] = ()
     measurements: ExamMeasurements | None = None  # None: not measured
+    parts: StoredParts | None = None  # the image embedding's parts (attention-pooling models); None: not stored
 
 
 class ExamIndex:
@@ -77,10 +87,10 @@ class ExamIndex:
             payload = ExamPayload(study_key=key, vendor=normalise_vendor(e.manufacturer),
                                   model_version=e.model_version, study_date=e.study_date,
                                   field_strength_t=e.field_strength_t or None, views=e.views, labels=e.labels,
-                                  impression=e.impression, measurements=e.measurements)
+                                  impression=e.impression, measurements=e.measurements, parts=e.parts)
             exam_points.append(VectorPoint.for_exam(payload, e.image_embedding))
             if e.report_embedding is not None:
-                report_points.append(VectorPoint.for_exam(payload, e.report_embedding))
+                report_points.append(VectorPoint.for_exam(report_payload(payload), e.report_embedding))
             keys.append(key)
         with self._gate.read(), self._write_lock:
             existing = {r.id for r in self.store.get(self.exams, [p.id for p in exam_points])}
@@ -104,16 +114,18 @@ class ExamIndex:
             return self.store.delete(self.exams, ids)
 
     # --- reads ---------------------------------------------------------------------------------------------
-    def get(self, key: str, with_vector: bool = False) -> StoredRecord | None:
-        found = self.store.get(self.exams, [point_id(key)], with_vectors=with_vector)
+    # with_parts: the payloads' embedding parts too (left out otherwise: see search_svc/store/base.py)
+    def get(self, key: str, with_vector: bool = False, with_parts: bool = False) -> StoredRecord | None:
+        found = self.store.get(self.exams, [point_id(key)], with_vectors=with_vector, with_parts=with_parts)
         return found[0] if found else None
 
     def get_many(self, keys: Sequence[str], with_vectors: bool = True) -> list[StoredRecord]:
         return self.store.get(self.exams, [point_id(k) for k in keys], with_vectors=with_vectors)
 
     def search_exams(self, vector: NDArray[np.float32], top_k: int, flt: ExamFilter | None = None,
-                     offset: int = 0, with_vectors: bool = False) -> list[ScoredHit]:
-        return self.store.search(self.exams, vector, top_k, flt, offset=offset, with_vectors=with_vectors)
+                     offset: int = 0, with_vectors: bool = False, with_parts: bool = False) -> list[ScoredHit]:
+        return self.store.search(self.exams, vector, top_k, flt, offset=offset, with_vectors=with_vectors,
+                                 with_parts=with_parts)
 
     def search_reports(self, vector: NDArray[np.float32], top_k: int, flt: ExamFilter | None = None) -> list[ScoredHit]:
         return self.store.search(self.reports, vector, top_k, flt)

@@ -91,7 +91,7 @@ def content_digest(store: VectorStore, name: str) -> CollectionDigest:
     points = 0
     token: str | None = None
     while True:
-        page, token = store.scroll(name, None, DIGEST_PAGE, token, with_vectors=True)
+        page, token = store.scroll(name, None, DIGEST_PAGE, token, with_vectors=True, with_parts=True)
         for r in page:
             payload = r.payload.to_dict()
             versions.add(r.payload.model_version)

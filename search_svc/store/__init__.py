@@ -39,6 +39,7 @@ from search_svc.store.schema import (
     ExamMeasurements,
     ExamPayload,
     MeasureRange,
+    StoredParts,
     normalise_vendor,
 )
 
@@ -96,6 +97,7 @@ __all__ = [
     "Quantization",
     "ScoredHit",
     "StoreError",
+    "StoredParts",
     "StoredRecord",
     "VectorPoint",
     "VectorStore",

@@ -4,6 +4,10 @@ qdrant-client for a server or cluster) that must answer every call the same way.
 Points carry a typed `ExamPayload` (never a free dict), so nothing identifying can reach the index by
 accident, and every read filter is an `ExamFilter`, translated by each engine in `filters.py`.
 Vectors are compared by cosine similarity; engines store them L2-normalised.
+
+An exam point's embedding parts (`ExamPayload.parts`, ~10 KB) come back only from reads that ask for them
+(`with_parts=True`): a search of ten hits can afford them, a scroll over the whole index (cohorts, few-shot,
+backups of a million points) should not decode them for nothing.
 """
 
 from __future__ import annotations
@@ -21,7 +25,7 @@ import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
 from cmr.rpc.keys import point_id
-from search_svc.store.schema import PAYLOAD_INDEXES, ExamFilter, ExamPayload, IndexKind
+from search_svc.store.schema import PARTS_KEY, PAYLOAD_INDEXES, ExamFilter, ExamPayload, IndexKind
 
 MAX_TOP_K = 1000  # a page of results, not an export: cohorts page through `scroll` instead
 MAX_OFFSET = 10_000  # deep offsets cost top_k + offset candidates per query; page with scroll past this
@@ -91,6 +95,8 @@ class VectorPoint:
         if not isinstance(self.payload, ExamPayload):
             raise TypeError(f"payload of point {self.id} must be an ExamPayload, "
                             f"got {type(self.payload).__name__}")
+        if self.payload.parts is not None:  # parts belong to their vector: checked here, for both engines
+            self.payload.parts.check_sums_to(self.vector)
 
     @classmethod
     def for_exam(cls, payload: ExamPayload, vector: ArrayLike) -> VectorPoint:
@@ -201,6 +207,9 @@ def to_vector(values: Sequence[float] | None) -> NDArray[np.float32] | None:
     return None if values is None else np.asarray(values, dtype=np.float32)
 
 
+UNSTORED_ON_READ: tuple[str, ...] = (PARTS_KEY,)  # payload keys a read leaves out unless it asks for them
+
+
 def plain_vector(vector: Any) -> Any:
     """The default (unnamed) dense vector out of the forms engines return it in (a list, or {"": list})."""
     return vector.get("") if isinstance(vector, dict) else vector
@@ -251,20 +260,22 @@ class VectorStore(ABC):
         """
 
     # --- reads ----------------------------------------------------------------------------------------------
+    # Every read leaves the payload's embedding parts out (payload.parts None) unless with_parts=True.
     @abstractmethod
-    def get(self, collection: str, ids: Iterable[str], *, with_vectors: bool = False) -> list[StoredRecord]:
+    def get(self, collection: str, ids: Iterable[str], *, with_vectors: bool = False,
+            with_parts: bool = False) -> list[StoredRecord]:
         """The points that exist among `ids`, in the order asked; missing ids are left out."""
 
     @abstractmethod
     def search(self, collection: str, vector: ArrayLike, top_k: int, filter: ExamFilter | None = None, *,
                offset: int = 0, exact: bool = False, hnsw_ef: int | None = None,
-               with_vectors: bool = False) -> list[ScoredHit]:
+               with_vectors: bool = False, with_parts: bool = False) -> list[ScoredHit]:
         """Nearest points by cosine similarity, best first. exact=True bypasses HNSW and quantization;
         hnsw_ef (candidates kept while walking the graph) overrides the store's default for this query."""
 
     @abstractmethod
     def scroll(self, collection: str, filter: ExamFilter | None = None, limit: int = 256,
-               offset_token: str | None = None, *, with_vectors: bool = False,
+               offset_token: str | None = None, *, with_vectors: bool = False, with_parts: bool = False,
                ) -> tuple[list[StoredRecord], str | None]:
         """One page of the points matching `filter` in id order, and the token of the next page (None at
         the end). Pass the token back unchanged; a full pass visits every point once."""

@@ -31,6 +31,7 @@ import qdrant_edge as edge
 from numpy.typing import ArrayLike
 
 from search_svc.store.base import (
+    UNSTORED_ON_READ,
     CollectionInfo,
     CollectionNotFoundError,
     DimensionMismatchError,
@@ -71,6 +72,10 @@ _INDEX_TYPES: Mapping[IndexKind, edge.PayloadSchemaType] = {
     IndexKind.FLOAT: edge.PayloadSchemaType.Float,
     IndexKind.DATETIME: edge.PayloadSchemaType.Datetime,
 }
+
+
+def _with_payload(with_parts: bool) -> bool | edge.PayloadSelector:
+    return True if with_parts else edge.PayloadSelector.Exclude(list(UNSTORED_ON_READ))
 
 
 @dataclass
@@ -187,18 +192,20 @@ class EdgeStore(VectorStore):
             return bool(coll.shard.optimize())
 
     # --- reads ----------------------------------------------------------------------------------------------
-    def get(self, collection: str, ids: Iterable[str], *, with_vectors: bool = False) -> list[StoredRecord]:
+    def get(self, collection: str, ids: Iterable[str], *, with_vectors: bool = False,
+            with_parts: bool = False) -> list[StoredRecord]:
         wanted = check_ids(ids)
         if not wanted:
             return []
         with self._using(collection) as coll:
-            records = coll.shard.retrieve(wanted, with_payload=True, with_vector=with_vectors)
+            records = coll.shard.retrieve(wanted, with_payload=_with_payload(with_parts),
+                                          with_vector=with_vectors)
         found = {str(r.id): r for r in records}
         return [self._record(found[i], with_vectors) for i in wanted if i in found]
 
     def search(self, collection: str, vector: ArrayLike, top_k: int, filter: ExamFilter | None = None, *,
                offset: int = 0, exact: bool = False, hnsw_ef: int | None = None,
-               with_vectors: bool = False) -> list[ScoredHit]:
+               with_vectors: bool = False, with_parts: bool = False) -> list[ScoredHit]:
         check_top_k(top_k, offset)
         check_hnsw_ef(hnsw_ef)
         with self._using(collection) as coll:
@@ -211,21 +218,21 @@ class EdgeStore(VectorStore):
             ef = max(hnsw_ef or self.params.hnsw_ef_search, top_k + offset)
             params = edge.SearchParams(hnsw_ef=ef, exact=exact, quantization=quantization)
             request = edge.SearchRequest(query=edge.Query.Nearest(query.tolist()), limit=top_k, offset=offset,
-                                         filter=to_edge_filter(filter), params=params, with_payload=True,
-                                         with_vector=with_vectors)
+                                         filter=to_edge_filter(filter), params=params,
+                                         with_payload=_with_payload(with_parts), with_vector=with_vectors)
             found = coll.shard.search(request)
         return [ScoredHit(str(p.id), float(p.score), self.payload_from_engine(p.payload, p.id),
                           to_vector(plain_vector(p.vector)) if with_vectors else None) for p in found]
 
     def scroll(self, collection: str, filter: ExamFilter | None = None, limit: int = 256,
-               offset_token: str | None = None, *, with_vectors: bool = False,
+               offset_token: str | None = None, *, with_vectors: bool = False, with_parts: bool = False,
                ) -> tuple[list[StoredRecord], str | None]:
         check_scroll_limit(limit)
         start = None if offset_token is None else check_point_id(offset_token)
         with self._using(collection) as coll:
             records, next_id = coll.shard.scroll(edge.ScrollRequest(
-                offset=start, limit=limit, filter=to_edge_filter(filter), with_payload=True,
-                with_vector=with_vectors))
+                offset=start, limit=limit, filter=to_edge_filter(filter),
+                with_payload=_with_payload(with_parts), with_vector=with_vectors))
         return [self._record(r, with_vectors) for r in records], None if next_id is None else str(next_id)
 
     def count(self, collection: str, filter: ExamFilter | None = None) -> int:

@@ -23,6 +23,7 @@ from qdrant_client import QdrantClient
 from qdrant_client import models as qm
 
 from search_svc.store.base import (
+    UNSTORED_ON_READ,
     CollectionInfo,
     CollectionNotFoundError,
     DimensionMismatchError,
@@ -57,6 +58,10 @@ _INDEX_TYPES: Mapping[IndexKind, qm.PayloadSchemaType] = {
     IndexKind.FLOAT: qm.PayloadSchemaType.FLOAT,
     IndexKind.DATETIME: qm.PayloadSchemaType.DATETIME,
 }
+
+
+def _with_payload(with_parts: bool) -> bool | qm.PayloadSelectorExclude:
+    return True if with_parts else qm.PayloadSelectorExclude(exclude=list(UNSTORED_ON_READ))
 
 
 @dataclass(frozen=True)
@@ -196,18 +201,20 @@ class QdrantStore(VectorStore):
             return False
 
     # --- reads ----------------------------------------------------------------------------------------------
-    def get(self, collection: str, ids: Iterable[str], *, with_vectors: bool = False) -> list[StoredRecord]:
+    def get(self, collection: str, ids: Iterable[str], *, with_vectors: bool = False,
+            with_parts: bool = False) -> list[StoredRecord]:
         wanted = check_ids(ids)
         if not wanted:
             return []
         with self._using(collection):
-            found = {str(r.id): r for r in self.client.retrieve(collection, wanted, with_payload=True,
+            found = {str(r.id): r for r in self.client.retrieve(collection, wanted,
+                                                                 with_payload=_with_payload(with_parts),
                                                                  with_vectors=with_vectors)}
         return [self._record(found[i], with_vectors) for i in wanted if i in found]
 
     def search(self, collection: str, vector: ArrayLike, top_k: int, filter: ExamFilter | None = None, *,
                offset: int = 0, exact: bool = False, hnsw_ef: int | None = None,
-               with_vectors: bool = False) -> list[ScoredHit]:
+               with_vectors: bool = False, with_parts: bool = False) -> list[ScoredHit]:
         check_top_k(top_k, offset)
         check_hnsw_ef(hnsw_ef)
         with self._using(collection) as shape:
@@ -216,20 +223,20 @@ class QdrantStore(VectorStore):
             params = None if self.local else self._search_params(shape, top_k + offset, exact, hnsw_ef)
             found = self.client.query_points(
                 collection, query=query.tolist(), limit=top_k, offset=offset or None,
-                query_filter=to_client_filter(filter), search_params=params, with_payload=True,
-                with_vectors=with_vectors).points
+                query_filter=to_client_filter(filter), search_params=params,
+                with_payload=_with_payload(with_parts), with_vectors=with_vectors).points
         return [ScoredHit(str(p.id), float(p.score), self.payload_from_engine(p.payload, p.id),
                           to_vector(plain_vector(p.vector)) if with_vectors else None) for p in found]
 
     def scroll(self, collection: str, filter: ExamFilter | None = None, limit: int = 256,
-               offset_token: str | None = None, *, with_vectors: bool = False,
+               offset_token: str | None = None, *, with_vectors: bool = False, with_parts: bool = False,
                ) -> tuple[list[StoredRecord], str | None]:
         check_scroll_limit(limit)
         start = None if offset_token is None else check_point_id(offset_token)
         with self._using(collection):
             records, next_id = self.client.scroll(
                 collection, scroll_filter=to_client_filter(filter), limit=limit, offset=start,
-                with_payload=True, with_vectors=with_vectors)
+                with_payload=_with_payload(with_parts), with_vectors=with_vectors)
         return [self._record(r, with_vectors) for r in records], None if next_id is None else str(next_id)
 
     def count(self, collection: str, filter: ExamFilter | None = None) -> int:

@@ -11,12 +11,21 @@ numeric fields at `measurements.<field>` (float payload indexes, range filters),
 reasons, why a value is absent and the segmenter version beside them. A value that could not be measured is
 left out, so a range on it never matches; points written before measurements existed have none at all.
 
+An attention-pooling model's exam vector is an exact sum of per-part vectors (one per exam slot, one per
+measurement token, one for the CLS fallback: cmr.model.explain). `StoredParts` keeps them with the exam point
+under "parts" (names, kinds and a float16 [G, D] matrix in base64, ~10 KB at G=15, D=256), so a text search
+can say why each exam matched. They are checked to sum to the point's unit vector (`check_sums_to`), never
+indexed, stored on the exam point only (not on its report point) and left out of every read that does not
+ask for them (store.base: `with_parts`). Points written before, or by a CLS model, have none.
+
 `ExamFilter` is the one filter model of the service. `ExamFilter.clauses()` turns it into a few neutral
 clauses that each engine translates one-to-one (`filters.py`), which keeps the engines' semantics equal.
 """
 
 from __future__ import annotations
 
+import base64
+import binascii
 import datetime as dt
 import math
 import re
@@ -24,6 +33,9 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any, Final
+
+import numpy as np
+from numpy.typing import ArrayLike, NDArray
 
 from cmr.quant.volumes import MEASUREMENT_FIELDS, Measurements
 from cmr.rpc.keys import STUDY_KEY_HEX_CHARS, is_study_key
@@ -50,6 +62,14 @@ MEASUREMENT_QUALITIES: Final[tuple[str, ...]] = ("ok", "check", "failed")
 MAX_MEASUREMENT_TEXT: Final = 500  # one quality reason or one "unavailable" explanation
 MAX_CURVE_POINTS: Final = 1024  # phases of the LV volume curve
 _MEASUREMENT_MODEL = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:@+-]{0,127}$")  # a segmenter version "name@hash"
+PARTS_KEY: Final = "parts"  # the payload key of an exam's embedding parts (StoredParts)
+PART_KINDS: Final[tuple[str, ...]] = ("view", "measurement", "exam")  # as common.proto EmbeddingPart.kind
+MAX_PARTS: Final = 64  # exam slots + measurement tokens + the CLS part: the shipped configs have 10 to 15
+# L2 distance allowed between the stored (float16) parts' sum and the exam's unit vector. A cosine with any
+# unit vector split over the parts then sums to the stored cosine within this. float16 rounding alone leaves ~1e-4
+# (measured on the small and base configs); parts of another vector (another model, a stale one) are ~1 away.
+PARTS_SUM_TOLERANCE: Final = 5e-3
+_PART_DTYPE: Final = np.dtype("<f2")  # little-endian float16, whatever the machine
 
 
 class IndexKind(str, Enum):
@@ -237,6 +257,97 @@ _MEASUREMENT_KEYS: Final = frozenset({*MEASUREMENT_FIELDS, "quality", "quality_r
 
 
 @dataclass(frozen=True)
+class StoredParts:
+    """An exam embedding's parts as the index stores them: G names and kinds (PART_KINDS) and a float16 matrix
+    [G, D] as raw little-endian bytes (`matrix` reads it). Make one with `of` from float vectors; a point
+    checks that they sum to its vector (`check_sums_to`)."""
+
+    names: tuple[str, ...]
+    kinds: tuple[str, ...]
+    data: bytes = field(repr=False)
+
+    def __post_init__(self) -> None:
+        if isinstance(self.names, (str, bytes)) or isinstance(self.kinds, (str, bytes)):
+            raise ValueError("part names and kinds must be lists of strings")
+        names, kinds = tuple(self.names), tuple(self.kinds)
+        if not 1 <= len(names) <= MAX_PARTS:
+            raise ValueError(f"{len(names)} parts; an exam has 1 to {MAX_PARTS}")
+        if len(kinds) != len(names):
+            raise ValueError(f"{len(names)} part names but {len(kinds)} kinds")
+        for n in names:
+            if not isinstance(n, str) or not _TOKEN.match(n):
+                raise ValueError(f"part name {n!r} is not a lower-case token like 'cine_sax' or 'lvef_pct'")
+        if len(set(names)) != len(names):
+            raise ValueError(f"part names repeat: {sorted(n for n in set(names) if names.count(n) > 1)}")
+        unknown = sorted({str(k) for k in kinds if k not in PART_KINDS})
+        if unknown:
+            raise ValueError(f"unknown part kind(s) {unknown}; a part is one of {PART_KINDS}")
+        row = _PART_DTYPE.itemsize * len(names)
+        if not isinstance(self.data, bytes) or not self.data or len(self.data) % row:
+            raise ValueError(f"part data must be {len(names)} float16 rows of equal length")
+        object.__setattr__(self, "names", names)
+        object.__setattr__(self, "kinds", kinds)
+        if not np.all(np.isfinite(self.matrix)):
+            raise ValueError("part values must be finite and within the float16 range (|x| <= 65504)")
+
+    @classmethod
+    def of(cls, names: Iterable[str], kinds: Iterable[str], vectors: ArrayLike) -> StoredParts:
+        """From float vectors [G, D] (rounded to float16)."""
+        names, kinds = tuple(names), tuple(kinds)
+        arr = np.asarray(vectors, dtype=np.float32)
+        if arr.ndim != 2 or arr.shape[0] != len(names) or arr.shape[1] == 0:
+            raise ValueError(f"parts must be {len(names)} vectors of one length, got shape {arr.shape}")
+        if not np.all(np.isfinite(arr)):
+            raise ValueError("part values must be finite")
+        with np.errstate(over="ignore"):  # beyond float16 becomes inf, which __post_init__ refuses by name
+            data = arr.astype(_PART_DTYPE).tobytes()
+        return cls(names, kinds, data)
+
+    @property
+    def dim(self) -> int:
+        return len(self.data) // (_PART_DTYPE.itemsize * len(self.names))
+
+    @property
+    def matrix(self) -> NDArray[np.float16]:
+        """[G, D] float16 (read-only: a view of the stored bytes)."""
+        return np.frombuffer(self.data, dtype=_PART_DTYPE).reshape(len(self.names), -1)
+
+    def contributions(self, vector: ArrayLike) -> NDArray[np.float64]:
+        """[G] each part dotted with `vector`: for a unit vector they sum to its cosine with the exam."""
+        return self.matrix.astype(np.float64) @ np.asarray(vector, dtype=np.float64)
+
+    def check_sums_to(self, vector: ArrayLike) -> None:
+        """ValueError unless the parts sum to `vector` normalised, within PARTS_SUM_TOLERANCE (L2)."""
+        v = np.asarray(vector, dtype=np.float64)
+        if v.shape != (self.dim,):
+            raise ValueError(f"parts are {self.dim}-d; the exam vector has {v.size} dimensions")
+        norm = float(np.linalg.norm(v))
+        if not 0.0 < norm < np.inf:
+            raise ValueError("the exam vector has no direction for parts to sum to")
+        gap = float(np.linalg.norm(self.matrix.astype(np.float64).sum(axis=0) - v / norm))
+        if not gap <= PARTS_SUM_TOLERANCE:
+            raise ValueError(f"parts do not sum to the exam's unit vector (their sum is {gap:.3g} away; at "
+                             f"most {PARTS_SUM_TOLERANCE:g}): send the parts the model returned with this vector")
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"names": list(self.names), "kinds": list(self.kinds),
+                "float16": base64.b64encode(self.data).decode("ascii")}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> StoredParts:
+        if not isinstance(data, Mapping) or set(data) != _PARTS_KEYS:
+            raise ValueError(f"parts must be an object with exactly the keys {sorted(_PARTS_KEYS)}")
+        try:
+            raw = base64.b64decode(data["float16"], validate=True)
+        except (binascii.Error, TypeError, ValueError) as exc:
+            raise ValueError(f"parts float16 is not base64: {exc}") from exc
+        return cls(tuple(data["names"] or ()), tuple(data["kinds"] or ()), raw)
+
+
+_PARTS_KEYS: Final = frozenset({"names", "kinds", "float16"})
+
+
+@dataclass(frozen=True)
 class ExamPayload:
     """The de-identified description of one exam stored with each of its vectors."""
 
@@ -249,6 +360,9 @@ class ExamPayload:
     labels: tuple[str, ...] = ()  # findings present, e.g. ("lv_dysfunction", "lge")
     impression: str = ""
     measurements: ExamMeasurements | None = None  # None: not measured (or indexed before measurements existed)
+    # The exam vector's parts (attention-pooling models; exam points only). None: a CLS model, a point written
+    # before parts were stored or with CMR_STORE_EMBEDDING_PARTS off, a report point, or a read without them.
+    parts: StoredParts | None = None
 
     def __post_init__(self) -> None:
         if not is_study_key(self.study_key):
@@ -271,6 +385,10 @@ class ExamPayload:
             object.__setattr__(self, "measurements", ExamMeasurements.from_dict(self.measurements))
         elif self.measurements is not None and not isinstance(self.measurements, ExamMeasurements):
             raise ValueError(f"measurements must be ExamMeasurements, got {type(self.measurements).__name__}")
+        if isinstance(self.parts, Mapping):
+            object.__setattr__(self, "parts", StoredParts.from_dict(self.parts))
+        elif self.parts is not None and not isinstance(self.parts, StoredParts):
+            raise ValueError(f"parts must be StoredParts, got {type(self.parts).__name__}")
 
     @property
     def study_year(self) -> int | None:
@@ -293,6 +411,8 @@ class ExamPayload:
             d["field_strength_t"] = self.field_strength_t
         if self.measurements is not None:
             d["measurements"] = self.measurements.to_dict()
+        if self.parts is not None:
+            d[PARTS_KEY] = self.parts.to_dict()
         return d
 
     @classmethod
@@ -311,6 +431,7 @@ class ExamPayload:
             impression=data.get("impression") or "",
             measurements=(None if data.get("measurements") is None
                           else ExamMeasurements.from_dict(data["measurements"])),
+            parts=None if data.get(PARTS_KEY) is None else StoredParts.from_dict(data[PARTS_KEY]),
         )
         year = data.get("study_year")
         if year is not None and year != payload.study_year:
@@ -319,7 +440,8 @@ class ExamPayload:
 
 
 _PAYLOAD_KEYS: Final = frozenset({"study_key", "vendor", "model_version", "study_date", "study_year",
-                                  "field_strength_t", "views", "labels", "impression", "measurements"})
+                                  "field_strength_t", "views", "labels", "impression", "measurements",
+                                  PARTS_KEY})
 
 
 # --- the filter ---------------------------------------------------------------------------------------------
