@@ -74,6 +74,10 @@ class Settings(BaseSettings):
                                   "StudyInstanceUID into the stored study key; set a real secret in production")
     backup_dir: Path | None = Field(None, description="where the search service writes index backups (the admin "
                                     "Backup RPC, `cmr index backup`); None = <data_dir>/backups")
+    store_embedding_parts: bool = Field(True, description="store each exam vector's parts (attention-pooling "
+                                        "models: one per view and measurement) with it, so text and indexed-study "
+                                        "searches say why an exam matched; ~10 KB per exam (float16 [G, D]: "
+                                        "docs/services/search.md); false = none stored, why stays empty there")
     hnsw_m: int = Field(16, ge=4, le=128)
     hnsw_ef_construct: int = Field(100, ge=8, le=1024)
     hnsw_ef_search: int = Field(64, ge=8, le=4096)

@@ -93,7 +93,8 @@ class SearchServer(ServiceHost):
                     self.store.optimize(name)
             self._encoder = EncoderClient(self._encoder_url, settings=s)
             servicer = SearchServicer(self.router, self._encoder, identity, load_calibration(s, identity),
-                                      calibration_for=partial(calibration_for_version, self.router, s, identity))
+                                      calibration_for=partial(calibration_for_version, self.router, s, identity),
+                                      store_parts=s.store_embedding_parts)
             admin = IndexAdminServicer(self.router, s, on_change=servicer.bump)
             self._grpc = GrpcServer([ServiceBinding(ADD_SERVICER,
                                                     SERVICE_NAME, servicer),

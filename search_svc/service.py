@@ -36,7 +36,7 @@ from search_svc.few_shot import LOGISTIC, PROTOTYPE, FewShotClassifier
 from search_svc.admin.router import IndexRouter, Served
 from search_svc.index import ExamEntry, ExamIndex
 from search_svc.store import ExamFilter, ExamMeasurements, ExamPayload, MeasureRange, StoreError
-from search_svc.why import QueryParts
+from search_svc.why import QueryParts, stored_parts, text_why
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -121,11 +121,14 @@ def model_info(served: Served) -> common_pb2.ModelInfo:
 class SearchServicer(search_pb2_grpc.SearchServiceServicer):
     def __init__(self, router: IndexRouter, encoder: EncoderClient, identity: ModelIdentity,
                  calibration: Calibration | None, limits: SearchLimits | None = None,
-                 calibration_for: Callable[[str], Calibration | None] | None = None) -> None:
+                 calibration_for: Callable[[str], Calibration | None] | None = None,
+                 store_parts: bool = True) -> None:
         """router: the index generations (search_svc/admin/router.py): queries embedded by the encoder go to
         the generation of the encoder's model version, everything else to the active one.
-        calibration_for(model_version): the zero-shot calibration of another generation's model."""
+        calibration_for(model_version): the zero-shot calibration of another generation's model.
+        store_parts: keep upserts' embedding parts (settings.store_embedding_parts; checked either way)."""
         self.router = router
+        self.store_parts = store_parts
         self.encoder = encoder
         self.identity = identity
         self.calibration = calibration
@@ -213,20 +216,22 @@ class SearchServicer(search_pb2_grpc.SearchServiceServicer):
         """The vector of a StudyQuery, for an indexed study its key, and the generation to search with it:
         `served` for a study key (looked up there) or a raw embedding; for a study the encoder reads, the
         generation of the encoder's model."""
-        vec, own, served, _ = self._study_query(q, served)
+        vec, own, served, _ = self._study_query(q, served, explain=False)
         return vec, own, served
 
-    def _study_query(self, q: common_pb2.StudyQuery,
-                     served: Served) -> tuple[NDArray[np.float32], str | None, Served, QueryParts | None]:
-        """As _study_vector, with the query's embedding parts where the encoder read the study with an
-        attention-pooling model (None otherwise: the index stores no parts)."""
+    def _study_query(self, q: common_pb2.StudyQuery, served: Served, explain: bool = True,
+                     ) -> tuple[NDArray[np.float32], str | None, Served, QueryParts | None]:
+        """As _study_vector, with the query's embedding parts (when `explain`): those the encoder returned for
+        a study it read, or those stored with an indexed study; None where there are none (a CLS model, a
+        study indexed without parts, a raw embedding)."""
         which = q.WhichOneof("study")
         if which == "study_key":
             self._keys([q.study_key], "study_key")
-            record = served.index.get(q.study_key, with_vector=True)
+            record = served.index.get(q.study_key, with_vector=True, with_parts=explain)
             if record is None or record.vector is None:
                 raise NotFound(f"no indexed study with key {q.study_key!r}")
-            return record.vector, q.study_key, served, None
+            parts = QueryParts.stored(record.payload.parts, served.generation.dim) if explain else None
+            return record.vector, q.study_key, served, parts
         if which == "embedding":
             try:
                 v = from_vector(q.embedding, served.generation.dim)
@@ -267,9 +272,11 @@ class SearchServicer(search_pb2_grpc.SearchServiceServicer):
         flt = exam_filter(request.filter)
         vecs, version = self._embed_texts([query])
         served = self._served_for(version)
-        hits = served.index.search_exams(vecs[0], top_k, flt, offset=min(request.offset, 10_000))
+        # the hits' stored parts come along (a page of hits, ~10 KB each): each says why it matched the text
+        hits = served.index.search_exams(vecs[0], top_k, flt, offset=min(request.offset, 10_000), with_parts=True)
         return search_pb2.SearchByTextResponse(
-            hits=[search_pb2.ExamHit(exam=exam_record(h.payload), score=h.score) for h in hits],
+            hits=[search_pb2.ExamHit(exam=exam_record(h.payload), score=h.score,
+                                     why=text_why(h.payload.parts, vecs[0])) for h in hits],
             model=model_info(served))
 
     @rpc_errors
@@ -445,11 +452,19 @@ class SearchServicer(search_pb2_grpc.SearchServiceServicer):
             measurements = stored_measurements(e.measurements) if e.HasField("measurements") else None
         except ValueError as exc:
             raise InvalidArgument(f"exam {i}: measurements: {exc}") from exc
+        try:
+            # Checked even when not kept: a writer sending parts of another vector has a bug worth hearing of.
+            parts = stored_parts(e.parts, dim)
+            if parts is not None:
+                parts.check_sums_to(image)
+        except ValueError as exc:
+            raise InvalidArgument(f"exam {i}: parts: {exc}") from exc
         return ExamEntry(study_instance_uid=e.study_instance_uid.strip(), image_embedding=image,
                          model_version=e.model_version, report_embedding=report, impression=e.impression,
                          study_date=e.study_date or None, manufacturer=e.vendor,
                          field_strength_t=e.field_strength_t or None, views=tuple(e.views),
-                         labels=tuple(e.labels), measurements=measurements), served
+                         labels=tuple(e.labels), measurements=measurements,
+                         parts=parts if self.store_parts else None), served
 
     @rpc_errors
     def Upsert(self, request: search_pb2.UpsertRequest, context: grpc.ServicerContext) -> search_pb2.UpsertResponse:

@@ -22,55 +22,56 @@ _runtime_version.ValidateProtobufRuntimeVersion(
 _sym_db = _symbol_database.Default()
 
 
+from cmr.v1 import common_pb2 as cmr_dot_v1_dot_common__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x12\x63mr/v1/admin.proto\x12\x06\x63mr.v1\"n\n\x11\x43ollectionSummary\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0e\n\x06points\x18\x02 \x01(\x04\x12\x0b\n\x03\x64im\x18\x03 \x01(\r\x12\x16\n\x0emodel_versions\x18\x04 \x03(\t\x12\x16\n\x0e\x63ontent_sha256\x18\x05 \x01(\t\"\x1d\n\rBackupRequest\x12\x0c\n\x04\x64\x65st\x18\x01 \x01(\t\"\x9c\x01\n\x0e\x42\x61\x63kupResponse\x12\x0c\n\x04path\x18\x01 \x01(\t\x12\x15\n\rmanifest_json\x18\x02 \x01(\t\x12.\n\x0b\x63ollections\x18\x03 \x03(\x0b\x32\x19.cmr.v1.CollectionSummary\x12\x15\n\rwrite_pause_s\x18\x04 \x01(\x01\x12\x0f\n\x07seconds\x18\x05 \x01(\x01\x12\r\n\x05\x62ytes\x18\x06 \x01(\x04\"#\n\x13VerifyBackupRequest\x12\x0c\n\x04path\x18\x01 \x01(\t\"K\n\x14VerifyBackupResponse\x12\n\n\x02ok\x18\x01 \x01(\x08\x12\x10\n\x08problems\x18\x02 \x03(\t\x12\x15\n\rmanifest_json\x18\x03 \x01(\t\"\xde\x01\n\nGeneration\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x15\n\rmodel_version\x18\x02 \x01(\t\x12\x0b\n\x03\x64im\x18\x03 \x01(\r\x12\x18\n\x10\x65xams_collection\x18\x04 \x01(\t\x12\x1a\n\x12reports_collection\x18\x05 \x01(\t\x12\x12\n\ncreated_at\x18\x06 \x01(\t\x12\x0e\n\x06\x61\x63tive\x18\x07 \x01(\x08\x12\x10\n\x08previous\x18\x08 \x01(\x08\x12\r\n\x05\x65xams\x18\t \x01(\x04\x12\x0f\n\x07reports\x18\n \x01(\x04\x12\x12\n\ncheckpoint\x18\x0b \x01(\t\"\x18\n\x16ListGenerationsRequest\"u\n\x17ListGenerationsResponse\x12\'\n\x0bgenerations\x18\x01 \x03(\x0b\x32\x12.cmr.v1.Generation\x12\x0e\n\x06\x61\x63tive\x18\x02 \x01(\t\x12\x10\n\x08previous\x18\x03 \x01(\t\x12\x0f\n\x07\x62\x61\x63kend\x18\x04 \x01(\t\"M\n\x13StartUpgradeRequest\x12\x15\n\rmodel_version\x18\x01 \x01(\t\x12\x0b\n\x03\x64im\x18\x02 \x01(\r\x12\x12\n\ncheckpoint\x18\x03 \x01(\t\"b\n\x12ListArchiveRequest\x12\x12\n\ngeneration\x18\x01 \x01(\t\x12\x12\n\npage_token\x18\x02 \x01(\t\x12\x11\n\tpage_size\x18\x03 \x01(\r\x12\x11\n\tkeys_only\x18\x04 \x01(\x08\"5\n\x0c\x41rchiveEntry\x12\x11\n\tstudy_key\x18\x01 \x01(\t\x12\x12\n\nimpression\x18\x02 \x01(\t\"i\n\x13ListArchiveResponse\x12%\n\x07\x65ntries\x18\x01 \x03(\x0b\x32\x14.cmr.v1.ArchiveEntry\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\x12\x12\n\ngeneration\x18\x03 \x01(\t\"W\n\x0fReembeddedStudy\x12\x11\n\tstudy_key\x18\x01 \x01(\t\x12\x17\n\x0fimage_embedding\x18\x02 \x03(\x02\x12\x18\n\x10report_embedding\x18\x03 \x03(\x02\"}\n\x16WriteGenerationRequest\x12\x12\n\ngeneration\x18\x01 \x01(\t\x12\x15\n\rmodel_version\x18\x02 \x01(\t\x12(\n\x07studies\x18\x03 \x03(\x0b\x32\x17.cmr.v1.ReembeddedStudy\x12\x0e\n\x06source\x18\x04 \x01(\t\"@\n\x17WriteGenerationResponse\x12\x0f\n\x07written\x18\x01 \x01(\r\x12\x14\n\x0cmissing_keys\x18\x02 \x03(\t\"2\n\rSwitchRequest\x12\x12\n\ngeneration\x18\x01 \x01(\t\x12\r\n\x05\x66orce\x18\x02 \x01(\x08\"C\n\x0eSwitchResponse\x12\x0e\n\x06\x61\x63tive\x18\x01 \x01(\t\x12\x10\n\x08previous\x18\x02 \x01(\t\x12\x0f\n\x07missing\x18\x03 \x01(\x04\"\x11\n\x0fRollbackRequest\":\n\x15\x44ropGenerationRequest\x12\x12\n\ngeneration\x18\x01 \x01(\t\x12\r\n\x05\x66orce\x18\x02 \x01(\x08\")\n\x16\x44ropGenerationResponse\x12\x0f\n\x07\x64ropped\x18\x01 \x01(\x08\x32\x8f\x05\n\x11IndexAdminService\x12\x37\n\x06\x42\x61\x63kup\x12\x15.cmr.v1.BackupRequest\x1a\x16.cmr.v1.BackupResponse\x12I\n\x0cVerifyBackup\x12\x1b.cmr.v1.VerifyBackupRequest\x1a\x1c.cmr.v1.VerifyBackupResponse\x12R\n\x0fListGenerations\x12\x1e.cmr.v1.ListGenerationsRequest\x1a\x1f.cmr.v1.ListGenerationsResponse\x12?\n\x0cStartUpgrade\x12\x1b.cmr.v1.StartUpgradeRequest\x1a\x12.cmr.v1.Generation\x12\x46\n\x0bListArchive\x12\x1a.cmr.v1.ListArchiveRequest\x1a\x1b.cmr.v1.ListArchiveResponse\x12R\n\x0fWriteGeneration\x12\x1e.cmr.v1.WriteGenerationRequest\x1a\x1f.cmr.v1.WriteGenerationResponse\x12\x37\n\x06Switch\x12\x15.cmr.v1.SwitchRequest\x1a\x16.cmr.v1.SwitchResponse\x12;\n\x08Rollback\x12\x17.cmr.v1.RollbackRequest\x1a\x16.cmr.v1.SwitchResponse\x12O\n\x0e\x44ropGeneration\x12\x1d.cmr.v1.DropGenerationRequest\x1a\x1e.cmr.v1.DropGenerationResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x12\x63mr/v1/admin.proto\x12\x06\x63mr.v1\x1a\x13\x63mr/v1/common.proto\"n\n\x11\x43ollectionSummary\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0e\n\x06points\x18\x02 \x01(\x04\x12\x0b\n\x03\x64im\x18\x03 \x01(\r\x12\x16\n\x0emodel_versions\x18\x04 \x03(\t\x12\x16\n\x0e\x63ontent_sha256\x18\x05 \x01(\t\"\x1d\n\rBackupRequest\x12\x0c\n\x04\x64\x65st\x18\x01 \x01(\t\"\x9c\x01\n\x0e\x42\x61\x63kupResponse\x12\x0c\n\x04path\x18\x01 \x01(\t\x12\x15\n\rmanifest_json\x18\x02 \x01(\t\x12.\n\x0b\x63ollections\x18\x03 \x03(\x0b\x32\x19.cmr.v1.CollectionSummary\x12\x15\n\rwrite_pause_s\x18\x04 \x01(\x01\x12\x0f\n\x07seconds\x18\x05 \x01(\x01\x12\r\n\x05\x62ytes\x18\x06 \x01(\x04\"#\n\x13VerifyBackupRequest\x12\x0c\n\x04path\x18\x01 \x01(\t\"K\n\x14VerifyBackupResponse\x12\n\n\x02ok\x18\x01 \x01(\x08\x12\x10\n\x08problems\x18\x02 \x03(\t\x12\x15\n\rmanifest_json\x18\x03 \x01(\t\"\xde\x01\n\nGeneration\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x15\n\rmodel_version\x18\x02 \x01(\t\x12\x0b\n\x03\x64im\x18\x03 \x01(\r\x12\x18\n\x10\x65xams_collection\x18\x04 \x01(\t\x12\x1a\n\x12reports_collection\x18\x05 \x01(\t\x12\x12\n\ncreated_at\x18\x06 \x01(\t\x12\x0e\n\x06\x61\x63tive\x18\x07 \x01(\x08\x12\x10\n\x08previous\x18\x08 \x01(\x08\x12\r\n\x05\x65xams\x18\t \x01(\x04\x12\x0f\n\x07reports\x18\n \x01(\x04\x12\x12\n\ncheckpoint\x18\x0b \x01(\t\"\x18\n\x16ListGenerationsRequest\"u\n\x17ListGenerationsResponse\x12\'\n\x0bgenerations\x18\x01 \x03(\x0b\x32\x12.cmr.v1.Generation\x12\x0e\n\x06\x61\x63tive\x18\x02 \x01(\t\x12\x10\n\x08previous\x18\x03 \x01(\t\x12\x0f\n\x07\x62\x61\x63kend\x18\x04 \x01(\t\"M\n\x13StartUpgradeRequest\x12\x15\n\rmodel_version\x18\x01 \x01(\t\x12\x0b\n\x03\x64im\x18\x02 \x01(\r\x12\x12\n\ncheckpoint\x18\x03 \x01(\t\"b\n\x12ListArchiveRequest\x12\x12\n\ngeneration\x18\x01 \x01(\t\x12\x12\n\npage_token\x18\x02 \x01(\t\x12\x11\n\tpage_size\x18\x03 \x01(\r\x12\x11\n\tkeys_only\x18\x04 \x01(\x08\"5\n\x0c\x41rchiveEntry\x12\x11\n\tstudy_key\x18\x01 \x01(\t\x12\x12\n\nimpression\x18\x02 \x01(\t\"i\n\x13ListArchiveResponse\x12%\n\x07\x65ntries\x18\x01 \x03(\x0b\x32\x14.cmr.v1.ArchiveEntry\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\x12\x12\n\ngeneration\x18\x03 \x01(\t\"}\n\x0fReembeddedStudy\x12\x11\n\tstudy_key\x18\x01 \x01(\t\x12\x17\n\x0fimage_embedding\x18\x02 \x03(\x02\x12\x18\n\x10report_embedding\x18\x03 \x03(\x02\x12$\n\x05parts\x18\x04 \x03(\x0b\x32\x15.cmr.v1.EmbeddingPart\"}\n\x16WriteGenerationRequest\x12\x12\n\ngeneration\x18\x01 \x01(\t\x12\x15\n\rmodel_version\x18\x02 \x01(\t\x12(\n\x07studies\x18\x03 \x03(\x0b\x32\x17.cmr.v1.ReembeddedStudy\x12\x0e\n\x06source\x18\x04 \x01(\t\"@\n\x17WriteGenerationResponse\x12\x0f\n\x07written\x18\x01 \x01(\r\x12\x14\n\x0cmissing_keys\x18\x02 \x03(\t\"2\n\rSwitchRequest\x12\x12\n\ngeneration\x18\x01 \x01(\t\x12\r\n\x05\x66orce\x18\x02 \x01(\x08\"C\n\x0eSwitchResponse\x12\x0e\n\x06\x61\x63tive\x18\x01 \x01(\t\x12\x10\n\x08previous\x18\x02 \x01(\t\x12\x0f\n\x07missing\x18\x03 \x01(\x04\"\x11\n\x0fRollbackRequest\":\n\x15\x44ropGenerationRequest\x12\x12\n\ngeneration\x18\x01 \x01(\t\x12\r\n\x05\x66orce\x18\x02 \x01(\x08\")\n\x16\x44ropGenerationResponse\x12\x0f\n\x07\x64ropped\x18\x01 \x01(\x08\x32\x8f\x05\n\x11IndexAdminService\x12\x37\n\x06\x42\x61\x63kup\x12\x15.cmr.v1.BackupRequest\x1a\x16.cmr.v1.BackupResponse\x12I\n\x0cVerifyBackup\x12\x1b.cmr.v1.VerifyBackupRequest\x1a\x1c.cmr.v1.VerifyBackupResponse\x12R\n\x0fListGenerations\x12\x1e.cmr.v1.ListGenerationsRequest\x1a\x1f.cmr.v1.ListGenerationsResponse\x12?\n\x0cStartUpgrade\x12\x1b.cmr.v1.StartUpgradeRequest\x1a\x12.cmr.v1.Generation\x12\x46\n\x0bListArchive\x12\x1a.cmr.v1.ListArchiveRequest\x1a\x1b.cmr.v1.ListArchiveResponse\x12R\n\x0fWriteGeneration\x12\x1e.cmr.v1.WriteGenerationRequest\x1a\x1f.cmr.v1.WriteGenerationResponse\x12\x37\n\x06Switch\x12\x15.cmr.v1.SwitchRequest\x1a\x16.cmr.v1.SwitchResponse\x12;\n\x08Rollback\x12\x17.cmr.v1.RollbackRequest\x1a\x16.cmr.v1.SwitchResponse\x12O\n\x0e\x44ropGeneration\x12\x1d.cmr.v1.DropGenerationRequest\x1a\x1e.cmr.v1.DropGenerationResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'cmr.v1.admin_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_COLLECTIONSUMMARY']._serialized_start=30
-  _globals['_COLLECTIONSUMMARY']._serialized_end=140
-  _globals['_BACKUPREQUEST']._serialized_start=142
-  _globals['_BACKUPREQUEST']._serialized_end=171
-  _globals['_BACKUPRESPONSE']._serialized_start=174
-  _globals['_BACKUPRESPONSE']._serialized_end=330
-  _globals['_VERIFYBACKUPREQUEST']._serialized_start=332
-  _globals['_VERIFYBACKUPREQUEST']._serialized_end=367
-  _globals['_VERIFYBACKUPRESPONSE']._serialized_start=369
-  _globals['_VERIFYBACKUPRESPONSE']._serialized_end=444
-  _globals['_GENERATION']._serialized_start=447
-  _globals['_GENERATION']._serialized_end=669
-  _globals['_LISTGENERATIONSREQUEST']._serialized_start=671
-  _globals['_LISTGENERATIONSREQUEST']._serialized_end=695
-  _globals['_LISTGENERATIONSRESPONSE']._serialized_start=697
-  _globals['_LISTGENERATIONSRESPONSE']._serialized_end=814
-  _globals['_STARTUPGRADEREQUEST']._serialized_start=816
-  _globals['_STARTUPGRADEREQUEST']._serialized_end=893
-  _globals['_LISTARCHIVEREQUEST']._serialized_start=895
-  _globals['_LISTARCHIVEREQUEST']._serialized_end=993
-  _globals['_ARCHIVEENTRY']._serialized_start=995
-  _globals['_ARCHIVEENTRY']._serialized_end=1048
-  _globals['_LISTARCHIVERESPONSE']._serialized_start=1050
-  _globals['_LISTARCHIVERESPONSE']._serialized_end=1155
-  _globals['_REEMBEDDEDSTUDY']._serialized_start=1157
-  _globals['_REEMBEDDEDSTUDY']._serialized_end=1244
-  _globals['_WRITEGENERATIONREQUEST']._serialized_start=1246
-  _globals['_WRITEGENERATIONREQUEST']._serialized_end=1371
-  _globals['_WRITEGENERATIONRESPONSE']._serialized_start=1373
-  _globals['_WRITEGENERATIONRESPONSE']._serialized_end=1437
-  _globals['_SWITCHREQUEST']._serialized_start=1439
-  _globals['_SWITCHREQUEST']._serialized_end=1489
-  _globals['_SWITCHRESPONSE']._serialized_start=1491
-  _globals['_SWITCHRESPONSE']._serialized_end=1558
-  _globals['_ROLLBACKREQUEST']._serialized_start=1560
-  _globals['_ROLLBACKREQUEST']._serialized_end=1577
-  _globals['_DROPGENERATIONREQUEST']._serialized_start=1579
-  _globals['_DROPGENERATIONREQUEST']._serialized_end=1637
-  _globals['_DROPGENERATIONRESPONSE']._serialized_start=1639
-  _globals['_DROPGENERATIONRESPONSE']._serialized_end=1680
-  _globals['_INDEXADMINSERVICE']._serialized_start=1683
-  _globals['_INDEXADMINSERVICE']._serialized_end=2338
+  _globals['_COLLECTIONSUMMARY']._serialized_start=51
+  _globals['_COLLECTIONSUMMARY']._serialized_end=161
+  _globals['_BACKUPREQUEST']._serialized_start=163
+  _globals['_BACKUPREQUEST']._serialized_end=192
+  _globals['_BACKUPRESPONSE']._serialized_start=195
+  _globals['_BACKUPRESPONSE']._serialized_end=351
+  _globals['_VERIFYBACKUPREQUEST']._serialized_start=353
+  _globals['_VERIFYBACKUPREQUEST']._serialized_end=388
+  _globals['_VERIFYBACKUPRESPONSE']._serialized_start=390
+  _globals['_VERIFYBACKUPRESPONSE']._serialized_end=465
+  _globals['_GENERATION']._serialized_start=468
+  _globals['_GENERATION']._serialized_end=690
+  _globals['_LISTGENERATIONSREQUEST']._serialized_start=692
+  _globals['_LISTGENERATIONSREQUEST']._serialized_end=716
+  _globals['_LISTGENERATIONSRESPONSE']._serialized_start=718
+  _globals['_LISTGENERATIONSRESPONSE']._serialized_end=835
+  _globals['_STARTUPGRADEREQUEST']._serialized_start=837
+  _globals['_STARTUPGRADEREQUEST']._serialized_end=914
+  _globals['_LISTARCHIVEREQUEST']._serialized_start=916
+  _globals['_LISTARCHIVEREQUEST']._serialized_end=1014
+  _globals['_ARCHIVEENTRY']._serialized_start=1016
+  _globals['_ARCHIVEENTRY']._serialized_end=1069
+  _globals['_LISTARCHIVERESPONSE']._serialized_start=1071
+  _globals['_LISTARCHIVERESPONSE']._serialized_end=1176
+  _globals['_REEMBEDDEDSTUDY']._serialized_start=1178
+  _globals['_REEMBEDDEDSTUDY']._serialized_end=1303
+  _globals['_WRITEGENERATIONREQUEST']._serialized_start=1305
+  _globals['_WRITEGENERATIONREQUEST']._serialized_end=1430
+  _globals['_WRITEGENERATIONRESPONSE']._serialized_start=1432
+  _globals['_WRITEGENERATIONRESPONSE']._serialized_end=1496
+  _globals['_SWITCHREQUEST']._serialized_start=1498
+  _globals['_SWITCHREQUEST']._serialized_end=1548
+  _globals['_SWITCHRESPONSE']._serialized_start=1550
+  _globals['_SWITCHRESPONSE']._serialized_end=1617
+  _globals['_ROLLBACKREQUEST']._serialized_start=1619
+  _globals['_ROLLBACKREQUEST']._serialized_end=1636
+  _globals['_DROPGENERATIONREQUEST']._serialized_start=1638
+  _globals['_DROPGENERATIONREQUEST']._serialized_end=1696
+  _globals['_DROPGENERATIONRESPONSE']._serialized_start=1698
+  _globals['_DROPGENERATIONRESPONSE']._serialized_end=1739
+  _globals['_INDEXADMINSERVICE']._serialized_start=1742
+  _globals['_INDEXADMINSERVICE']._serialized_end=2397
 # @@protoc_insertion_point(module_scope)

@@ -1,3 +1,4 @@
+from cmr.v1 import common_pb2 as _common_pb2
 from google.protobuf.internal import containers as _containers
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import message as _message
@@ -141,14 +142,16 @@ class ListArchiveResponse(_message.Message):
     def __init__(self, entries: _Optional[_Iterable[_Union[ArchiveEntry, _Mapping]]] = ..., next_page_token: _Optional[str] = ..., generation: _Optional[str] = ...) -> None: ...
 
 class ReembeddedStudy(_message.Message):
-    __slots__ = ("study_key", "image_embedding", "report_embedding")
+    __slots__ = ("study_key", "image_embedding", "report_embedding", "parts")
     STUDY_KEY_FIELD_NUMBER: _ClassVar[int]
     IMAGE_EMBEDDING_FIELD_NUMBER: _ClassVar[int]
     REPORT_EMBEDDING_FIELD_NUMBER: _ClassVar[int]
+    PARTS_FIELD_NUMBER: _ClassVar[int]
     study_key: str
     image_embedding: _containers.RepeatedScalarFieldContainer[float]
     report_embedding: _containers.RepeatedScalarFieldContainer[float]
-    def __init__(self, study_key: _Optional[str] = ..., image_embedding: _Optional[_Iterable[float]] = ..., report_embedding: _Optional[_Iterable[float]] = ...) -> None: ...
+    parts: _containers.RepeatedCompositeFieldContainer[_common_pb2.EmbeddingPart]
+    def __init__(self, study_key: _Optional[str] = ..., image_embedding: _Optional[_Iterable[float]] = ..., report_embedding: _Optional[_Iterable[float]] = ..., parts: _Optional[_Iterable[_Union[_common_pb2.EmbeddingPart, _Mapping]]] = ...) -> None: ...
 
 class WriteGenerationRequest(_message.Message):
     __slots__ = ("generation", "model_version", "studies", "source")

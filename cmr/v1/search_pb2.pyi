@@ -258,7 +258,7 @@ class ExportChunk(_message.Message):
     def __init__(self, data: _Optional[bytes] = ..., file_name: _Optional[str] = ..., content_type: _Optional[str] = ...) -> None: ...
 
 class ExamUpsert(_message.Message):
-    __slots__ = ("study_instance_uid", "image_embedding", "report_embedding", "impression", "study_date", "vendor", "field_strength_t", "views", "labels", "model_version", "measurements")
+    __slots__ = ("study_instance_uid", "image_embedding", "report_embedding", "impression", "study_date", "vendor", "field_strength_t", "views", "labels", "model_version", "measurements", "parts")
     STUDY_INSTANCE_UID_FIELD_NUMBER: _ClassVar[int]
     IMAGE_EMBEDDING_FIELD_NUMBER: _ClassVar[int]
     REPORT_EMBEDDING_FIELD_NUMBER: _ClassVar[int]
@@ -270,6 +270,7 @@ class ExamUpsert(_message.Message):
     LABELS_FIELD_NUMBER: _ClassVar[int]
     MODEL_VERSION_FIELD_NUMBER: _ClassVar[int]
     MEASUREMENTS_FIELD_NUMBER: _ClassVar[int]
+    PARTS_FIELD_NUMBER: _ClassVar[int]
     study_instance_uid: str
     image_embedding: _common_pb2.Vector
     report_embedding: _common_pb2.Vector
@@ -281,7 +282,8 @@ class ExamUpsert(_message.Message):
     labels: _containers.RepeatedScalarFieldContainer[str]
     model_version: str
     measurements: _common_pb2.CardiacMeasurements
-    def __init__(self, study_instance_uid: _Optional[str] = ..., image_embedding: _Optional[_Union[_common_pb2.Vector, _Mapping]] = ..., report_embedding: _Optional[_Union[_common_pb2.Vector, _Mapping]] = ..., impression: _Optional[str] = ..., study_date: _Optional[str] = ..., vendor: _Optional[str] = ..., field_strength_t: _Optional[float] = ..., views: _Optional[_Iterable[str]] = ..., labels: _Optional[_Iterable[str]] = ..., model_version: _Optional[str] = ..., measurements: _Optional[_Union[_common_pb2.CardiacMeasurements, _Mapping]] = ...) -> None: ...
+    parts: _containers.RepeatedCompositeFieldContainer[_common_pb2.EmbeddingPart]
+    def __init__(self, study_instance_uid: _Optional[str] = ..., image_embedding: _Optional[_Union[_common_pb2.Vector, _Mapping]] = ..., report_embedding: _Optional[_Union[_common_pb2.Vector, _Mapping]] = ..., impression: _Optional[str] = ..., study_date: _Optional[str] = ..., vendor: _Optional[str] = ..., field_strength_t: _Optional[float] = ..., views: _Optional[_Iterable[str]] = ..., labels: _Optional[_Iterable[str]] = ..., model_version: _Optional[str] = ..., measurements: _Optional[_Union[_common_pb2.CardiacMeasurements, _Mapping]] = ..., parts: _Optional[_Iterable[_Union[_common_pb2.EmbeddingPart, _Mapping]]] = ...) -> None: ...
 
 class UpsertRequest(_message.Message):
     __slots__ = ("exams",)

@@ -19,7 +19,9 @@ from search_svc.admin.generations import Generation
 from search_svc.admin.manifest import BackupError, CollectionDigest
 from search_svc.admin.router import GenerationError, IndexRouter, Served
 from search_svc.admin.snapshots import backup_server
+from search_svc.index import report_payload
 from search_svc.store import EdgeStore, VectorPoint
+from search_svc.why import stored_parts
 
 log = logging.getLogger(__name__)
 
@@ -161,12 +163,19 @@ class IndexAdminServicer(admin_pb2_grpc.IndexAdminServiceServicer):
             if payload is None:
                 missing.append(s.study_key)
                 continue
-            payload = dataclasses.replace(payload, model_version=gen.model_version)
             try:
-                exams.append(VectorPoint(point_id(s.study_key), np.asarray(s.image_embedding, np.float32), payload))
+                # The new model's parts (checked against its vector by VectorPoint); the source's belong to the
+                # old vectors and were not read (store reads leave parts out unless asked).
+                parts = stored_parts(s.parts, gen.dim)
+                payload = dataclasses.replace(payload, model_version=gen.model_version,
+                                              parts=parts if self.settings.store_embedding_parts else None)
+                image = np.asarray(s.image_embedding, np.float32)
+                if parts is not None:
+                    parts.check_sums_to(image)
+                exams.append(VectorPoint(point_id(s.study_key), image, payload))
                 if s.report_embedding:
                     reports.append(VectorPoint(point_id(s.study_key), np.asarray(s.report_embedding, np.float32),
-                                               payload))
+                                               report_payload(payload)))
             except ValueError as exc:
                 raise InvalidArgument(f"study {s.study_key}: {exc}") from exc
         if any(p.vector.shape[0] != gen.dim for p in (*exams, *reports)):

@@ -36,7 +36,8 @@ def split(rng: np.random.Generator, dim: int = D, g: int = G) -> tuple[np.ndarra
 
 def wire(parts: np.ndarray, names: tuple[str, ...] = NAMES,
          kinds: tuple[str, ...] = KINDS) -> list[common_pb2.EmbeddingPart]:
-    return [common_pb2.EmbeddingPart(name=n, kind=k, vector=to_vector(p)) for n, k, p in zip(names, kinds, parts)]
+    return [common_pb2.EmbeddingPart(name=n, kind=k, vector=to_vector(p))
+            for n, k, p in zip(names, kinds, parts, strict=True)]
 
 
 def payload(parts: StoredParts | None) -> ExamPayload:
@@ -160,8 +161,8 @@ def test_parts_are_stored_once_per_exam_within_the_size_bound() -> None:
     for i in range(3):
         vec, parts = split(rng)
         entries.append(ExamEntry(study_instance_uid=f"1.2.3.{i}", image_embedding=vec, model_version="m@1",
-                                 report_embedding=split(rng)[0], impression=f"impression {i}", views=("cine_sax",),
-                                 parts=StoredParts.of(NAMES, KINDS, parts)))
+                                 report_embedding=split(rng)[0], impression=f"impression {i}",
+                                 views=("cine_sax",), parts=StoredParts.of(NAMES, KINDS, parts)))
     keys, created, _ = index.upsert(entries)
     assert created == 3
     client = index.store.client  # type: ignore[attr-defined]
