@@ -18,11 +18,11 @@ import numpy as np
 
 from cmr.data.records import labels_of
 from cmr.rpc.messages import from_vector, to_vector
-from cmr.v1 import search_pb2
+from cmr.v1 import common_pb2, search_pb2
 from encoder_svc.client import EncoderClient
 from search_svc.client import SearchClient
 
-BATCH = 256          # exams per Upsert (the service takes up to 512)
+BATCH = 128          # exams per Upsert (the service takes up to 512; with an attention model's parts one is ~17 KB)
 NOISE_PER_DIM = 0.03  # padding noise: |noise| ~ 0.03 * sqrt(256) ~ 0.5 -> cosine ~ 0.9 to the source
 
 
@@ -68,16 +68,16 @@ def real_upserts(encoder: EncoderClient, dataset: Path, n: int,
     for i, r in enumerate(records):
         vendor, field = _vendor_field(r.scanner)
         if cache is not None and cache.done[i]:
-            emb = encoder.encode_exam(cache.pixels[i], cache.mask[i], spec_id=info.spec_id)
+            emb, parts = encoder.encode_exam_parts(cache.pixels[i], cache.mask[i], spec_id=info.spec_id)
             uid, date, views = r.study_instance_uid, "", []
         else:  # no cache: the DICOM files are uploaded and decoded by the service
             enc = encoder.encode_study(dataset / r.folder)
             emb, uid, date, views = enc.embedding, enc.study.study_instance_uid, enc.study.study_date, list(enc.study.slots_present)
-            vendor, field = enc.study.manufacturer or vendor, enc.study.field_strength_t or field
+            vendor, field, parts = enc.study.manufacturer or vendor, enc.study.field_strength_t or field, enc.parts
         out.append(search_pb2.ExamUpsert(
             study_instance_uid=uid, image_embedding=to_vector(emb), report_embedding=to_vector(texts[i]),
             impression=r.impression, study_date=date, vendor=vendor, field_strength_t=field, views=views,
-            labels=labels_of({"labels": r.labels}), model_version=version))
+            labels=labels_of({"labels": r.labels}), model_version=version, parts=parts))
         if progress:
             progress(i + 1)
     return out
@@ -88,6 +88,20 @@ def _noisy(v: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     return w / np.linalg.norm(w)
 
 
+def _noisy_parts(src: search_pb2.ExamUpsert,
+                 rng: np.random.Generator) -> tuple[np.ndarray, list[common_pb2.EmbeddingPart]]:
+    """A noisy copy of an exam vector with parts that still sum to it (the noise joins the last part), so a
+    padded index stores as much per point as a real one."""
+    v = from_vector(src.image_embedding)
+    w = v + rng.normal(0.0, NOISE_PER_DIM, v.shape).astype(np.float32)
+    norm = float(np.linalg.norm(w))
+    parts = [from_vector(p.vector) / norm for p in src.parts]
+    if parts:
+        parts[-1] = parts[-1] + (w - v) / norm
+    return w / norm, [common_pb2.EmbeddingPart(name=p.name, kind=p.kind, vector=to_vector(q))
+                      for p, q in zip(src.parts, parts, strict=True)]
+
+
 def padding(real: Sequence[search_pb2.ExamUpsert], n: int, seed: int = 0) -> list[search_pb2.ExamUpsert]:
     rng = np.random.default_rng(seed)
     out = []
@@ -96,7 +110,10 @@ def padding(real: Sequence[search_pb2.ExamUpsert], n: int, seed: int = 0) -> lis
         e = search_pb2.ExamUpsert()
         e.CopyFrom(src)
         e.study_instance_uid = f"2.25.{int(rng.integers(1 << 62))}{i}"  # a fresh UID: a new index entry
-        e.image_embedding.CopyFrom(to_vector(_noisy(from_vector(src.image_embedding), rng)))
+        image, parts = _noisy_parts(src, rng)
+        e.image_embedding.CopyFrom(to_vector(image))
+        del e.parts[:]
+        e.parts.extend(parts)
         e.report_embedding.CopyFrom(to_vector(_noisy(from_vector(src.report_embedding), rng)))
         out.append(e)
     return out

@@ -93,13 +93,19 @@ class EncoderClient:
                     measurements: Mapping[str, float | None] | None = None) -> np.ndarray:
         """uint8 pixels [T, H, W] and mask [T] (and the study's measurements by CardiacMeasurements field
         name, None = not measured) -> [D]."""
+        return self.encode_exam_parts(pixels, mask, spec_id, measurements)[0]
+
+    def encode_exam_parts(self, pixels: np.ndarray, mask: np.ndarray, spec_id: str = "",
+                          measurements: Mapping[str, float | None] | None = None,
+                          ) -> tuple[np.ndarray, tuple[common_pb2.EmbeddingPart, ...]]:
+        """As encode_exam, with the embedding's parts (empty for a CLS-pooled model): what an upsert sends."""
         px = np.ascontiguousarray(pixels, dtype=np.uint8)
         exam = common_pb2.ExamTensor(frames=px.shape[0], height=px.shape[1], width=px.shape[2],
                                      pixels=px.tobytes(), mask=np.asarray(mask, np.uint8).tobytes(),
                                      spec_id=spec_id)
         given = {k: float(v) for k, v in (measurements or {}).items() if v is not None}
-        return from_vector(self.stub.EncodeExam(encoder_pb2.EncodeExamRequest(exam=exam, measurements=given),
-                                                timeout=self.timeout_s).embedding)
+        r = self.stub.EncodeExam(encoder_pb2.EncodeExamRequest(exam=exam, measurements=given), timeout=self.timeout_s)
+        return from_vector(r.embedding), tuple(r.parts)
 
     def encode_texts(self, texts: Sequence[str]) -> np.ndarray:
         """[N, D]; more texts than the server takes in one request are sent in several."""

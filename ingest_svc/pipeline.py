@@ -229,7 +229,8 @@ class StudyPipeline:
         views = [k for k, v in exam.present.items() if v]
         with timed("encode"):
             # the numbers go along: a model with measurement tokens reads them, as EncodeStudy does
-            vec = self._stage(Stage.ENCODE, lambda: self.encoder.encode_exam(
+            # with the vector's parts (an attention-pooling model): the index keeps them to say why it matches
+            vec, parts = self._stage(Stage.ENCODE, lambda: self.encoder.encode_exam_parts(
                 exam.pixels_uint8(), exam.mask, ctx.spec.spec_id, measurements=values))
             report_vec = (self._stage(Stage.ENCODE, lambda: self.encoder.encode_texts([impression])[0])
                           if impression else None)
@@ -238,7 +239,7 @@ class StudyPipeline:
             report_embedding=to_vector(report_vec) if report_vec is not None else None, impression=impression,
             study_date="" if info.study_date is None else info.study_date.isoformat(), vendor=info.manufacturer,
             field_strength_t=info.field_strength or 0.0, views=views, labels=labels, model_version=ctx.model.version,
-            measurements=measurements)
+            measurements=measurements, parts=parts)
         with timed("upsert"):
             reply = self._stage(Stage.UPSERT, lambda: self.search.upsert([upsert]))
         if reply.study_keys and reply.study_keys[0] != key:

@@ -64,7 +64,7 @@ class DirectIndexer:
             report_embedding=to_vector(text), impression=record["impression"], study_date=enc.study.study_date,
             vendor=enc.study.manufacturer, field_strength_t=enc.study.field_strength_t,
             views=list(enc.study.slots_present), labels=labels_of(record), model_version=enc.model.version,
-            measurements=enc.measurements))
+            measurements=enc.measurements, parts=enc.parts))  # parts: an attention model's, for ExamHit.why
         if len(self.pending) >= BATCH:
             self.flush()
 

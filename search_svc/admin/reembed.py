@@ -4,8 +4,9 @@ The index keeps no pixels, only a keyed hash of each study, so the job finds eve
 under CMR_STUDY_ROOTS (cmr.dicom.locator: StudyInstanceUID -> study key with the deployment's secret), reads
 it in worker processes (as the encoder service does), runs the NEW checkpoint's image and text encoders in
 this process (as the generator's TargetDrafter runs CLIP), and sends the vectors to the admin service, which
-writes them into the new generation with the payloads of the active one. The active generation serves
-queries all along. Resumable: studies already in the new generation are skipped, so running it again after
+writes them into the new generation with the payloads of the active one (and, for a model with attention
+pooling, the new vectors' embedding parts: the old ones belong to the old vectors). The active generation
+serves queries all along. Resumable: studies already in the new generation are skipped, so running it again after
 an interruption, or just before the switch to catch studies ingested meanwhile, does only what is left.
 """
 
@@ -25,7 +26,8 @@ from cmr.model.inference import MAX_TEXT_CHARS
 from cmr.model.runtime import EncoderRuntime, ModelIdentity
 from cmr.rpc.keys import study_key
 from cmr.rpc.study_loading import MeasureConfig, StudyLoaderPool
-from cmr.v1 import admin_pb2
+from cmr.rpc.messages import to_vector
+from cmr.v1 import admin_pb2, common_pb2
 from search_svc.admin.client import AdminClient
 
 log = logging.getLogger(__name__)
@@ -118,16 +120,23 @@ def _embed_batch(runtime: EncoderRuntime, loader: StudyLoaderPool, locator: Stud
         values.append(None if loaded.measured is None else loaded.measured.measurements.values())
     if not found:
         return []
-    names = runtime.identity.measurement_names
-    images = runtime.encode_exams(np.stack(pixels), np.stack(masks),
-                                  measurement_matrix(values, names) if names else None)
+    ident = runtime.identity
+    names = ident.measurement_names
+    arrays = (np.stack(pixels), np.stack(masks), measurement_matrix(values, names) if names else None)
+    # An attention-pooling model's vectors go with their parts, as the ingest worker sends them (ExamHit.why)
+    if ident.explains:
+        images, parts = runtime.encode_exam_parts(*arrays)
+    else:
+        images, parts = runtime.encode_exams(*arrays), None
     texts = [e.impression[:MAX_TEXT_CHARS] for e in found if e.impression.strip()]
     text_vecs = iter(runtime.encode_texts(texts)) if texts else iter(())
     out = []
-    for entry, image in zip(found, images):
+    for i, (entry, image) in enumerate(zip(found, images)):
         report_vec = next(text_vecs).tolist() if entry.impression.strip() else []
+        wire = [] if parts is None else [common_pb2.EmbeddingPart(name=g, kind=k, vector=to_vector(p))
+                                         for g, k, p in zip(ident.groups, ident.kinds, parts[i], strict=True)]
         out.append(admin_pb2.ReembeddedStudy(study_key=entry.study_key, image_embedding=image.tolist(),
-                                             report_embedding=report_vec))
+                                             report_embedding=report_vec, parts=wire))
     return out
 
 

@@ -2,7 +2,7 @@
 masks, so the numbers are known): the study is measured after de-identification, yet its body surface area
 comes from the PatientSize/PatientWeight that de-identification removes; the upsert and the embedding event
 carry the same measurements; a failure inside measuring still indexes the study; duplicates account for the
-segmenter."""
+segmenter. The upsert also carries the encoder's embedding parts."""
 
 from __future__ import annotations
 
@@ -19,6 +19,7 @@ from cmr.dicom import ExamSpec
 from fake_segmenter import DrawnMaskSegmenter
 from cmr.quant.volumes import MEASUREMENT_FIELDS, mosteller_bsa
 from cmr.rpc.keys import study_key
+from cmr.rpc.messages import to_vector
 from cmr.synth.generate import generate_dataset
 from cmr.v1 import common_pb2, encoder_pb2, search_pb2
 from ingest_svc.messages import embedding_event_id, new_exam, study_ref
@@ -47,15 +48,23 @@ class Rpc(grpc.RpcError):
 
 
 class FakeEncoder:
+    """An attention-pooling model's answers: the exam vector [1, 0, 0, 0] in two parts (a CLS one with
+    explains=False: no parts)."""
+
+    def __init__(self, explains: bool = True) -> None:
+        self.explains = explains
+
     def model_info(self) -> encoder_pb2.GetModelInfoResponse:
         import json
 
         return encoder_pb2.GetModelInfoResponse(model=common_pb2.ModelInfo(name="m", version="m@1", embed_dim=4),
                                                 exam_spec_json=json.dumps(ExamSpec().to_dict()))
 
-    def encode_exam(self, pixels: np.ndarray, mask: np.ndarray, spec_id: str = "",
-                    measurements: dict | None = None) -> np.ndarray:
-        return np.array([1.0, 0.0, 0.0, 0.0], np.float32)
+    def encode_exam_parts(self, pixels: np.ndarray, mask: np.ndarray, spec_id: str = "",
+                          measurements: dict | None = None) -> tuple[np.ndarray, tuple]:
+        parts = (common_pb2.EmbeddingPart(name="cine_sax", kind="view", vector=to_vector([0.7, 0.1, 0.0, 0.0])),
+                 common_pb2.EmbeddingPart(name="exam", kind="exam", vector=to_vector([0.3, -0.1, 0.0, 0.0])))
+        return np.array([1.0, 0.0, 0.0, 0.0], np.float32), parts if self.explains else ()
 
     def encode_texts(self, texts: list[str]) -> np.ndarray:
         return np.array([[0.0, 1.0, 0.0, 0.0]] * len(texts), np.float32)
@@ -87,9 +96,10 @@ def study_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return out / "studies" / "study_00000"
 
 
-def _pipeline(study_dir: Path, search: FakeSearch, *, measure: bool = True) -> StudyPipeline:
+def _pipeline(study_dir: Path, search: FakeSearch, *, measure: bool = True,
+              encoder: FakeEncoder | None = None) -> StudyPipeline:
     s = Settings(study_roots=[study_dir.parent], study_key_secret=SECRET, measure=measure)
-    p = StudyPipeline(s, FakeEncoder(), search)  # type: ignore[arg-type]
+    p = StudyPipeline(s, encoder or FakeEncoder(), search)  # type: ignore[arg-type]
     if p.measurer is not None:
         p.measurer._segmenter = FakeSegmenter()  # type: ignore[assignment]
     return p
@@ -142,6 +152,21 @@ def test_measuring_off_sends_no_measurements(study_dir: Path) -> None:
     out = _pipeline(study_dir, search, measure=False).process(new_exam(study_ref(path=str(study_dir))))
     assert not search.upserts[0].HasField("measurements") and not out.event.HasField("measurements")
     assert out.event.event_id == embedding_event_id(out.study_key, "m@1", "", [])  # ids as before measuring
+
+
+def test_the_upsert_carries_the_encoders_embedding_parts(study_dir: Path) -> None:
+    """What EncodeExam answered goes to the index unchanged: the parts the index explains matches with."""
+    search = FakeSearch()
+    encoder = FakeEncoder()
+    _pipeline(study_dir, search, measure=False, encoder=encoder).process(new_exam(study_ref(path=str(study_dir))))
+    [upsert] = search.upserts
+    sent = encoder.encode_exam_parts(np.zeros((1, 1, 1)), np.zeros(1))[1]
+    assert list(upsert.parts) == list(sent) and [p.name for p in upsert.parts] == ["cine_sax", "exam"]
+    # a CLS-pooled model answers none: the upsert has none
+    search = FakeSearch()
+    _pipeline(study_dir, search, measure=False, encoder=FakeEncoder(explains=False)).process(
+        new_exam(study_ref(path=str(study_dir))))
+    assert len(search.upserts[0].parts) == 0
 
 
 def test_duplicates_account_for_the_segmenter(study_dir: Path) -> None:
