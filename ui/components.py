@@ -183,7 +183,7 @@ WHY_PARTS = 3  # parts named on a card; the rest is in `cmr explain`
 
 def why_line(why: tuple[tuple[str, float], ...], top: int = WHY_PARTS) -> str:
     """'why: cine SAX 46 % · LVEF (%) 31 % · LGE SAX 12 %' from an ExamHit's shares (largest first); '' when
-    the search gave none (a CLS model, a query by key or by text)."""
+    the search gave none (a CLS model, an exam indexed without parts, a query by an uploaded study's vector)."""
     if not why:
         return ""
     from cmr.model.explain import part_label  # only when there is something to explain (loads model code)

@@ -191,7 +191,7 @@ class Services:
             raise UiError("Type a phrase first, e.g. 'dilated left ventricle with reduced ejection fraction'.")
         hits = self._call("search", "searching", lambda: self.search.search_text(
             phrase, top_k=top_k, **(filters or Filters()).kwargs()))
-        return [Exam.of(h.exam, h.score) for h in hits]
+        return [Exam.of(h.exam, h.score, why=h.why) for h in hits]
 
     def similar(self, *, study_key: str | None = None, embedding: np.ndarray | None = None,
                 top_k: int = 8) -> tuple[list[Exam], list[Report]]:

@@ -352,6 +352,23 @@ def test_scan_page_twin_cards_say_why_they_matched() -> None:
     assert lines == ["why: cine SAX 46 % · LVEF (%) 31 % · LGE SAX 12 %"]
 
 
+def test_text_search_cards_say_why_they_matched() -> None:
+    """The search service's why rows of a text hit (its stored parts . the phrase) reach the card through the
+    real request handling, as the twin cards show theirs; a hit without parts has no line."""
+    from cmr.v1 import search_pb2
+
+    why = [search_pb2.MatchShare(part=p, kind=k, contribution=c, share=sh) for p, k, c, sh in (
+        ("cine_sax", "view", 0.23, 0.46), ("lvef_pct", "measurement", 0.155, 0.31),
+        ("lge_sax", "view", 0.06, 0.12), ("exam", "exam", 0.055, 0.11))]
+    at = run_page("text_search.py", real_services(FakeSearchClient(why=why)))
+    at.text_input(key="ts_phrase").input("dilated left ventricle with reduced ejection fraction")
+    at = _submit(at, "Search")
+    assert not at.exception and not at.error
+    lines = [c.value for c in at.caption if str(c.value).startswith("why:")]
+    assert lines == ["why: cine SAX 46 % · LVEF (%) 31 % · LGE SAX 12 %"]
+    assert "#5" in _texts(at)  # every hit has its card, with or without a why line
+
+
 def test_exam_of_a_hit_keeps_its_shares() -> None:
     from cmr.v1 import search_pb2
     from ui.services import Exam

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import io
 import zipfile
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import grpc
@@ -229,8 +229,11 @@ class FakeSearchClient:
     and cohort pages of ExamRecords, records the filters, and refuses measurement ranges as the server does
     (INVALID_ARGUMENT naming the field) when told to."""
 
-    def __init__(self, refuse: str = "") -> None:
+    def __init__(self, refuse: str = "", why: Sequence[search_pb2.MatchShare] = ()) -> None:
+        """why: the MatchShare rows of the first text hit (the search service's for an exam stored with parts);
+        the other hits have none (exams indexed without parts)."""
         self.refuse = refuse
+        self.why = list(why)
         self.calls: list[tuple[str, dict]] = []
 
     def _answer(self, name: str, kwargs: dict) -> None:
@@ -240,7 +243,8 @@ class FakeSearchClient:
 
     def search_text(self, query: str, top_k: int = 10, **filters):  # noqa: ANN003, ANN201
         self._answer("search_text", {"query": query, "top_k": top_k, **filters})
-        return [search_pb2.ExamHit(exam=record(i), score=0.9 - 0.1 * i) for i in range(min(top_k, len(KEYS)))]
+        return [search_pb2.ExamHit(exam=record(i), score=0.9 - 0.1 * i, why=self.why if i == 0 else [])
+                for i in range(min(top_k, len(KEYS)))]
 
     def cohort(self, **kwargs):  # noqa: ANN003, ANN201
         self._answer("cohort", kwargs)
