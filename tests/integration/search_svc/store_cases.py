@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 from pathlib import Path
 
@@ -14,6 +15,7 @@ from search_svc.store import (
     ExamPayload,
     IndexParams,
     QdrantStore,
+    StoredParts,
     VectorPoint,
     VectorStore,
 )
@@ -78,6 +80,27 @@ def exam_points(n: int, seed: int = 0, dim: int = DIM, clusters: int = 8) -> lis
         )
         points.append(VectorPoint.for_exam(payload, vector.astype(np.float32)))
     return points
+
+
+PART_NAMES = ("cine_sax", "lge_sax", "lvef_pct", "exam")
+PART_KINDS = ("view", "view", "measurement", "exam")
+
+
+def with_parts(points: list[VectorPoint], seed: int = 0) -> list[VectorPoint]:
+    """Every other point with embedding parts summing to its unit vector (as an attention-pooling model's),
+    the rest without (written before parts were stored, or by a CLS model)."""
+    rng = np.random.default_rng(seed)
+    out = []
+    for i, p in enumerate(points):
+        if i % 2:
+            out.append(p)
+            continue
+        unit = p.vector / np.linalg.norm(p.vector)
+        parts = rng.normal(scale=0.2, size=(len(PART_NAMES), p.vector.shape[0])).astype(np.float32)
+        parts[-1] += unit - parts.sum(axis=0)  # the CLS part closes the sum
+        payload = dataclasses.replace(p.payload, parts=StoredParts.of(PART_NAMES, PART_KINDS, parts))
+        out.append(VectorPoint(p.id, p.vector, payload))
+    return out
 
 
 def normalised(points: list[VectorPoint]) -> np.ndarray:

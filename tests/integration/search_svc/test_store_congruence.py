@@ -24,7 +24,7 @@ from search_svc.store import (
     VectorStore,
 )
 from search_svc.store.schema import PAYLOAD_INDEXES
-from store_cases import BACKENDS, DIM, exact_top, exam_points, make_store, matches, normalised
+from store_cases import BACKENDS, DIM, exact_top, exam_points, make_store, matches, normalised, with_parts
 
 QUERY_SEED = 7
 
@@ -260,6 +260,55 @@ def test_closed_store_refuses_calls(store: VectorStore) -> None:
     store.close()  # twice is fine
     with pytest.raises(StoreError, match="closed"):
         store.count("exams")
+
+
+# --- embedding parts ------------------------------------------------------------------------------------------
+def test_parts_are_stored_and_read_back_only_when_asked(backend: str, tmp_path: Path) -> None:
+    """Parts round-trip through get, search and scroll when asked for, are left out otherwise, leave filters and
+    scores alone, and survive a close and reopen."""
+    points = with_parts(exam_points(60, seed=3))
+    by_id = {p.id: p.payload for p in points}
+    bare = {i: dataclasses.replace(pl, parts=None) for i, pl in by_id.items()}
+    ids = list(by_id)
+    q = queries(points, 1)[0]
+    f = ExamFilter(views_all=("lge_sax",))
+    with make_store(backend, tmp_path / "db") as store:
+        store.ensure_collection("exams", DIM)
+        store.upsert("exams", points)
+        store.optimize("exams")
+        assert [r.payload for r in store.get("exams", ids)] == [bare[i] for i in ids]
+        assert [r.payload for r in store.get("exams", ids, with_parts=True)] == [by_id[i] for i in ids]
+        plain = store.search("exams", q, 20, f, exact=True)
+        hits = store.search("exams", q, 20, f, exact=True, with_parts=True, with_vectors=True)
+        assert [(h.id, h.score) for h in hits] == [(h.id, h.score) for h in plain]
+        assert exact_top(points, q, 20, [matches(p.payload, f) for p in points]) == [h.id for h in hits]
+        assert all(h.payload == bare[h.id] for h in plain) and all(h.payload == by_id[h.id] for h in hits)
+        assert sum(h.payload.parts is not None for h in hits) >= 5  # both kinds of point among the hits
+        for h in hits:  # what SearchByText explains with: the stored parts split the score
+            if h.payload.parts is not None:
+                unit_q = q / np.linalg.norm(q)
+                assert float(h.payload.parts.contributions(unit_q).sum()) == pytest.approx(h.score, abs=5e-3)
+        page, _ = store.scroll("exams", limit=100, with_parts=True)
+        assert {r.id: r.payload for r in page} == by_id
+        assert {r.id: r.payload for r in store.scroll("exams", limit=100)[0]} == bare
+        assert store.count("exams", f) == sum(matches(p.payload, f) for p in points)
+    with make_store(backend, tmp_path / "db") as store:
+        assert [r.payload for r in store.get("exams", ids, with_parts=True)] == [by_id[i] for i in ids]
+
+
+def test_both_engines_store_the_same_parts(tmp_path: Path) -> None:
+    points = with_parts(exam_points(20, seed=4))
+    stores = [make_store(b, tmp_path / b) for b in BACKENDS]
+    try:
+        got = []
+        for s in stores:
+            s.ensure_collection("exams", DIM)
+            s.upsert("exams", points)
+            got.append([r.payload.to_dict() for r in s.get("exams", [p.id for p in points], with_parts=True)])
+        assert got[0] == got[1] == [p.payload.to_dict() for p in points]
+    finally:
+        for s in stores:
+            s.close()
 
 
 # --- persistence, concurrency, both engines -----------------------------------------------------------------
