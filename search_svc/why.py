@@ -34,21 +34,25 @@ def _rows(contributions: NDArray[np.float64], groups: Sequence[str],
             for s in shares(contributions, groups, cast(Sequence[PartKind], kinds))]
 
 
-def stored_parts(parts: Sequence[common_pb2.EmbeddingPart], dim: int) -> StoredParts | None:
-    """A writer's parts (ExamUpsert.parts, ReembeddedStudy.parts) as the index stores them; None when it sent
-    none. ValueError naming what is wrong (too many, another dimension, non-finite, an unknown kind); whether
-    they sum to the exam's vector is checked with the vector (store.VectorPoint)."""
+def stored_parts(parts: Sequence[common_pb2.EmbeddingPart],
+                 vector: NDArray[np.float32]) -> StoredParts | None:
+    """A writer's parts of an exam `vector` (ExamUpsert.parts, ReembeddedStudy.parts) as the index stores
+    them; None when it sent none. ValueError naming what is wrong: too many, not of the vector's dimension,
+    non-finite, an unknown kind, or not summing to the vector (parts of another one)."""
     if not parts:
         return None
     if len(parts) > MAX_PARTS:  # before decoding any of them
         raise ValueError(f"{len(parts)} parts; an exam has at most {MAX_PARTS}")
+    dim = np.asarray(vector).shape[-1]
     vectors = []
     for p in parts:
         try:
             vectors.append(from_vector(p.vector, dim))
         except ValueError as exc:
-            raise ValueError(f"part {p.name!r}: {exc} (the generation's dimension)") from exc
-    return StoredParts.of([p.name for p in parts], [p.kind for p in parts], np.stack(vectors))
+            raise ValueError(f"part {p.name!r}: {exc} (the exam vector's dimension)") from exc
+    stored = StoredParts.of([p.name for p in parts], [p.kind for p in parts], np.stack(vectors))
+    stored.check_sums_to(vector)
+    return stored
 
 
 def text_why(parts: StoredParts | None, text_vector: NDArray[np.float32]) -> list[search_pb2.MatchShare]:

@@ -164,14 +164,12 @@ class IndexAdminServicer(admin_pb2_grpc.IndexAdminServiceServicer):
                 missing.append(s.study_key)
                 continue
             try:
-                # The new model's parts (checked against its vector by VectorPoint); the source's belong to the
-                # old vectors and were not read (store reads leave parts out unless asked).
-                parts = stored_parts(s.parts, gen.dim)
+                # The new model's parts, checked as Upsert does; the source's belong to the old vectors and
+                # were not read (store reads leave parts out unless asked).
+                image = np.asarray(s.image_embedding, np.float32)
+                parts = stored_parts(s.parts, image)
                 payload = dataclasses.replace(payload, model_version=gen.model_version,
                                               parts=parts if self.settings.store_embedding_parts else None)
-                image = np.asarray(s.image_embedding, np.float32)
-                if parts is not None:
-                    parts.check_sums_to(image)
                 exams.append(VectorPoint(point_id(s.study_key), image, payload))
                 if s.report_embedding:
                     reports.append(VectorPoint(point_id(s.study_key), np.asarray(s.report_embedding, np.float32),

@@ -278,7 +278,7 @@ def _bad(change: str):  # noqa: ANN202
 
 
 @pytest.mark.parametrize(("change", "message"), [
-    ("dim", "exam 1: parts: part 'lge_sax': vector has 7 values, expected 6"),
+    ("dim", "exam 1: parts: part 'lge_sax': vector has 7 values, expected 6 (the exam vector's dimension)"),
     ("nan", "exam 1: parts: part values must be finite"),
     ("too_many", "exam 1: parts: 69 parts; an exam has at most 64"),
     ("kind", "exam 1: parts: unknown part kind(s) ['slice']"),

@@ -78,6 +78,9 @@ def test_parts_of_another_vector_are_refused_by_the_point() -> None:
     rng = np.random.default_rng(2)
     vec, parts = split(rng)
     other, _ = split(rng)
+    assert stored_parts(wire(parts), vec) == StoredParts.of(NAMES, KINDS, parts)
+    with pytest.raises(ValueError, match="parts do not sum to the exam's unit vector"):
+        stored_parts(wire(parts), other)  # what Upsert and WriteGeneration check, kept or not
     stored = StoredParts.of(NAMES, KINDS, parts)
     with pytest.raises(ValueError, match="parts do not sum to the exam's unit vector"):
         VectorPoint.for_exam(payload(stored), other)
@@ -94,7 +97,7 @@ def test_parts_of_another_dimension_are_refused() -> None:
     rng = np.random.default_rng(3)
     vec, parts = split(rng)
     with pytest.raises(ValueError, match=r"part 'cine_sax': vector has 256 values, expected 512"):
-        stored_parts(wire(parts), 512)
+        stored_parts(wire(parts), np.ones(512, np.float32))
     small = StoredParts.of(NAMES, KINDS, parts[:, :128])
     with pytest.raises(ValueError, match="parts are 128-d; the exam vector has 256 dimensions"):
         VectorPoint.for_exam(payload(small), vec)
@@ -107,7 +110,7 @@ def test_non_finite_parts_are_refused() -> None:
     bad = parts.copy()
     bad[3, 7] = np.nan
     with pytest.raises(ValueError, match="finite"):
-        stored_parts(wire(bad), D)
+        stored_parts(wire(bad), parts.sum(axis=0))
     huge = parts.copy()
     huge[0, 0] = 1e6  # finite in float32, infinite in float16
     with pytest.raises(ValueError, match="float16 range"):
@@ -123,7 +126,7 @@ def test_too_many_parts_are_refused_before_decoding() -> None:
     _, parts = split(rng, g=MAX_PARTS + 1)
     names = tuple(f"part_{i}" for i in range(MAX_PARTS + 1))
     with pytest.raises(ValueError, match=f"at most {MAX_PARTS}"):
-        stored_parts(wire(parts, names, ("view",) * len(names)), D)
+        stored_parts(wire(parts, names, ("view",) * len(names)), parts.sum(axis=0))
     with pytest.raises(ValueError, match=f"1 to {MAX_PARTS}"):
         StoredParts.of(names, ("view",) * len(names), parts)
     vec, parts = split(rng, g=MAX_PARTS)  # the bound itself is allowed
@@ -132,9 +135,9 @@ def test_too_many_parts_are_refused_before_decoding() -> None:
 
 
 def test_unknown_kinds_names_and_malformed_payloads_are_refused() -> None:
-    _, parts = split(np.random.default_rng(6))
+    vec, parts = split(np.random.default_rng(6))
     with pytest.raises(ValueError, match=r"unknown part kind\(s\) \['slice'\]"):
-        stored_parts(wire(parts, kinds=("slice",) + KINDS[1:]), D)
+        stored_parts(wire(parts, kinds=("slice",) + KINDS[1:]), vec)
     with pytest.raises(ValueError, match="repeat"):
         StoredParts.of(("cine_sax",) * G, KINDS, parts)
     with pytest.raises(ValueError, match="lower-case token"):
@@ -148,7 +151,7 @@ def test_unknown_kinds_names_and_malformed_payloads_are_refused() -> None:
         StoredParts.from_dict({**good, "float16": base64.b64encode(b"\x00" * 3).decode()})
     with pytest.raises(ValueError, match="parts must be StoredParts"):
         payload("parts")  # type: ignore[arg-type]
-    assert stored_parts([], D) is None  # a CLS model sends none
+    assert stored_parts([], vec) is None  # a CLS model sends none
 
 
 # --- stored once, within a known size, read only when asked --------------------------------------------------
