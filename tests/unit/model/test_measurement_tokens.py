@@ -190,3 +190,15 @@ def test_number_features_are_flat_beyond_the_outer_knots_and_monotone_inside() -
     torch.testing.assert_close(f[beyond_lo], torch.zeros_like(f[beyond_lo]))
     nan_feats, nan_missing = enc.features(torch.tensor([[float("nan")]]))
     assert nan_missing.all() and (nan_feats == 0).all()
+
+
+def test_a_ventricle_the_quality_check_calls_implausible_gives_no_tokens() -> None:
+    ok = {"lvef_pct": 55.0, "rvef_pct": 50.0, "lvedv_ml": 150.0, "rvedv_ml": 160.0, "lv_mass_g": 110.0}
+    assert all(v is not None for k, v in derive(ok).items() if k != "lvesvi_ml_m2")
+    rv_failed = derive({**ok, "rvef_pct": -25.0, "rvedv_ml": 10.0})  # RV missed at end-diastole
+    assert rv_failed["rvef_pct"] is rv_failed["rvedvi_ml_m2"] is rv_failed["rv_lv_edv_ratio"] is None
+    assert rv_failed["lvef_pct"] == 55.0 and rv_failed["lv_mass_edv_ratio"] is not None
+    lv_failed = derive({**ok, "lvedv_ml": 9.0})  # an LVEDV of 9 ml is no ventricle
+    assert all(v is None for k, v in lv_failed.items() if k not in ("rvef_pct", "rvedvi_ml_m2"))
+    assert lv_failed["rvef_pct"] == 50.0 and lv_failed["rvedvi_ml_m2"] is not None  # the RV stands on its own
+    assert derive({**ok, "lvef_pct": 95.0})["lvef_pct"] is None
