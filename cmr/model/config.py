@@ -154,6 +154,7 @@ class TrainConfig:
     aug_drop_measure: float = 0.1
     aug_drop_all_measures: float = 0.2
     aug_numbers_only: float = 0.0  # exams trained from their numbers alone (cmr.train.augment.numbers_only)
+    aug_single_number: float = 0.0  # of those, the share read from one number alone (augment.single_number)
     # Domain randomisation (cmr.train.render): the share of exams whose cine frames are drawn anew from their
     # tissue label maps with a random contrast and texture. Only studies with label maps (synthetic) have them.
     aug_tissue_render: float = 0.0

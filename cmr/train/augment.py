@@ -94,3 +94,20 @@ def numbers_only(mask: Tensor, values: Tensor, p: float, gen: torch.Generator) -
     has_numbers = ~torch.isnan(values).all(1)
     pick = (torch.rand(mask.shape[0], generator=gen).to(mask.device) < p) & has_numbers
     return mask & ~pick[:, None]
+
+
+def single_number(mask: Tensor, values: Tensor, p: float, gen: torch.Generator) -> Tensor:
+    """values [B, M] with, for a fraction `p` of the exams read from their numbers alone (every frame masked),
+    all numbers but one (drawn among those measured) dropped. Such an exam's embedding is that one number's
+    token, which must then say on its own what the report says about it (an LVEF of 25 % alone says "severely
+    reduced"): the numbers keep their meaning when a real scan combines them in ways the phantom never did."""
+    if p <= 0 or values.shape[1] == 0:
+        return values
+    measured = ~torch.isnan(values)
+    pick = (~mask.any(1)) & measured.any(1) & (torch.rand(values.shape[0], generator=gen).to(values.device) < p)
+    if not pick.any():
+        return values
+    score = torch.rand(values.shape, generator=gen).to(values.device).masked_fill(~measured, -1.0)
+    keep = torch.zeros_like(measured)
+    keep.scatter_(1, score.argmax(1, keepdim=True), True)
+    return torch.where(pick[:, None] & ~keep, torch.full_like(values, float("nan")), values)

@@ -22,7 +22,7 @@ from cmr.model.checkpoint import create_model, model_state, save_checkpoint
 from cmr.model.clip import CMRCLIP
 from cmr.model.config import Config
 from cmr.model.loss import clip_loss
-from cmr.train.augment import augment_exams, augment_measurements, numbers_only
+from cmr.train.augment import augment_exams, augment_measurements, numbers_only, single_number
 from cmr.train.loop import MetricsLog as _Logger
 from cmr.train.loop import batches as _batches
 from cmr.train.loop import load_batch as _load_batch
@@ -171,6 +171,7 @@ def train(cfg: Config, data_dir: Path, out: Path, *, resume: bool = False, worke
             ms = None if measured is None else augment_measurements(measured[b].to(dev), names, t, gen)
             if ms is not None:
                 mk = numbers_only(mk, ms, t.aug_numbers_only, gen)
+                ms = single_number(mk, ms, t.aug_single_number, gen)
             hid, att, grp = bank.batch(torch.from_numpy(b), dev)
             for g in opt.param_groups:
                 g["lr"] = g["base_lr"] * _lr_factor(progress_now(), step, t.warmup_steps)

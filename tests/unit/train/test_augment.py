@@ -168,3 +168,20 @@ def test_numbers_only_masks_every_frame_of_some_exams_that_have_numbers() -> Non
     assert torch.equal(out[~emptied], mask[~emptied])  # the others are untouched, not thinned
     assert torch.equal(numbers_only(mask, values, 0.0, g), mask)
     assert torch.equal(numbers_only(mask, values[:, :0], 0.9, g), mask)
+
+
+def test_single_number_keeps_one_measured_number_of_some_numbers_only_exams() -> None:
+    from cmr.train.augment import single_number
+
+    nan = float("nan")
+    values = torch.tensor([[30.0, 120.0, 1.4]] * 40 + [[nan, 90.0, nan]] * 10)
+    mask = torch.zeros(50, 6, dtype=torch.bool)
+    mask[:20] = True  # the first 20 exams still have frames: never touched
+    out = single_number(mask, values, 0.5, torch.Generator().manual_seed(0))
+    kept = (~torch.isnan(out)).sum(1)
+    torch.testing.assert_close(out[:20], values[:20])
+    assert set(kept[20:40].tolist()) == {1, 3} and 3 < int((kept[20:40] == 1).sum()) < 18  # about half
+    assert (kept[40:] == 1).all() and (out[40:, 1] == 90.0).all()  # the one measured number is the one kept
+    chosen = (~torch.isnan(out[20:40][kept[20:40] == 1])).float().sum(0)
+    assert (chosen > 0).sum() >= 2  # which number stays is drawn, not always the first
+    torch.testing.assert_close(single_number(mask, values, 0.0, torch.Generator()), values, equal_nan=True)
