@@ -144,6 +144,8 @@ class TrainConfig:
     aug_noise: float = 0.03
     aug_drop_frame: float = 0.1
     aug_drop_view: float = 0.15
+    aug_sax_only: float = 0.0  # exams cut to their cine SAX stack alone (cmr.train.augment.augment_short_axis)
+    aug_reverse_sax: float = 0.0  # exams with the SAX stack's slices in the opposite order
     # Measurement tokens (cmr.train.augment.augment_measurements): the training values are a perfect
     # segmentation's, the served ones a network's, so training sees the network's kind of error: a per-study
     # volume scale (log-normal sigma), independent per-number noise, EF noise in points, dropped numbers, and

@@ -9,11 +9,13 @@ dextrocardia.
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from cmr.dicom.exam import ExamSpec
 from cmr.model.config import TrainConfig
 
 
@@ -54,6 +56,50 @@ def augment_exams(pixels: Tensor, mask: Tensor, slot_ids: Tensor, cfg: TrainConf
     empty = ~mask.any(1)  # never drop everything: such an exam keeps its original frames
     mask[empty] = orig[empty]
     return out * mask[:, :, None, None], mask
+
+
+@dataclass(frozen=True)
+class ShortAxisLayout:
+    """Where the cine short-axis stack sits in the exam tensor: `frames` [T] True on its frames, and
+    `reversed_order` [T] the frame permutation that puts its slices in the opposite order (identity elsewhere)."""
+
+    frames: Tensor
+    reversed_order: Tensor
+
+    @classmethod
+    def of(cls, spec: ExamSpec) -> ShortAxisLayout | None:
+        """The layout of the spec's first cine SAX slot, or None when it has none."""
+        order, frames, start = list(range(spec.length)), [False] * spec.length, 0
+        for slot in spec.slots:
+            if slot.sequence == "cine" and slot.view == "sax":
+                for k in range(slot.slices):  # slice k's block of phases takes slice (slices - 1 - k)'s place
+                    src = start + (slot.slices - 1 - k) * slot.frames
+                    for f in range(slot.frames):
+                        order[start + k * slot.frames + f] = src + f
+                frames[start:start + slot.length] = [True] * slot.length
+                return cls(torch.tensor(frames), torch.tensor(order))
+            start += slot.length
+        return None
+
+
+def augment_short_axis(pixels: Tensor, mask: Tensor, layout: ShortAxisLayout | None, p_only: float,
+                       p_reverse: float, gen: torch.Generator) -> tuple[Tensor, Tensor]:
+    """Exams as real archives also hold them: a fraction `p_only` keep nothing but their cine short-axis stack
+    (studies of SAX cine alone, like research sets and many follow-ups: without it the model never sees one),
+    and a fraction `p_reverse` have the stack's slices in the opposite order (without long-axis planes the
+    loader cannot always tell the base from the apex). Exams without a SAX stack are left as they are."""
+    if layout is None or (p_only <= 0 and p_reverse <= 0):
+        return pixels, mask
+    b, dev = pixels.shape[0], pixels.device
+    sax = layout.frames.to(dev)
+    has_sax = (mask & sax).any(1)
+    only = has_sax & (torch.rand(b, generator=gen).to(dev) < p_only)
+    rev = has_sax & (torch.rand(b, generator=gen).to(dev) < p_reverse)
+    order = layout.reversed_order.to(dev)
+    pixels = torch.where(rev[:, None, None, None], pixels[:, order], pixels)
+    mask = torch.where(rev[:, None], mask[:, order], mask)
+    mask = mask & ~(only[:, None] & ~sax)
+    return pixels * mask[:, :, None, None], mask
 
 
 _EF_TOKENS = ("lvef_pct", "rvef_pct")
