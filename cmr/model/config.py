@@ -19,6 +19,7 @@ CONFIG_DIR = Path(__file__).parent / "configs"
 FrameEncoderKind = Literal["cnn", "vit"]
 PoolingKind = Literal["cls", "attention"]
 MeasurementFusion = Literal["joint", "late"]
+MeasurementPool = Literal["attention", "sum"]
 
 
 def _build(cls: type, d: dict[str, Any] | None, where: str) -> Any:
@@ -60,6 +61,11 @@ class ImageEncoderConfig:
     # scanner's), and each part of the sum is still one token's (explanations per view and per number).
     measurement_fusion: MeasurementFusion = "joint"
     measurement_depth: int = 1
+    # Late fusion only: how the number tokens are pooled. "attention": a softmax-weighted mix (a number's weight
+    # depends on the others). "sum": each number adds its own part whatever the others say, so with
+    # measurement_depth 0 the numbers' feature is additive over the numbers (a generalised additive model),
+    # which keeps each number's meaning when real scans combine numbers unlike the training data.
+    measurement_pool: MeasurementPool = "attention"
 
     def __post_init__(self) -> None:
         if self.frame_encoder not in ("cnn", "vit"):
@@ -77,6 +83,8 @@ class ImageEncoderConfig:
         if self.measurement_fusion == "late" and self.pooling != "attention":
             raise ValueError("image.measurement_fusion 'late' needs image.pooling 'attention' (the exam feature is "
                              "a sum of the frames' and the numbers' attention pools)")
+        if self.measurement_pool not in ("attention", "sum"):
+            raise ValueError(f"image.measurement_pool must be 'attention' or 'sum', not {self.measurement_pool!r}")
         if self.measurement_depth < 0:
             raise ValueError("image.measurement_depth must be >= 0")
         if self.width % self.heads:
