@@ -178,4 +178,6 @@ class EncoderServicer(encoder_pb2_grpc.EncoderServiceServicer):
             exam_spec_json=json.dumps(self.identity.spec.to_dict(), sort_keys=True),
             max_batch_size=c.max_batch_size, dynamic_batching=c.dynamic_batching,
             max_upload_bytes=self.limits.max_upload_bytes, max_texts_per_request=self.limits.max_texts,
-            max_text_chars=self.limits.max_text_chars, device=self.identity.device)
+            max_text_chars=self.limits.max_text_chars, device=self.identity.device,
+            measurement_tokens=list(self.identity.measurement_names),
+            parts=list(self.identity.groups) if self.identity.explains else [])

@@ -365,45 +365,13 @@ def measure_patients(loaded: Mapping[str, Any], settings: Settings, progress: bo
                      folders: Mapping[str, Path] | None = None) -> dict[str, Any]:
     """patient -> (Measurements, seconds) of the loaded study by the shipped (or configured) segmenter, as the
     encoder service measures before it embeds; a study it cannot measure gets its reason, never an exception.
-
-    With `folders` (patient -> converted study folder), each result is kept beside its study, keyed by the
-    segmenter version and the conversion marker, so evaluating another CLIP checkpoint does not segment the
-    same studies again (the seconds are those of the first measuring)."""
-    from cmr.quant.measure import measure_study
+    With `folders` (patient -> converted study folder) each result is kept beside its study
+    (`cmr.eval.measured`), so evaluating another CLIP checkpoint does not segment the same studies again."""
+    from cmr.eval.measured import measure_studies
     from cmr.quant.segmenter import load_segmenter
-    from cmr.quant.volumes import Measurements
 
     seg = load_segmenter(getattr(settings, "segmenter_checkpoint", None))
-    out: dict[str, Any] = {}
-    for name, study in tqdm(loaded.items(), desc="measure studies", unit="study", disable=not progress):
-        cache = _measurement_cache(folders[name], seg.version) if folders and name in folders else None
-        if cache is not None and cache[0].is_file():
-            try:
-                d = json.loads(cache[0].read_text())
-                if d.get("key") == cache[1]:
-                    out[name] = (Measurements.from_dict(d["measurements"]), float(d["seconds"]))
-                    continue
-            except (OSError, ValueError, KeyError, TypeError):
-                pass  # unreadable: measure again
-        t = time.perf_counter()
-        try:
-            m = measure_study(study, seg).measurements
-        except Exception as exc:  # noqa: BLE001 - one study's failure is its missing numbers, as in the services
-            m = Measurements.unmeasurable(f"measurement failed ({type(exc).__name__})", seg.version)
-        out[name] = (m, time.perf_counter() - t)
-        if cache is not None:
-            tmp = cache[0].with_suffix(".tmp")
-            tmp.write_text(json.dumps({"key": cache[1], "seconds": out[name][1], "measurements": m.to_dict()}))
-            tmp.replace(cache[0])
-    return out
-
-
-def _measurement_cache(folder: Path, segmenter_version: str) -> tuple[Path, str]:
-    """(file beside the converted study, key: segmenter version + the conversion marker's content)."""
-    marker = folder.with_name(folder.name + ".conversion.json")
-    conversion = file_sha256(marker) if marker.is_file() else "no-marker"
-    safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in segmenter_version)
-    return folder.with_name(f"{folder.name}.measured.{safe}.json"), f"{segmenter_version}|{conversion}"
+    return measure_studies({name: (folders or {}).get(name) for name in loaded}, seg, progress, loaded=loaded)
 
 
 def run_real_evaluation(checkpoint: Path | None = None, *, data: Path | None = None, limit: int | None = None,

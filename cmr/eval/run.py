@@ -12,7 +12,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import torch
@@ -27,6 +27,7 @@ from cmr.model.inference import embed_exam_arrays, embed_texts
 from cmr.findings.prompts import prompt_sets
 
 SHOTS = (1, 2, 4, 8, 16, 32)
+Numbers = Literal["reference", "measured"]
 PHRASING = "heldout"  # zero-shot prompts from the phrase bank never used in training impressions
 
 
@@ -39,14 +40,27 @@ class TestSet:
     measurements: np.ndarray | None = None  # [N, M] measurement-token values of the model (NaN = not measured)
 
     @classmethod
-    def load(cls, data_dir: Path, model: CMRCLIP, name: str | None = None, progress: bool = True) -> TestSet:
+    def load(cls, data_dir: Path, model: CMRCLIP, name: str | None = None, progress: bool = True,
+             numbers: Numbers = "reference") -> TestSet:
+        """`numbers` for a model with measurement tokens: "reference" = the records' numbers (a synthetic study's
+        perfect segmentation), "measured" = what the shipped segmenter measures on each study, as served."""
         cache: ExamCache = build_cache(data_dir, model.spec, progress=progress)
         ok = np.flatnonzero(cache.ok)
         recs = [cache.records[i] for i in ok]
         if name is None:
             held = {r.held_out_style for r in recs}
             name = "heldout-style" if held == {True} else "in-style" if held == {False} else Path(data_dir).name
-        meas = cache.measurements(model.measurement_names)[ok] if model.measurement_names else None
+        meas = None
+        if model.measurement_names and numbers == "measured":
+            from cmr.eval.measured import measure_studies
+            from cmr.model.measurements import measurement_matrix
+            from cmr.quant.segmenter import load_segmenter
+
+            got = measure_studies({r.folder: Path(data_dir) / r.folder for r in recs}, load_segmenter(), progress,
+                                  desc=f"measure {Path(data_dir).name}")
+            meas = measurement_matrix([got[r.folder][0].values() for r in recs], model.measurement_names)
+        elif model.measurement_names:
+            meas = cache.measurements(model.measurement_names)[ok]
         return cls(name, recs, np.asarray(cache.pixels[ok]), cache.mask[ok], meas)
 
     @classmethod
@@ -160,15 +174,16 @@ def evaluate_supervised(model: Any, label: str, sets: Sequence[TestSet], n_boot:
 
 def run_evaluation(models: dict[str, CMRCLIP], data_dirs: Sequence[Path], *, draws: int = 20, seed: int = 0,
                    progress: bool = True, meta: dict[str, Any] | None = None,
-                   supervised: dict[str, Any] | None = None) -> dict[str, Any]:
+                   supervised: dict[str, Any] | None = None, numbers: Numbers = "reference") -> dict[str, Any]:
     """Evaluate each model (label -> model) on each data directory, plus their union as the retrieval pool.
 
-    `supervised` (label -> SupervisedExamClassifier) adds the label-trained ceiling on the same test sets."""
+    `supervised` (label -> SupervisedExamClassifier) adds the label-trained ceiling on the same test sets;
+    `numbers` says where a measuring model's numbers come from (TestSet.load)."""
     if not models:
         raise ValueError("no model to evaluate")
     t0 = time.perf_counter()
     first = next(iter(models.values()))
-    sets = [TestSet.load(d, first, progress=progress) for d in data_dirs]
+    sets = [TestSet.load(d, first, progress=progress, numbers=numbers) for d in data_dirs]
     if len(sets) > 1:
         sets.append(TestSet.concat("pool (all test sets)", sets))
     entries: dict[str, Any] = {}
@@ -187,6 +202,7 @@ def run_evaluation(models: dict[str, CMRCLIP], data_dirs: Sequence[Path], *, dra
     return {"primary": primary, "entries": entries,
             "meta": {**(meta or {}), "data": [str(d) for d in data_dirs], "few_shot_draws": draws, "seed": seed,
                      "zero_shot_prompts": "heldout phrase bank (cmr.synth.report.finding_prompts/disease_prompts)",
+                     "measurement_numbers": numbers if first.measurement_names else None,
                      "clinical_match_findings": list(PAPER_FINDINGS),
                      "machine": f"{platform.machine()} {platform.processor() or ''}, {torch.get_num_threads()} threads".strip(),
                      "eval_seconds": round(time.perf_counter() - t0, 1)}}

@@ -19,6 +19,7 @@ CONFIG_DIR = Path(__file__).parent / "configs"
 FrameEncoderKind = Literal["cnn", "vit"]
 PoolingKind = Literal["cls", "attention"]
 MeasurementFusion = Literal["joint", "late"]
+MeasurementPool = Literal["attention", "sum"]
 
 
 def _build(cls: type, d: dict[str, Any] | None, where: str) -> Any:
@@ -60,6 +61,11 @@ class ImageEncoderConfig:
     # scanner's), and each part of the sum is still one token's (explanations per view and per number).
     measurement_fusion: MeasurementFusion = "joint"
     measurement_depth: int = 1
+    # Late fusion only: how the number tokens are pooled. "attention": a softmax-weighted mix (a number's weight
+    # depends on the others). "sum": each number adds its own part whatever the others say, so with
+    # measurement_depth 0 the numbers' feature is additive over the numbers (a generalised additive model),
+    # which keeps each number's meaning when real scans combine numbers unlike the training data.
+    measurement_pool: MeasurementPool = "attention"
 
     def __post_init__(self) -> None:
         if self.frame_encoder not in ("cnn", "vit"):
@@ -77,6 +83,8 @@ class ImageEncoderConfig:
         if self.measurement_fusion == "late" and self.pooling != "attention":
             raise ValueError("image.measurement_fusion 'late' needs image.pooling 'attention' (the exam feature is "
                              "a sum of the frames' and the numbers' attention pools)")
+        if self.measurement_pool not in ("attention", "sum"):
+            raise ValueError(f"image.measurement_pool must be 'attention' or 'sum', not {self.measurement_pool!r}")
         if self.measurement_depth < 0:
             raise ValueError("image.measurement_depth must be >= 0")
         if self.width % self.heads:
@@ -144,6 +152,8 @@ class TrainConfig:
     aug_noise: float = 0.03
     aug_drop_frame: float = 0.1
     aug_drop_view: float = 0.15
+    aug_sax_only: float = 0.0  # exams cut to their cine SAX stack alone (cmr.train.augment.augment_short_axis)
+    aug_reverse_sax: float = 0.0  # exams with the SAX stack's slices in the opposite order
     # Measurement tokens (cmr.train.augment.augment_measurements): the training values are a perfect
     # segmentation's, the served ones a network's, so training sees the network's kind of error: a per-study
     # volume scale (log-normal sigma), independent per-number noise, EF noise in points, dropped numbers, and
@@ -154,6 +164,7 @@ class TrainConfig:
     aug_drop_measure: float = 0.1
     aug_drop_all_measures: float = 0.2
     aug_numbers_only: float = 0.0  # exams trained from their numbers alone (cmr.train.augment.numbers_only)
+    aug_single_number: float = 0.0  # of those, the share read from one number alone (augment.single_number)
     # Domain randomisation (cmr.train.render): the share of exams whose cine frames are drawn anew from their
     # tissue label maps with a random contrast and texture. Only studies with label maps (synthetic) have them.
     aug_tissue_render: float = 0.0

@@ -98,6 +98,20 @@ class AttentionPool(nn.Module):
         return self.contributions(tokens, pad).sum(1)
 
 
+class SumPool(nn.Module):
+    """Each present token adds its own value, V t_i: pooled = sum_i V t_i over the tokens not padded."""
+
+    def __init__(self, width: int) -> None:
+        super().__init__()
+        self.value = nn.Linear(width, width, bias=False)  # no bias: each token's part is its own
+
+    def contributions(self, tokens: Tensor, pad: Tensor) -> Tensor:
+        return self.value(tokens) * (~pad).to(tokens.dtype).unsqueeze(-1)
+
+    def forward(self, tokens: Tensor, pad: Tensor) -> Tensor:
+        return self.contributions(tokens, pad).sum(1)
+
+
 class ExamEncoder(nn.Module):
     """[B, T, H, W] exam pixels (0..1) + [B, T] mask (+ [B, M] measurements) -> [B, width] exam feature."""
 
@@ -140,7 +154,8 @@ class ExamEncoder(nn.Module):
         if self.late:
             self.measure_blocks = nn.ModuleList([_clone(layer) for _ in range(cfg.measurement_depth)])
             self.measure_norm = nn.LayerNorm(w)
-            self.measure_pool = AttentionPool(w, cfg.heads)
+            self.measure_pool: AttentionPool | SumPool = (SumPool(w) if cfg.measurement_pool == "sum"
+                                                          else AttentionPool(w, cfg.heads))
 
     def forward(self, pixels: Tensor, mask: Tensor, measurements: Tensor | None = None) -> Tensor:
         """[B, width] exam feature: the CLS token of `forward_tokens`, or the attention pool of its tokens."""

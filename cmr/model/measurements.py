@@ -24,6 +24,8 @@ import torch
 from numpy.typing import NDArray
 from torch import Tensor, nn
 
+from cmr.quant.volumes import PLAUSIBLE_EF, PLAUSIBLE_LVEDV_ML
+
 # A typical adult body surface area, used for the indexed values of a study without height and weight: the
 # ratio features below do not depend on it, and a rank of studies by an indexed volume barely moves.
 DEFAULT_BSA_M2: Final[float] = 1.9
@@ -42,6 +44,10 @@ MEASUREMENT_SCALES: Final[dict[str, tuple[float, float]]] = {
     "lv_mass_edv_ratio": (0.8, 0.3),  # g/ml: concentric remodelling and hypertrophy raise it
 }
 MEASUREMENT_NAMES: Final[tuple[str, ...]] = tuple(MEASUREMENT_SCALES)
+# The tokens that rest on each ventricle's segmentation (the RV/LV ratio on both).
+_LV_TOKENS: Final = frozenset({"lvef_pct", "lvedvi_ml_m2", "lvesvi_ml_m2", "lv_mass_index_g_m2", "lv_mass_edv_ratio",
+                               "rv_lv_edv_ratio"})
+_RV_TOKENS: Final = frozenset({"rvef_pct", "rvedvi_ml_m2", "rv_lv_edv_ratio"})
 # How each token is named on screens and charts.
 MEASUREMENT_LABELS: Final[dict[str, str]] = {
     "lvef_pct": "LVEF (%)", "rvef_pct": "RVEF (%)", "lvedvi_ml_m2": "LVEDV index (ml/m²)",
@@ -77,12 +83,23 @@ def _ratio(a: float | None, b: float | None) -> float | None:
     return a / b if a is not None and b is not None and b > 0 else None
 
 
+def _plausible_ef(ef: float | None) -> bool:
+    return ef is None or PLAUSIBLE_EF[0] <= ef <= PLAUSIBLE_EF[1]
+
+
 def derive(values: Mapping[str, Any]) -> dict[str, float | None]:
-    """Every token value of MEASUREMENT_NAMES from a `Measurements.values()`-style dict (None where unknown)."""
+    """Every token value of MEASUREMENT_NAMES from a `Measurements.values()`-style dict (None where unknown).
+
+    A ventricle whose numbers the quantification's own quality check calls implausible (an EF outside
+    PLAUSIBLE_EF, an LVEDV outside PLAUSIBLE_LVEDV_ML: a segmentation that failed at end-diastole or end-systole)
+    gives no tokens at all: a missing number is read as missing, a wrong one as a finding."""
+    lvef, rvef = _num(values, "lvef_pct"), _num(values, "rvef_pct")
     lvedv, rvedv, mass = _num(values, "lvedv_ml"), _num(values, "rvedv_ml"), _num(values, "lv_mass_g")
-    return {
-        "lvef_pct": _num(values, "lvef_pct"),
-        "rvef_pct": _num(values, "rvef_pct"),
+    lv_ok = _plausible_ef(lvef) and (lvedv is None or PLAUSIBLE_LVEDV_ML[0] <= lvedv <= PLAUSIBLE_LVEDV_ML[1])
+    rv_ok = _plausible_ef(rvef)
+    out = {
+        "lvef_pct": lvef,
+        "rvef_pct": rvef,
         "lvedvi_ml_m2": _indexed(values, "lvedvi_ml_m2", "lvedv_ml"),
         "lvesvi_ml_m2": _indexed(values, "lvesvi_ml_m2", "lvesv_ml"),
         "rvedvi_ml_m2": _indexed(values, "rvedvi_ml_m2", "rvedv_ml"),
@@ -90,6 +107,8 @@ def derive(values: Mapping[str, Any]) -> dict[str, float | None]:
         "rv_lv_edv_ratio": _ratio(rvedv, lvedv),
         "lv_mass_edv_ratio": _ratio(mass, lvedv),
     }
+    dropped = (_LV_TOKENS if not lv_ok else frozenset()) | (_RV_TOKENS if not rv_ok else frozenset())
+    return {k: None if k in dropped else v for k, v in out.items()}
 
 
 def measurement_vector(values: Mapping[str, Any] | None, names: Sequence[str]) -> NDArray[np.float32]:

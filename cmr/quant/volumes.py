@@ -45,8 +45,8 @@ Quality = Literal["ok", "check", "failed"]
 # A ventricle smaller than this at ED is read as "not found" (a stray blob, not a heart).
 _MIN_VENTRICLE_ML: Final[float] = 5.0
 # Outside these the numbers are physiologically implausible: flagged for review, still reported.
-_PLAUSIBLE_EF: Final[tuple[float, float]] = (5.0, 85.0)
-_PLAUSIBLE_LVEDV_ML: Final[tuple[float, float]] = (40.0, 500.0)
+PLAUSIBLE_EF: Final[tuple[float, float]] = (5.0, 85.0)
+PLAUSIBLE_LVEDV_ML: Final[tuple[float, float]] = (40.0, 500.0)
 _LOW_CONFIDENCE: Final[float] = 0.80
 _END_SLICE_COVERAGE: Final[float] = 0.3  # LV cavity in an end slice, as a share of the largest slice's
 
@@ -243,10 +243,10 @@ def measurements_from_discs(
         # ACDC stacks it came out apex-first for most patients).
         reasons.append("the LV is still large at both ends of the stack: it may not cover the apex")
     for name, ef in (("LVEF", m.lvef_pct), ("RVEF", m.rvef_pct)):
-        if ef is not None and not _PLAUSIBLE_EF[0] <= ef <= _PLAUSIBLE_EF[1]:
-            reasons.append(f"{name} {ef:g} % is outside {_PLAUSIBLE_EF[0]:g}-{_PLAUSIBLE_EF[1]:g} %")
-    if not _PLAUSIBLE_LVEDV_ML[0] <= lv[ed] <= _PLAUSIBLE_LVEDV_ML[1]:
-        reasons.append(f"LVEDV {lv[ed]:.0f} ml is outside {_PLAUSIBLE_LVEDV_ML[0]:g}-{_PLAUSIBLE_LVEDV_ML[1]:g} ml")
+        if ef is not None and not PLAUSIBLE_EF[0] <= ef <= PLAUSIBLE_EF[1]:
+            reasons.append(f"{name} {ef:g} % is outside {PLAUSIBLE_EF[0]:g}-{PLAUSIBLE_EF[1]:g} %")
+    if not PLAUSIBLE_LVEDV_ML[0] <= lv[ed] <= PLAUSIBLE_LVEDV_ML[1]:
+        reasons.append(f"LVEDV {lv[ed]:.0f} ml is outside {PLAUSIBLE_LVEDV_ML[0]:g}-{PLAUSIBLE_LVEDV_ML[1]:g} ml")
     if confidence is not None and confidence < _LOW_CONFIDENCE:
         reasons.append(f"low segmentation confidence ({confidence:.2f})")
     if m.rvedv_ml is None:

@@ -9,11 +9,13 @@ dextrocardia.
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from cmr.dicom.exam import ExamSpec
 from cmr.model.config import TrainConfig
 
 
@@ -56,6 +58,50 @@ def augment_exams(pixels: Tensor, mask: Tensor, slot_ids: Tensor, cfg: TrainConf
     return out * mask[:, :, None, None], mask
 
 
+@dataclass(frozen=True)
+class ShortAxisLayout:
+    """Where the cine short-axis stack sits in the exam tensor: `frames` [T] True on its frames, and
+    `reversed_order` [T] the frame permutation that puts its slices in the opposite order (identity elsewhere)."""
+
+    frames: Tensor
+    reversed_order: Tensor
+
+    @classmethod
+    def of(cls, spec: ExamSpec) -> ShortAxisLayout | None:
+        """The layout of the spec's first cine SAX slot, or None when it has none."""
+        order, frames, start = list(range(spec.length)), [False] * spec.length, 0
+        for slot in spec.slots:
+            if slot.sequence == "cine" and slot.view == "sax":
+                for k in range(slot.slices):  # slice k's block of phases takes slice (slices - 1 - k)'s place
+                    src = start + (slot.slices - 1 - k) * slot.frames
+                    for f in range(slot.frames):
+                        order[start + k * slot.frames + f] = src + f
+                frames[start:start + slot.length] = [True] * slot.length
+                return cls(torch.tensor(frames), torch.tensor(order))
+            start += slot.length
+        return None
+
+
+def augment_short_axis(pixels: Tensor, mask: Tensor, layout: ShortAxisLayout | None, p_only: float,
+                       p_reverse: float, gen: torch.Generator) -> tuple[Tensor, Tensor]:
+    """Exams as real archives also hold them: a fraction `p_only` keep nothing but their cine short-axis stack
+    (studies of SAX cine alone, like research sets and many follow-ups: without it the model never sees one),
+    and a fraction `p_reverse` have the stack's slices in the opposite order (without long-axis planes the
+    loader cannot always tell the base from the apex). Exams without a SAX stack are left as they are."""
+    if layout is None or (p_only <= 0 and p_reverse <= 0):
+        return pixels, mask
+    b, dev = pixels.shape[0], pixels.device
+    sax = layout.frames.to(dev)
+    has_sax = (mask & sax).any(1)
+    only = has_sax & (torch.rand(b, generator=gen).to(dev) < p_only)
+    rev = has_sax & (torch.rand(b, generator=gen).to(dev) < p_reverse)
+    order = layout.reversed_order.to(dev)
+    pixels = torch.where(rev[:, None, None, None], pixels[:, order], pixels)
+    mask = torch.where(rev[:, None], mask[:, order], mask)
+    mask = mask & ~(only[:, None] & ~sax)
+    return pixels * mask[:, :, None, None], mask
+
+
 _EF_TOKENS = ("lvef_pct", "rvef_pct")
 _RATIO_TOKENS = ("rv_lv_edv_ratio", "lv_mass_edv_ratio")
 
@@ -94,3 +140,20 @@ def numbers_only(mask: Tensor, values: Tensor, p: float, gen: torch.Generator) -
     has_numbers = ~torch.isnan(values).all(1)
     pick = (torch.rand(mask.shape[0], generator=gen).to(mask.device) < p) & has_numbers
     return mask & ~pick[:, None]
+
+
+def single_number(mask: Tensor, values: Tensor, p: float, gen: torch.Generator) -> Tensor:
+    """values [B, M] with, for a fraction `p` of the exams read from their numbers alone (every frame masked),
+    all numbers but one (drawn among those measured) dropped. Such an exam's embedding is that one number's
+    token, which must then say on its own what the report says about it (an LVEF of 25 % alone says "severely
+    reduced"): the numbers keep their meaning when a real scan combines them in ways the phantom never did."""
+    if p <= 0 or values.shape[1] == 0:
+        return values
+    measured = ~torch.isnan(values)
+    pick = (~mask.any(1)) & measured.any(1) & (torch.rand(values.shape[0], generator=gen).to(values.device) < p)
+    if not pick.any():
+        return values
+    score = torch.rand(values.shape, generator=gen).to(values.device).masked_fill(~measured, -1.0)
+    keep = torch.zeros_like(measured)
+    keep.scatter_(1, score.argmax(1, keepdim=True), True)
+    return torch.where(pick[:, None] & ~keep, torch.full_like(values, float("nan")), values)

@@ -22,7 +22,8 @@ from cmr.model.checkpoint import create_model, model_state, save_checkpoint
 from cmr.model.clip import CMRCLIP
 from cmr.model.config import Config
 from cmr.model.loss import clip_loss
-from cmr.train.augment import augment_exams, augment_measurements, numbers_only
+from cmr.train.augment import (ShortAxisLayout, augment_exams, augment_measurements, augment_short_axis, numbers_only,
+                               single_number)
 from cmr.train.loop import MetricsLog as _Logger
 from cmr.train.loop import batches as _batches
 from cmr.train.loop import load_batch as _load_batch
@@ -108,6 +109,7 @@ def train(cfg: Config, data_dir: Path, out: Path, *, resume: bool = False, worke
     bank = TextBank.build(model, texts, progress=progress and main)
     slot_ids = model.visual.pos_ids.new_tensor(
         [k for k, s in enumerate(cfg.model.exam.slots) for _ in range(s.length)])
+    sax_layout = ShortAxisLayout.of(cfg.model.exam)
     names = model.measurement_names
     measured = torch.from_numpy(cache.measurements(names)) if names else None
     tissues = None
@@ -167,10 +169,12 @@ def train(cfg: Config, data_dir: Path, out: Path, *, resume: bool = False, worke
             if tissues is not None:
                 tis = torch.from_numpy(np.ascontiguousarray(tissues.tissues[np.sort(b)][np.argsort(np.argsort(b))]))
                 px = randomize_exams(px, tis, slot_ids, t.aug_tissue_render, gen)
+            px, mk = augment_short_axis(px, mk, sax_layout, t.aug_sax_only, t.aug_reverse_sax, gen)
             px, mk = augment_exams(px, mk, slot_ids, t, gen)
             ms = None if measured is None else augment_measurements(measured[b].to(dev), names, t, gen)
             if ms is not None:
                 mk = numbers_only(mk, ms, t.aug_numbers_only, gen)
+                ms = single_number(mk, ms, t.aug_single_number, gen)
             hid, att, grp = bank.batch(torch.from_numpy(b), dev)
             for g in opt.param_groups:
                 g["lr"] = g["base_lr"] * _lr_factor(progress_now(), step, t.warmup_steps)

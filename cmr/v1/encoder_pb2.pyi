@@ -81,7 +81,7 @@ class GetModelInfoRequest(_message.Message):
     def __init__(self) -> None: ...
 
 class GetModelInfoResponse(_message.Message):
-    __slots__ = ("model", "spec_id", "exam_spec_json", "max_batch_size", "dynamic_batching", "max_upload_bytes", "max_texts_per_request", "max_text_chars", "device")
+    __slots__ = ("model", "spec_id", "exam_spec_json", "max_batch_size", "dynamic_batching", "max_upload_bytes", "max_texts_per_request", "max_text_chars", "device", "measurement_tokens", "parts")
     MODEL_FIELD_NUMBER: _ClassVar[int]
     SPEC_ID_FIELD_NUMBER: _ClassVar[int]
     EXAM_SPEC_JSON_FIELD_NUMBER: _ClassVar[int]
@@ -91,6 +91,8 @@ class GetModelInfoResponse(_message.Message):
     MAX_TEXTS_PER_REQUEST_FIELD_NUMBER: _ClassVar[int]
     MAX_TEXT_CHARS_FIELD_NUMBER: _ClassVar[int]
     DEVICE_FIELD_NUMBER: _ClassVar[int]
+    MEASUREMENT_TOKENS_FIELD_NUMBER: _ClassVar[int]
+    PARTS_FIELD_NUMBER: _ClassVar[int]
     model: _common_pb2.ModelInfo
     spec_id: str
     exam_spec_json: str
@@ -100,4 +102,6 @@ class GetModelInfoResponse(_message.Message):
     max_texts_per_request: int
     max_text_chars: int
     device: str
-    def __init__(self, model: _Optional[_Union[_common_pb2.ModelInfo, _Mapping]] = ..., spec_id: _Optional[str] = ..., exam_spec_json: _Optional[str] = ..., max_batch_size: _Optional[int] = ..., dynamic_batching: _Optional[bool] = ..., max_upload_bytes: _Optional[int] = ..., max_texts_per_request: _Optional[int] = ..., max_text_chars: _Optional[int] = ..., device: _Optional[str] = ...) -> None: ...
+    measurement_tokens: _containers.RepeatedScalarFieldContainer[str]
+    parts: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, model: _Optional[_Union[_common_pb2.ModelInfo, _Mapping]] = ..., spec_id: _Optional[str] = ..., exam_spec_json: _Optional[str] = ..., max_batch_size: _Optional[int] = ..., dynamic_batching: _Optional[bool] = ..., max_upload_bytes: _Optional[int] = ..., max_texts_per_request: _Optional[int] = ..., max_text_chars: _Optional[int] = ..., device: _Optional[str] = ..., measurement_tokens: _Optional[_Iterable[str]] = ..., parts: _Optional[_Iterable[str]] = ...) -> None: ...

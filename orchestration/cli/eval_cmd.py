@@ -23,12 +23,18 @@ def eval_(
     draws: int = typer.Option(20, "--draws", min=1, help="Few-shot draws per shot count."),
     supervised: Optional[Path] = typer.Option(None, "--supervised",
                                               help="A supervised checkpoint (cmr train --objective supervised): the ceiling."),
+    numbers: str = typer.Option("reference", "--numbers",
+                                help="A measuring model's numbers: reference (the records', a perfect segmentation) or "
+                                     "measured (the shipped segmenter's, as served; kept beside each study)."),
 ) -> None:
     """Evaluate CMR-CLIP; prints the target checks and writes results (and a markdown report with --docs)."""
     from cmr.eval.report import plot_few_shot, plot_zero_shot, results_to_markdown, target_checks
     from cmr.eval.run import run_evaluation
     from cmr.model.checkpoint import DEFAULT_CHECKPOINT, CheckpointError, create_model, load_model, read_checkpoint
 
+    if numbers not in ("reference", "measured"):
+        typer.echo(f"error: --numbers must be reference or measured, not {numbers!r}", err=True)
+        raise typer.Exit(2)
     ckpt = checkpoint or DEFAULT_CHECKPOINT
     try:
         model = load_model(ckpt)
@@ -49,7 +55,7 @@ def eval_(
             typer.echo(f"error: {supervised}: {exc}", err=True)
             raise typer.Exit(2)
     try:
-        results = run_evaluation(models, data, draws=draws, supervised=sup,
+        results = run_evaluation(models, data, draws=draws, supervised=sup, numbers=numbers,  # type: ignore[arg-type]
                                  meta={"checkpoint": str(ckpt), "training": meta})
     except (FileNotFoundError, ValueError) as exc:
         typer.echo(f"error: {exc}", err=True)

@@ -31,7 +31,9 @@ STUDY = SUNNYBROOK_CONTOURED / "dicom"  # a real SAX stack: the numbers are meas
 @pytest.fixture(scope="module")
 def tiny(tmp_path_factory: pytest.TempPathFactory) -> tuple[CMRCLIP, Path]:
     d: dict[str, Any] = copy.deepcopy(TINY)
-    d["model"]["image"].update({"measurements": list(NAMES), "pooling": "attention"})
+    # the shipped model's architecture: numbers fused late, sum-pooled, each on its own
+    d["model"]["image"].update({"measurements": list(NAMES), "pooling": "attention", "measurement_fusion": "late",
+                                "measurement_pool": "sum", "measurement_depth": 0})
     model = create_model(Config.from_dict(d), seed=5).eval()
     path = tmp_path_factory.mktemp("tiny_ckpt") / "tiny-explaining.pt"
     save_checkpoint(path, model)
@@ -69,3 +71,9 @@ def test_served_vector_reads_the_measurements_and_splits_into_parts(explaining: 
     assert names == tuple(model.contribution_groups)
     assert kinds == (*["view"] * len(model.spec.slots), *["measurement"] * len(NAMES), "exam")
     np.testing.assert_allclose(parts.sum(axis=0), r.embedding, atol=1e-4)
+
+
+def test_model_info_names_the_tokens_and_the_parts(explaining: EncoderClient, tiny: tuple[CMRCLIP, Path]) -> None:
+    info = explaining.model_info()
+    assert tuple(info.measurement_tokens) == NAMES
+    assert tuple(info.parts) == tuple(tiny[0].contribution_groups)

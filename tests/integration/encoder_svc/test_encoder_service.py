@@ -135,6 +135,8 @@ def test_model_info_describes_the_served_model(encoder: EncoderClient, model: CM
     assert ExamSpec.from_dict(json.loads(info.exam_spec_json)) == model.spec
     assert info.spec_id == model.spec.spec_id
     assert info.dynamic_batching and info.max_batch_size == 8 and info.device == "cpu"
+    assert tuple(info.measurement_tokens) == model.measurement_names
+    assert tuple(info.parts) == (tuple(model.contribution_groups) if model.cfg.image.pooling == "attention" else ())
 
 
 def test_concurrent_clients_get_their_own_results(encoder: EncoderClient, model: CMRCLIP,

@@ -21,16 +21,18 @@ NAMES = ("lvef_pct", "lvedvi_ml_m2", "rv_lv_edv_ratio")
 
 
 def _model(measurements: tuple[str, ...] = NAMES, pooling: str = "attention", seed: int = 0,
-           fusion: str = "joint") -> CMRCLIP:
+           fusion: str = "joint", number_pool: str = "attention", depth: int = 1) -> CMRCLIP:
     d: dict[str, Any] = copy.deepcopy(TINY)
     d["model"]["image"].update({"measurements": list(measurements), "pooling": pooling,
-                                "measurement_fusion": fusion})
+                                "measurement_fusion": fusion, "measurement_pool": number_pool,
+                                "measurement_depth": depth})
     return create_model(Config.from_dict(d), seed=seed).eval()
 
 
-@pytest.fixture(scope="module", params=["joint", "late"])
+@pytest.fixture(scope="module", params=["joint", "late", "late-sum"])
 def model(request: pytest.FixtureRequest) -> CMRCLIP:
-    return _model(fusion=request.param)
+    fusion, _, pool = request.param.partition("-")
+    return _model(fusion=fusion, number_pool=pool or "attention")
 
 
 def _exam(model: CMRCLIP, b: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -190,3 +192,39 @@ def test_number_features_are_flat_beyond_the_outer_knots_and_monotone_inside() -
     torch.testing.assert_close(f[beyond_lo], torch.zeros_like(f[beyond_lo]))
     nan_feats, nan_missing = enc.features(torch.tensor([[float("nan")]]))
     assert nan_missing.all() and (nan_feats == 0).all()
+
+
+def test_a_ventricle_the_quality_check_calls_implausible_gives_no_tokens() -> None:
+    ok = {"lvef_pct": 55.0, "rvef_pct": 50.0, "lvedv_ml": 150.0, "rvedv_ml": 160.0, "lv_mass_g": 110.0}
+    assert all(v is not None for k, v in derive(ok).items() if k != "lvesvi_ml_m2")
+    rv_failed = derive({**ok, "rvef_pct": -25.0, "rvedv_ml": 10.0})  # RV missed at end-diastole
+    assert rv_failed["rvef_pct"] is rv_failed["rvedvi_ml_m2"] is rv_failed["rv_lv_edv_ratio"] is None
+    assert rv_failed["lvef_pct"] == 55.0 and rv_failed["lv_mass_edv_ratio"] is not None
+    lv_failed = derive({**ok, "lvedv_ml": 9.0})  # an LVEDV of 9 ml is no ventricle
+    assert all(v is None for k, v in lv_failed.items() if k not in ("rvef_pct", "rvedvi_ml_m2"))
+    assert lv_failed["rvef_pct"] == 50.0 and lv_failed["rvedvi_ml_m2"] is not None  # the RV stands on its own
+    assert derive({**ok, "lvef_pct": 95.0})["lvef_pct"] is None
+
+
+@torch.no_grad()
+def test_sum_pooled_numbers_add_up_each_number_on_its_own() -> None:
+    m = _model(fusion="late", number_pool="sum", depth=0)
+    px, mk = _exam(m, 1)
+    nan = float("nan")
+    both = torch.tensor([[30.0, 120.0, nan]])
+    only_ef, only_edv = torch.tensor([[30.0, nan, nan]]), torch.tensor([[nan, 120.0, nan]])
+    none_ = torch.tensor([[nan, nan, nan]])
+
+    def numbers_part(v: torch.Tensor) -> torch.Tensor:  # the summed number parts, before normalisation
+        return m.visual.token_contributions(px, mk, v)[:, -3:].sum(1)
+
+    torch.testing.assert_close(numbers_part(both), numbers_part(only_ef) + numbers_part(only_edv))
+    assert numbers_part(none_).abs().max() == 0
+
+
+def test_config_rejects_an_unknown_number_pool() -> None:
+    d = copy.deepcopy(TINY)
+    d["model"]["image"].update({"measurements": list(NAMES), "pooling": "attention", "measurement_fusion": "late",
+                                "measurement_pool": "max"})
+    with pytest.raises(ValueError, match="'attention' or 'sum'"):
+        Config.from_dict(d)

@@ -168,3 +168,64 @@ def test_numbers_only_masks_every_frame_of_some_exams_that_have_numbers() -> Non
     assert torch.equal(out[~emptied], mask[~emptied])  # the others are untouched, not thinned
     assert torch.equal(numbers_only(mask, values, 0.0, g), mask)
     assert torch.equal(numbers_only(mask, values[:, :0], 0.9, g), mask)
+
+
+def test_single_number_keeps_one_measured_number_of_some_numbers_only_exams() -> None:
+    from cmr.train.augment import single_number
+
+    nan = float("nan")
+    values = torch.tensor([[30.0, 120.0, 1.4]] * 40 + [[nan, 90.0, nan]] * 10)
+    mask = torch.zeros(50, 6, dtype=torch.bool)
+    mask[:20] = True  # the first 20 exams still have frames: never touched
+    out = single_number(mask, values, 0.5, torch.Generator().manual_seed(0))
+    kept = (~torch.isnan(out)).sum(1)
+    torch.testing.assert_close(out[:20], values[:20])
+    assert set(kept[20:40].tolist()) == {1, 3} and 3 < int((kept[20:40] == 1).sum()) < 18  # about half
+    assert (kept[40:] == 1).all() and (out[40:, 1] == 90.0).all()  # the one measured number is the one kept
+    chosen = (~torch.isnan(out[20:40][kept[20:40] == 1])).float().sum(0)
+    assert (chosen > 0).sum() >= 2  # which number stays is drawn, not always the first
+    torch.testing.assert_close(single_number(mask, values, 0.0, torch.Generator()), values, equal_nan=True)
+
+
+def test_short_axis_layout_reverses_the_slices_of_the_sax_stack_only() -> None:
+    from cmr.dicom.exam import ExamSpec
+    from cmr.train.augment import ShortAxisLayout
+
+    spec = ExamSpec.from_dict({"image_size": 8, "fov_mm": 200.0, "slots": [
+        {"name": "cine_4ch", "sequence": "cine", "view": "4ch", "frames": 2},
+        {"name": "cine_sax", "sequence": "cine", "view": "sax", "frames": 2, "slices": 3},
+        {"name": "lge_sax", "sequence": "lge", "view": "sax", "frames": 2}]})
+    layout = ShortAxisLayout.of(spec)
+    assert layout is not None
+    assert layout.frames.tolist() == [False, False, True, True, True, True, True, True, False, False]
+    assert layout.reversed_order.tolist() == [0, 1, 6, 7, 4, 5, 2, 3, 8, 9]
+    no_sax = ExamSpec.from_dict({"image_size": 8, "fov_mm": 200.0, "slots": [
+        {"name": "cine_4ch", "sequence": "cine", "view": "4ch", "frames": 2}]})
+    assert ShortAxisLayout.of(no_sax) is None
+
+
+def test_sax_only_and_reversed_stacks() -> None:
+    from cmr.dicom.exam import ExamSpec
+    from cmr.train.augment import ShortAxisLayout, augment_short_axis
+
+    spec = ExamSpec.from_dict({"image_size": 8, "fov_mm": 200.0, "slots": [
+        {"name": "cine_sax", "sequence": "cine", "view": "sax", "frames": 2, "slices": 2},
+        {"name": "cine_4ch", "sequence": "cine", "view": "4ch", "frames": 2}]})
+    layout = ShortAxisLayout.of(spec)
+    b = 200
+    px = torch.arange(6, dtype=torch.float32).view(1, 6, 1, 1).expand(b, 6, 4, 4).clone()
+    mask = torch.ones(b, 6, dtype=torch.bool)
+    mask[:20, :4] = False  # no SAX stack: never touched
+    out, m = augment_short_axis(px, mask, layout, 0.3, 0.5, torch.Generator().manual_seed(0))
+    torch.testing.assert_close(out[:20], px[:20] * mask[:20, :, None, None])
+    assert m[:20].tolist() == mask[:20].tolist()
+    only = ~m[20:, 4:].any(1)
+    assert 30 < int(only.sum()) < 80 and m[20:, :4].all()  # about 30 % keep the stack alone
+    assert (out[20:][only][:, 4:] == 0).all()
+    first = out[20:, 0, 0, 0]
+    assert set(first.tolist()) == {0.0, 2.0}  # slice 1's frames (2, 3) moved to the front in some exams
+    flipped = first == 2.0
+    assert 60 < int(flipped.sum()) < 120
+    assert (out[20:][flipped][:, :4, 0, 0] == torch.tensor([2.0, 3.0, 0.0, 1.0])).all()
+    none, _ = augment_short_axis(px, mask, layout, 0.0, 0.0, torch.Generator())
+    torch.testing.assert_close(none, px)
