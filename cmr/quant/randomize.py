@@ -12,6 +12,11 @@ learns the shapes, not an appearance, and so transfers to real scanners it never
 - anatomy the phantom lacks: trabeculae (dark dots of wall signal along the inner border of the cavities,
   labelled cavity, as ACDC and the SCMR guidelines trace), and clutter (blobs of random signal in the
   background: bowel, stomach, vessels, arms);
+- context swap: for a share of the samples, everything outside the heart (and a random margin round it)
+  comes from another bank map, cropped independently, whose own heart is filled with a background tissue.
+  The phantom's thorax ties context to level (its liver shows only below the apex, its chest wall never
+  crowds the heart), and a network trained on it alone learns "liver in view, no heart": on real mid and
+  apical slices, where the diaphragm and liver abut the inferior wall, it then labels nothing;
 - imaging: blur, reduced resolution along one axis, a coil bias field, gamma, Rician noise, motion ghosts;
 - the same intensity normalisation as inference (`normalize`).
 """
@@ -33,6 +38,11 @@ _T = TISSUE_ID
 BLOOD = [_T[k] for k in ("lv_blood", "rv_blood", "la_blood", "ra_blood", "aortic_blood", "descending_aorta")]
 WALLS = [_T[k] for k in ("lv_myocardium", "rv_myocardium", "la_wall", "ra_wall", "aortic_wall", "papillary_muscle")]
 CAVITIES = [_T["lv_blood"], _T["rv_blood"]]
+# What a context swap keeps of a sample: the pericardial sac and everything in it (ventricles, atria, great
+# vessels' roots, epicardial fat, effusion).
+HEART_AND_SAC = [_T[k] for k in ("pericardium", "effusion", "epicardial_fat", "lv_myocardium", "rv_myocardium",
+                                 "la_wall", "ra_wall", "aortic_wall", "lv_blood", "rv_blood", "la_blood", "ra_blood",
+                                 "aortic_blood", "papillary_muscle")]
 HEART = [_T[k] for k in ("lv_myocardium", "lv_blood", "rv_blood", "papillary_muscle")]
 BACKGROUND_TISSUES = [_T[k] for k in ("subcutaneous_fat", "muscle", "soft_tissue", "lung", "liver")]
 
@@ -71,6 +81,14 @@ class RandomizeConfig:
     # base run; the shipped cmr-seg-small's fine-tune used 0.5 (docs/model/segmenter.md).
     papillary_fraction: float = 0.0
     papillary_max: int = 3
+    # Share of samples whose context (all outside the heart and a 0..context_margin_px margin) comes from
+    # another map; off for the shipped runs before cmr-seg-small run 4 (docs/model/segmenter.md).
+    context_swap_fraction: float = 0.0
+    context_margin_px: int = 8
+    # Share of samples whose blood pools (LV, RV, atria, aorta) get independent means (sd pool_spread) instead
+    # of one shared mean: slow flow darkens a dilated RV, inflow brightens one pool. Off before run 4.
+    pool_spread_fraction: float = 0.0
+    pool_spread: float = 0.15
     clutter_max: int = 5
     noise_max: float = 0.09
     bias_max: float = 0.45
@@ -162,10 +180,14 @@ class Randomizer:
         prior = (SSFP_PRIOR.view(1, -1) + torch.randn(b, N_TISSUES, generator=g) * 0.12).clamp(0, 1)
         use_prior = (torch.rand(b, 1, generator=g) < self.cfg.prior_contrast_fraction)
         mu = torch.where(use_prior, prior, uniform)
-        for group in (BLOOD, WALLS):
+        spread = torch.full((b,), 0.03)
+        if self.cfg.pool_spread_fraction > 0:  # off: the random stream stays that of the older recipes
+            spread = torch.where(torch.rand(b, generator=g) < self.cfg.pool_spread_fraction,
+                                 torch.tensor(self.cfg.pool_spread), spread)
+        for group, sd in ((BLOOD, spread), (WALLS, torch.full((b,), 0.03))):
             shared = mu[:, group[0]].clone()
             for t in group:
-                mu[:, t] = (shared + torch.randn(b, generator=g) * 0.03).clamp(0, 1)
+                mu[:, t] = (shared + torch.randn(b, generator=g) * sd).clamp(0, 1)
         return mu
 
     def __call__(self, batch: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -173,8 +195,8 @@ class Randomizer:
         s = c.size
         idx = torch.randint(0, len(self.maps), (batch,), generator=g)
         grid = self._grid(idx)
-        lab = F.grid_sample(self.maps[idx].unsqueeze(1).float(), grid, mode="nearest", padding_mode="zeros",
-                            align_corners=True).long()[:, 0]  # [B, S, S] tissue ids (0 = air outside)
+        lab = self._sample_maps(idx, grid)
+        lab = self._swap_context(lab)
         target = self.lut[lab]
 
         mu = self._means(batch)
@@ -201,6 +223,36 @@ class Randomizer:
         img = torch.sqrt((img + n1) ** 2 + n2**2)
         img = self._ghosts(img)
         return normalize(img), target
+
+    def _sample_maps(self, idx: torch.Tensor, grid: torch.Tensor) -> torch.Tensor:
+        """[B, S, S] tissue ids of the bank maps `idx` on the sampling grids (0 = air outside the map)."""
+        return F.grid_sample(self.maps[idx].unsqueeze(1).float(), grid, mode="nearest", padding_mode="zeros",
+                             align_corners=True).long()[:, 0]
+
+    def _swap_context(self, lab: torch.Tensor) -> torch.Tensor:
+        """For a share of the samples: keep the heart and its sac (plus a random margin of their own
+        surroundings), take everything else from another map cropped independently, with that map's heart
+        and sac filled with one background tissue (so no second heart appears)."""
+        c, g = self.cfg, self.gen
+        if c.context_swap_fraction <= 0:
+            return lab  # off: the random stream stays that of the older recipes
+        b = lab.shape[0]
+        swap = torch.rand(b, generator=g) < c.context_swap_fraction
+        if not bool(swap.any()):
+            return lab
+        donor_idx = torch.randint(0, len(self.maps), (b,), generator=g)
+        donor = self._sample_maps(donor_idx, self._grid(donor_idx))
+        sac = torch.from_numpy(np.array(HEART_AND_SAC))
+        fill = torch.tensor(BACKGROUND_TISSUES)[torch.randint(0, len(BACKGROUND_TISSUES), (b,), generator=g)]
+        donor = torch.where(torch.isin(donor, sac), fill.view(-1, 1, 1), donor)
+        keep = torch.isin(lab, sac).float().unsqueeze(1)
+        margin = torch.randint(0, c.context_margin_px + 1, (b,), generator=g)
+        for i in range(b):  # a per-sample margin: dilation by a (2m+1)-square
+            m = int(margin[i])
+            if m > 0:
+                keep[i] = F.max_pool2d(keep[i:i + 1], 2 * m + 1, stride=1, padding=m)[0]
+        take = swap.view(-1, 1, 1) & (keep[:, 0] < 0.5)
+        return torch.where(take, donor, lab)
 
     def _trabeculae(self, img: torch.Tensor, lab: torch.Tensor, mu: torch.Tensor) -> torch.Tensor:
         """Dark wall-signal dots along the inner border of the LV and RV cavities (labelled cavity)."""

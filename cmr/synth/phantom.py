@@ -15,7 +15,7 @@ ejection fractions equal the ground truth, and end-diastolic volumes equal the i
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable, Literal
+from typing import Callable, ClassVar, Literal
 
 import numpy as np
 from numpy.typing import NDArray
@@ -97,17 +97,32 @@ class AnatomyVariation:
     """Shape freedoms beyond what the ground truth fixes. The defaults are the phantom `cmr synth` renders
     (studies stay identical); the segmentation training bank draws them (`sample`), so the network sees right
     ventricles that reach above the LV base into the outflow tract, as real basal slices show, papillary
-    muscles of real size and position, and RVs of other proportions."""
+    muscles of real size and position, RVs of other proportions, and dilated RVs (volume overload, pulmonary
+    hypertension, ARVC: an RV larger than the LV that wraps round it and reaches the apex), which the ground
+    truth's diseases seldom give."""
 
     rvot_mm: float = 0.0  # how far the anterior RV (outflow tract) reaches above the LV base plane
     papillary_mm: float = 4.5  # end-diastolic radius of each papillary muscle
     papillary_offset: float = 0.62  # their distance from the LV axis, as a fraction of the cavity radius
     rv_aspect: float = 1.0  # anterior-posterior vs septal-lateral extent of the RV
+    rv_volume_scale: float = 1.0  # the RV's end-diastolic volume, as a multiple of the truth's RVEDV
+    rv_length_scale: float = 1.0  # the RV's apex-to-base reach, as a multiple of its drawn length (<= the LV's)
+
+    # Share of sampled hearts with a dilated RV, and the range of their RV volume multiple.
+    DILATED_RV_FRACTION: ClassVar[float] = 0.4
+    DILATED_RV_SCALE: ClassVar[tuple[float, float]] = (1.3, 2.8)
 
     @classmethod
     def sample(cls, rng: np.random.Generator) -> AnatomyVariation:
-        return cls(rvot_mm=float(rng.uniform(0.0, 22.0)), papillary_mm=float(rng.uniform(3.5, 7.5)),
-                   papillary_offset=float(rng.uniform(0.5, 0.78)), rv_aspect=float(rng.uniform(0.8, 1.25)))
+        kw = dict(rvot_mm=float(rng.uniform(0.0, 22.0)), papillary_mm=float(rng.uniform(3.5, 7.5)),
+                  papillary_offset=float(rng.uniform(0.5, 0.78)), rv_aspect=float(rng.uniform(0.8, 1.25)))
+        # Drawn after the fields above, so those keep the values of banks drawn before these existed.
+        if rng.uniform() < cls.DILATED_RV_FRACTION:
+            lo, hi = np.log(cls.DILATED_RV_SCALE[0]), np.log(cls.DILATED_RV_SCALE[1])
+            kw.update(rv_volume_scale=float(np.exp(rng.uniform(lo, hi))), rv_length_scale=float(rng.uniform(1.05, 1.25)))
+        else:
+            kw.update(rv_volume_scale=float(rng.uniform(0.85, 1.15)), rv_length_scale=float(rng.uniform(0.95, 1.1)))
+        return cls(**kw)
 
 
 class HeartPhantom:
@@ -240,7 +255,7 @@ class HeartPhantom:
         # RV free wall: thicker with LV hypertrophy and much thicker under pressure overload, thin in ARVC.
         rv_extra = {"pressure_overload": 3.0, "arvc": -0.8}.get(t.phenotype, 1.5 if t.hypertrophy_pattern != "none" else 0)
         self.rv_wall = float(np.clip(rng.normal(3.5, 0.5), 2.5, 5.0)) + rv_extra
-        target_edv = t.rvedvi * t.bsa * 1000.0
+        target_edv = t.rvedvi * t.bsa * 1000.0 * self.variation.rv_volume_scale
         lo, hi = 0.3, 3.0
         for _ in range(22):
             mid = 0.5 * (lo + hi)
@@ -265,7 +280,8 @@ class HeartPhantom:
         sc = self.rv_scale
         bs = 24.0 * sc * (1.0 - 0.6 * rv_delta) / np.sqrt(self.variation.rv_aspect)  # free wall moves in
         ba = 40.0 * sc * (1.0 - 0.2 * rv_delta) * np.sqrt(self.variation.rv_aspect)
-        length = self.rv_len_frac * self.lv_c * (1.0 - 0.25 * rv_delta)  # tricuspid annulus descends (TAPSE)
+        # The tricuspid annulus descends (TAPSE); a dilated RV may reach the LV apex, not beyond it.
+        length = min(self.rv_len_frac * self.variation.rv_length_scale, 1.0) * self.lv_c * (1.0 - 0.25 * rv_delta)
         centre = np.array([self.lv_a + 0.8 * self.wall_sep, 3.0, c_lv])  # centred at the base plane
         return centre, bs, ba, length, c_lv
 

@@ -32,6 +32,11 @@ def register(app: typer.Typer) -> None:
                                           "and RV proportions per bank heart (a new bank: use a new RUN)."),
         papillary_fraction: float = typer.Option(0.0, help="Share of images given dark papillary blobs in the "
                                                  "LV cavity."),
+        context_swap_fraction: float = typer.Option(0.0, help="Share of images whose context outside the heart "
+                                                    "comes from another bank map (breaks the phantom's tie of "
+                                                    "thorax to level)."),
+        pool_spread_fraction: float = typer.Option(0.0, help="Share of images whose blood pools get independent "
+                                                   "means instead of one shared draw."),
         init: Optional[Path] = typer.Option(None, help="Start from this segmenter checkpoint's weights "
                                             "(fine-tuning); the optimiser and schedule start afresh."),
         threads: int = typer.Option(0, help="torch threads (0: torch's default)."),
@@ -49,7 +54,9 @@ def register(app: typer.Typer) -> None:
             torch.set_num_threads(threads)
         cfg = TrainConfig(steps=steps, hearts=hearts, batch=batch, minutes=minutes, val_every=val_every, seed=seed,
                           vary_anatomy=vary_anatomy,
-                          randomize=RandomizeConfig(papillary_fraction=papillary_fraction))
+                          randomize=RandomizeConfig(papillary_fraction=papillary_fraction,
+                                                    context_swap_fraction=context_swap_fraction,
+                                                    pool_spread_fraction=pool_spread_fraction))
         synth_val = synth_val or out / "synth_val"
         if not (synth_val / "reports.jsonl").is_file():
             generate_dataset(synth_val, 6, 101, workers=0, scanner="ge_premier_3T")

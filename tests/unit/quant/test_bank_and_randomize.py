@@ -88,6 +88,57 @@ def test_anatomy_variation_changes_the_hearts_only_when_asked() -> None:
     assert plain.maps.shape == varied.maps.shape and not np.array_equal(plain.maps, varied.maps)
 
 
+def test_a_dilated_rv_variation_enlarges_the_rv_and_leaves_the_lv_and_the_defaults_alone() -> None:
+    from cmr.labels import DISEASES
+    from cmr.synth.generate import study_rng
+    from cmr.synth.phantom import AnatomyVariation, HeartPhantom
+    from cmr.synth.truth import sample_truth
+
+    def phantom(variation: AnatomyVariation | None) -> HeartPhantom:
+        rng = study_rng(4, 2)
+        return HeartPhantom(sample_truth(rng, {d: 1.0 for d in DISEASES}), rng, variation)
+
+    plain, default, dilated = phantom(None), phantom(AnatomyVariation()), phantom(
+        AnatomyVariation(rv_volume_scale=2.2, rv_length_scale=1.2))
+    assert default.rv_scale == plain.rv_scale and default.rv_volume_at(0, 0) == plain.rv_volume_at(0, 0)
+    assert dilated.rv_volume_at(0, 0) == pytest.approx(2.2 * plain.rv_volume_at(0, 0), rel=0.05)
+    assert dilated.lv_volume_at(0.0) == plain.lv_volume_at(0.0)
+    # The bank draws dilated RVs for a share of its hearts, normal-sized ones for the rest.
+    scales = np.array([AnatomyVariation.sample(np.random.default_rng(i)).rv_volume_scale for i in range(200)])
+    assert 0.25 < (scales > 1.25).mean() < 0.55 and scales.max() <= AnatomyVariation.DILATED_RV_SCALE[1]
+
+
+def test_context_swap_keeps_the_heart_and_replaces_the_rest_without_a_second_heart(bank: LabelBank) -> None:
+    from cmr.quant.randomize import BACKGROUND_TISSUES, HEART_AND_SAC
+
+    cfg = RandomizeConfig(size=64, context_swap_fraction=1.0, context_margin_px=0)
+    r = Randomizer(bank.maps, bank.pixel_mm, cfg, seed=2)
+    lab = r._sample_maps(torch.arange(8) * 13 % len(bank), r._grid(torch.arange(8) * 13 % len(bank)))
+    out = r._swap_context(lab)
+    sac = torch.isin(lab, torch.tensor(HEART_AND_SAC))
+    assert torch.equal(out[sac], lab[sac])  # the heart and its sac are untouched: the targets stay
+    assert torch.equal(r.lut[out][sac], r.lut[lab][sac]) and not bool(r.lut[out][~sac].any())
+    assert not torch.equal(out[~sac], lab[~sac])  # the context did change
+    assert not bool(torch.isin(out[~sac], torch.tensor(HEART_AND_SAC)).any())  # no second heart
+    assert bool(torch.isin(out[~sac], torch.tensor(BACKGROUND_TISSUES)).any())
+    # Off (the older recipes): nothing changes and no random number is drawn.
+    off = Randomizer(bank.maps, bank.pixel_mm, RandomizeConfig(size=64), seed=2)
+    state = off.gen.get_state()
+    assert torch.equal(off._swap_context(lab), lab) and torch.equal(off.gen.get_state(), state)
+
+
+def test_pool_spread_lets_the_blood_pools_differ(bank: LabelBank) -> None:
+    tied = Randomizer(bank.maps, bank.pixel_mm, RandomizeConfig(size=32), seed=6)._means(400)
+    spread = Randomizer(bank.maps, bank.pixel_mm, RandomizeConfig(size=32, pool_spread_fraction=1.0),
+                        seed=6)._means(400)
+    from cmr.synth.tissues import TISSUE_ID
+
+    def gap(mu: torch.Tensor) -> float:
+        return float((mu[:, TISSUE_ID["lv_blood"]] - mu[:, TISSUE_ID["rv_blood"]]).abs().mean())
+
+    assert gap(tied) < 0.05 < 0.08 < gap(spread)
+
+
 def test_normalize_maps_quantiles_to_unit_range() -> None:
     x = torch.linspace(0, 1000, 64 * 64).reshape(1, 1, 64, 64)
     n = normalize(x)
