@@ -165,6 +165,8 @@ class TrainConfig:
     aug_drop_all_measures: float = 0.2
     aug_numbers_only: float = 0.0  # exams trained from their numbers alone (cmr.train.augment.numbers_only)
     aug_single_number: float = 0.0  # of those, the share read from one number alone (augment.single_number)
+    # Pair those exams with the sentences numbers can state (cmr.train.number_text), not the whole impression.
+    aug_numbers_text: bool = False
     # Domain randomisation (cmr.train.render): the share of exams whose cine frames are drawn anew from their
     # tissue label maps with a random contrast and texture. Only studies with label maps (synthetic) have them.
     aug_tissue_render: float = 0.0

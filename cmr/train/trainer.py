@@ -29,6 +29,7 @@ from cmr.train.loop import batches as _batches
 from cmr.train.loop import load_batch as _load_batch
 from cmr.train.loop import lr_factor as _lr_factor
 from cmr.train.loop import split as _split
+from cmr.train.number_text import number_text
 from cmr.train.render import randomize_exams
 from cmr.train.text_bank import TextBank
 
@@ -106,6 +107,10 @@ def train(cfg: Config, data_dir: Path, out: Path, *, resume: bool = False, worke
     model = create_model(cfg, seed=t.seed)
     model.to(dev)
     texts = [r.impression for r in cache.records]
+    n_studies = len(texts)
+    if t.aug_numbers_text and model.measurement_names:
+        # Rows n_studies + i of the bank: study i's number text, for exams read from their numbers alone.
+        texts = texts + [number_text(x) for x in texts]
     bank = TextBank.build(model, texts, progress=progress and main)
     slot_ids = model.visual.pos_ids.new_tensor(
         [k for k, s in enumerate(cfg.model.exam.slots) for _ in range(s.length)])
@@ -175,7 +180,10 @@ def train(cfg: Config, data_dir: Path, out: Path, *, resume: bool = False, worke
             if ms is not None:
                 mk = numbers_only(mk, ms, t.aug_numbers_only, gen)
                 ms = single_number(mk, ms, t.aug_single_number, gen)
-            hid, att, grp = bank.batch(torch.from_numpy(b), dev)
+            text_rows = torch.from_numpy(b)
+            if len(texts) > n_studies:
+                text_rows = text_rows + n_studies * (~mk.any(1)).long().cpu()
+            hid, att, grp = bank.batch(text_rows, dev)
             for g in opt.param_groups:
                 g["lr"] = g["base_lr"] * _lr_factor(progress_now(), step, t.warmup_steps)
             with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=amp):

@@ -458,3 +458,39 @@ def test_cli_explain_splits_a_pair_similarity_per_view_and_number(run_dir: Path,
     assert chart.read_bytes()[:4] == b"\x89PNG"
     _assert_one_line_error(runner.invoke(app, ["explain", a, b, "--checkpoint", str(run_dir / "best.pt")]),
                            "attention")
+
+
+def test_numbers_only_exams_train_against_their_number_text(data: Path, cached, tmp_path: Path,  # noqa: ANN001
+                                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    """aug_numbers_text: an exam read from its numbers alone is paired with the sentences numbers can state
+    (cmr.train.number_text), the validation loss still with the whole impression."""
+    from cmr.train import trainer as trainer_mod
+    from cmr.train.number_text import number_text
+    from cmr.train.text_bank import TextBank
+
+    seen: dict[str, Any] = {"rows": []}
+    build, batch = TextBank.build.__func__, TextBank.batch  # type: ignore[attr-defined]
+
+    def spy_build(cls, model, texts, *args, **kwargs):  # noqa: ANN001, ANN202
+        seen["texts"] = list(texts)
+        return build(cls, model, texts, *args, **kwargs)
+
+    def spy_batch(self, rows, device):  # noqa: ANN001, ANN202
+        seen["rows"].append(rows.tolist())
+        return batch(self, rows, device)
+
+    monkeypatch.setattr(trainer_mod.TextBank, "build", classmethod(spy_build))
+    monkeypatch.setattr(trainer_mod.TextBank, "batch", spy_batch)
+    d: dict[str, Any] = copy.deepcopy(TINY)
+    d["model"]["image"].update({"measurements": ["lvef_pct", "lvedvi_ml_m2"], "pooling": "attention",
+                                "measurement_fusion": "late", "measurement_pool": "sum", "measurement_depth": 0})
+    d["train"].update({"epochs": 1, "aug_numbers_only": 1.0, "aug_numbers_text": True, "aug_drop_measure": 0.0,
+                       "aug_drop_all_measures": 0.0})
+    train(Config.from_dict(d), data, tmp_path / "run", workers=1, progress=False)
+    n = N_STUDIES
+    texts = seen["texts"]
+    assert len(texts) == 2 * n and texts[n:] == [number_text(t) for t in texts[:n]]
+    assert any(a != b for a, b in zip(texts[:n], texts[n:]))  # some impression says more than numbers can
+    train_rows, val_rows = seen["rows"][:-1], seen["rows"][-1]
+    assert train_rows and all(r >= n for rows in train_rows for r in rows)  # every exam was numbers-only
+    assert all(r < n for r in val_rows)
