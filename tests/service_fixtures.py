@@ -66,11 +66,18 @@ def encoder(encoder_server: EncoderServer, encoder_settings: Settings) -> Iterat
 
 
 @pytest.fixture(scope="session")
-def measuring_encoder(encoder_server: EncoderServer, encoder_settings: Settings) -> Iterator[EncoderClient]:
+def measuring_encoder_server(encoder_server: EncoderServer, encoder_settings: Settings) -> Iterator[EncoderServer]:
     """An EncoderService that measures (the shipped segmenter), sharing the session's Triton."""
     settings = encoder_settings.model_copy(update={"measure": True, "triton_url": encoder_server.triton_config.url,
                                                    "request_timeout_s": 180})
-    with EncoderServer(settings, port=0) as server, EncoderClient(server.address, settings=settings) as client:
+    with EncoderServer(settings, port=0) as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+def measuring_encoder(measuring_encoder_server: EncoderServer, encoder_settings: Settings) -> Iterator[EncoderClient]:
+    settings = encoder_settings.model_copy(update={"request_timeout_s": 180})
+    with EncoderClient(measuring_encoder_server.address, settings=settings) as client:
         client.wait_ready(60)
         yield client
 
@@ -83,8 +90,20 @@ def study_records(synth_dir: Path) -> dict[str, dict]:
 
 @pytest.fixture(scope="session")
 def upserts(encoder: EncoderClient, studies: list[Path], synth_dir: Path) -> list[search_pb2.ExamUpsert]:
-    """Every study encoded through the encoder service, with its impression vector and labels (what the
-    ingest worker sends the search service)."""
+    """Every study encoded through the (non-measuring) encoder service, with its impression vector and labels
+    (what the ingest worker sends the search service)."""
+    return _upserts(encoder, studies, synth_dir)
+
+
+@pytest.fixture(scope="session")
+def upserts_measured(measuring_encoder: EncoderClient, studies: list[Path],
+                     synth_dir: Path) -> list[search_pb2.ExamUpsert]:
+    """As `upserts`, through the measuring encoder: the vectors the ingest worker stores by default, where the
+    shipped model reads the segmenter's numbers (what search quality is judged on)."""
+    return _upserts(measuring_encoder, studies, synth_dir)
+
+
+def _upserts(encoder: EncoderClient, studies: list[Path], synth_dir: Path) -> list[search_pb2.ExamUpsert]:
     records = study_records(synth_dir)
     out = []
     for s in studies:

@@ -19,6 +19,7 @@ from cmr.dicom import ExamSpec, load_study
 from cmr.model.checkpoint import DEFAULT_CHECKPOINT, load_model
 from cmr.model.clip import CMRCLIP
 from cmr.model.inference import embed_exam_arrays, embed_texts
+from cmr.model.measurements import measurement_vector
 from cmr.quant.segmenter import load_segmenter
 from cmr.model.runtime import checkpoint_version
 from cmr.quant.volumes import MEASUREMENT_FIELDS
@@ -58,7 +59,10 @@ def test_synthetic_study_upload_equals_in_process_model(encoder: EncoderClient, 
     r = encoder.encode_study(studies[0])
     np.testing.assert_allclose(r.embedding, _in_process(model, studies[0]), atol=ATOL)
     assert abs(np.linalg.norm(r.embedding) - 1) < 1e-4
-    assert r.parts == ()  # the shipped model pools by CLS: nothing to explain, no parts on the wire
+    # The shipped model pools by attention: the answer splits into its views and numbers, summing to the vector.
+    arrays = r.part_arrays()
+    assert arrays is not None and arrays[0] == tuple(model.contribution_groups)
+    np.testing.assert_allclose(arrays[2].sum(axis=0), r.embedding, atol=1e-4)
     assert r.model.version == checkpoint_version(DEFAULT_CHECKPOINT)
     assert r.model.triton_model == "cmr_clip_image" and r.model.triton_model_version == "1"
     assert "cine_sax" in r.study.slots_present and r.study.manufacturer
@@ -72,9 +76,11 @@ def test_sunnybrook_study_equals_in_process_model(encoder: EncoderClient, model:
     assert "cine_4ch" in r.study.slots_missing
 
 
-def test_sunnybrook_stack_is_measured(measuring_encoder: EncoderClient, encoder: EncoderClient) -> None:
+def test_sunnybrook_stack_is_measured(measuring_encoder: EncoderClient, encoder: EncoderClient,
+                                     model: CMRCLIP) -> None:
     """A real short-axis stack (SCD0000201, 13 slices): measurements with a quality flag, every field either
-    measured or explained; the vector is the one the non-measuring encoder gives."""
+    measured or explained; the vector is the in-process model's fed those numbers, and the non-measuring
+    encoder's is the same model's without them."""
     study = str(SUNNYBROOK_CONTOURED / "dicom")
     r = measuring_encoder.encode_study_ref(path=study)
     m = r.measurements
@@ -87,7 +93,13 @@ def test_sunnybrook_stack_is_measured(measuring_encoder: EncoderClient, encoder:
     assert not m.HasField("bsa_m2") and m.unavailable["bsa_m2"]  # Sunnybrook headers carry no height/weight
     plain = encoder.encode_study_ref(path=study)
     assert plain.measurements is None  # CMR_MEASURE=false: no message at all
-    np.testing.assert_allclose(r.embedding, plain.embedding, atol=ATOL)
+    exam = load_study(study).to_exam(model.spec)
+    values = {f: getattr(m, f) for f in MEASUREMENT_FIELDS if m.HasField(f)}
+    tokens = measurement_vector(values, model.measurement_names)[None]
+    assert np.isfinite(tokens).any()  # the shipped model reads the numbers this stack gave
+    with_numbers = embed_exam_arrays(model, exam.pixels_uint8()[None], exam.mask[None], measurements=tokens)[0]
+    np.testing.assert_allclose(r.embedding, with_numbers, atol=ATOL)
+    np.testing.assert_allclose(plain.embedding, _in_process(model, Path(study)), atol=ATOL)
     assert list(r.study.slots_present) == list(plain.study.slots_present)
 
 

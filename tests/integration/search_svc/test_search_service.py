@@ -28,8 +28,16 @@ def search_settings(encoder_settings: Settings, tmp_path_factory: pytest.TempPat
 
 
 @pytest.fixture(scope="module")
-def server(search_settings: Settings, encoder_server) -> Iterator[SearchServer]:  # noqa: ANN001
-    with SearchServer(search_settings, port=0, encoder_url=encoder_server.address) as srv:
+def upserts(upserts_measured: list[search_pb2.ExamUpsert]) -> list[search_pb2.ExamUpsert]:
+    """The studies as the ingest worker stores them by default: measured, so the shipped model reads their
+    numbers (this module judges search quality)."""
+    return upserts_measured
+
+
+@pytest.fixture(scope="module")
+def server(search_settings: Settings, measuring_encoder_server) -> Iterator[SearchServer]:  # noqa: ANN001
+    # Server-side references are encoded as the index was: by the measuring encoder.
+    with SearchServer(search_settings, port=0, encoder_url=measuring_encoder_server.address) as srv:
         yield srv
 
 
@@ -120,12 +128,17 @@ def test_zero_shot_beats_chance_on_known_labels(search: SearchClient, keys: list
         assert "Platt" in r.calibration and all(0 <= s.probability <= 1 for s in r.scores)
         for s in r.scores:
             probs.setdefault(s.finding if s.kind == "finding" else f"disease:{s.finding}", []).append(s.probability)
-    aucs = []
+    aucs: dict[str, float] = {}
     for key, p in probs.items():
         y = [key in labels[k] for k in keys]
         if sum(y) >= 3 and len(y) - sum(y) >= 3:
-            aucs.append(roc_auc_score(y, p))
-    assert len(aucs) >= 4 and float(np.mean(aucs)) > 0.7, aucs
+            aucs[key] = float(roc_auc_score(y, p))
+    # Well above chance on average, and the findings the measured numbers state are read well. (The shipped
+    # model's synthetic zero-shot is 0.72 over the paper's seven findings; "normal" and myocarditis, told apart
+    # by pixels only, are below chance: docs/model/README.md.)
+    assert len(aucs) >= 4 and float(np.mean(list(aucs.values()))) > 0.62, aucs
+    read = [aucs[f] for f in ("lv_dysfunction", "lv_dilation") if f in aucs]
+    assert read and min(read) > 0.75, aucs
     subset = search.zero_shot(findings=["lge", "hcm"], study_key=keys[0])
     assert [s.finding for s in subset.scores] == ["lge", "hcm"]
 
@@ -223,10 +236,10 @@ def test_delete_removes_exam_and_report(search: SearchClient, keys: list[str],
 # --- lifecycle ------------------------------------------------------------------------------------------------
 
 def test_results_survive_a_restart(search: SearchClient, server: SearchServer, search_settings: Settings,
-                                   encoder_server, keys: list[str]) -> None:  # noqa: ANN001
+                                   measuring_encoder_server, keys: list[str]) -> None:  # noqa: ANN001
     before = [(h.exam.study_key, round(h.score, 5)) for h in search.search_text("dilated right ventricle", top_k=10)]
     server.stop()
-    with SearchServer(search_settings, port=0, encoder_url=encoder_server.address) as again, \
+    with SearchServer(search_settings, port=0, encoder_url=measuring_encoder_server.address) as again, \
             SearchClient(again.address, settings=search_settings) as client:
         after = [(h.exam.study_key, round(h.score, 5)) for h in client.search_text("dilated right ventricle", top_k=10)]
         assert after == before and client.stats().exams == len(keys)

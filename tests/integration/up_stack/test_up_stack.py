@@ -370,9 +370,12 @@ def test_browser_text_search_shows_cards_with_cine(stack: Stack, browser, shots:
     phrase = _wait(d, lambda d: d.find_element(By.CSS_SELECTOR, "input[aria-label='Phrase']"))
     phrase.send_keys("dilated left ventricle with reduced ejection fraction")
     d.find_element(By.XPATH, "//button[.//p[text()='Search']]").click()
-    imgs = _wait(d, lambda d: [i for i in d.find_elements(By.CSS_SELECTOR, "[data-testid='stImage'] img")
-                               if i.get_attribute("naturalWidth") not in (None, "0")] or None)
-    assert len(imgs) >= 3
+    def three_painted_loops(d):  # noqa: ANN001, ANN202 - cards paint one after another, each its cine loop
+        painted = [i for i in d.find_elements(By.CSS_SELECTOR, "[data-testid='stImage'] img")
+                   if i.get_attribute("naturalWidth") not in (None, "0")]
+        return painted if len(painted) >= 3 else None
+
+    imgs = _wait(d, three_painted_loops)
     assert all("/media/" in (i.get_attribute("src") or "") for i in imgs)
     cards = d.find_elements(By.XPATH, "//*[contains(text(), 'cosine')]")
     assert len(cards) >= 3

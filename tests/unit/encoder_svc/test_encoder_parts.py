@@ -1,6 +1,6 @@
 """EncoderService for a model with measurement tokens and attention pooling, over a fake Triton client: the
 study's measurements reach Triton as the model's tokens, the parts come back named, EncodeExam's measurements
-are checked; and the shipped model's path sends no measurements and answers no parts."""
+are checked; the shipped model is such a model."""
 
 from __future__ import annotations
 
@@ -130,11 +130,17 @@ def test_encode_study_unmeasured_sends_nan_tokens() -> None:
     assert r.parts
 
 
-def test_the_shipped_model_sends_no_measurements_and_answers_no_parts() -> None:
+def test_the_shipped_model_sends_its_measurements_and_answers_parts() -> None:
+    """The shipped checkpoint reads measured numbers and pools by attention: a study's LVEF reaches Triton as
+    its token and the answer splits into every view and number."""
     identity = ModelIdentity.from_checkpoint(Path(DEFAULT_CHECKPOINT), "cpu")
-    assert identity.measurement_names == () and not identity.explains
+    assert "lvef_pct" in identity.measurement_names and identity.explains
     r, triton = _study_response(identity, MeasureOutcome(Measurements(lvef_pct=35.0)))
-    assert triton.sent == [None] and len(r.parts) == 0
+    sent = triton.sent[-1]
+    assert sent is not None and sent.shape == (1, len(identity.measurement_names))
+    lvef = identity.measurement_names.index("lvef_pct")
+    assert sent[0, lvef] == pytest.approx(35.0) and np.isnan(np.delete(sent[0], lvef)).all()
+    assert [p.name for p in r.parts] == list(identity.groups)
 
 
 def _exam_request(spec: ExamSpec, measurements: dict[str, float]) -> encoder_pb2.EncodeExamRequest:

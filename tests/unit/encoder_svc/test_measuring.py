@@ -126,12 +126,21 @@ def test_the_pool_loads_the_segmenter_at_start_and_refuses_a_missing_one(tmp_pat
 
 # --- the RPC ---------------------------------------------------------------------------------------------------
 class _Triton:
+    """Records the measurement tokens it was sent; answers a unit vector split into its parts."""
+
+    sent: list[np.ndarray | None] = []
+
     def encode_exams(self, pixels: np.ndarray, mask: np.ndarray,
                      measurements: np.ndarray | None = None) -> np.ndarray:
-        assert measurements is None  # the shipped model has no measurement tokens: no such Triton input
-        v = np.zeros((len(pixels), 256), np.float32)
-        v[:, 0] = 1.0
-        return v
+        return self.encode_exam_parts(pixels, mask, measurements)[0]
+
+    def encode_exam_parts(self, pixels: np.ndarray, mask: np.ndarray, measurements: np.ndarray | None = None,
+                          ) -> tuple[np.ndarray, np.ndarray]:
+        _Triton.sent.append(measurements)
+        groups = len(ModelIdentity.from_checkpoint(Path(DEFAULT_CHECKPOINT), "cpu").groups)
+        parts = np.zeros((len(pixels), groups, 256), np.float32)
+        parts[:, 0, 0] = 1.0
+        return parts.sum(axis=1), parts
 
 
 class _Loader:
@@ -145,6 +154,9 @@ class _Loader:
 class _Context:
     def time_remaining(self) -> float:
         return 60.0
+
+    def code(self) -> None:
+        return None
 
 
 def _encode(loaded: LoadedStudy) -> encoder_pb2.EncodeStudyResponse:
@@ -168,4 +180,6 @@ def test_encode_study_answers_with_a_failed_measurement_and_logs_it(midslice, ca
     assert r.measurements.quality == "failed" and "ZeroDivisionError" in r.measurements.quality_reasons[0]
     assert set(r.measurements.unavailable) == set(MEASUREMENT_FIELDS) and not r.measurements.HasField("lvef_pct")
     assert "measuring a study failed (ZeroDivisionError)" in caplog.text
+    sent = _Triton.sent[-1]  # the shipped model reads numbers: a failed measurement gives it none
+    assert sent is not None and np.isnan(sent).all()
     assert not _encode(LoadedStudy(exam, None)).HasField("measurements")  # measuring off: no message at all
