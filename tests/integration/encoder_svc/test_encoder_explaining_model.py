@@ -27,6 +27,8 @@ from tiny_config import TINY
 NAMES = ("lvef_pct", "lvedvi_ml_m2", "rv_lv_edv_ratio", "lv_mass_edv_ratio")
 STUDY = SUNNYBROOK_CONTOURED / "dicom"  # a real SAX stack: the numbers are measured, not NaN
 
+pytestmark = pytest.mark.own_triton  # its own Triton: see tests/integration/conftest.py
+
 
 @pytest.fixture(scope="module")
 def tiny(tmp_path_factory: pytest.TempPathFactory) -> tuple[CMRCLIP, Path]:

@@ -41,7 +41,7 @@ N_PLAIN = 2  # upserted without parts (as before parts were stored)
 QUERY = "dilated left ventricle with reduced ejection fraction"
 VIEWS = Path(__file__).resolve().parents[3] / "ui" / "views"
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.own_triton]  # its own Triton: see tests/integration/conftest.py
 
 
 def tiny_checkpoint(path: Path, seed: int) -> Path:
