@@ -11,7 +11,8 @@ N_TEST_INSTYLE=${N_TEST_INSTYLE:-500}
 
 # 1. Training data: every scanner style except the held-out one, training phrasings.
 $CMR synth --out "$DATA/train" --studies "$N_TRAIN" --seed 11 --scanner training --phrasing train
-# 2. Exam tensors once, then train (stops at 20 minutes on its own; see cmr/model/configs/small.json).
+# 2. Exam tensors once, then train (stops at 22 minutes on its own; see cmr/model/configs/small.json). The
+#    tissue-map cache for domain randomisation (aug_tissue_render) is built on the first run, beside the exam cache.
 $CMR cache "$DATA/train" --config small
 [ -f "$DATA/runs/small/last.pt" ] && RESUME=--resume || RESUME=
 $CMR train --config small --data "$DATA/train" --out "$DATA/runs/small" $RESUME
@@ -24,3 +25,9 @@ $CMR cache "$DATA/test_instyle" --config small
 # 4. Evaluate (writes results.json, docs/model/*.md and figures).
 $CMR eval --data "$DATA/test_heldout" --data "$DATA/test_instyle" --checkpoint "$DATA/runs/small/best.pt" \
     --out "$DATA/runs/small/results.json"
+# 5. Zero-shot calibration on synthetic data only (never on ACDC), beside the checkpoint.
+$CMR calibrate --checkpoint "$DATA/runs/small/best.pt" --data "$DATA/test_instyle" --assess "$DATA/test_heldout"
+# 6. Real scans, evaluation only (needs ../shared/realdata; measures each ACDC study once with the shipped
+#    segmenter, then reuses it). To ship: copy best.pt and its calibration into cmr/model/weights/, then retrain
+#    CMR-TARGET on it (`cmr train-generator --data "$DATA/train" --out RUN --tune-data "$DATA/test_instyle"`).
+$CMR eval-real --checkpoint "$DATA/runs/small/best.pt" --out "$DATA/runs/small/real.json"
