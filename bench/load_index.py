@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from cmr.data.records import labels_of
-from cmr.rpc.messages import from_vector, to_vector
+from cmr.rpc.messages import from_vector, to_parts, to_vector
 from cmr.v1 import common_pb2, search_pb2
 from encoder_svc.client import EncoderClient
 from search_svc.client import SearchClient
@@ -98,8 +98,7 @@ def _noisy_parts(src: search_pb2.ExamUpsert,
     parts = [from_vector(p.vector) / norm for p in src.parts]
     if parts:
         parts[-1] = parts[-1] + (w - v) / norm
-    return w / norm, [common_pb2.EmbeddingPart(name=p.name, kind=p.kind, vector=to_vector(q))
-                      for p, q in zip(src.parts, parts, strict=True)]
+    return w / norm, to_parts([p.name for p in src.parts], [p.kind for p in src.parts], parts)
 
 
 def padding(real: Sequence[search_pb2.ExamUpsert], n: int, seed: int = 0) -> list[search_pb2.ExamUpsert]:

@@ -19,7 +19,7 @@ from cmr.model.runtime import ModelIdentity
 from cmr.quant.proto import to_proto as measurements_to_proto
 from cmr.quant.volumes import MEASUREMENT_FIELDS
 from cmr.rpc.errors import InvalidArgument, ResourceExhausted, rpc_errors
-from cmr.rpc.messages import to_vector
+from cmr.rpc.messages import to_parts, to_vector
 from cmr.rpc.study_loading import StudyLoaderPool
 from cmr.rpc.uploads import read_upload
 from cmr.v1 import common_pb2, encoder_pb2, encoder_pb2_grpc
@@ -94,8 +94,7 @@ class EncoderServicer(encoder_pb2_grpc.EncoderServiceServicer):
         if not self.identity.explains:
             return self.triton.encode_exams(pixels[None], mask[None], meas)[0], []
         emb, parts = self.triton.encode_exam_parts(pixels[None], mask[None], meas)
-        return emb[0], [common_pb2.EmbeddingPart(name=g, kind=k, vector=to_vector(p))
-                        for g, k, p in zip(self.identity.groups, self.identity.kinds, parts[0], strict=True)]
+        return emb[0], to_parts(self.identity.groups, self.identity.kinds, parts[0])
 
     @rpc_errors
     def EncodeStudy(self, request_iterator: Iterator[encoder_pb2.EncodeStudyRequest],

@@ -26,8 +26,8 @@ from cmr.model.inference import MAX_TEXT_CHARS
 from cmr.model.runtime import EncoderRuntime, ModelIdentity
 from cmr.rpc.keys import study_key
 from cmr.rpc.study_loading import MeasureConfig, StudyLoaderPool
-from cmr.rpc.messages import to_vector
-from cmr.v1 import admin_pb2, common_pb2
+from cmr.rpc.messages import to_parts
+from cmr.v1 import admin_pb2
 from search_svc.admin.client import AdminClient
 
 log = logging.getLogger(__name__)
@@ -133,8 +133,7 @@ def _embed_batch(runtime: EncoderRuntime, loader: StudyLoaderPool, locator: Stud
     out = []
     for i, (entry, image) in enumerate(zip(found, images)):
         report_vec = next(text_vecs).tolist() if entry.impression.strip() else []
-        wire = [] if parts is None else [common_pb2.EmbeddingPart(name=g, kind=k, vector=to_vector(p))
-                                         for g, k, p in zip(ident.groups, ident.kinds, parts[i], strict=True)]
+        wire = [] if parts is None else to_parts(ident.groups, ident.kinds, parts[i])
         out.append(admin_pb2.ReembeddedStudy(study_key=entry.study_key, image_embedding=image.tolist(),
                                              report_embedding=report_vec, parts=wire))
     return out
