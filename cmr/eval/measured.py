@@ -9,7 +9,6 @@ measured gets its reason as unmeasurable numbers, never an exception, as in the 
 
 from __future__ import annotations
 
-import hashlib
 import json
 import time
 from collections.abc import Mapping
@@ -20,16 +19,13 @@ from tqdm import tqdm
 
 from cmr.dicom import load_study
 from cmr.quant.volumes import Measurements
-
-
-def _file_digest(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
+from cmr.realdata.acdc import file_sha256
 
 
 def cache_path(folder: Path, segmenter_version: str) -> tuple[Path, str]:
     """(the file beside the study folder, the key it must hold to be reused)."""
     marker = folder.with_name(folder.name + ".conversion.json")
-    conversion = _file_digest(marker) if marker.is_file() else "no-marker"
+    conversion = file_sha256(marker) if marker.is_file() else "no-marker"
     safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in segmenter_version)
     return folder.with_name(f"{folder.name}.measured.{safe}.json"), f"{segmenter_version}|{conversion}"
 

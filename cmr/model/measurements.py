@@ -24,7 +24,7 @@ import torch
 from numpy.typing import NDArray
 from torch import Tensor, nn
 
-from cmr.quant.volumes import PLAUSIBLE_EF, PLAUSIBLE_LVEDV_ML
+from cmr.quant.volumes import plausible_ef, plausible_lvedv
 
 # A typical adult body surface area, used for the indexed values of a study without height and weight: the
 # ratio features below do not depend on it, and a rank of studies by an indexed volume barely moves.
@@ -83,10 +83,6 @@ def _ratio(a: float | None, b: float | None) -> float | None:
     return a / b if a is not None and b is not None and b > 0 else None
 
 
-def _plausible_ef(ef: float | None) -> bool:
-    return ef is None or PLAUSIBLE_EF[0] <= ef <= PLAUSIBLE_EF[1]
-
-
 def derive(values: Mapping[str, Any]) -> dict[str, float | None]:
     """Every token value of MEASUREMENT_NAMES from a `Measurements.values()`-style dict (None where unknown).
 
@@ -95,8 +91,8 @@ def derive(values: Mapping[str, Any]) -> dict[str, float | None]:
     gives no tokens at all: a missing number is read as missing, a wrong one as a finding."""
     lvef, rvef = _num(values, "lvef_pct"), _num(values, "rvef_pct")
     lvedv, rvedv, mass = _num(values, "lvedv_ml"), _num(values, "rvedv_ml"), _num(values, "lv_mass_g")
-    lv_ok = _plausible_ef(lvef) and (lvedv is None or PLAUSIBLE_LVEDV_ML[0] <= lvedv <= PLAUSIBLE_LVEDV_ML[1])
-    rv_ok = _plausible_ef(rvef)
+    lv_ok = plausible_ef(lvef) and plausible_lvedv(lvedv)
+    rv_ok = plausible_ef(rvef)
     out = {
         "lvef_pct": lvef,
         "rvef_pct": rvef,

@@ -47,6 +47,16 @@ _MIN_VENTRICLE_ML: Final[float] = 5.0
 # Outside these the numbers are physiologically implausible: flagged for review, still reported.
 PLAUSIBLE_EF: Final[tuple[float, float]] = (5.0, 85.0)
 PLAUSIBLE_LVEDV_ML: Final[tuple[float, float]] = (40.0, 500.0)
+
+
+def plausible_ef(ef: float | None) -> bool:
+    """An ejection fraction within PLAUSIBLE_EF, or none measured."""
+    return ef is None or PLAUSIBLE_EF[0] <= ef <= PLAUSIBLE_EF[1]
+
+
+def plausible_lvedv(ml: float | None) -> bool:
+    """An LV end-diastolic volume within PLAUSIBLE_LVEDV_ML, or none measured."""
+    return ml is None or PLAUSIBLE_LVEDV_ML[0] <= ml <= PLAUSIBLE_LVEDV_ML[1]
 _LOW_CONFIDENCE: Final[float] = 0.80
 _END_SLICE_COVERAGE: Final[float] = 0.3  # LV cavity in an end slice, as a share of the largest slice's
 
@@ -243,9 +253,9 @@ def measurements_from_discs(
         # ACDC stacks it came out apex-first for most patients).
         reasons.append("the LV is still large at both ends of the stack: it may not cover the apex")
     for name, ef in (("LVEF", m.lvef_pct), ("RVEF", m.rvef_pct)):
-        if ef is not None and not PLAUSIBLE_EF[0] <= ef <= PLAUSIBLE_EF[1]:
+        if not plausible_ef(ef):
             reasons.append(f"{name} {ef:g} % is outside {PLAUSIBLE_EF[0]:g}-{PLAUSIBLE_EF[1]:g} %")
-    if not PLAUSIBLE_LVEDV_ML[0] <= lv[ed] <= PLAUSIBLE_LVEDV_ML[1]:
+    if not plausible_lvedv(lv[ed]):
         reasons.append(f"LVEDV {lv[ed]:.0f} ml is outside {PLAUSIBLE_LVEDV_ML[0]:g}-{PLAUSIBLE_LVEDV_ML[1]:g} ml")
     if confidence is not None and confidence < _LOW_CONFIDENCE:
         reasons.append(f"low segmentation confidence ({confidence:.2f})")
