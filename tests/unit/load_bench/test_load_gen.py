@@ -44,7 +44,7 @@ WORK = Workload(["dilated left ventricle", "normal study"], ["k1", "k2"], MIX)
 
 def test_closed_loop_times_every_call_and_spreads_users() -> None:
     pool = _FakePool([_FakeClient(), _FakeClient(), _FakeClient(fail=True)])
-    samples, ws, we = run_closed_loop(pool, WORK, 2, 0.05, 0.3, seed=1)  # type: ignore[arg-type]
+    samples, ws, we = run_closed_loop(pool, WORK, 2, 0.05, 1.0, seed=1)  # type: ignore[arg-type]
     assert samples and {s.rpc for s in samples} <= {n for n, _ in MIX}
     assert all(c.calls > 0 for c in pool.clients)  # round robin over the identities
     codes = {s.code for s in samples}
