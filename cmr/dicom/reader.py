@@ -28,6 +28,7 @@ from pydicom.uid import ExplicitVRBigEndian, ExplicitVRLittleEndian, ImplicitVRL
 from cmr.config import Settings, get_settings
 from cmr.dicom import geometry
 from cmr.dicom.classify import classify_study
+from cmr.dicom.exam import repeat_notes
 from cmr.dicom.errors import (
     CorruptFileError,
     EmptyStudyError,
@@ -329,6 +330,8 @@ def _stack(frames: list[Frame], key: str, part: int, n_parts: int, siblings: tup
         sequence_variant=h.sequence_variant,
         sop_class_uid=h.sop_class_uid,
         cardiac_number_of_images=h.cardiac_number_of_images,
+        sequence_name=h.sequence_name,
+        echo_time=h.echo_time,
         source_files=tuple(sorted({f.file for f in frames})),
         part=part,
         n_parts=n_parts,
@@ -460,7 +463,7 @@ def _load(source: StudySource, settings: Settings) -> Study:
 
     series = build_series(frames)
     classify_study(series)
-    notes += [w for s in series for w in s.warnings]
+    notes += [w for s in series for w in s.warnings] + repeat_notes(series)
     for note in notes:
         log.info(note)  # reported in Study.warnings; logging them louder would clutter CLI error output
     study = Study(
