@@ -12,6 +12,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from cmr.dicom import geometry
+from cmr.dicom.quirks import HeaderQuirk
 
 SeriesKind = Literal["cine", "lge", "localizer", "other"]
 View = Literal["sax", "2ch", "3ch", "4ch", "lax", "axial", "sagittal", "coronal", "unknown"]
@@ -186,6 +187,7 @@ class StudyInfo:
     n_files: int
     skipped: tuple[SkippedFile, ...] = ()
     warnings: tuple[str, ...] = ()
+    header_quirks: tuple[HeaderQuirk, ...] = ()  # once per kind of header problem, with counts
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -197,4 +199,5 @@ class StudyInfo:
             "n_files": self.n_files,
             "skipped": [asdict(s) for s in self.skipped],
             "warnings": list(self.warnings),
+            "header_quirks": [q.to_dict() for q in self.header_quirks],
         }
