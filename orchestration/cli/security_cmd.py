@@ -118,9 +118,8 @@ def register(app: typer.Typer) -> None:
         """Audit entries of every service, oldest first."""
         from rich.table import Table
 
-        from orchestration.cli.tables import print_table
-
         from cmr.security.audit import audit_dir, query
+        from orchestration.cli.tables import print_table
 
         entries = query(folder or audit_dir(get_settings()), subject=subject, action=action, service=service,
                         status=status, since=_when(since), until=_when(until), limit=limit or None)
