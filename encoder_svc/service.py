@@ -53,7 +53,9 @@ def loader_report(exam: Exam) -> common_pb2.LoaderReport:
                 for s in exam.series],
         slots_present=[k for k, v in exam.present.items() if v], slots_missing=list(exam.missing),
         skipped=[common_pb2.SkippedFile(name=f.name, reason=f.reason) for f in st.skipped],
-        warnings=list(st.warnings))
+        warnings=list(st.warnings),
+        header_quirks=[common_pb2.HeaderQuirk(message=q.message, count=q.count, files=q.files, example=q.example)
+                       for q in st.header_quirks])
 
 
 def exam_measurements(given: Mapping[str, float]) -> dict[str, float | None]:

@@ -21,7 +21,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from cmr.dicom import geometry
-from cmr.dicom.series import Series, SeriesKind, View
+from cmr.dicom.series import Series, SeriesKind, View, is_secondary_capture
 
 log = logging.getLogger(__name__)
 
@@ -50,7 +50,8 @@ _HINTS: dict[str, re.Pattern[str]] = {
     # Multi-phase acquisitions that are not cine: TI scouts, mapping, flow, perfusion, tagging.
     "not_cine": re.compile(
         r"ti[ _-]?scout|look[ -]?locker|molli|t[12]\*? ?map|mapping|\bmap\b|flow|phase[ -]?contrast|\bpc\b|venc|"
-        r"perf|\btag"
+        r"perf|\btag|real[ _-]?time|\brt\b|stir|black[ _-]?blood|\bbb\b|\btse\b|haste|t2w|\bt2\b|shmolli|"
+        r"\bpsir[ _-]?(phase|p)\b|\bphase\b|velocity|q[ _-]?flow|screen ?(save|capture)|report"
     ),
     "2ch": re.compile(r"2 ?-?ch|2cv|\bvla\b|two[ -]?chamber|vertical long"),
     "3ch": re.compile(r"3 ?-?ch|3cv|lvot|three[ -]?chamber"),
@@ -98,10 +99,49 @@ def _orthogonal_siblings(s: Series) -> bool:
     return len(unique) >= 2 and geometry.mutually_orthogonal(unique, AXIS_ALIGNED_TOL_DEG)
 
 
-# ImageType values of derived or non-magnitude images that are multi-phase without being a cine.
-_NOT_CINE_IMAGE_TYPES = frozenset(
-    {"P", "PHASE", "VELOCITY", "FLOW", "MAP", "T1 MAP", "T2 MAP", "T1MAP", "T2MAP", "PERFUSION"}
-)
+# ImageType values of images that are not a magnitude image of an acquisition we assemble: phase and velocity
+# images (PSIR phase, phase-contrast flow), parametric maps (T1, T2, T2*), perfusion and flow products.
+_NOT_MAGNITUDE_IMAGE_TYPES = frozenset({
+    "P", "PHASE", "P_IR", "PHASE MAP", "VELOCITY", "VELOCITY MAP", "FLOW", "PCA", "M_PCA", "PHASE CONTRAST M",
+    "MAP", "T1 MAP", "T2 MAP", "T2* MAP", "T1MAP", "T2MAP", "T2*MAP", "T1", "T2", "PERFUSION", "IMAGINARY",
+})
+# Vendor sequence names of acquisitions that are never cine or LGE: phase-contrast flow (Siemens "_v150in",
+# VENC in cm/s), real-time imaging, spin-echo / turbo spin-echo and T1 mapping sequences.
+_NOT_CINE_SEQUENCE_NAME = re.compile(r"_v\d+|fcinepc|\bpc|_rt\b|rt_|tse|tir|haste|molli")
+T2_WEIGHTED_ECHO_MS = 20.0  # cine (SSFP) and LGE (IR-GRE) echo times are a few ms; T2-weighted images 40-100 ms
+RECOVERY_RATIO = 0.5  # mean image signal this far below its peak in some phase: an inversion recovery, not a cine
+
+
+def not_assembled_reason(s: Series) -> str | None:
+    """Why `s` can never be a cine or LGE series of the exam, from its headers alone (None: it may be)."""
+    if is_secondary_capture(s.sop_class_uid):
+        return "secondary capture"
+    if len(s.image_type) > 1 and s.image_type[1] == "SECONDARY":
+        return "derived secondary image (made after the exam: reformat, screenshot)"
+    found = _NOT_MAGNITUDE_IMAGE_TYPES & set(s.image_type)
+    if found:
+        return f"ImageType {'/'.join(sorted(found))}: not a magnitude image"
+    if hint(s, "not_cine"):
+        return "description names a mapping, flow, perfusion, real-time, TI-scout or black-blood series"
+    if _NOT_CINE_SEQUENCE_NAME.search(s.sequence_name.lower()):
+        return f"sequence {s.sequence_name!r} is not a cine or LGE sequence"
+    if s.echo_time is not None and s.echo_time > T2_WEIGHTED_ECHO_MS:
+        return f"echo time {s.echo_time:g} ms: T2-weighted"
+    if "SE" in s.scanning_sequence and "GR" not in s.scanning_sequence and "EP" not in s.scanning_sequence:
+        return "spin-echo acquisition (black blood)"
+    return None
+
+
+def _ungated(s: Series) -> bool:
+    """Many images per position without any ECG trigger time: real-time imaging, not a gated cine."""
+    return bool(np.all(np.isnan(s.trigger_times))) and not s.cardiac_number_of_images
+
+
+def _signal_recovers(s: Series) -> bool:
+    """The mean image signal dips far below its peak over the phases: an inversion recovering (TI scout,
+    Look-Locker), which a cine never does (its mean signal changes little over the cycle)."""
+    means = s.pixels.mean(axis=(0, 2, 3))
+    return bool(means.size > 1 and means.max() > 0 and means.min() < RECOVERY_RATIO * means.max())
 
 
 def classify_kind(s: Series) -> SeriesKind:
@@ -110,16 +150,18 @@ def classify_kind(s: Series) -> SeriesKind:
         return "localizer"
     aligned = geometry.axis_aligned_plane(s.normal, AXIS_ALIGNED_TOL_DEG)
     if is_multiphase(s):
-        # An inversion pulse before a multi-phase readout is a TI scout / T1 mapping, not a cine.
-        ir_acquired = bool(s.inversion_time) or "IR" in s.scanning_sequence
-        if ir_acquired or hint(s, "not_cine") or _NOT_CINE_IMAGE_TYPES & set(s.image_type):
-            return "other"
         if hint(s, "localizer") and (aligned or _orthogonal_siblings(s)):
             return "localizer"  # real-time multi-phase scouts
+        # An inversion pulse before a multi-phase readout is a TI scout / T1 mapping, not a cine.
+        ir_acquired = bool(s.inversion_time) or "IR" in s.scanning_sequence
+        if ir_acquired or not_assembled_reason(s) or _ungated(s) or _signal_recovers(s):
+            return "other"
         return "cine"
     small = s.n_slices * s.n_phases * max(1, s.n_parts) <= LOCALIZER_MAX_IMAGES
-    if has_inversion_recovery(s) and not hint(s, "localizer") and not (aligned and _orthogonal_siblings(s)):
-        return "lge"
+    if (has_inversion_recovery(s) and not hint(s, "localizer") and not (aligned and _orthogonal_siblings(s))
+            and not not_assembled_reason(s)):
+        # LGE is one image per position; several at one cardiac phase are T1-mapping source images (MOLLI).
+        return "lge" if s.n_phases == 1 else "other"
     if small and (_orthogonal_siblings(s) or aligned or hint(s, "localizer")):
         return "localizer"
     return "other"

@@ -168,13 +168,33 @@ def _newest_first(series: Sequence[Series]) -> list[Series]:
     return sorted(series, key=lambda s: -(s.series_number if s.series_number is not None else -1))
 
 
+def best_of(found: Sequence[Series]) -> Series:
+    """The series used among several of one kind and view (a repeated "_RPT" cine): the most phases, then the
+    most slices (the complete one), then the latest (highest series number: a repeat is taken because the first
+    try was worse)."""
+    return max(_newest_first(found), key=lambda s: (s.n_phases, s.n_slices))
+
+
 def best_series(study: StudyLike, kind: str, views: Sequence[str]) -> Series | None:
-    """The best series of `kind` for the first of `views` that has one: most phases, then newest."""
+    """The best series of `kind` for the first of `views` that has one (`best_of`)."""
     for view in views:
         found = study.of_kind(kind, view)
         if found:
-            return max(_newest_first(found), key=lambda s: (s.n_phases, s.n_slices))
+            return best_of(found)
     return None
+
+
+def repeat_notes(series: Sequence[Series]) -> list[str]:
+    """One note per long-axis view acquired more than once as cine or LGE: which series the exam uses."""
+    notes = []
+    for kind in SLOT_SEQUENCES:
+        for view in (*LAX_ORDER, "lax"):
+            found = [s for s in series if s.kind == kind and s.view == view]
+            if len(found) > 1:
+                numbers = ", ".join(f"#{s.series_number}" for s in found)
+                notes.append(f"{kind} {view} acquired {len(found)} times ({numbers}): the exam uses "
+                             f"#{best_of(found).series_number} (most phases and slices, then the latest)")
+    return notes
 
 
 def _base_is_high_end(refs: Sequence[SliceRef]) -> bool:

@@ -20,6 +20,7 @@ from pydicom.pixels import apply_rescale, get_decoder
 from pydicom.uid import UID
 from pydicom.valuerep import DA
 
+from cmr.dicom.series import is_secondary_capture
 from cmr.dicom.errors import (
     InvalidGeometryError,
     NoPixelDataError,
@@ -52,6 +53,8 @@ class HeaderFacts:
     sop_class_uid: str
     cardiac_number_of_images: int | None
     study_date: dt.date | None
+    sequence_name: str = ""  # vendor pulse-sequence name, e.g. Siemens "*fl2d1_v150in" (flow, VENC 150)
+    echo_time: float | None = None  # ms
     patient_height_m: float | None = None  # PatientSize (m): indexes volumes to body surface area
     patient_weight_kg: float | None = None  # PatientWeight (kg)
 
@@ -204,6 +207,8 @@ def header_facts(ds: Dataset) -> HeaderFacts:
         sop_class_uid=_str(ds.get("SOPClassUID")),
         cardiac_number_of_images=_int(_deep_get(ds, "CardiacNumberOfImages")),
         study_date=_date(ds.get("StudyDate")),
+        sequence_name=_str(_deep_get(ds, "SequenceName") or _deep_get(ds, "PulseSequenceName")),
+        echo_time=_float(_deep_get(ds, "EchoTime") or _deep_get(ds, "EffectiveEchoTime")),
         patient_height_m=_positive(ds.get("PatientSize")),
         patient_weight_kg=_positive(ds.get("PatientWeight")),
     )
@@ -332,6 +337,8 @@ def iter_frames(ds: Dataset, name: str) -> Iterator[Frame]:
         position = _floats(_lookup(ds, fi, "PlanePositionSequence", "ImagePositionPatient"), 3)
         spacing = _floats(_lookup(ds, fi, "PixelMeasuresSequence", "PixelSpacing"), 2)
         if orientation is None or position is None:
+            if is_secondary_capture(header.sop_class_uid):
+                raise InvalidGeometryError(f"{name}: a secondary capture (screenshot), not an acquired image")
             raise InvalidGeometryError(f"{name}: no usable ImageOrientationPatient/ImagePositionPatient")
         if spacing is None:
             spacing = _floats(ds.get("ImagerPixelSpacing"), 2)

@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from cmr.dicom.exam import Exam, ExamSpec, assemble_exam
+from cmr.dicom.quirks import HeaderQuirk
 from cmr.dicom.series import Series, SkippedFile, StudyInfo
 
 
@@ -26,6 +27,7 @@ class Study:
     # body surface area for indexed volumes. None when the header has none.
     patient_height_m: float | None = None
     patient_weight_kg: float | None = None
+    header_quirks: list[HeaderQuirk] = field(default_factory=list)  # pydicom's complaints, counted per kind
 
     def of_kind(self, kind: str, view: str | None = None) -> list[Series]:
         """Series of a kind (and view), in series order."""
@@ -52,6 +54,7 @@ class Study:
             n_files=self.n_files,
             skipped=tuple(self.skipped),
             warnings=tuple(self.warnings),
+            header_quirks=tuple(self.header_quirks),
         )
 
     def to_exam(self, spec: ExamSpec | None = None) -> Exam:

@@ -26,8 +26,9 @@ from pydicom.dataset import Dataset
 from pydicom.uid import ExplicitVRBigEndian, ExplicitVRLittleEndian, ImplicitVRLittleEndian
 
 from cmr.config import Settings, get_settings
-from cmr.dicom import geometry
+from cmr.dicom import geometry, quirks
 from cmr.dicom.classify import classify_study
+from cmr.dicom.exam import repeat_notes
 from cmr.dicom.errors import (
     CorruptFileError,
     EmptyStudyError,
@@ -329,6 +330,8 @@ def _stack(frames: list[Frame], key: str, part: int, n_parts: int, siblings: tup
         sequence_variant=h.sequence_variant,
         sop_class_uid=h.sop_class_uid,
         cardiac_number_of_images=h.cardiac_number_of_images,
+        sequence_name=h.sequence_name,
+        echo_time=h.echo_time,
         source_files=tuple(sorted({f.file for f in frames})),
         part=part,
         n_parts=n_parts,
@@ -377,11 +380,15 @@ def load_study(source: StudySource, *, settings: Settings | None = None) -> Stud
     """
     settings = settings or get_settings()
     try:
-        with warnings.catch_warnings():
-            # Real headers trigger many pydicom validation warnings (e.g. UIDs with leading zeros); they are
-            # noise here, and pydicom logs them to its own logger anyway.
+        with warnings.catch_warnings(), quirks.collect() as header_quirks:
+            # Real headers trigger many pydicom validation warnings (e.g. UIDs with leading zeros), once per file:
+            # they are counted into the study's `header_quirks` instead of being logged or warned one by one.
             warnings.simplefilter("ignore")
-            return _load(source, settings)
+            study = _load(source, settings, header_quirks)
+        study.header_quirks = header_quirks.summary()
+        for q in study.header_quirks:
+            log.info("study %s: header quirk: %s", study.study_instance_uid, q)
+        return study
     except StudyLoadError:
         raise
     except MemoryError as exc:
@@ -391,7 +398,7 @@ def load_study(source: StudySource, *, settings: Settings | None = None) -> Stud
         raise StudyLoadError(f"unexpected {type(exc).__name__} while loading the study: {exc}") from exc
 
 
-def _load(source: StudySource, settings: Settings) -> Study:
+def _load(source: StudySource, settings: Settings, header_quirks: quirks.QuirkLog) -> Study:
     with _sources(source, settings.max_study_files) as sources:
         if not sources:
             raise EmptyStudyError("no files found in the study source")
@@ -408,6 +415,7 @@ def _load(source: StudySource, settings: Settings) -> Study:
         parsed: list[tuple[_Source, Dataset]] = []
         uids: list[str] = []
         for src in sources:
+            header_quirks.at(src.name)
             try:
                 ds = _parse(src)
                 # read per file: a garbled element (e.g. an unknown VR) raises on first access (found by fuzzing:
@@ -434,6 +442,7 @@ def _load(source: StudySource, settings: Settings) -> Study:
     height_m: float | None = None
     weight_kg: float | None = None
     for i, (src, ds) in enumerate(parsed):
+        header_quirks.at(src.name)
         try:
             new = list(iter_frames(ds, src.basename))
         except StudyLoadError as err:
@@ -460,7 +469,7 @@ def _load(source: StudySource, settings: Settings) -> Study:
 
     series = build_series(frames)
     classify_study(series)
-    notes += [w for s in series for w in s.warnings]
+    notes += [w for s in series for w in s.warnings] + repeat_notes(series)
     for note in notes:
         log.info(note)  # reported in Study.warnings; logging them louder would clutter CLI error output
     study = Study(

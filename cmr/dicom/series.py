@@ -12,11 +12,18 @@ import numpy as np
 from numpy.typing import NDArray
 
 from cmr.dicom import geometry
+from cmr.dicom.quirks import HeaderQuirk
 
 SeriesKind = Literal["cine", "lge", "localizer", "other"]
 View = Literal["sax", "2ch", "3ch", "4ch", "lax", "axial", "sagittal", "coronal", "unknown"]
 
 ENHANCED_MR_SOP_CLASS = "1.2.840.10008.5.1.4.1.1.4.1"
+SECONDARY_CAPTURE_SOP_CLASS = "1.2.840.10008.5.1.4.1.1.7"  # .1 to .4 are its multi-frame variants
+
+
+def is_secondary_capture(sop_class_uid: str) -> bool:
+    """A Secondary Capture image (screenshot, report page): never an acquisition to assemble."""
+    return sop_class_uid == SECONDARY_CAPTURE_SOP_CLASS or sop_class_uid.startswith(SECONDARY_CAPTURE_SOP_CLASS + ".")
 
 
 @dataclass(frozen=True)
@@ -57,6 +64,8 @@ class Series:
     sequence_variant: tuple[str, ...] = ()
     sop_class_uid: str = ""
     cardiac_number_of_images: int | None = None
+    sequence_name: str = ""
+    echo_time: float | None = None
     source_files: tuple[str, ...] = ()
     part: int = 0  # index of this orientation within its SeriesInstanceUID
     n_parts: int = 1  # number of distinct orientations the SeriesInstanceUID had
@@ -178,6 +187,7 @@ class StudyInfo:
     n_files: int
     skipped: tuple[SkippedFile, ...] = ()
     warnings: tuple[str, ...] = ()
+    header_quirks: tuple[HeaderQuirk, ...] = ()  # once per kind of header problem, with counts
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -189,4 +199,5 @@ class StudyInfo:
             "n_files": self.n_files,
             "skipped": [asdict(s) for s in self.skipped],
             "warnings": list(self.warnings),
+            "header_quirks": [q.to_dict() for q in self.header_quirks],
         }

@@ -7,6 +7,7 @@ Rician magnitude noise, off-resonance banding for 3 T SSFP, and imperfect myocar
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
@@ -42,6 +43,10 @@ class SeriesPlan:
     description: str
     inversion_time: float | None = None
     images: np.ndarray | None = field(default=None, repr=False)  # uint16 [planes, phases, rows, cols]
+    # Header values that differ from what `slot` and `sequence` imply (None removes the element): how the
+    # distractor series (cmr.synth.distractors) say what they are, as each vendor writes it.
+    header: dict[str, Any] = field(default_factory=dict)
+    triggered: bool = True  # False: no ECG trigger time per image (real-time imaging)
 
     @property
     def pixel_spacing(self) -> tuple[float, float]:

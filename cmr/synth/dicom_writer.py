@@ -207,7 +207,17 @@ def _base_dataset(hdr: StudyHeader, style: ScannerStyle, plan: SeriesPlan, serie
     ds.RepetitionTime = 3.1 if style.field_strength > 2 else 2.8
     ds.EchoTime = 1.3 if style.field_strength > 2 else 1.2
     ds.FlipAngle = 50 if plan.sequence == "cine" else 20
+    _apply_header(ds, plan)
     return ds
+
+
+def _apply_header(ds: Dataset, plan: SeriesPlan) -> None:
+    for keyword, value in plan.header.items():
+        if value is None:
+            if keyword in ds:
+                delattr(ds, keyword)
+        else:
+            setattr(ds, keyword, value)
 
 
 def _file_meta(ds: Dataset, sop_uid: str) -> None:
@@ -231,7 +241,7 @@ def write_series(plan: SeriesPlan, hdr: StudyHeader, style: ScannerStyle, rr_ms:
         return [_write_enhanced(plan, hdr, style, series_uid, trigger_ms, folder, key)]
     n_phases = len(plan.trigger_fracs)
     ds = _base_dataset(hdr, style, plan, series_uid, MR_IMAGE_STORAGE)
-    template = _SeriesTemplate(ds, plan.slot != "localizer")
+    template = _SeriesTemplate(ds, plan.slot != "localizer" and plan.triggered)
     slice_offset = 7.3 if style.manufacturer.startswith("GE") else 0.0
     written: list[Path] = []
     for k, plane in enumerate(plan.planes):
@@ -257,9 +267,11 @@ def _write_enhanced(
     ds = _base_dataset(hdr, style, plan, series_uid, ENHANCED_MR_IMAGE_STORAGE)
     _file_meta(ds, generate_uid(entropy_srcs=key + ["enhanced"]))
     for tag in ("SliceThickness", "PixelSpacing", "CardiacNumberOfImages"):
-        delattr(ds, tag)  # these live in functional groups in the enhanced IOD
+        if tag in ds:
+            delattr(ds, tag)  # these live in functional groups in the enhanced IOD
     ds.InstanceNumber = 1
     ds.ImageType = ["ORIGINAL", "PRIMARY", "M", "NONE"]
+    _apply_header(ds, plan)
     n_planes, n_phases = plan.images.shape[:2]  # type: ignore[union-attr]
     ds.NumberOfFrames = n_planes * n_phases
     shared = Dataset()
@@ -279,13 +291,15 @@ def _write_enhanced(
             pp = Dataset()
             pp.ImagePositionPatient = _fmt(plan.image_position(plane))
             fg.PlanePositionSequence = DicomSequence([pp])
-            if not np.allclose(plane.row_dir, plan.planes[0].row_dir):  # orientation varies: per frame
+            if not (np.allclose(plane.row_dir, plan.planes[0].row_dir)
+                    and np.allclose(plane.col_dir, plan.planes[0].col_dir)):  # orientation varies: per frame
                 po_f = Dataset()
                 po_f.ImageOrientationPatient = _fmt(plane.row_dir) + _fmt(plane.col_dir)
                 fg.PlaneOrientationSequence = DicomSequence([po_f])
-            cs = Dataset()
-            cs.NominalCardiacTriggerDelayTime = trig
-            fg.CardiacSynchronizationSequence = DicomSequence([cs])
+            if plan.triggered:
+                cs = Dataset()
+                cs.NominalCardiacTriggerDelayTime = trig
+                fg.CardiacSynchronizationSequence = DicomSequence([cs])
             fc = Dataset()
             fc.StackID = "1"
             fc.InStackPositionNumber = k + 1

@@ -22,6 +22,7 @@ from cmr.quant.labels import classes_from_tissues
 from cmr.quant.volumes import measurements_from_masks
 from cmr.synth.acquisition import cine_contrast, form_images, lge_contrast, plan_exam
 from cmr.synth.dicom_writer import StudyHeader, write_series
+from cmr.synth.distractors import Distractors
 from cmr.synth.phantom import HeartPhantom
 from cmr.synth.report import Phrasing, write_impression
 from cmr.synth.scanners import STYLES, style_pool
@@ -60,10 +61,11 @@ class StudyRequest:
     index: int
     scanner: str | None
     phrasing: Phrasing
+    distractors: bool = True  # the scouts, maps, flow, ... a real exam holds besides cine and LGE
 
 
-def study_rng(seed: int, index: int) -> np.random.Generator:
-    return np.random.default_rng(np.random.SeedSequence([seed, index]))
+def study_rng(seed: int, index: int, *stream: int) -> np.random.Generator:
+    return np.random.default_rng(np.random.SeedSequence([seed, index, *stream]))
 
 
 def generate_study(req: StudyRequest) -> dict[str, Any]:
@@ -74,7 +76,8 @@ def generate_study(req: StudyRequest) -> dict[str, Any]:
     if record_path.exists():
         record = json.loads(record_path.read_text())
         if (record.get("seed") == req.seed and record.get("index") == req.index
-                and record.get("scanner") in style_pool(req.scanner)):
+                and record.get("scanner") in style_pool(req.scanner)
+                and ("distractors" in record) == req.distractors):
             return record
     if folder.exists():
         shutil.rmtree(folder)  # a partial study from an interrupted run
@@ -94,6 +97,8 @@ def generate_study(req: StudyRequest) -> dict[str, Any]:
     cine = cine_contrast(style, rng)
     lge = lge_contrast(phantom, rng, style.lge_nulling_error)
     plans = plan_exam(phantom, style, rng)
+    # Own random stream: the study's other series are the same with or without distractors.
+    extras = Distractors(style, study_rng(req.seed, req.index, 2)) if req.distractors else None
     for plan in plans:
         labels = np.zeros((len(plan.planes), len(plan.trigger_fracs), *plan.matrix), dtype=np.uint8)
         plan.images = form_images(phantom, plan, style, rng, lge if plan.sequence == "lge" else cine, labels)
@@ -103,7 +108,10 @@ def generate_study(req: StudyRequest) -> dict[str, Any]:
             views.append(f"{plan.sequence}_{plan.view}")
             label_maps[name] = labels
             label_maps[name + POSITIONS_SUFFIX] = np.array([plan.image_position(pl) for pl in plan.planes])
+        if extras is not None:
+            extras.see(plan)
         plan.images = None  # free memory before the next series
+    distractors = extras.write(phantom, plans, header, rr_ms, folder, label_maps) if extras is not None else None
     labels_path = folder.with_name(folder.name + LABELS_SUFFIX)
     write_label_maps(labels_path, label_maps)
     sax = next(p for p in plans if p.slot == "cine_sax")
@@ -138,6 +146,8 @@ def generate_study(req: StudyRequest) -> dict[str, Any]:
         "seed": req.seed,
         "index": req.index,
     }
+    if distractors is not None:
+        record["distractors"] = distractors
     tmp = record_path.with_suffix(".tmp")
     tmp.write_text(json.dumps(record))
     os.replace(tmp, record_path)  # the record marks the study complete
@@ -152,6 +162,7 @@ def generate_dataset(
     scanner: str | None = None,
     phrasing: Phrasing = "train",
     progress: bool = True,
+    distractors: bool = True,
 ) -> list[dict[str, Any]]:
     """Generate `studies` studies into `out` (in parallel) and write out/reports.jsonl in index order."""
     if studies < 1:
@@ -159,7 +170,7 @@ def generate_dataset(
     style_pool(scanner)  # fail fast on an unknown name
     out.mkdir(parents=True, exist_ok=True)
     workers = workers or os.cpu_count() or 1
-    requests = [StudyRequest(out, seed, i, scanner, phrasing) for i in range(studies)]
+    requests = [StudyRequest(out, seed, i, scanner, phrasing, distractors) for i in range(studies)]
     records: list[dict[str, Any]] = []
     bar = tqdm(total=studies, desc="synth", unit="study", disable=not progress)
     try:

@@ -100,8 +100,20 @@ class SkippedFile(_message.Message):
     reason: str
     def __init__(self, name: _Optional[str] = ..., reason: _Optional[str] = ...) -> None: ...
 
+class HeaderQuirk(_message.Message):
+    __slots__ = ("message", "count", "files", "example")
+    MESSAGE_FIELD_NUMBER: _ClassVar[int]
+    COUNT_FIELD_NUMBER: _ClassVar[int]
+    FILES_FIELD_NUMBER: _ClassVar[int]
+    EXAMPLE_FIELD_NUMBER: _ClassVar[int]
+    message: str
+    count: int
+    files: int
+    example: str
+    def __init__(self, message: _Optional[str] = ..., count: _Optional[int] = ..., files: _Optional[int] = ..., example: _Optional[str] = ...) -> None: ...
+
 class LoaderReport(_message.Message):
-    __slots__ = ("study_instance_uid", "manufacturer", "scanner_model", "field_strength_t", "study_date", "n_files", "series", "slots_present", "slots_missing", "skipped", "warnings")
+    __slots__ = ("study_instance_uid", "manufacturer", "scanner_model", "field_strength_t", "study_date", "n_files", "series", "slots_present", "slots_missing", "skipped", "warnings", "header_quirks")
     STUDY_INSTANCE_UID_FIELD_NUMBER: _ClassVar[int]
     MANUFACTURER_FIELD_NUMBER: _ClassVar[int]
     SCANNER_MODEL_FIELD_NUMBER: _ClassVar[int]
@@ -113,6 +125,7 @@ class LoaderReport(_message.Message):
     SLOTS_MISSING_FIELD_NUMBER: _ClassVar[int]
     SKIPPED_FIELD_NUMBER: _ClassVar[int]
     WARNINGS_FIELD_NUMBER: _ClassVar[int]
+    HEADER_QUIRKS_FIELD_NUMBER: _ClassVar[int]
     study_instance_uid: str
     manufacturer: str
     scanner_model: str
@@ -124,7 +137,8 @@ class LoaderReport(_message.Message):
     slots_missing: _containers.RepeatedScalarFieldContainer[str]
     skipped: _containers.RepeatedCompositeFieldContainer[SkippedFile]
     warnings: _containers.RepeatedScalarFieldContainer[str]
-    def __init__(self, study_instance_uid: _Optional[str] = ..., manufacturer: _Optional[str] = ..., scanner_model: _Optional[str] = ..., field_strength_t: _Optional[float] = ..., study_date: _Optional[str] = ..., n_files: _Optional[int] = ..., series: _Optional[_Iterable[_Union[SeriesSummary, _Mapping]]] = ..., slots_present: _Optional[_Iterable[str]] = ..., slots_missing: _Optional[_Iterable[str]] = ..., skipped: _Optional[_Iterable[_Union[SkippedFile, _Mapping]]] = ..., warnings: _Optional[_Iterable[str]] = ...) -> None: ...
+    header_quirks: _containers.RepeatedCompositeFieldContainer[HeaderQuirk]
+    def __init__(self, study_instance_uid: _Optional[str] = ..., manufacturer: _Optional[str] = ..., scanner_model: _Optional[str] = ..., field_strength_t: _Optional[float] = ..., study_date: _Optional[str] = ..., n_files: _Optional[int] = ..., series: _Optional[_Iterable[_Union[SeriesSummary, _Mapping]]] = ..., slots_present: _Optional[_Iterable[str]] = ..., slots_missing: _Optional[_Iterable[str]] = ..., skipped: _Optional[_Iterable[_Union[SkippedFile, _Mapping]]] = ..., warnings: _Optional[_Iterable[str]] = ..., header_quirks: _Optional[_Iterable[_Union[HeaderQuirk, _Mapping]]] = ...) -> None: ...
 
 class FindingScore(_message.Message):
     __slots__ = ("finding", "display", "kind", "probability", "raw_score")

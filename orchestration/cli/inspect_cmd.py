@@ -16,6 +16,7 @@ from rich.table import Table
 
 from cmr.dicom import ExamSpec, Study, StudyLoadError, load_study
 from cmr.dicom.exam import slot_sources
+from orchestration.cli.tables import print_table
 
 EXIT_UNUSABLE = 2
 
@@ -75,18 +76,26 @@ def _print(report: dict[str, Any], console: Console) -> None:
             f"{s['rows']}x{s['cols']}", "x".join(f"{v:g}" for v in s["pixel_spacing"]), _fmt(s["slice_thickness"]),
             escape(s["description"] or "-"), escape(s["scanner"] or "-"),
         )
-    console.print(table)
+    print_table(table, console)
     slots = Table("slot", "sequence", "view", "frames", "status", "series #")
     numbers = {s["key"]: _fmt(s["series_number"]) for s in report["series"]}
     for name, slot in report["slots"].items():
         status = "[green]filled[/green]" if slot["present"] else "[yellow]missing[/yellow]"
         slots.add_row(name, slot["sequence"], slot["view"], str(slot["frames"]), status,
                       ", ".join(numbers.get(k, k) for k in slot["series"]) or "-")
-    console.print(slots)
+    print_table(slots, console)
+    by_code: dict[str, list[str]] = {}
     for skipped in st["skipped"]:
-        console.print(f"[yellow]skipped[/yellow] {escape(skipped['reason'])}")
+        by_code.setdefault(skipped["code"], []).append(skipped["reason"])
+    for reasons in by_code.values():  # one line per kind of problem, not one per file
+        more = f" (and {len(reasons) - 1} more like it)" if len(reasons) > 1 else ""
+        console.print(f"[yellow]skipped[/yellow] {escape(reasons[0])}{more}")
     for warning in st["warnings"]:
         console.print(f"[yellow]warning[/yellow] {escape(warning)}")
+    for q in st["header_quirks"]:
+        files = f" in {q['files']} files" if q["files"] else ""
+        console.print(f"[yellow]header quirk[/yellow] {escape(q['message'])}: {q['count']} times{files} "
+                      f"(e.g. {escape(q['example'])})")
 
 
 def inspect(
@@ -99,7 +108,7 @@ def inspect(
     if as_json:
         typer.echo(json.dumps(report, indent=2))
     else:
-        _print(report, Console(width=160))
+        _print(report, Console(soft_wrap=True))  # long lines are not cut into pieces for pipes
     if report["error"] is not None:
         _fail(report["error"]["reason"])
 

@@ -44,6 +44,8 @@ def measure(
     from rich.console import Console
     from rich.table import Table
 
+    from orchestration.cli.tables import print_table
+
     from cmr.dicom import StudyLoadError, load_study
     from cmr.quant.measure import measure_study
     from cmr.quant.outputs import save_masks, write_cine_overlay, write_volume_curve
@@ -85,7 +87,7 @@ def measure(
         for key, unit in MEASUREMENT_UNITS.items():
             table.add_row(key, *[("error" if "error" in r else _fmt(r.get(key), unit)) for r in results.values()])
         table.add_row("quality", *[r.get("quality", "error") for r in results.values()])
-        console.print(table)
+        print_table(table, console)
         for p, r in results.items():
             if "error" in r:
                 console.print(f"[red]{p}: {r['error']}[/red]")

@@ -116,10 +116,10 @@ def register(app: typer.Typer) -> None:
                   as_json: bool = typer.Option(False, "--json", help="JSON lines"),
                   folder: Optional[Path] = typer.Option(None, "--dir", help="default CMR_AUDIT_DIR")) -> None:
         """Audit entries of every service, oldest first."""
-        from rich.console import Console
         from rich.table import Table
 
         from cmr.security.audit import audit_dir, query
+        from orchestration.cli.tables import print_table
 
         entries = query(folder or audit_dir(get_settings()), subject=subject, action=action, service=service,
                         status=status, since=_when(since), until=_when(until), limit=limit or None)
@@ -132,7 +132,7 @@ def register(app: typer.Typer) -> None:
             table.add_row(e.ts[:23], e.service, e.subject, ",".join(e.roles), e.action, e.status,
                           "" if e.results is None else str(e.results),
                           json.dumps(e.what)[:80] if e.what else e.detail[:80])
-        Console().print(table)
+        print_table(table)
         typer.echo(f"{len(entries)} entries")
 
     @audit.command("verify")

@@ -13,6 +13,7 @@ from rich.table import Table
 
 from cmr.config import get_settings
 from cmr.synth.scanners import STYLE_POOLS, STYLES
+from orchestration.cli.tables import print_table
 
 
 def register(app: typer.Typer) -> None:
@@ -27,6 +28,7 @@ def synth(
     scanner: Optional[str] = typer.Option(None, "--scanner", help="One scanner style, or a pool drawn from at random: all (default), training (every style but the held-out one), heldout."),
     phrasing: str = typer.Option("train", "--phrasing", help="Impression phrase bank: train or heldout."),
     list_scanners: bool = typer.Option(False, "--list-scanners", help="List scanner styles and exit."),
+    distractors: bool = typer.Option(True, "--distractors/--no-distractors", help="Also write the series a real exam holds besides cine and LGE (scouts, mapping, perfusion, flow, ...; cmr.synth.distractors)."),
 ) -> None:
     """Generate a synthetic cardiac MRI data set: beating-heart phantom studies as DICOM plus reports.jsonl."""
     console = Console()
@@ -36,7 +38,7 @@ def synth(
             table.add_row(s.name, s.manufacturer, f"{s.field_strength:g} T", f"{s.matrix[0]}x{s.matrix[1]}",
                           str(s.phases), "enhanced multi-frame" if s.multiframe else "single-frame",
                           "HELD OUT (evaluation only)" if s.held_out else "training")
-        console.print(table)
+        print_table(table, console)
         return
     err = Console(stderr=True)
     if out is None:
@@ -52,7 +54,8 @@ def synth(
 
     n_workers = workers if workers >= 0 else get_settings().synth_workers
     start = time.perf_counter()
-    records = generate_dataset(out, studies, seed, n_workers, scanner, phrasing)  # type: ignore[arg-type]
+    records = generate_dataset(out, studies, seed, n_workers, scanner, phrasing,  # type: ignore[arg-type]
+                               distractors=distractors)
     elapsed = time.perf_counter() - start
     diseases = Counter(r["labels"]["disease"] for r in records)
     styles = Counter(r["scanner"] for r in records)

@@ -215,7 +215,9 @@ def register(app: typer.Typer) -> None:
         states = client.states() if client.alive() else {}
         parts = stack_parts(settings, layout)
         table, ok = _health_table(parts, states)
-        out.print(table)
+        from orchestration.cli.tables import print_table
+
+        print_table(table, out)
         out.print(f"index: {_index_line(settings)}")
         out.print(f"UI: {ui_url(settings)}")
         if not states:
