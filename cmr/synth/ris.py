@@ -211,6 +211,11 @@ def _hl7_escape(text: str) -> str:
     return out
 
 
+def _segment(name: str, fields: dict[int, str]) -> str:
+    """An HL7 segment from {field number: value} (unset fields empty)."""
+    return "|".join([name, *(fields.get(i, "") for i in range(1, max(fields) + 1))])
+
+
 def to_hl7_message(e: dict[str, Any]) -> str:
     """One ORU^R01 message (segments joined by CR)."""
     family, given = e["patient_name"].split("^")
@@ -220,16 +225,17 @@ def to_hl7_message(e: dict[str, Any]) -> str:
     state, zipc = rest.split()
     ts = e["study_date"] + "1200"
     control = f"MSG{e['index']:06d}"
+    referrer = f"{ref_last}{e['index']:03d}^{ref_last}^{ref_first}"
     segments = [
         f"MSH|^~\\&|RIS|SYNTH_HEART|CMR|ARCHIVE|{ts}||ORU^R01^ORU_R01|{control}|P|2.5",
-        f"PID|1||{e['mrn']}^^^SYNTH^MR||{family}^{given}||{e['birth_date']}|{e['sex']}|||"
-        f"{street}^^{town}^{state}^{zipc}||{e['phone']}",
-        f"PV1|1|O|||||||{ref_last}{e['index']:03d}^{ref_last}^{ref_first}",
-        f"ORC|RE|{e['accession']}|{e['accession']}",
-        f"OBR|1|{e['accession']}|{e['accession']}|CMR^MRI HEART^L|||{ts}|||||||||"
-        f"{ref_last}{e['index']:03d}^{ref_last}^{ref_first}||||||{ts}|||F||||||||"
-        f"{rep_last}^{rep_first}",
-        f"ZDS|{e['study_instance_uid']}^SYNTH^Application^DICOM",
+        _segment("PID", {1: "1", 3: f"{e['mrn']}^^^SYNTH^MR", 5: f"{family}^{given}", 7: e["birth_date"],
+                         8: e["sex"], 11: f"{street}^^{town}^{state}^{zipc}", 13: e["phone"]}),
+        _segment("PV1", {1: "1", 2: "O", 8: referrer}),
+        _segment("ORC", {1: "RE", 2: e["accession"], 3: e["accession"]}),
+        _segment("OBR", {1: "1", 2: e["accession"], 3: e["accession"], 4: "CMR^MRI HEART^L", 7: ts,
+                         16: referrer, 22: ts, 25: "F", 32: f"{rep_last}^{rep_first}"}),
+        # Z-segment many RIS use for the DICOM study it reports on (the StudyInstanceUID)
+        _segment("ZDS", {1: f"{e['study_instance_uid']}^SYNTH^Application^DICOM"}),
     ]
     for n, line in enumerate(e["text"].split("\n"), 1):
         segments.append(f"OBX|{n}|TX|CMR^Report^L||{_hl7_escape(line)}||||||F")
