@@ -188,7 +188,8 @@ def _write_atomic(path: Path, text: str) -> None:
 
 
 CSV_COLUMNS: Final = ("AccessionNumber", "StudyInstanceUID", "PatientName", "PatientID", "PatientBirthDate",
-                      "ReferringPhysician", "ReportingPhysician", "StudyDate", "ReportText")
+                      "PatientAddress", "PatientPhone", "ReferringPhysician", "ReportingPhysician", "StudyDate",
+                      "ReportText")
 
 
 def to_csv(entries: Iterable[dict[str, Any]]) -> str:
@@ -199,7 +200,7 @@ def to_csv(entries: Iterable[dict[str, Any]]) -> str:
     w.writerow(CSV_COLUMNS)
     for e in entries:
         w.writerow([e["accession"], e["study_instance_uid"], e["patient_name"], e["mrn"], e["birth_date"],
-                    e["referring_physician"], e["reporting_physician"], e["study_date"], e["text"]])
+                    e["address"], e["phone"], e["referring_physician"], e["reporting_physician"], e["study_date"], e["text"]])
     return buf.getvalue()
 
 
