@@ -111,6 +111,11 @@ class Settings(BaseSettings):
     ingest_keep_dates: bool = Field(True, description="DICOM PS3.15 'Retain Longitudinal Temporal Information with "
                                     "Full Dates' option: keep study/series dates (the index filters on them); "
                                     "false = dates shifted per study")
+    archive_keep_dates: bool = Field(False, description="`cmr dataset import`: keep study dates in the imported DICOM "
+                                     "(PS3.15 full-dates option); false = shifted per study (a training set needs none)")
+    archive_impression_fallback: str = Field("findings", pattern="^(findings|last-paragraph|none)$", description=
+                                             "`cmr dataset import`, a report without an impression section: use its "
+                                             "findings, its last paragraph, or exclude it (none)")
     ingest_metrics_port: int = Field(9108, ge=0, le=65535, description="Prometheus /metrics of `cmr serve ingest`; "
                                      "0 = no HTTP endpoint")
     dicomweb_timeout_s: float = Field(60.0, gt=0, description="deadline of one DICOMweb request of the worker")

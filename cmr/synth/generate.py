@@ -1,4 +1,5 @@
-"""Generate a synthetic CMR data set: DICOM studies plus reports.jsonl (impression, labels, ground truth).
+"""Generate a synthetic CMR data set: DICOM studies plus reports.jsonl (impression, labels, ground truth), and
+the full reports as a RIS exports them (ris/, see cmr.synth.ris).
 
 Every study has its own random stream seeded from (seed, index), so a study is identical whatever the number
 of workers or the order they finish in, and an interrupted run resumes where it stopped: a study whose
@@ -25,6 +26,7 @@ from cmr.synth.dicom_writer import StudyHeader, write_series
 from cmr.synth.distractors import Distractors
 from cmr.synth.phantom import HeartPhantom
 from cmr.synth.report import Phrasing, write_impression
+from cmr.synth.ris import export_ris, full_report
 from cmr.synth.scanners import STYLES, style_pool
 from cmr.synth.tissues import TISSUES
 from cmr.synth.truth import sample_truth
@@ -76,7 +78,7 @@ def generate_study(req: StudyRequest) -> dict[str, Any]:
     if record_path.exists():
         record = json.loads(record_path.read_text())
         if (record.get("seed") == req.seed and record.get("index") == req.index
-                and record.get("scanner") in style_pool(req.scanner)
+                and record.get("scanner") in style_pool(req.scanner) and "ris" in record
                 and ("distractors" in record) == req.distractors):
             return record
     if folder.exists():
@@ -145,6 +147,8 @@ def generate_study(req: StudyRequest) -> dict[str, Any]:
         "label_maps": (Path(STUDIES_DIR) / labels_path.name).as_posix(),
         "seed": req.seed,
         "index": req.index,
+        # The study's report as the RIS holds it (identifiers, full text): written out by export_ris.
+        "ris": full_report(truth, header, impression.text, style, req.seed, req.index),
     }
     if distractors is not None:
         record["distractors"] = distractors
@@ -192,4 +196,5 @@ def generate_dataset(
         for r in records:
             fh.write(json.dumps(r) + "\n")
     os.replace(tmp, out / REPORTS_FILE)
+    export_ris(out, records)  # beside reports.jsonl: the full reports and the RIS export (cmr.synth.ris)
     return records

@@ -26,6 +26,8 @@ def eval_(
     numbers: str = typer.Option("reference", "--numbers",
                                 help="A measuring model's numbers: reference (the records', a perfect segmentation) or "
                                      "measured (the shipped segmenter's, as served; kept beside each study)."),
+    silver: bool = typer.Option(False, "--silver", help="The data's labels are silver (an imported archive, "
+                                "`cmr dataset import`): every table says so."),
 ) -> None:
     """Evaluate CMR-CLIP; prints the target checks and writes results (and a markdown report with --docs)."""
     from cmr.eval.report import plot_few_shot, plot_zero_shot, results_to_markdown, target_checks
@@ -34,6 +36,17 @@ def eval_(
 
     if numbers not in ("reference", "measured"):
         typer.echo(f"error: --numbers must be reference or measured, not {numbers!r}", err=True)
+        raise typer.Exit(2)
+    from cmr.archive.silver import has_silver_labels, mark_silver
+
+    silver_dirs = [d for d in data if has_silver_labels(d)]
+    if silver_dirs and not silver:
+        typer.echo(f"error: {', '.join(map(str, silver_dirs))}: silver labels (an imported archive); pass --silver "
+                   "so that every table says so", err=True)
+        raise typer.Exit(2)
+    if silver and len(silver_dirs) != len(data):
+        others = [str(d) for d in data if d not in silver_dirs]
+        typer.echo(f"error: --silver, but {', '.join(others)} hold reader labels, not silver ones", err=True)
         raise typer.Exit(2)
     ckpt = checkpoint or DEFAULT_CHECKPOINT
     try:
@@ -56,7 +69,8 @@ def eval_(
             raise typer.Exit(2)
     try:
         results = run_evaluation(models, data, draws=draws, supervised=sup, numbers=numbers,  # type: ignore[arg-type]
-                                 meta={"checkpoint": str(ckpt), "training": meta})
+                                 meta={"checkpoint": str(ckpt), "training": meta,
+                                       **({"labels": "silver (cmr.reports.labeller)"} if silver else {})})
     except (FileNotFoundError, ValueError) as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2)
@@ -64,9 +78,10 @@ def eval_(
     out.write_text(json.dumps(results, indent=1))
     if docs is not None:
         docs.mkdir(parents=True, exist_ok=True)
-        (docs / "evaluation.md").write_text(results_to_markdown(results))
+        markdown = results_to_markdown(results)
+        (docs / "evaluation.md").write_text(mark_silver(markdown) if silver else markdown)
         plot_zero_shot(results, docs / "zero_shot.png")
         plot_few_shot(results, docs / "few_shot.png")
     for c in target_checks(results):
-        typer.echo(f"{'PASS' if c.passed else 'FAIL'}  {c.name}: {c.detail}")
+        typer.echo(f"{'PASS' if c.passed else 'FAIL'}  {'[silver labels] ' if silver else ''}{c.name}: {c.detail}")
     typer.echo(f"results -> {out}")

@@ -6,7 +6,7 @@ import logging
 
 import typer
 
-from orchestration.cli import bench_cmd, calibrate_cmd, draft_cmd, embed_cmd, eval_cmd, eval_real_cmd, explain_cmd, generator_cmd, index_cmd, ingest_cmd, inspect_cmd, measure_cmd, quant_cmd, search_cmd, security_cmd, serve_cmd, synth_cmd, train_cmd, up_cmd, zeroshot_cmd
+from orchestration.cli import bench_cmd, calibrate_cmd, dataset_cmd, draft_cmd, embed_cmd, eval_cmd, eval_real_cmd, explain_cmd, generator_cmd, index_cmd, ingest_cmd, inspect_cmd, measure_cmd, quant_cmd, search_cmd, security_cmd, serve_cmd, synth_cmd, train_cmd, up_cmd, zeroshot_cmd
 
 app = typer.Typer(
     name="cmr",
@@ -36,6 +36,7 @@ measure_cmd.register(app)
 quant_cmd.register(app)
 security_cmd.register(app)
 explain_cmd.register(app)
+dataset_cmd.register(app)
 
 
 @app.callback()

@@ -91,7 +91,7 @@ def test_report_text_is_cleaned_but_clinical_words_stay() -> None:
 def test_fast_path_equals_dicognitos_own_anonymize(study: list[Dataset]) -> None:
     """The worker visits only the elements a dicognito handler can change; the result must be what dicognito's
     Anonymizer.anonymize gives (this guards an upgrade of the pinned dicognito)."""
-    from ingest_svc.deid import _anonymize_fast
+    from cmr.deid import _anonymize_fast
 
     deid = Deidentifier("secret")
     uid = str(study[0].StudyInstanceUID)
