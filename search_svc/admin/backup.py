@@ -49,6 +49,16 @@ def _fresh_target(path: Path) -> None:
         raise BackupError(f"{path} exists and is not empty: back up / restore into a new folder")
 
 
+def remove_partial_backups(root: Path) -> list[Path]:
+    """Delete the `.<name>.partial` folders a backup killed half-way left under `root` (each can be a full copy
+    of the index). Only safe when no backup is running: the service calls it once, as it starts."""
+    found = sorted(p for p in root.glob(".*.partial") if p.is_dir()) if root.is_dir() else []
+    for p in found:
+        shutil.rmtree(p, ignore_errors=True)
+        log.warning("removed %s: a backup that never finished (the service stopped during it)", p)
+    return found
+
+
 def _table_collections(table: dict) -> list[str]:
     return [c for g in table["generations"] for c in (g["exams"], g["reports"])]
 
@@ -139,4 +149,4 @@ def verify_backup(backup: Path, deep: bool = True) -> tuple[Manifest | None, lis
     return manifest, problems
 
 
-__all__ = ["RestoreResult", "backup_edge", "restore_edge", "verify_backup"]
+__all__ = ["RestoreResult", "backup_edge", "remove_partial_backups", "restore_edge", "verify_backup"]

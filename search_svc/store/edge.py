@@ -109,6 +109,7 @@ class EdgeStore(VectorStore):
         self._collections: dict[str, _Collection] = {}
         self._lock = ReadWriteLock()
         self._closed = False
+        self._unflushed = 0  # writes since the last flush (flush_if_written skips an idle store)
 
     def __repr__(self) -> str:
         return f"EdgeStore({str(self.root)!r})"
@@ -175,6 +176,7 @@ class EdgeStore(VectorStore):
                     engine_points.append(edge.Point(p.id, p.vector.tolist(), p.payload.to_dict()))
                 coll.shard.update(edge.UpdateOperation.upsert_points(engine_points))
                 written += len(batch)
+                self._unflushed += 1
         return written
 
     def delete(self, collection: str, ids: Iterable[str]) -> int:
@@ -185,6 +187,7 @@ class EdgeStore(VectorStore):
             existing = [str(r.id) for r in coll.shard.retrieve(wanted, with_payload=False, with_vector=False)]
             if existing:
                 coll.shard.update(edge.UpdateOperation.delete_points(existing))
+                self._unflushed += 1
             return len(existing)
 
     def optimize(self, collection: str) -> bool:
@@ -243,8 +246,17 @@ class EdgeStore(VectorStore):
     def flush(self) -> None:
         with self._lock.read():
             self._check_open()
+            self._unflushed = 0  # before: a write landing during the flush keeps the store marked
             for coll in list(self._collections.values()):
                 coll.shard.flush()
+
+    def flush_if_written(self) -> bool:
+        """flush() when anything was written since the last one (a flush holds the GIL for 50-200 ms: an idle
+        store is not worth a stall of every thread)."""
+        if not self._unflushed:
+            return False
+        self.flush()
+        return True
 
     def close(self) -> None:
         with self._lock.write():
