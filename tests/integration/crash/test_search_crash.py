@@ -10,13 +10,13 @@ from pathlib import Path
 
 import pytest
 
-from bench.crash import QUICK_KILLS, markdown, run_search_kills, CrashBench
+from bench.crash import QUICK_KILLS, CrashBench, markdown, run_search_kills
 
 pytestmark = pytest.mark.slow
 
 
 def test_five_sigkills_lose_nothing_acknowledged(tmp_path: Path) -> None:
-    result = run_search_kills(QUICK_KILLS, tmp_path / "work", seed=5, progress=False)
+    result = run_search_kills(QUICK_KILLS, tmp_path / "work", seed=5, progress=False, serve_s=(0.3, 1.5))
     assert result.problems == []
     assert len(result.kills) == QUICK_KILLS and all(k.restarted for k in result.kills)
     assert result.lost == result.duplicated == result.failed_restarts == 0
