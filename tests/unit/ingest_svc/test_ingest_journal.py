@@ -123,3 +123,27 @@ def test_a_line_that_is_not_a_journal_entry_is_named(tmp_path: Path) -> None:
         read_journal(path)
     with pytest.raises(FileNotFoundError, match="--journal"):
         read_journal(tmp_path / "missing.jsonl")
+
+
+def test_resume_cli_says_what_is_wrong(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from typer.testing import CliRunner
+
+    from cmr.config import get_settings
+    from cmr.rpc.ports import free_ports
+    from orchestration.cli.main import app
+
+    runner = CliRunner()
+    result = runner.invoke(app, ["ingest", "--resume", str(tmp_path / "missing.jsonl")])
+    assert result.exit_code == 2 and "no ingest journal" in result.output
+    path = tmp_path / "j.jsonl"
+    with IngestJournal(path) as journal:
+        journal.record(JournalEntry(path=str(tmp_path), study_key="a" * 32))
+    for k, v in {"CMR_SEARCH_URL": f"127.0.0.1:{free_ports(1)[0]}", "CMR_TLS": "false", "CMR_AUTH_MODE": "off",
+                 "CMR_REQUEST_TIMEOUT_S": "2", "CMR_DATA_DIR": str(tmp_path)}.items():
+        monkeypatch.setenv(k, v)
+    get_settings.cache_clear()
+    try:
+        result = runner.invoke(app, ["ingest", "--resume", str(path)])
+    finally:
+        get_settings.cache_clear()
+    assert result.exit_code == 1 and "search service" in result.output
