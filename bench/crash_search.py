@@ -239,7 +239,8 @@ class Operator(threading.Thread):
 
     def run(self) -> None:
         try:
-            while not self.halt.wait(self.rng.uniform(0.1, 0.4)):
+            # paced so that writes, not the backups' write pauses, fill most of the time between kills
+            while not self.halt.wait(self.rng.uniform(0.5, 1.5)):
                 if self.rng.random() < 0.5:
                     self.seq[0] += 1
                     name = f"b{self.seq[0]:03d}"

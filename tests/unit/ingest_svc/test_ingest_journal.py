@@ -4,20 +4,18 @@ they were first sent with; a torn last line is skipped; unreadable studies are n
 
 from __future__ import annotations
 
-import io
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
 import pytest
-from pydicom.dataset import Dataset, FileMetaDataset
-from pydicom.uid import ExplicitVRLittleEndian
 
 from cmr.config import Settings
 from cmr.rpc.keys import study_key
 from cmr.v1 import events_pb2
 from ingest_svc.journal import IngestJournal, JournalEntry, latest_per_study, read_journal, unconfirmed
 from ingest_svc.producer import ExamPublisher, Report, republish
+from study_headers import header_only_dicom
 
 SECRET = "journal-test-secret"
 
@@ -38,18 +36,9 @@ class _Producer:
 
 
 def _study(root: Path, uid: str) -> Path:
-    ds = Dataset()
-    ds.StudyInstanceUID = uid
-    ds.SOPClassUID = "1.2.840.10008.5.1.4.1.1.4"
-    ds.file_meta = FileMetaDataset()
-    ds.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
-    ds.file_meta.MediaStorageSOPClassUID = ds.SOPClassUID
-    ds.file_meta.MediaStorageSOPInstanceUID = uid + ".9"
-    buf = io.BytesIO()
-    ds.save_as(buf, enforce_file_format=True)
     folder = root / uid
     folder.mkdir(parents=True)
-    (folder / "1.dcm").write_bytes(buf.getvalue())
+    (folder / "1.dcm").write_bytes(header_only_dicom(uid))
     return folder
 
 
