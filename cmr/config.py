@@ -70,6 +70,9 @@ class Settings(BaseSettings):
     qdrant_url: str | None = Field(None, description="Qdrant server/cluster URL; None = embedded Qdrant Edge on disk")
     qdrant_api_key: str | None = Field(None)
     index_dir: Path | None = Field(None, description="embedded store folder; None = <data_dir>/index")
+    index_min_free_mb: float = Field(256.0, ge=0, description="the search service refuses index writes "
+                                     "(RESOURCE_EXHAUSTED) while the index disk has less free space than this, "
+                                     "instead of dying on a full disk; 0 = no check")
     index_flush_interval_s: float = Field(30.0, ge=0, description="the search service flushes the embedded "
                                           "index this often when written to: a power cut loses at most this "
                                           "many seconds of acknowledged writes (a killed process loses none); "

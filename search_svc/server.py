@@ -20,7 +20,7 @@ from search_svc.admin.service import SERVICE_NAME as ADMIN_SERVICE_NAME
 from search_svc.admin.service import IndexAdminServicer
 from search_svc.flusher import PeriodicFlush
 from search_svc.service import SearchServicer
-from search_svc.store import EdgeStore, VectorStore, open_store
+from search_svc.store import DiskFullError, EdgeStore, VectorStore, open_store
 
 log = logging.getLogger(__name__)
 
@@ -92,7 +92,10 @@ class SearchServer(ServiceHost):
             # HNSW graph now, before serving (it holds the GIL while it builds; new points are searched exactly).
             for served in self.router.all():
                 for name in served.generation.collections:
-                    self.store.optimize(name)
+                    try:
+                        self.store.optimize(name)
+                    except DiskFullError as exc:  # serve anyway: searches are right without the build
+                        log.warning("index of %s not built: %s", name, exc)
             if isinstance(self.store, EdgeStore) and s.index_flush_interval_s > 0:
                 self._flusher = PeriodicFlush(self.store, s.index_flush_interval_s)
                 self._flusher.start()
