@@ -8,13 +8,14 @@ every kill). Results: docs/benchmarks/crash.md and crash.json.
 from __future__ import annotations
 
 import json
-import platform
+import os
 import tempfile
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from bench.crash_search import KillRecord, SearchCrashResult, SearchCrashRun
+from bench.encoder import machine_description
 
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT_OUT = REPO / "docs" / "benchmarks"
@@ -57,16 +58,11 @@ def run(quick: bool = False, out_dir: Path | None = None, seed: int = 20) -> Cra
     t0 = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="cmr-crash-") as tmp:
         search = run_search_kills(kills, Path(tmp), seed=seed)
-    bench = CrashBench(quick=quick, machine=f"{platform.processor() or platform.machine()}, "
-                       f"{_cpus()} CPUs", search=search, seconds=round(time.perf_counter() - t0, 1))
+    load = [round(x, 1) for x in os.getloadavg()]
+    bench = CrashBench(quick=quick, machine=f"{machine_description()}; load average at the end {load} (the "
+                       "machine is shared with other jobs)", search=search, seconds=round(time.perf_counter() - t0, 1))
     write_results(bench, out_dir or DEFAULT_OUT)
     return bench
-
-
-def _cpus() -> int:
-    import os
-
-    return len(os.sched_getaffinity(0))
 
 
 def write_results(bench: CrashBench, out: Path) -> None:
