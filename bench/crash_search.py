@@ -124,6 +124,9 @@ class SearchProcess:
                 continue
         raise RuntimeError(f"the search service was not SERVING after {READY_TIMEOUT_S:.0f} s:\n{self.tail()}")
 
+    def alive(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
     def kill(self) -> None:
         if self.proc is not None and self.proc.poll() is None:
             self.proc.send_signal(signal.SIGKILL)
@@ -149,10 +152,11 @@ class Writer(threading.Thread):
     first sign of a dead server (the RPC's outcome stays unknown: in flight)."""
 
     def __init__(self, client: Any, ledger: Ledger, rng: random.Random, model_version: str, dim: int,
-                 next_uid: list[int], uids: dict[str, str]) -> None:
-        """next_uid: the last UID number used (shared across rounds); uids: study key -> UID of every study sent."""
+                 next_uid: list[int], uids: dict[str, str], server_alive: Any) -> None:
+        """next_uid: the last UID number used (shared across rounds); uids: study key -> UID of every study sent;
+        server_alive(): whether the service process still runs (an error from a live server is a finding)."""
         super().__init__(daemon=True, name="crash-writer")
-        self.client, self.ledger, self.rng = client, ledger, rng
+        self.client, self.ledger, self.rng, self.server_alive = client, ledger, rng, server_alive
         self.model_version, self.dim, self.next_uid, self.uids = model_version, dim, next_uid, uids
         self.vectors = np.random.default_rng(rng.randrange(2**32))
         self.halt = threading.Event()
@@ -202,13 +206,23 @@ class Writer(threading.Thread):
                 try:
                     call()
                 except grpc.RpcError as exc:
-                    if exc.code() in RETRY_CODES:
+                    if exc.code() in RETRY_CODES and not _still_alive(self.server_alive):
                         return  # the server is gone: the outcome stays unknown
                     self.ledger.refused(changes)
                     raise RuntimeError(f"the service refused a valid write: {exc.code().name}: {exc.details()}")
                 self.ledger.ack(changes)
         except BaseException as exc:  # noqa: BLE001 - reported by the harness
             self.error = exc
+
+
+def _still_alive(server_alive: Any, grace_s: float = 2.0) -> bool:
+    """Whether the server outlived an RPC error by `grace_s` (a kill makes the connection drop first)."""
+    deadline = time.monotonic() + grace_s
+    while time.monotonic() < deadline:
+        if not server_alive():
+            return False
+        time.sleep(0.05)
+    return True
 
 
 @dataclass
@@ -229,10 +243,11 @@ class Operator(threading.Thread):
     """Backups and generation switches (force: the spare generation is empty) through IndexAdminService."""
 
     def __init__(self, admin: Any, ledger: AdminLedger, generations: tuple[str, str], rng: random.Random,
-                 backup_seq: list[int]) -> None:
+                 backup_seq: list[int], server_alive: Any) -> None:
         """backup_seq: the last backup number used (shared across rounds: every backup gets a new folder)."""
         super().__init__(daemon=True, name="crash-operator")
         self.admin, self.ledger, self.generations, self.rng = admin, ledger, generations, rng
+        self.server_alive = server_alive
         self.seq = backup_seq
         self.halt = threading.Event()
         self.error: BaseException | None = None
@@ -253,7 +268,7 @@ class Operator(threading.Thread):
                     self.ledger.active, self.ledger.switching_to = target, ""
                     self.ledger.switches += 1
         except grpc.RpcError as exc:
-            if exc.code() not in RETRY_CODES:
+            if exc.code() not in RETRY_CODES or _still_alive(self.server_alive):
                 self.error = RuntimeError(f"admin call refused: {exc.code().name}: {exc.details()}")
         except BaseException as exc:  # noqa: BLE001 - reported by the harness
             self.error = exc
@@ -401,9 +416,9 @@ class SearchCrashRun:
         spawn). A share of the kills land while the next process starts (recovery and the index build)."""
         search, admin = self._clients()
         writer = Writer(search, self.ledger, random.Random(self.rng.random()), self.model_version, self.dim,
-                        self.next_uid, self.uids)
+                        self.next_uid, self.uids, self.process.alive)
         operator = Operator(admin, self.admin_ledger, self.generations, random.Random(self.rng.random()),
-                            self.backup_seq)
+                            self.backup_seq, self.process.alive)
         writer.start()
         operator.start()
         time.sleep(self.rng.uniform(*self.serve_s))
