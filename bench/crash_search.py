@@ -13,27 +13,21 @@ import random
 import signal
 import subprocess
 import sys
-import threading
 import time
-from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import grpc
 import numpy as np
 
-from bench.crash_ledger import DELETED, ExamState, Expected, Ledger, Problems
+from bench.crash_checks import SEARCH_QUERIES, check_audit, check_store
+from bench.crash_clients import SECRET, AdminLedger, Operator, Writer
+from bench.crash_ledger import Ledger, Problems
 
 REPO = Path(__file__).resolve().parents[1]
-SECRET = "crash-harness-secret"
 SPARE_VERSION = "crash-spare@1"  # a second, empty generation the operator switches to and back
 RPC_TIMEOUT_S = 20.0
 READY_TIMEOUT_S = 120.0
-SEARCH_QUERIES = 8
-TOP_K = 10
-RETRY_CODES = {grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED, grpc.StatusCode.CANCELLED,
-               grpc.StatusCode.UNKNOWN, grpc.StatusCode.INTERNAL}  # what a dying server or cut connection answers
 
 
 @dataclass
@@ -79,11 +73,6 @@ class SearchCrashResult:
     @property
     def ok(self) -> bool:
         return not self.problems
-
-
-def random_unit(rng: np.random.Generator, dim: int) -> np.ndarray:
-    v = rng.standard_normal(dim).astype(np.float32)
-    return v / np.linalg.norm(v)
 
 
 def _die_with_parent() -> None:
@@ -145,205 +134,6 @@ class SearchProcess:
 
     def tail(self, n: int = 3000) -> str:
         return self.log.read_text(errors="replace")[-n:] if self.log.exists() else ""
-
-
-class Writer(threading.Thread):
-    """Streams Upserts (new studies and updates) and Deletes, one RPC at a time, into the ledger; stops at the
-    first sign of a dead server (the RPC's outcome stays unknown: in flight)."""
-
-    def __init__(self, client: Any, ledger: Ledger, rng: random.Random, model_version: str, dim: int,
-                 next_uid: list[int], uids: dict[str, str], server_alive: Any) -> None:
-        """next_uid: the last UID number used (shared across rounds); uids: study key -> UID of every study sent;
-        server_alive(): whether the service process still runs (an error from a live server is a finding)."""
-        super().__init__(daemon=True, name="crash-writer")
-        self.client, self.ledger, self.rng, self.server_alive = client, ledger, rng, server_alive
-        self.model_version, self.dim, self.next_uid, self.uids = model_version, dim, next_uid, uids
-        self.vectors = np.random.default_rng(rng.randrange(2**32))
-        self.halt = threading.Event()
-        self.error: BaseException | None = None
-
-    def _exam(self, uid: str, key: str) -> tuple[Any, ExamState]:
-        from cmr.rpc.messages import to_vector
-        from cmr.v1 import search_pb2
-
-        v, r = random_unit(self.vectors, self.dim), random_unit(self.vectors, self.dim)
-        impression = f"{key[:6]} revision {self.rng.randrange(10**6)}"
-        labels = tuple(sorted(self.rng.sample(["lge", "dilated_lv", "reduced_ef", "disease:dcm"], 2)))
-        msg = search_pb2.ExamUpsert(study_instance_uid=uid, image_embedding=to_vector(v),
-                                    report_embedding=to_vector(r), impression=impression, labels=list(labels),
-                                    model_version=self.model_version, vendor="siemens")
-        return msg, ExamState(impression, labels, v)
-
-    def run(self) -> None:
-        from cmr.rpc.keys import study_key
-
-        try:
-            while not self.halt.is_set():
-                present = self.ledger.present()
-                roll = self.rng.random()
-                if roll < 0.2 and present:  # delete a few stored studies
-                    keys = self.rng.sample(present, min(len(present), self.rng.randint(1, 4)))
-                    changes: dict[str, Expected] = {k: DELETED for k in keys}
-                    call = lambda: self.client.delete(keys)  # noqa: E731
-                else:
-                    msgs, changes = [], {}
-                    if roll < 0.4 and present:  # update studies already stored
-                        picked = self.rng.sample(present, min(len(present), self.rng.randint(1, 3)))
-                        uids = [self.uids[k] for k in picked]
-                    else:  # new studies
-                        uids = []
-                        for _ in range(self.rng.randint(1, 8)):
-                            self.next_uid[0] += 1
-                            uids.append(f"1.2.826.0.1.3680043.10.1.{self.next_uid[0]}")
-                    for uid in uids:
-                        key = study_key(uid, SECRET)
-                        self.uids[key] = uid
-                        msg, state = self._exam(uid, key)
-                        msgs.append(msg)
-                        changes[key] = state
-                    call = lambda: self.client.upsert(msgs)  # noqa: E731
-                self.ledger.sending(changes)
-                try:
-                    call()
-                except grpc.RpcError as exc:
-                    if exc.code() in RETRY_CODES and not _still_alive(self.server_alive):
-                        return  # the server is gone: the outcome stays unknown
-                    self.ledger.refused(changes)
-                    raise RuntimeError(f"the service refused a valid write: {exc.code().name}: {exc.details()}")
-                self.ledger.ack(changes)
-        except BaseException as exc:  # noqa: BLE001 - reported by the harness
-            self.error = exc
-
-
-def _still_alive(server_alive: Any, grace_s: float = 2.0) -> bool:
-    """Whether the server outlived an RPC error by `grace_s` (a kill makes the connection drop first)."""
-    deadline = time.monotonic() + grace_s
-    while time.monotonic() < deadline:
-        if not server_alive():
-            return False
-        time.sleep(0.05)
-    return True
-
-
-@dataclass
-class AdminLedger:
-    """What the operator was told: the active generation after the last acknowledged switch (plus a switch in
-    flight), and the backups that completed."""
-
-    active: str = ""
-    switching_to: str = ""
-    backups: list[str] = field(default_factory=list)
-    switches: int = 0
-
-    def allowed_active(self) -> set[str]:
-        return {self.active} | ({self.switching_to} if self.switching_to else set())
-
-
-class Operator(threading.Thread):
-    """Backups and generation switches (force: the spare generation is empty) through IndexAdminService."""
-
-    def __init__(self, admin: Any, ledger: AdminLedger, generations: tuple[str, str], rng: random.Random,
-                 backup_seq: list[int], server_alive: Any) -> None:
-        """backup_seq: the last backup number used (shared across rounds: every backup gets a new folder)."""
-        super().__init__(daemon=True, name="crash-operator")
-        self.admin, self.ledger, self.generations, self.rng = admin, ledger, generations, rng
-        self.server_alive = server_alive
-        self.seq = backup_seq
-        self.halt = threading.Event()
-        self.error: BaseException | None = None
-
-    def run(self) -> None:
-        try:
-            # paced so that writes, not the backups' write pauses, fill most of the time between kills
-            while not self.halt.wait(self.rng.uniform(0.5, 1.5)):
-                if self.rng.random() < 0.5:
-                    self.seq[0] += 1
-                    name = f"b{self.seq[0]:03d}"
-                    self.admin.backup(name)
-                    self.ledger.backups.append(name)
-                else:
-                    target = next(g for g in self.generations if g != self.ledger.active)
-                    self.ledger.switching_to = target
-                    self.admin.switch(target, force=True)
-                    self.ledger.active, self.ledger.switching_to = target, ""
-                    self.ledger.switches += 1
-        except grpc.RpcError as exc:
-            if exc.code() not in RETRY_CODES or _still_alive(self.server_alive):
-                self.error = RuntimeError(f"admin call refused: {exc.code().name}: {exc.details()}")
-        except BaseException as exc:  # noqa: BLE001 - reported by the harness
-            self.error = exc
-
-
-@dataclass
-class StoreCheck:
-    stored: dict[str, ExamState]
-    duplicated: list[str]
-    half_written: set[str]  # keys with an exam point and no report point or the other way round
-    search_mismatches: int
-    table_problem: str
-    active: str
-
-
-def check_store(index_dir: Path, exams: str, reports: str, rng: np.random.Generator) -> StoreCheck:
-    """Open the store offline (the service is dead) and read back everything, then compare its search with
-    exact search over what it holds."""
-    from search_svc.admin.generations import TABLE_FILE, load_table
-    from search_svc.store import EdgeStore
-
-    table_problem, active = "", ""
-    try:
-        table = load_table(index_dir / TABLE_FILE)
-        if table is None:
-            table_problem = "no generation table"
-        else:
-            active = table.active
-    except (ValueError, KeyError, TypeError) as exc:
-        table_problem = f"generation table unreadable: {exc}"
-        table = None
-    with EdgeStore(index_dir) as store:
-        if table is not None:
-            gone = [c for g in table.generations.values() for c in g.collections if not store.collection_exists(c)]
-            if gone:
-                table_problem = f"the table names collections that do not exist: {gone}"
-        records = _scroll_all(store, exams)
-        report_keys = {r.payload.study_key for r in _scroll_all(store, reports)}
-        counts = Counter(r.payload.study_key for r in records)
-        stored = {r.payload.study_key: ExamState(r.payload.impression, tuple(r.payload.labels), r.vector)
-                  for r in records}
-        half = report_keys ^ set(stored)
-        mismatches = 0
-        if records:
-            ids = [r.id for r in records]
-            matrix = np.stack([r.vector for r in records])
-            matrix /= np.linalg.norm(matrix, axis=1, keepdims=True)
-            for _ in range(SEARCH_QUERIES):
-                q = random_unit(rng, matrix.shape[1])
-                exact = np.argsort(-(matrix @ q), kind="stable")[:TOP_K]
-                hits = store.search(exams, q, TOP_K)
-                mismatches += [h.id for h in hits] != [ids[i] for i in exact]
-    return StoreCheck(stored, sorted(k for k, n in counts.items() if n > 1), half, mismatches,
-                      table_problem, active)
-
-
-def _scroll_all(store: Any, collection: str) -> list[Any]:
-    out, token = [], None
-    while True:
-        page, token = store.scroll(collection, None, 1024, token, with_vectors=True)
-        out += page
-        if token is None:
-            return out
-
-
-def check_audit(audit_dir: Path) -> tuple[bool, Counter[str], str]:
-    """(chains intact, OK entries per action, the first problem)."""
-    from cmr.security.audit import read_entries, verify
-
-    reports = verify(audit_dir)
-    bad = [f"{r.file}: {r.problem}" for r in reports if not r.ok]
-    if bad:
-        return False, Counter(), bad[0]
-    ok = Counter(e.action for e in read_entries(audit_dir) if e.status == "OK")
-    return True, ok, ""
 
 
 class SearchCrashRun:
