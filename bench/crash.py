@@ -2,7 +2,7 @@
 
 The search service part is bench/crash_search.py (Upserts, Deletes, backups and generation switches streaming
 while the process is killed; the store, the generation table, the last backup and the audit log checked after
-every kill). Results: docs/benchmarks/crash.md and crash.json.
+every kill). Results: docs/benchmarks/crash.md and crash.json (crash_quick.* for --quick).
 """
 
 from __future__ import annotations
@@ -68,8 +68,9 @@ def run(quick: bool = False, out_dir: Path | None = None, seed: int = 20) -> Cra
 def write_results(bench: CrashBench, out: Path) -> None:
     out.mkdir(parents=True, exist_ok=True)
     data = asdict(bench) | {"ok": bench.ok}
-    (out / "crash.json").write_text(json.dumps(data, indent=1) + "\n")
-    (out / "crash.md").write_text(markdown(bench))
+    stem = "crash_quick" if bench.quick else "crash"  # a quick run never overwrites the full run's figures
+    (out / f"{stem}.json").write_text(json.dumps(data, indent=1) + "\n")
+    (out / f"{stem}.md").write_text(markdown(bench))
 
 
 def markdown(b: CrashBench) -> str:
@@ -93,7 +94,9 @@ def markdown(b: CrashBench) -> str:
         "| | |",
         "|---|---|",
         f"| acknowledged upserts / deletes | {s.acked_upserts} / {s.acked_deletes} |",
-        f"| acknowledged backups / generation switches | {s.backups} / {s.switches} |",
+        f"| backups started during the rounds / acknowledged (incl. the one taken before the first kill) | "
+        f"{s.backups_started} / {s.backups} |",
+        f"| acknowledged generation switches | {s.switches} |",
         f"| acknowledged writes lost (incl. deletes undone) | **{s.lost}** |",
         f"| points duplicated | **{s.duplicated}** |",
         f"| stored with another payload than acknowledged | {s.wrong} |",

@@ -106,6 +106,7 @@ class AdminLedger:
     active: str = ""
     switching_to: str = ""
     backups: list[str] = field(default_factory=list)
+    backups_started: int = 0
     switches: int = 0
 
     def allowed_active(self) -> set[str]:
@@ -132,6 +133,7 @@ class Operator(threading.Thread):
                 if self.rng.random() < 0.5:
                     self.seq[0] += 1
                     name = f"b{self.seq[0]:03d}"
+                    self.ledger.backups_started += 1
                     self.admin.backup(name)
                     self.ledger.backups.append(name)
                 else:

@@ -60,6 +60,7 @@ class SearchCrashResult:
     acked_upserts: int = 0
     acked_deletes: int = 0
     backups: int = 0
+    backups_started: int = 0  # by the operator during the kill rounds (a kill interrupts the rest)
     switches: int = 0
     lost: int = 0
     duplicated: int = 0
@@ -324,4 +325,5 @@ class SearchCrashRun:
             self.process.kill()
         result.acked_upserts, result.acked_deletes = self.ledger.acked_upserts, self.ledger.acked_deletes
         result.backups, result.switches = len(self.admin_ledger.backups), self.admin_ledger.switches
+        result.backups_started = self.admin_ledger.backups_started
         return result
