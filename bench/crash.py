@@ -20,7 +20,7 @@ from bench.encoder import machine_description
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT_OUT = REPO / "docs" / "benchmarks"
 QUICK_KILLS, FULL_KILLS = 5, 20
-SERVE_S = (1.0, 4.0)  # writes stream this long (uniform) before a kill: long enough for backups to finish
+SERVE_S = (2.0, 6.0)  # writes stream this long (uniform) before a kill: long enough for some backups to finish
 
 
 @dataclass
