@@ -70,6 +70,13 @@ class Settings(BaseSettings):
     qdrant_url: str | None = Field(None, description="Qdrant server/cluster URL; None = embedded Qdrant Edge on disk")
     qdrant_api_key: str | None = Field(None)
     index_dir: Path | None = Field(None, description="embedded store folder; None = <data_dir>/index")
+    index_min_free_mb: float = Field(256.0, ge=0, description="the search service refuses index writes "
+                                     "(RESOURCE_EXHAUSTED) while the index disk has less free space than this, "
+                                     "instead of dying on a full disk; 0 = no check")
+    index_flush_interval_s: float = Field(30.0, ge=0, description="the search service flushes the embedded "
+                                          "index this often when written to: a power cut loses at most this "
+                                          "many seconds of acknowledged writes (a killed process loses none); "
+                                          "each flush stalls the service 50-200 ms; 0 = never")
     study_key_secret: str = Field("cmr-dev-only-change-me", description="HMAC key that turns a "
                                   "StudyInstanceUID into the stored study key; set a real secret in production")
     backup_dir: Path | None = Field(None, description="where the search service writes index backups (the admin "
@@ -166,6 +173,9 @@ class Settings(BaseSettings):
     # Audit: append-only, hash-chained JSON lines per service, also published to Kafka when audit_kafka.
     audit_dir: Path | None = Field(None, description="audit log folder; None = <data_dir>/audit")
     audit_kafka: bool = Field(False, description="also publish every audit entry to kafka_topic_audit")
+    audit_fsync: bool = Field(True, description="an RPC answers only once its audit entry is on disk (group "
+                              "commit: one fdatasync covers every entry written while it waited); false = "
+                              "the OS writes entries back when it likes (a power cut loses the last seconds)")
     kafka_topic_audit: str = Field("cmr.audit", description="audit entries (AuditEntry JSON)")
 
     # --- UI and local stack ---------------------------------------------------------------------------------

@@ -26,6 +26,7 @@ from cmr.config import Settings
 from cmr.kafka_io import ensure_topics, make_producer
 from cmr.rpc.keys import study_key
 from cmr.v1 import common_pb2, events_pb2
+from ingest_svc.journal import IngestJournal, JournalEntry
 from ingest_svc.messages import new_exam, ref_key, study_ref
 
 log = logging.getLogger(__name__)
@@ -143,8 +144,11 @@ def record_key(ref: common_pb2.StudyRef, uid: str | None, secret: str) -> bytes:
 class ExamPublisher:
     """Publishes NewExam messages (awaited, so a returned call means the broker has them)."""
 
-    def __init__(self, settings: Settings, producer: KafkaProducer | None = None) -> None:
+    def __init__(self, settings: Settings, producer: KafkaProducer | None = None,
+                 journal: IngestJournal | None = None) -> None:
+        """journal: where each published study is recorded (for `cmr ingest --resume`)."""
         self.settings = settings
+        self.journal = journal
         self._own = producer is None
         if producer is None:
             ensure_topics(settings)
@@ -162,7 +166,13 @@ class ExamPublisher:
         ref = study_ref(path=str(study.resolve()))
         msg = new_exam(ref, report_text=report.impression if report else "",
                        labels=report.labels if report else (), source=source, metadata=metadata)
-        self.publish(msg, first_study_uid(study))
+        uid = first_study_uid(study)
+        partition, offset = self.publish(msg, uid)
+        if self.journal is not None:
+            key = record_key(msg.study, uid, self.settings.study_key_secret).decode()
+            self.journal.record(JournalEntry(
+                path=ref.path, study_key=key if key != ref_key(msg.study) else "", impression=msg.report_text,
+                labels=tuple(msg.labels), event_id=msg.event_id, partition=partition, offset=offset))
         return msg
 
     def close(self) -> None:
@@ -177,15 +187,17 @@ class ExamPublisher:
 
 
 def publish_paths(settings: Settings, paths: Iterable[Path], *,
-                  progress: Callable[[int, int], None] | None = None) -> list[events_pb2.NewExam]:
-    """Find the studies under `paths` and publish one NewExam each; `progress(done, total)` after each."""
+                  progress: Callable[[int, int], None] | None = None,
+                  journal: IngestJournal | None = None) -> list[events_pb2.NewExam]:
+    """Find the studies under `paths` and publish one NewExam each; `progress(done, total)` after each;
+    each recorded in `journal` when given."""
     paths = list(paths)
     studies = list(find_studies(paths))
     reports: dict[Path, Report] = {}
     for p in paths:
         reports.update(synth_reports(p if p.is_dir() else p.parent))
     out = []
-    with ExamPublisher(settings) as pub:
+    with ExamPublisher(settings, journal=journal) as pub:
         for i, study in enumerate(studies):
             out.append(pub.publish_path(study, report=reports.get(study.resolve()),
                                         metadata={"files": str(sum(1 for f in study.rglob("*") if f.is_file()))
@@ -195,5 +207,24 @@ def publish_paths(settings: Settings, paths: Iterable[Path], *,
     return out
 
 
+def republish(settings: Settings, entries: Iterable[JournalEntry], journal: IngestJournal | None = None, *,
+              progress: Callable[[int, int], None] | None = None) -> tuple[int, list[str]]:
+    """Publish the journal's `entries` again, with the report each was first sent with (`cmr ingest --resume`);
+    (published, paths that no longer exist)."""
+    entries = list(entries)
+    gone: list[str] = []
+    published = 0
+    with ExamPublisher(settings, journal=journal) as pub:
+        for i, e in enumerate(entries):
+            if not Path(e.path).exists():
+                gone.append(e.path)
+            else:
+                pub.publish_path(Path(e.path), report=Report(e.impression, e.labels), source="resume")
+                published += 1
+            if progress:
+                progress(i + 1, len(entries))
+    return published, gone
+
+
 __all__ = ["ExamPublisher", "Report", "find_studies", "first_study_uid", "publish_paths", "record_key",
-           "synth_reports"]
+           "republish", "synth_reports"]

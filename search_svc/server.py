@@ -18,8 +18,9 @@ from search_svc.admin.generations import TABLE_FILE
 from search_svc.admin.router import IndexRouter
 from search_svc.admin.service import SERVICE_NAME as ADMIN_SERVICE_NAME
 from search_svc.admin.service import IndexAdminServicer
+from search_svc.flusher import PeriodicFlush
 from search_svc.service import SearchServicer
-from search_svc.store import VectorStore, open_store
+from search_svc.store import DiskFullError, EdgeStore, VectorStore, open_store
 
 log = logging.getLogger(__name__)
 
@@ -77,6 +78,7 @@ class SearchServer(ServiceHost):
         self.router: IndexRouter | None = None
         self._encoder: EncoderClient | None = None
         self._grpc: GrpcServer | None = None
+        self._flusher: PeriodicFlush | None = None
 
     def start(self) -> SearchServer:
         s = self.settings
@@ -90,7 +92,13 @@ class SearchServer(ServiceHost):
             # HNSW graph now, before serving (it holds the GIL while it builds; new points are searched exactly).
             for served in self.router.all():
                 for name in served.generation.collections:
-                    self.store.optimize(name)
+                    try:
+                        self.store.optimize(name)
+                    except DiskFullError as exc:  # serve anyway: searches are right without the build
+                        log.warning("index of %s not built: %s", name, exc)
+            if isinstance(self.store, EdgeStore) and s.index_flush_interval_s > 0:
+                self._flusher = PeriodicFlush(self.store, s.index_flush_interval_s)
+                self._flusher.start()
             self._encoder = EncoderClient(self._encoder_url, settings=s)
             servicer = SearchServicer(self.router, self._encoder, identity, load_calibration(s, identity),
                                       calibration_for=partial(calibration_for_version, self.router, s, identity),
@@ -115,6 +123,9 @@ class SearchServer(ServiceHost):
         if self._encoder is not None:
             self._encoder.close()
             self._encoder = None
+        if self._flusher is not None:
+            self._flusher.stop()
+            self._flusher = None
         if self.store is not None:
             self.store.close()
             self.store = None

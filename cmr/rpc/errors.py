@@ -8,6 +8,7 @@ leaks a stack trace to the caller.
 
 from __future__ import annotations
 
+import errno
 import functools
 import inspect
 import logging
@@ -78,6 +79,8 @@ def status_of(exc: BaseException) -> tuple[grpc.StatusCode, str]:
         return grpc.StatusCode.RESOURCE_EXHAUSTED, str(exc)
     if isinstance(exc, StudyLoadError):
         return grpc.StatusCode.INVALID_ARGUMENT, str(exc)
+    if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):  # a full disk: retry later
+        return grpc.StatusCode.RESOURCE_EXHAUSTED, str(exc)
     return grpc.StatusCode.INTERNAL, f"internal error ({type(exc).__name__}); the service logged the details"
 
 

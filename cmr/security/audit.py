@@ -12,6 +12,7 @@ by their text, and a study read from storage only as "ref".
 
 from __future__ import annotations
 
+import errno
 import fcntl
 import hashlib
 import json
@@ -63,33 +64,61 @@ def audit_dir(settings: Settings) -> Path:
 
 
 class AuditLog:
-    """Append-only, hash-chained JSON lines for one service."""
+    """Append-only, hash-chained JSON lines for one service.
 
-    def __init__(self, path: Path, service: str, publisher: KafkaAuditPublisher | None = None) -> None:
-        self.path, self.service, self.publisher = path, service, publisher
+    Durability: with fsync on (settings.audit_fsync, the default) append() returns only once the entry is on
+    disk, so an entry written before an RPC answered survives a SIGKILL and a power cut. It is a group commit:
+    threads that append while an fdatasync runs are all covered by the next one, so N concurrent RPCs cost
+    about two fdatasyncs, not N (0.7 ms each on the development machine's disk; see docs/reliability.md).
+    An entry torn by a crash or a full disk in the middle of its write (it never answered its RPC) is moved
+    aside to <file>.torn before the next append, so the chain stays verifiable."""
+
+    def __init__(self, path: Path, service: str, publisher: KafkaAuditPublisher | None = None, *,
+                 fsync: bool = True) -> None:
+        self.path, self.service, self.publisher, self.fsync = path, service, publisher, fsync
         path.parent.mkdir(parents=True, exist_ok=True)
-        self._fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o640)
+        self._fd = os.open(path, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o640)  # read: the torn-tail check
         self._lock = threading.Lock()
+        self._sync_lock = threading.Lock()
+        self._written = 0  # entries appended by this object
+        self._synced = 0   # of those, how many an fdatasync has covered
 
     @classmethod
     def from_settings(cls, settings: Settings, service: str) -> AuditLog:
         publisher = KafkaAuditPublisher(settings) if settings.audit_kafka else None
-        return cls(audit_dir(settings) / f"{service}.jsonl", service, publisher)
+        return cls(audit_dir(settings) / f"{service}.jsonl", service, publisher, fsync=settings.audit_fsync)
 
     def append(self, entry: AuditEntry) -> AuditEntry:
+        """Write one entry (on disk when this returns, with fsync on). OSError (a full disk...) leaves the file
+        as it was before the call."""
         entry.service = self.service
         entry.ts = datetime.now(timezone.utc).isoformat(timespec="milliseconds")
         with self._lock:
             fcntl.flock(self._fd, fcntl.LOCK_EX)  # other processes appending to the same file wait here
             try:
-                entry.prev = _last_hash(self.path)
+                size = _drop_torn_tail(self.path, self._fd)
+                entry.prev = _last_hash(self.path, size)
                 entry.hash = entry_hash(entry.body())
-                os.write(self._fd, (json.dumps(asdict(entry), separators=(",", ":")) + "\n").encode())
+                _write_all_or_nothing(self._fd, (json.dumps(asdict(entry), separators=(",", ":")) + "\n").encode(),
+                                      size)
+                self._written += 1
+                mine = self._written
             finally:
                 fcntl.flock(self._fd, fcntl.LOCK_UN)
+        if self.fsync:
+            self._sync(mine)
         if self.publisher is not None:
             self.publisher.publish(entry)
         return entry
+
+    def _sync(self, mine: int) -> None:
+        """Return once entry number `mine` is on disk: one fdatasync covers every entry written before it began."""
+        with self._sync_lock:
+            if self._synced >= mine:
+                return  # an fdatasync that started after our write already covered it
+            covered = self._written  # everything written so far is in the page cache: this sync covers it
+            os.fdatasync(self._fd)
+            self._synced = max(self._synced, covered)
 
     def close(self) -> None:
         if self.publisher is not None:
@@ -97,13 +126,42 @@ class AuditLog:
         os.close(self._fd)
 
 
-def _last_hash(path: Path) -> str:
-    """Hash of the file's last entry (read from the end: O(1) in the file size)."""
+def _write_all_or_nothing(fd: int, data: bytes, size: int) -> None:
+    """Append `data`; on a short write or an error (ENOSPC) cut the file back to `size` and raise OSError."""
+    try:
+        n = os.write(fd, data)
+        if n != len(data):
+            raise OSError(errno.ENOSPC, f"short write ({n} of {len(data)} bytes): is the disk full?")
+    except OSError:
+        try:
+            os.ftruncate(fd, size)
+        except OSError:
+            log.exception("could not cut a partly written audit entry back off")
+        raise
+
+
+def _drop_torn_tail(path: Path, fd: int) -> int:
+    """The file's size once a torn last line (no newline: a writer died in the middle of it) is moved to
+    <file>.torn; the lock is held, so no other writer is in the middle of a line."""
+    size = os.fstat(fd).st_size
+    if size == 0 or os.pread(fd, 1, size - 1) == b"\n":
+        return size
     with path.open("rb") as f:
-        f.seek(0, os.SEEK_END)
-        end = f.tell()
-        if end == 0:
-            return GENESIS
+        data = f.read()
+    keep = data.rfind(b"\n") + 1
+    with open(path.with_name(path.name + ".torn"), "ab") as torn:
+        torn.write(data[keep:] + b"\n")
+    os.ftruncate(fd, keep)
+    log.warning("audit log %s ended in a torn entry (a crash while it was written, before its RPC answered); "
+                "moved it to %s.torn", path, path.name)
+    return keep
+
+
+def _last_hash(path: Path, end: int) -> str:
+    """Hash of the entry ending at byte `end` (read from the end: O(1) in the file size)."""
+    if end == 0:
+        return GENESIS
+    with path.open("rb") as f:
         chunk = 4096
         while True:
             start = max(0, end - chunk)
@@ -173,6 +231,8 @@ def read_entries(folder: Path) -> Iterator[AuditEntry]:
     for path in sorted(folder.glob("*.jsonl")):
         with path.open() as f:
             for line in f:
+                if not line.endswith("\n"):
+                    break  # a torn last entry (see verify): not a record of anything that answered
                 if line.strip():
                     yield AuditEntry(**json.loads(line))
 
@@ -196,28 +256,34 @@ class ChainReport:
     entries: int
     ok: bool
     problem: str = ""
+    note: str = ""  # something worth knowing that does not break the chain (a torn last entry)
 
 
 def verify(folder: Path) -> list[ChainReport]:
-    """Re-hash every file's chain; the first broken link is reported with its line number."""
+    """Re-hash every file's chain; the first broken link is reported with its line number. A last line without
+    its newline that does not parse is a torn write (the process died in the middle of it, before the RPC it
+    records answered): noted, not a break; the next append moves it aside."""
     reports = []
     for path in sorted(folder.glob("*.jsonl")):
-        prev, n, problem = GENESIS, 0, ""
+        prev, n, problem, note = GENESIS, 0, "", ""
         with path.open() as f:
-            for n, line in enumerate(f, start=1):
+            for i, line in enumerate(f, start=1):
                 try:
                     data = json.loads(line)
                     entry = AuditEntry(**data)
                 except (ValueError, TypeError) as exc:
-                    problem = f"line {n}: not an audit entry ({exc})"
+                    if not line.endswith("\n"):
+                        note = f"line {i}: torn last entry ({len(line)} bytes), written when the process stopped"
+                        break
+                    problem = f"line {i}: not an audit entry ({exc})"
                     break
+                n = i
                 if entry.prev != prev:
-                    problem = f"line {n}: chain broken (an entry before it was removed, changed or reordered)"
+                    problem = f"line {i}: chain broken (an entry before it was removed, changed or reordered)"
                     break
                 if entry_hash(entry.body()) != entry.hash:
-                    problem = f"line {n}: entry altered (its hash does not match its content)"
+                    problem = f"line {i}: entry altered (its hash does not match its content)"
                     break
                 prev = entry.hash
-        reports.append(ChainReport(str(path), n, not problem, problem))
+        reports.append(ChainReport(str(path), n, not problem, problem, note))
     return reports
-

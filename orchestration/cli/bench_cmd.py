@@ -1,4 +1,4 @@
-"""`cmr bench encoder|search|ingest|quant|load|fuzz`: the benchmarks of bench/, results and plots written to docs/benchmarks/."""
+"""`cmr bench encoder|search|ingest|quant|load|crash|fuzz`: the benchmarks of bench/, results and plots written to docs/benchmarks/."""
 
 from __future__ import annotations
 
@@ -75,6 +75,19 @@ def register(app: typer.Typer) -> None:
         result = run(quick=quick, out_dir=out, security=security == "on")
         if as_json:
             _print_json(result)
+
+    @bench.command("crash")
+    def crash(quick: bool = typer.Option(False, "--quick", help="5 kills instead of 20 (about a minute)"),
+              as_json: bool = typer.Option(False, "--json", help="print the results as JSON"),
+              out: Optional[Path] = typer.Option(None, help="output folder (default docs/benchmarks)")) -> None:
+        """SIGKILL the search service during writes, backups and switches; check nothing acknowledged is lost."""
+        from bench.crash import run
+
+        result = run(quick=quick, out_dir=out)
+        if as_json:
+            _print_json(result)
+        if not result.ok:
+            raise typer.Exit(1)
 
     @bench.command("fuzz")
     def fuzz(inputs: int = typer.Option(10_000, "--inputs", help="generated inputs per target"),

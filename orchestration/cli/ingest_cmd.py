@@ -28,11 +28,19 @@ def register(app: typer.Typer) -> None:
                bootstrap: Optional[str] = typer.Option(None, help="Kafka bootstrap (default CMR_KAFKA_BOOTSTRAP)"),
                dead_letters: bool = typer.Option(False, "--dead-letters", help="list the dead-letter topic and exit"),
                pacs: Optional[str] = typer.Option(None, help="send the studies to a PACS by C-STORE instead "
-                                                  "(HOST:PORT[/AET], e.g. 127.0.0.1:4242/ORTHANC); its bridge publishes them"),
+                                                  "(HOST:PORT\\[/AET], e.g. 127.0.0.1:4242/ORTHANC); its bridge publishes them"),
                as_json: bool = typer.Option(False, "--json", help="print what was published (or the dead letters) as JSON"),
+               journal: Optional[Path] = typer.Option(None, help="record each published study in this file (JSON "
+                                                      "lines), for --resume after a broker restart"),
+               resume: Optional[Path] = typer.Option(None, help="re-publish the studies of this journal that the "
+                                                     "index (CMR_SEARCH_URL) does not hold"),
                ) -> None:
         """Publish studies for the ingest worker (one NewExam each; impressions from a `cmr synth` reports.jsonl)."""
         settings = _settings(bootstrap)
+        if resume is not None:
+            from orchestration.cli.ingest_resume import resume_journal
+
+            raise typer.Exit(resume_journal(settings, resume, console))
         if dead_letters:
             from cmr.kafka_io import read_topic
             from cmr.v1 import events_pb2
@@ -85,7 +93,15 @@ def register(app: typer.Typer) -> None:
                       console=console) as bar:
             task = bar.add_task("publish", total=total)
             try:
-                msgs = publish_paths(settings, paths, progress=lambda done, _: bar.update(task, completed=done))
+                from ingest_svc.journal import IngestJournal
+
+                log = IngestJournal(journal) if journal else None
+                try:
+                    msgs = publish_paths(settings, paths, progress=lambda done, _: bar.update(task, completed=done),
+                                         journal=log)
+                finally:
+                    if log is not None:
+                        log.close()
             except KafkaError as exc:
                 console.print(f"[red]error:[/] Kafka at {settings.kafka_bootstrap}: {type(exc).__name__}: {exc}")
                 raise typer.Exit(1) from exc

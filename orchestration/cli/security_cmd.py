@@ -142,7 +142,7 @@ def register(app: typer.Typer) -> None:
 
         reports = verify(folder or audit_dir(get_settings()))
         for r in reports:
-            typer.echo(f"{'ok    ' if r.ok else 'BROKEN'} {r.file}: {r.entries} entries {r.problem}")
+            typer.echo(f"{'ok    ' if r.ok else 'BROKEN'} {r.file}: {r.entries} entries {r.problem or r.note}")
         if not reports:
             typer.echo("no audit files")
         if not all(r.ok for r in reports):

@@ -14,6 +14,7 @@ content digest must equal the manifest's. Verify = the same on a scratch folder.
 from __future__ import annotations
 
 import logging
+import os
 import shutil
 import tempfile
 import time
@@ -49,6 +50,37 @@ def _fresh_target(path: Path) -> None:
         raise BackupError(f"{path} exists and is not empty: back up / restore into a new folder")
 
 
+def sync_tree(root: Path) -> int:
+    """fsync every file and folder under `root`, and `root`'s parent (which holds its name): a backup or restore
+    is answered only once a power cut can no longer take it back. Returns how many were synced."""
+    n = 0
+    for p in sorted(root.rglob("*"), key=lambda q: len(q.parts), reverse=True):  # files before their folders
+        if p.is_file() or p.is_dir():
+            fd = os.open(p, os.O_RDONLY)
+            try:
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+            n += 1
+    for folder in (root, root.parent):
+        fd = os.open(folder, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+    return n + 2
+
+
+def remove_partial_backups(root: Path) -> list[Path]:
+    """Delete the `.<name>.partial` folders a backup killed half-way left under `root` (each can be a full copy
+    of the index). Only safe when no backup is running: the service calls it once, as it starts."""
+    found = sorted(p for p in root.glob(".*.partial") if p.is_dir()) if root.is_dir() else []
+    for p in found:
+        shutil.rmtree(p, ignore_errors=True)
+        log.warning("removed %s: a backup that never finished (the service stopped during it)", p)
+    return found
+
+
 def _table_collections(table: dict) -> list[str]:
     return [c for g in table["generations"] for c in (g["exams"], g["reports"])]
 
@@ -82,18 +114,20 @@ def backup_edge(router: IndexRouter, dest: Path) -> Manifest:
                         collections=digests, files=checksum_files(partial), write_pause_s=round(pause, 4))
     manifest.seconds = round(time.perf_counter() - t0, 3)
     (partial / "manifest.json").write_text(manifest.to_json())
+    sync_tree(partial)
     dest.parent.mkdir(parents=True, exist_ok=True)
     if dest.exists():
         dest.rmdir()  # empty (checked above)
     partial.rename(dest)
+    sync_tree(dest)  # the rename (cheap: the files' data is already on disk)
     log.info("backup of %d collections in %s (writes paused %.3f s, %.1f s in all)", len(names), dest, pause,
              manifest.seconds)
     return manifest
 
 
-def restore_edge(backup: Path, index_dir: Path) -> RestoreResult:
+def restore_edge(backup: Path, index_dir: Path, *, durable: bool = True) -> RestoreResult:
     """Restore an Edge backup into the new folder `index_dir`, verified against the manifest; on any
-    mismatch nothing is left at `index_dir`."""
+    mismatch nothing is left at `index_dir`. durable: fsync it all before returning (a trial restore need not)."""
     t0 = time.perf_counter()
     manifest = Manifest.read(backup)
     if manifest.backend != "edge":
@@ -115,7 +149,11 @@ def restore_edge(backup: Path, index_dir: Path) -> RestoreResult:
     if index_dir.exists():
         index_dir.rmdir()
     index_dir.parent.mkdir(parents=True, exist_ok=True)
+    if durable:
+        sync_tree(partial)
     partial.rename(index_dir)
+    if durable:
+        sync_tree(index_dir)
     return RestoreResult(manifest, index_dir, time.perf_counter() - t0)
 
 
@@ -133,10 +171,10 @@ def verify_backup(backup: Path, deep: bool = True) -> tuple[Manifest | None, lis
         return manifest, []  # snapshots are checked by the server on recovery; files were checked above
     with tempfile.TemporaryDirectory(prefix="cmr-verify-") as tmp:
         try:
-            restore_edge(backup, Path(tmp) / "index")
+            restore_edge(backup, Path(tmp) / "index", durable=False)
         except BackupError as exc:
             problems.append(str(exc))
     return manifest, problems
 
 
-__all__ = ["RestoreResult", "backup_edge", "restore_edge", "verify_backup"]
+__all__ = ["RestoreResult", "backup_edge", "remove_partial_backups", "restore_edge", "sync_tree", "verify_backup"]

@@ -14,7 +14,7 @@ from cmr.config import Settings
 from cmr.rpc.errors import FailedPrecondition, InvalidArgument, NotFound, ResourceExhausted, rpc_errors
 from cmr.rpc.keys import point_id
 from cmr.v1 import admin_pb2, admin_pb2_grpc
-from search_svc.admin.backup import backup_edge, verify_backup
+from search_svc.admin.backup import backup_edge, remove_partial_backups, verify_backup
 from search_svc.admin.generations import Generation
 from search_svc.admin.manifest import BackupError, CollectionDigest
 from search_svc.admin.router import GenerationError, IndexRouter, Served
@@ -46,6 +46,7 @@ class IndexAdminServicer(admin_pb2_grpc.IndexAdminServiceServicer):
         self.router = router
         self.settings = settings
         self._on_change = on_change
+        remove_partial_backups(backup_root(settings))  # no backup runs before the service serves
 
     # --- helpers -----------------------------------------------------------------------------------------------
     def _backup_path(self, given: str) -> Path:

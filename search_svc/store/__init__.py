@@ -19,6 +19,7 @@ from search_svc.store.base import (
     CollectionInfo,
     CollectionNotFoundError,
     DimensionMismatchError,
+    DiskFullError,
     IndexParams,
     Quantization,
     ScoredHit,
@@ -67,7 +68,7 @@ def open_store(settings: Settings | None = None, *, backend: Backend | None = No
     params = index_params(settings, quantization)
     if chosen == "edge":
         root = Path(path) if path is not None else (settings.index_dir or settings.data_dir / "index")
-        return EdgeStore(root, params)
+        return EdgeStore(root, params, min_free_mb=settings.index_min_free_mb)
     if chosen == "remote":
         if not settings.qdrant_url:
             raise ValueError("backend 'remote' needs a Qdrant URL: set CMR_QDRANT_URL (settings.qdrant_url)")
@@ -87,6 +88,7 @@ __all__ = [
     "CollectionInfo",
     "CollectionNotFoundError",
     "DimensionMismatchError",
+    "DiskFullError",
     "EdgeStore",
     "ExamFilter",
     "ExamMeasurements",

@@ -12,6 +12,7 @@ backups of a million points) should not decode them for nothing.
 
 from __future__ import annotations
 
+import errno
 import re
 import uuid
 from abc import ABC, abstractmethod
@@ -36,6 +37,17 @@ _COLLECTION_NAME = re.compile(r"^[a-z][a-z0-9_-]{0,63}$")  # also a safe folder 
 
 class StoreError(Exception):
     """Base of the errors the store raises on purpose."""
+
+
+class DiskFullError(StoreError, OSError):
+    """A write refused because the store's disk is (nearly) full: reads go on, and writes work again once space
+    is back. An OSError with errno ENOSPC, so a service answers RESOURCE_EXHAUSTED (cmr.rpc.errors)."""
+
+    def __init__(self, message: str) -> None:
+        OSError.__init__(self, errno.ENOSPC, message)
+
+    def __str__(self) -> str:
+        return str(self.strerror)
 
 
 class CollectionNotFoundError(StoreError, LookupError):

@@ -35,6 +35,7 @@ from search_svc.store.base import (
     CollectionInfo,
     CollectionNotFoundError,
     DimensionMismatchError,
+    DiskFullError,
     IndexParams,
     Quantization,
     ScoredHit,
@@ -92,11 +93,15 @@ class EdgeStore(VectorStore):
     backend = "edge"
 
     def __init__(self, root: str | Path, params: IndexParams | None = None, *,
-                 indexing_threshold_kb: int | None = None, max_search_threads: int | None = None) -> None:
+                 indexing_threshold_kb: int | None = None, max_search_threads: int | None = None,
+                 min_free_mb: float = 0) -> None:
         """root: the store folder (created if missing). params: HNSW/quantization of collections this store
         creates; an existing collection keeps what it was created with. indexing_threshold_kb: segments
         smaller than this stay plain (exact) even after optimize(); None = the engine's default (about
-        10 MB of vectors). max_search_threads: the engine's search pool; None = one per CPU."""
+        10 MB of vectors). max_search_threads: the engine's search pool; None = one per CPU.
+        min_free_mb: writes are refused (DiskFullError) while the store's disk has less free space than this.
+        Why: the engine writes through memory maps, and a write that finds the disk full kills the process with
+        SIGBUS (it then cannot even reopen until space returns); 0 = no check."""
         self.root = Path(root)
         self.root.mkdir(parents=True, exist_ok=True)
         self.params = params or IndexParams()
@@ -109,6 +114,8 @@ class EdgeStore(VectorStore):
         self._collections: dict[str, _Collection] = {}
         self._lock = ReadWriteLock()
         self._closed = False
+        self._unflushed = 0  # writes since the last flush (flush_if_written skips an idle store)
+        self._min_free_bytes = int(min_free_mb * 1024 * 1024)
 
     def __repr__(self) -> str:
         return f"EdgeStore({str(self.root)!r})"
@@ -120,6 +127,8 @@ class EdgeStore(VectorStore):
         check_dim(dim)
         with self._lock.write():
             self._check_open()
+            if name not in self._collections and not (self.root / name / META_FILE).is_file():
+                self._check_space(f"creating collection {name!r}")
             coll = self._collections.get(name) or self._load(name) or self._create(name, dim)
             if coll.dim != dim:
                 raise DimensionMismatchError(f"collection {name!r} holds {coll.dim}-d vectors; asked for "
@@ -164,6 +173,7 @@ class EdgeStore(VectorStore):
         with self._using(collection) as coll:
             iterator = iter(points)
             while batch := list(islice(iterator, UPSERT_BATCH)):
+                self._check_space("upsert")
                 engine_points = []
                 for p in batch:
                     if not isinstance(p, VectorPoint):
@@ -175,6 +185,7 @@ class EdgeStore(VectorStore):
                     engine_points.append(edge.Point(p.id, p.vector.tolist(), p.payload.to_dict()))
                 coll.shard.update(edge.UpdateOperation.upsert_points(engine_points))
                 written += len(batch)
+                self._unflushed += 1
         return written
 
     def delete(self, collection: str, ids: Iterable[str]) -> int:
@@ -184,11 +195,14 @@ class EdgeStore(VectorStore):
         with self._using(collection) as coll:
             existing = [str(r.id) for r in coll.shard.retrieve(wanted, with_payload=False, with_vector=False)]
             if existing:
+                self._check_space("delete")  # a delete is a WAL record too
                 coll.shard.update(edge.UpdateOperation.delete_points(existing))
+                self._unflushed += 1
             return len(existing)
 
     def optimize(self, collection: str) -> bool:
         with self._using(collection) as coll:
+            self._check_space("building the index")
             return bool(coll.shard.optimize())
 
     # --- reads ----------------------------------------------------------------------------------------------
@@ -243,8 +257,17 @@ class EdgeStore(VectorStore):
     def flush(self) -> None:
         with self._lock.read():
             self._check_open()
+            self._unflushed = 0  # before: a write landing during the flush keeps the store marked
             for coll in list(self._collections.values()):
                 coll.shard.flush()
+
+    def flush_if_written(self) -> bool:
+        """flush() when anything was written since the last one (a flush holds the GIL for 50-200 ms: an idle
+        store is not worth a stall of every thread)."""
+        if not self._unflushed:
+            return False
+        self.flush()
+        return True
 
     def close(self) -> None:
         with self._lock.write():
@@ -260,6 +283,19 @@ class EdgeStore(VectorStore):
     def _check_open(self) -> None:
         if self._closed:
             raise StoreError(f"{self!r} is closed")
+
+    def free_bytes(self) -> int:
+        st = os.statvfs(self.root)
+        return st.f_bavail * st.f_frsize
+
+    def _check_space(self, what: str) -> None:
+        if self._min_free_bytes <= 0:
+            return
+        free = self.free_bytes()
+        if free < self._min_free_bytes:
+            raise DiskFullError(f"the index disk is full: {free / 2**20:.0f} MB free under {self.root}, writes need "
+                                f"{self._min_free_bytes / 2**20:.0f} MB ({what} refused; searches go on). Free space "
+                                "there or grow the disk; writes resume by themselves (CMR_INDEX_MIN_FREE_MB)")
 
     @contextmanager
     def _using(self, name: str) -> Iterator[_Collection]:

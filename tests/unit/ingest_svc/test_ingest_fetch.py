@@ -2,17 +2,15 @@
 
 from __future__ import annotations
 
-import io
 import zipfile
 from pathlib import Path
 
 import pytest
-from pydicom.dataset import Dataset, FileMetaDataset
-from pydicom.uid import ExplicitVRLittleEndian
 
 from ingest_svc.fetch import StudyFetcher, split_multipart
 from ingest_svc.messages import IngestFailure, study_ref
 from ingest_svc.producer import find_studies
+from study_headers import header_only_dicom
 
 
 def test_split_multipart() -> None:
@@ -49,25 +47,14 @@ def test_zip_limits_are_checked_before_inflating(tmp_path: Path) -> None:
         "a.dcm": b"\0" * 5000}
 
 
-def _dicom(uid: str) -> bytes:
-    ds = Dataset()
-    ds.StudyInstanceUID = uid
-    ds.SOPClassUID = "1.2.840.10008.5.1.4.1.1.4"
-    ds.file_meta = FileMetaDataset()
-    ds.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
-    ds.file_meta.MediaStorageSOPClassUID = ds.SOPClassUID
-    ds.file_meta.MediaStorageSOPInstanceUID = uid + ".9"
-    buf = io.BytesIO()
-    ds.save_as(buf, enforce_file_format=True)
-    return buf.getvalue()
 
 
 def test_find_studies(tmp_path: Path) -> None:
     for study, uid in (("a/s1/series_001", "1.1"), ("a/s1/series_002", "1.1"), ("b/s2", "1.2"), ("b/s4", "1.4")):
         (tmp_path / study).mkdir(parents=True)
-        (tmp_path / study / "IM1").write_bytes(_dicom(uid))
+        (tmp_path / study / "IM1").write_bytes(header_only_dicom(uid))
     with zipfile.ZipFile(tmp_path / "b" / "s3.zip", "w") as zf:
-        zf.writestr("IM1", _dicom("1.3"))
+        zf.writestr("IM1", header_only_dicom("1.3"))
     (tmp_path / "b" / "notes.txt").write_text("x")
     found = [p.relative_to(tmp_path).as_posix() for p in find_studies([tmp_path])]
     assert found == ["a/s1", "b/s3.zip", "b/s2", "b/s4"]
