@@ -20,6 +20,7 @@ from search_svc.admin.service import SERVICE_NAME as ADMIN_SERVICE_NAME
 from search_svc.admin.service import IndexAdminServicer
 from search_svc.service import SearchServicer
 from search_svc.store import VectorStore, open_store
+from search_svc.store.warmup import start_warm_up
 
 log = logging.getLogger(__name__)
 
@@ -91,6 +92,7 @@ class SearchServer(ServiceHost):
             for served in self.router.all():
                 for name in served.generation.collections:
                     self.store.optimize(name)
+            start_warm_up(self.store, [n for served in self.router.all() for n in served.generation.collections])
             self._encoder = EncoderClient(self._encoder_url, settings=s)
             servicer = SearchServicer(self.router, self._encoder, identity, load_calibration(s, identity),
                                       calibration_for=partial(calibration_for_version, self.router, s, identity),

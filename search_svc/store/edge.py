@@ -56,6 +56,7 @@ from search_svc.store.base import (
 from search_svc.store.filters import to_edge_filter
 from search_svc.store.locks import ReadWriteLock
 from search_svc.store.schema import PAYLOAD_INDEXES, ExamFilter, IndexKind
+from search_svc.store.warmup import warm_files
 
 log = logging.getLogger(__name__)
 
@@ -90,6 +91,7 @@ class EdgeStore(VectorStore):
     """Collections as Qdrant Edge shards under one folder."""
 
     backend = "edge"
+    trusted_payloads = True  # only EdgeStore writes its shards, from checked ExamPayloads
 
     def __init__(self, root: str | Path, params: IndexParams | None = None, *,
                  indexing_threshold_kb: int | None = None, max_search_threads: int | None = None) -> None:
@@ -238,6 +240,11 @@ class EdgeStore(VectorStore):
     def count(self, collection: str, filter: ExamFilter | None = None) -> int:
         with self._using(collection) as coll:
             return int(coll.shard.count(edge.CountRequest(exact=True, filter=to_edge_filter(filter))))
+
+    def warm_up(self, collection: str) -> int:
+        with self._using(collection) as coll:
+            folder = self.root / coll.name / SHARD_DIR
+        return warm_files(folder)  # outside the lock: reading takes seconds at 1M points, and drops may go on
 
     # --- lifecycle ------------------------------------------------------------------------------------------
     def flush(self) -> None:
