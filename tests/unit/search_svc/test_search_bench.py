@@ -84,3 +84,19 @@ def test_targets_and_report(tmp_path: Path) -> None:
     text = path.with_suffix(".md").read_text()
     assert "| 1,000,000 | edge | 1.0 |" in text and "**not met**" in text
     assert path.with_suffix(".png").stat().st_size > 10_000
+
+
+@pytest.mark.parametrize("engine", bench.PEER_ENGINES)
+def test_peer_engines_find_the_exact_neighbours_and_honour_the_filter(dataset: bench.Dataset, engine: str) -> None:
+    size = 2000
+    gt_all, gt_filtered, _ = bench.ground_truth(dataset, size)
+    np.savez(dataset.truth(size), all=gt_all, filtered=gt_filtered)
+    result = bench.peer_worker(engine, dataset, size)
+    assert result["runs"]["unfiltered"]["1"]["recall"] >= 0.9  # HNSW at m 16, ef 64 over 2k points
+    assert result["runs"]["filtered"]["1"]["recall"] >= 0.9
+    assert {s["value"] for s in result["sweep"]} == set(bench.EF_SWEEP)
+    peer = bench.make_peer(engine, bench.DIM, 16, 100, size)
+    peer.add(bench.read_rows(dataset.vectors, 0, size))
+    mask = bench.filter_mask(np.load(dataset.meta), size)
+    rows = peer.search(np.load(dataset.queries)[0], bench.TOP_K, 64, mask)
+    assert len(rows) == bench.TOP_K and mask[rows].all()  # only rows passing the filter come back
