@@ -498,14 +498,14 @@ def _default_oversampling() -> float:
     return IndexParams().quantization_oversampling
 
 
-def _store_params(engine: str) -> Any:
+def store_params(engine: str) -> Any:
     from search_svc.store import IndexParams, Quantization
 
     return IndexParams(HNSW_M, HNSW_EF_CONSTRUCT, HNSW_EF_SEARCH,
                        Quantization.INT8 if engine == "edge-int8" else Quantization.NONE)
 
 
-def _fill(store: Any, ds: Dataset, size: int, desc: str, build: bool = True) -> tuple[float, float]:
+def fill_store(store: Any, ds: Dataset, size: int, desc: str, build: bool = True) -> tuple[float, float]:
     """Upsert `size` exam points through the store API, then (build) build the index; (upsert s, optimize s)."""
     from search_svc.store import VectorPoint
 
@@ -536,8 +536,8 @@ def build_worker(engine: str, ds: Dataset, size: int) -> dict[str, Any]:
 
     folder = ds.folder / f"index_{engine}_{size}"
     shutil.rmtree(folder, ignore_errors=True)
-    with EdgeStore(folder, _store_params(engine)) as store:
-        upsert_s, optimize_s = _fill(store, ds, size, f"{engine} {size:,}")
+    with EdgeStore(folder, store_params(engine)) as store:
+        upsert_s, optimize_s = fill_store(store, ds, size, f"{engine} {size:,}")
         info = store.collection_info("exams")
     return {"build_s": upsert_s + optimize_s, "upsert_s": upsert_s, "optimize_s": optimize_s,
             "build_peak_mb": memory_mb()["peak_mb"], "disk_mb": folder_mb(folder), "segments": info.segments,
@@ -554,13 +554,13 @@ def serve_worker(engine: str, ds: Dataset, size: int) -> dict[str, Any]:
     before = memory_mb()
     extra: dict[str, Any] = {}
     if engine == "client-local":
-        store: Any = QdrantStore.local(None, _store_params(engine))
-        upsert_s, optimize_s = _fill(store, ds, size, f"{engine} {size:,}")
+        store: Any = QdrantStore.local(None, store_params(engine))
+        upsert_s, optimize_s = fill_store(store, ds, size, f"{engine} {size:,}")
         extra = {"build_s": upsert_s + optimize_s, "upsert_s": upsert_s, "optimize_s": optimize_s,
                  "build_peak_mb": memory_mb()["peak_mb"], "disk_mb": None, "segments": 1}
         gc.collect()
     else:
-        store = EdgeStore(ds.folder / f"index_{engine}_{size}", _store_params(engine))
+        store = EdgeStore(ds.folder / f"index_{engine}_{size}", store_params(engine))
         assert store.count("exams") == size
     flt = ExamFilter(vendors=("siemens",), field_strengths_t=(1.5,))
     caps = ((CLIENT_LOCAL_MAX_QUERIES, CLIENT_LOCAL_MAX_FILTERED) if engine == "client-local"
@@ -793,7 +793,7 @@ def write_markdown(report: dict[str, Any], path: Path, plot_name: str) -> None:
         f"- HNSW: m={HNSW_M}, ef_construct={HNSW_EF_CONSTRUCT}, hnsw_ef={HNSW_EF_SEARCH} at search (the settings' "
         "defaults); int8 = scalar quantization (quantile 0.99): the best top_k x oversampling candidates by "
         "int8 score are rescored with the float32 vectors (store default oversampling "
-        f"{_store_params('edge-int8').quantization_oversampling:g}).",
+        f"{store_params('edge-int8').quantization_oversampling:g}).",
         "- Build = upsert through the store API + `optimize()` (the HNSW build); numpy: loading the matrix. "
         "Memory = resident-set growth of a fresh process: Edge opens the index another process built and runs "
         "the queries (its mapped files' resident pages count; the build's own peak is under Build detail); "

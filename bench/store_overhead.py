@@ -114,8 +114,8 @@ def run(points: int, n_queries: int, out_dir: Path, work_dir: Path | None) -> di
     vectors = bs.read_rows(ds.vectors, 0, points)
     load_before = load_average()
 
-    store = EdgeStore(folder / "index", bs._store_params("edge"))
-    upsert_s, _ = bs._fill(store, ds, points, f"edge {points:,}", build=False)
+    store = EdgeStore(folder / "index", bs.store_params("edge"))
+    upsert_s, _ = bs.fill_store(store, ds, points, f"edge {points:,}", build=False)
     stall = optimize_with_probe(store, "exams", warmup[0])
     store.count("exams")
     shard = store._collections["exams"].shard  # noqa: SLF001 - the raw engine under the store, on purpose
