@@ -109,3 +109,17 @@ def test_one_build_at_a_time(store: EdgeStore) -> None:
     store.begin_build("exams")
     with pytest.raises(Exception, match="already running"):
         store.begin_build("exams")
+
+
+def test_the_state_reaches_the_stats_message(store: EdgeStore) -> None:
+    from search_svc.service import index_state_message
+
+    indexer = LiveIndexer(store, ["exams"], max_unindexed=100, child_nice=0)
+    (before,) = indexer.states()
+    assert before.unindexed == 400 and before.builds == 0
+    msg = index_state_message(before)
+    assert (msg.collection, msg.points, msg.unindexed, msg.building, msg.last_build_s, msg.last_error) == (
+        "exams", 400, 400, False, 0.0, "")
+    after = indexer.build("exams")
+    msg = index_state_message(after)
+    assert msg.builds == 1 and msg.unindexed == 0 and msg.last_build_s > 0 and msg.last_build_finished_unix > 0
