@@ -75,6 +75,9 @@ def test_targets_and_report(tmp_path: Path) -> None:
     assert met["edge at 1M"] is True  # p99 4 ms, recall 0.99
     assert met["edge-int8 at 1M"] is False  # recall 0.90
     assert met["edge at 100k"] is True  # 450x lower p99 than local mode
+    peer = _result("hnswlib", 1_000_000, 1.0, 0.99) | {"upsert_s": None, "disk_mb": None, "segments": "-"}
+    peer["sweep"] = [{**s, "knob": "hnsw_ef"} for s in _result("edge", 1, 1.0, 0.99)["sweep"]]
+    results.append(peer)
     report = {"date": "2026-01-01", "quick": False, "machine": bench.machine(), "sizes": [100_000, 1_000_000],
               "source": {"kind": "generated", "description": "generated", "details": {}},
               "selectivity": {"100000": 0.2, "1000000": 0.2}, "results": results}
@@ -83,6 +86,7 @@ def test_targets_and_report(tmp_path: Path) -> None:
     bench.render(path)
     text = path.with_suffix(".md").read_text()
     assert "| 1,000,000 | edge | 1.0 |" in text and "**not met**" in text
+    assert "| 1,000,000 | hnswlib | 1.0 |" in text and "hnswlib on the same vectors" in text
     assert path.with_suffix(".png").stat().st_size > 10_000
 
 
