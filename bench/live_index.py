@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import json
+import logging
 import shutil
 import tempfile
 import threading
@@ -75,6 +76,14 @@ def run(base: int, ingest: int, rate: float, qps: float, max_unindexed: int, out
             tails.append((time.perf_counter() - start, info.points - info.indexed_vectors))
 
     idle_s = 10.0
+    builds: list[str] = []
+
+    class BuildLog(logging.Handler):  # each finished build's phases, stamped with the benchmark's clock
+        def emit(self, record: logging.LogRecord) -> None:
+            builds.append(f"{time.perf_counter() - start:.0f} s: {record.getMessage()}")
+
+    logging.getLogger("search_svc.store.live_index").addHandler(BuildLog())
+    logging.getLogger("search_svc.store.live_index").setLevel(logging.INFO)
     threads = [threading.Thread(target=searcher, daemon=True), threading.Thread(target=tail_sampler, daemon=True)]
     for t in threads:
         t.start()
@@ -120,7 +129,7 @@ def run(base: int, ingest: int, rate: float, qps: float, max_unindexed: int, out
         "windows": windows, "max_ms": float(lat[at >= idle_s].max()),
         "largest_tail": max((n for _, n in tails), default=0), "final_tail": state.unindexed,
         "builds": state.builds, "last_build_s": state.last_build_s, "last_replayed": state.last_replayed,
-        "last_error": state.last_error,
+        "last_error": state.last_error, "build_log": builds,
     }
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / "live_index.json").write_text(json.dumps(report, indent=1))
@@ -167,6 +176,14 @@ def write_markdown(report: dict[str, Any], path: Path) -> None:
         "engine calls and a merge, and folding the fresh shard into the main one is again an in-process "
         "optimize); building in a thread (useless: the GIL).",
         "",
+        "What is left: opening the built shard and closing the old one hold the GIL in qdrant-edge-py 0.9 as "
+        "`optimize()` does (measured alone at 20k x 512-d: load 0.25 s, close 0.4 s, flush 0.5 s with a probe "
+        "thread getting no answer meanwhile; 2-3x that on the loaded machine), so each swap still pauses "
+        "serving for about a second: the windows below that end a build are those. Removing that needs the "
+        "binding to release the GIL in load/close/flush/optimize (`py.allow_threads`), or a serving process "
+        "that never opens a shard itself (a search worker process per shard generation). The same holds for "
+        "any periodic `flush()` of a large shard.",
+        "",
         "## Measured",
         "",
         f"- Base index {p['base']:,} x {p['dim']}-d (built first, untimed for serving: {report['base_build_s']:.0f} s); "
@@ -184,6 +201,10 @@ def write_markdown(report: dict[str, Any], path: Path) -> None:
         "- Targets (issue 19, at 100k + 20k ingested; here scaled down to fit the shared machine): search p99 "
         "never above 2x the idle p99 in any 10 s window, no request over 200 ms from an indexing stall, "
         "un-indexed tail <= 5k points.",
+        "",
+        "Builds (finished at, from the start of the run):",
+        "",
+        *[f"- {line}" for line in report.get("build_log", [])],
         "",
         "| window from s | requests | p99 ms | max ms |",
         "| --- | --- | --- | --- |",

@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import subprocess
 import sys
 import threading
@@ -62,7 +61,8 @@ class IndexState:
 
 # The child's whole program: nothing but the engine is imported, so it starts in a fraction of a second.
 CHILD_PROGRAM = """
-import json, sys
+import json, os, sys
+os.nice(int(sys.argv[2]))  # here, not via preexec_fn: that forces a fork of the whole serving process
 import qdrant_edge as edge
 shard = edge.EdgeShard.load(sys.argv[1], None)
 try:
@@ -78,8 +78,8 @@ finally:
 def build_in_child(folder: Path, timeout_s: float = BUILD_TIMEOUT_S, nice: int = CHILD_NICE) -> dict[str, int]:
     """Build the HNSW graph of the shard copy in `folder` (nobody else has it open) in a child process;
     returns its points and indexed vectors. Raises BuildError with the child's last words when it fails."""
-    proc = subprocess.run([sys.executable, "-c", CHILD_PROGRAM, str(folder)], capture_output=True, text=True,
-                          timeout=timeout_s, preexec_fn=(lambda: os.nice(nice)) if nice > 0 else None)
+    proc = subprocess.run([sys.executable, "-c", CHILD_PROGRAM, str(folder), str(max(0, nice))],
+                          capture_output=True, text=True, timeout=timeout_s)
     if proc.returncode != 0:
         tail = (proc.stderr or proc.stdout).strip().splitlines()[-3:]
         raise BuildError(f"index build of {folder} failed (exit {proc.returncode}): {' / '.join(tail)}")
@@ -133,8 +133,10 @@ class LiveIndexer:
         self._update(name, building=True)
         t0 = time.perf_counter()
         copy = self.store.begin_build(name)
+        t1 = time.perf_counter()
         try:
             build_in_child(copy, nice=self.child_nice)
+            t2 = time.perf_counter()
             replayed = self.store.finish_build(name, copy)
         except BaseException as exc:
             self.store.abort_build(name, copy)
@@ -149,8 +151,9 @@ class LiveIndexer:
                 state, points=info.points, unindexed=tail, building=False, builds=state.builds + 1,
                 last_build_s=time.perf_counter() - t0, last_build_finished=time.time(), last_replayed=replayed,
                 last_error=None)
-        log.info("background index build of %r: %.1f s, %d operations replayed, %d points left un-indexed",
-                 name, state.last_build_s, replayed, tail)
+        log.info("background index build of %r: %.1f s (copy %.1f s, child %.1f s, replay and swap %.1f s), "
+                 "%d operations replayed, %d points left un-indexed", name, state.last_build_s, t1 - t0, t2 - t1,
+                 time.perf_counter() - t2, replayed, tail)
         return state
 
     def start(self) -> LiveIndexer:
