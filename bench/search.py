@@ -14,7 +14,10 @@ Engines, each measured in a fresh subprocess so that its resident memory is its 
     edge-int8     Qdrant Edge, HNSW + scalar int8 quantization, rescored with float32
     client-local  qdrant-client local mode (pure-Python brute force): 100k only, queries capped
     numpy         exact cosine over an in-memory float32 matrix (the reference)
-All engines go through the service's store API (search_svc.store), numpy excepted.
+    faiss-hnsw    FAISS IndexHNSWFlat, same m / ef_construct / hnsw_ef (bench/search_peers.py)
+    hnswlib       hnswlib, same settings: the in-process peers a user might pick instead of Edge
+All engines go through the service's store API (search_svc.store), numpy and the peers excepted (vectors only:
+no payloads; their filter is a row mask, FAISS's checked in C++, hnswlib's a Python callback per candidate).
 """
 
 from __future__ import annotations
@@ -43,6 +46,8 @@ import numpy as np
 from numpy.typing import NDArray
 from tqdm import tqdm
 
+from bench.search_peers import PEER_ENGINES, make_peer
+
 REPO = Path(__file__).resolve().parents[1]
 DIM = 512
 SIZES_FULL = (100_000, 1_000_000)
@@ -63,7 +68,7 @@ TARGET_P99_MS, TARGET_RECALL, TARGET_SPEEDUP = 5.0, 0.98, 10.0
 SECRET = "bench-search"
 SEED = 2024
 CHUNK = 50_000  # rows per chunk when sampling, writing and scanning vectors
-ENGINES = ("numpy", "edge", "edge-int8", "client-local")
+ENGINES = ("numpy", "edge", "edge-int8", "client-local", *PEER_ENGINES)
 FILTER_TEXT = "vendor = siemens AND field strength = 1.5 T"
 # Payload vocabularies of the synthetic exams (not filtered on: they make the payloads real-sized).
 VIEW_NAMES = ("cine_sax", "cine_2ch", "cine_3ch", "cine_4ch", "lge_sax", "lge_2ch", "lge_3ch", "lge_4ch")
@@ -408,6 +413,8 @@ def row_ids(rows: NDArray[np.int64]) -> list[list[str]]:
 def worker(engine: str, phase: str, ds: Dataset, size: int, result_path: Path) -> None:
     if engine == "numpy":
         result = numpy_worker(ds, size)
+    elif engine in PEER_ENGINES:
+        result = peer_worker(engine, ds, size)
     elif phase == "build":
         result = build_worker(engine, ds, size)
     else:
@@ -453,21 +460,53 @@ def numpy_worker(ds: Dataset, size: int) -> dict[str, Any]:
             "runs": runs, "sweep": []}
 
 
+def peer_worker(engine: str, ds: Dataset, size: int) -> dict[str, Any]:
+    """FAISS HNSW or hnswlib on the same vectors, graph settings, queries and hnsw_ef sweep as Edge."""
+    queries, warmup, truth = _truth(ds, size)
+    mask = filter_mask(np.load(ds.meta), size)
+    gc.collect()
+    before = memory_mb()
+    index = make_peer(engine, DIM, HNSW_M, HNSW_EF_CONSTRUCT, size)
+    t0 = time.perf_counter()
+    for start in tqdm(range(0, size, CHUNK), desc=f"{engine} {size:,} build", unit="chunk"):
+        index.add(read_rows(ds.vectors, start, min(CHUNK, size - start)))
+    build_s = time.perf_counter() - t0
+    after = memory_mb()
+    cases = (("unfiltered", None, truth["all"]), ("filtered", mask, truth["filtered"]))
+    runs: dict[str, dict[str, Any]] = {"unfiltered": {}, "filtered": {}}
+    for name, allowed, gt in cases:
+        for threads in THREADS:
+            found, stats = latency_run(lambda q, a=allowed: index.search(q, TOP_K, HNSW_EF_SEARCH, a), queries,
+                                       warmup, threads, f"{engine} {size:,} {name} x{threads}")
+            runs[name][str(threads)] = {**stats, "recall": recall(found, gt.tolist())}
+    sweep = []
+    n = min(SWEEP_QUERIES, len(queries))
+    for ef in EF_SWEEP:
+        for name, allowed, gt in cases:
+            found, stats = latency_run(lambda q, a=allowed, ef=ef: index.search(q, TOP_K, ef, a), queries[:n],
+                                       warmup, 1, f"{engine} {size:,} hnsw_ef={ef} {name}")
+            sweep.append({"knob": "hnsw_ef", "value": ef, "filter": name, **stats,
+                          "recall": recall(found, gt[:n].tolist())})
+    return {"build_s": build_s, "upsert_s": None, "optimize_s": build_s,
+            "memory_mb": after["rss_mb"] - before["rss_mb"], "build_peak_mb": memory_mb()["peak_mb"],
+            "disk_mb": None, "segments": "-", "runs": runs, "sweep": sweep}
+
+
 def _default_oversampling() -> float:
     from search_svc.store import IndexParams
 
     return IndexParams().quantization_oversampling
 
 
-def _store_params(engine: str) -> Any:
+def store_params(engine: str) -> Any:
     from search_svc.store import IndexParams, Quantization
 
     return IndexParams(HNSW_M, HNSW_EF_CONSTRUCT, HNSW_EF_SEARCH,
                        Quantization.INT8 if engine == "edge-int8" else Quantization.NONE)
 
 
-def _fill(store: Any, ds: Dataset, size: int, desc: str) -> tuple[float, float]:
-    """Upsert `size` exam points through the store API, then build the index; (upsert s, optimize s)."""
+def fill_store(store: Any, ds: Dataset, size: int, desc: str, build: bool = True) -> tuple[float, float]:
+    """Upsert `size` exam points through the store API, then (build) build the index; (upsert s, optimize s)."""
     from search_svc.store import VectorPoint
 
     meta = dict(np.load(ds.meta))
@@ -483,6 +522,8 @@ def _fill(store: Any, ds: Dataset, size: int, desc: str) -> tuple[float, float]:
     t0 = time.perf_counter()
     store.upsert("exams", tqdm(points(), total=size, desc=f"{desc} upsert", unit="pt", mininterval=1))
     upsert_s = time.perf_counter() - t0
+    if not build:
+        return upsert_s, 0.0
     print(f"{desc}: building the index ...", file=sys.stderr, flush=True)
     t1 = time.perf_counter()
     store.optimize("exams")
@@ -495,8 +536,8 @@ def build_worker(engine: str, ds: Dataset, size: int) -> dict[str, Any]:
 
     folder = ds.folder / f"index_{engine}_{size}"
     shutil.rmtree(folder, ignore_errors=True)
-    with EdgeStore(folder, _store_params(engine)) as store:
-        upsert_s, optimize_s = _fill(store, ds, size, f"{engine} {size:,}")
+    with EdgeStore(folder, store_params(engine)) as store:
+        upsert_s, optimize_s = fill_store(store, ds, size, f"{engine} {size:,}")
         info = store.collection_info("exams")
     return {"build_s": upsert_s + optimize_s, "upsert_s": upsert_s, "optimize_s": optimize_s,
             "build_peak_mb": memory_mb()["peak_mb"], "disk_mb": folder_mb(folder), "segments": info.segments,
@@ -513,13 +554,13 @@ def serve_worker(engine: str, ds: Dataset, size: int) -> dict[str, Any]:
     before = memory_mb()
     extra: dict[str, Any] = {}
     if engine == "client-local":
-        store: Any = QdrantStore.local(None, _store_params(engine))
-        upsert_s, optimize_s = _fill(store, ds, size, f"{engine} {size:,}")
+        store: Any = QdrantStore.local(None, store_params(engine))
+        upsert_s, optimize_s = fill_store(store, ds, size, f"{engine} {size:,}")
         extra = {"build_s": upsert_s + optimize_s, "upsert_s": upsert_s, "optimize_s": optimize_s,
                  "build_peak_mb": memory_mb()["peak_mb"], "disk_mb": None, "segments": 1}
         gc.collect()
     else:
-        store = EdgeStore(ds.folder / f"index_{engine}_{size}", _store_params(engine))
+        store = EdgeStore(ds.folder / f"index_{engine}_{size}", store_params(engine))
         assert store.count("exams") == size
     flt = ExamFilter(vendors=("siemens",), field_strengths_t=(1.5,))
     caps = ((CLIENT_LOCAL_MAX_QUERIES, CLIENT_LOCAL_MAX_FILTERED) if engine == "client-local"
@@ -689,9 +730,27 @@ def findings(report: dict[str, Any]) -> list[str]:
                 "comes on top of the float32 vectors, which rescoring reads; it saves memory only with the "
                 "originals on disk. Embeddings of one model are tightly packed (nearest neighbours at cosine "
                 "~0.995), so int8 rounding reorders close neighbours.")
+        out += peer_findings(results, size, edge)
         out.append(f"{size:,} points, build: {size / edge['upsert_s']:,.0f} points/s through the store API "
                    f"(the binding's payload conversion dominates), HNSW {edge['optimize_s']:,.0f} s "
                    + (f"(int8: {int8['optimize_s']:,.0f} s)" if int8 else "") + ".")
+    return out
+
+
+def peer_findings(results: list[dict[str, Any]], size: int, edge: dict[str, Any]) -> list[str]:
+    """The peers against Edge at equal recall: each engine's fastest hnsw_ef of the sweep reaching TARGET_RECALL."""
+    out = []
+    mine = _smallest(edge["sweep"], "unfiltered", TARGET_RECALL)
+    for engine in PEER_ENGINES:
+        peer = _find(results, engine, size)
+        theirs = peer and _smallest(peer["sweep"], "unfiltered", TARGET_RECALL)
+        if not (mine and theirs):
+            continue
+        out.append(f"{size:,} points, {engine} on the same vectors at recall@10 >= {TARGET_RECALL} (unfiltered, "
+                   f"smallest hnsw_ef reaching it): p99 {theirs['p99_ms']:.2f} ms (hnsw_ef {theirs['value']}, "
+                   f"recall {theirs['recall']:.3f}) vs Edge through the store {mine['p99_ms']:.2f} ms (hnsw_ef "
+                   f"{mine['value']}, recall {mine['recall']:.3f}): {mine['p99_ms'] / theirs['p99_ms']:.1f}x; "
+                   f"build {peer['build_s']:,.0f} s vs Edge's HNSW {edge['optimize_s']:,.0f} s.")
     return out
 
 
@@ -734,7 +793,7 @@ def write_markdown(report: dict[str, Any], path: Path, plot_name: str) -> None:
         f"- HNSW: m={HNSW_M}, ef_construct={HNSW_EF_CONSTRUCT}, hnsw_ef={HNSW_EF_SEARCH} at search (the settings' "
         "defaults); int8 = scalar quantization (quantile 0.99): the best top_k x oversampling candidates by "
         "int8 score are rescored with the float32 vectors (store default oversampling "
-        f"{_store_params('edge-int8').quantization_oversampling:g}).",
+        f"{store_params('edge-int8').quantization_oversampling:g}).",
         "- Build = upsert through the store API + `optimize()` (the HNSW build); numpy: loading the matrix. "
         "Memory = resident-set growth of a fresh process: Edge opens the index another process built and runs "
         "the queries (its mapped files' resident pages count; the build's own peak is under Build detail); "
@@ -853,7 +912,8 @@ def print_summary(report: dict[str, Any]) -> None:
 # ------------------------------------------------------------------------------------------------------------
 def run(quick: bool = False, out_dir: Path = Path("docs/benchmarks"),
         data_root: Path = REPO / "data" / "bench", work_dir: Path | None = None,
-        sizes: Sequence[int] | None = None, resume: Path | None = None) -> dict[str, Any]:
+        sizes: Sequence[int] | None = None, resume: Path | None = None,
+        engines: Sequence[str] = ENGINES) -> dict[str, Any]:
     """Run the benchmark and write <out_dir>/search{,_quick}.{md,png,json}; returns the report.
     sizes overrides the point counts (a smoke test of the benchmark itself). The work folder is removed
     after a complete run and kept after a failed one: pass it as `resume` to measure only what is missing."""
@@ -876,7 +936,7 @@ def run(quick: bool = False, out_dir: Path = Path("docs/benchmarks"),
             selectivity[size] = float(filter_mask(np.load(ds.meta), size).mean())
         results, measured_now = [], []
         for size in sizes:
-            for engine in ENGINES:
+            for engine in engines:
                 if engine == "client-local" and size > CLIENT_LOCAL_MAX_SIZE:
                     continue
                 print(f"== {engine} at {size:,} points", file=sys.stderr, flush=True)
@@ -930,6 +990,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     ap.add_argument("--render", type=Path, metavar="JSON",
                     help="only re-render the .md and .png beside a saved report")
     ap.add_argument("--sizes", type=int, nargs="+", help="point counts to run instead (e.g. a small smoke test)")
+    ap.add_argument("--engines", nargs="+", choices=ENGINES, default=list(ENGINES),
+                    help="engines to measure (default all)")
     ap.add_argument("--worker", choices=ENGINES, help=argparse.SUPPRESS)
     ap.add_argument("--phase", choices=("build", "serve"), default="serve", help=argparse.SUPPRESS)
     ap.add_argument("--data", type=Path, help=argparse.SUPPRESS)
@@ -943,7 +1005,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         worker(args.worker, args.phase, Dataset(args.data), args.size, args.result)
         return
     report = run(quick=args.quick, out_dir=args.out_dir, data_root=args.data_root, work_dir=args.work_dir,
-                 sizes=args.sizes, resume=args.resume)
+                 sizes=args.sizes, resume=args.resume, engines=args.engines)
     if args.json:
         print(json.dumps(report, indent=1))
 

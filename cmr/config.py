@@ -88,6 +88,9 @@ class Settings(BaseSettings):
     hnsw_m: int = Field(16, ge=4, le=128)
     hnsw_ef_construct: int = Field(100, ge=8, le=1024)
     hnsw_ef_search: int = Field(64, ge=8, le=4096)
+    live_index_max_unindexed: int = Field(2000, ge=0, description="Edge: build a collection's HNSW graph in a "
+                                          "child process when this many points are searched without one "
+                                          "(search_svc/store/live_index.py); 0 = only at service start")
 
     # --- report drafting (generator service) -----------------------------------------------------------------
     generator_checkpoint: Path | None = Field(None, description="CMR-TARGET checkpoint; None = the shipped one "

@@ -21,6 +21,8 @@ from search_svc.admin.service import IndexAdminServicer
 from search_svc.flusher import PeriodicFlush
 from search_svc.service import SearchServicer
 from search_svc.store import DiskFullError, EdgeStore, VectorStore, open_store
+from search_svc.store.live_index import LiveIndexer
+from search_svc.store.warmup import start_warm_up
 
 log = logging.getLogger(__name__)
 
@@ -75,6 +77,7 @@ class SearchServer(ServiceHost):
         self._port = self.settings.search_port if port is None else port
         self._encoder_url = encoder_url or self.settings.encoder_url
         self.store: VectorStore | None = None
+        self.live_index: LiveIndexer | None = None
         self.router: IndexRouter | None = None
         self._encoder: EncoderClient | None = None
         self._grpc: GrpcServer | None = None
@@ -99,10 +102,16 @@ class SearchServer(ServiceHost):
             if isinstance(self.store, EdgeStore) and s.index_flush_interval_s > 0:
                 self._flusher = PeriodicFlush(self.store, s.index_flush_interval_s)
                 self._flusher.start()
+            names = [n for served in self.router.all() for n in served.generation.collections]
+            start_warm_up(self.store, names)
+            if isinstance(self.store, EdgeStore) and s.live_index_max_unindexed > 0:
+                self.live_index = LiveIndexer(self.store, names, max_unindexed=s.live_index_max_unindexed).start()
             self._encoder = EncoderClient(self._encoder_url, settings=s)
             servicer = SearchServicer(self.router, self._encoder, identity, load_calibration(s, identity),
                                       calibration_for=partial(calibration_for_version, self.router, s, identity),
                                       store_parts=s.store_embedding_parts)
+            if self.live_index is not None:
+                servicer.index_states = self.live_index.states
             admin = IndexAdminServicer(self.router, s, on_change=servicer.bump)
             self._grpc = GrpcServer([ServiceBinding(ADD_SERVICER,
                                                     SERVICE_NAME, servicer),
@@ -120,6 +129,9 @@ class SearchServer(ServiceHost):
         if self._grpc is not None:
             self._grpc.stop(grace_s)  # in-flight writes finish before the store closes
             self._grpc = None
+        if self.live_index is not None:
+            self.live_index.stop(timeout_s=grace_s)  # a build in flight is cleaned up at the next open
+            self.live_index = None
         if self._encoder is not None:
             self._encoder.close()
             self._encoder = None

@@ -36,6 +36,7 @@ from search_svc.few_shot import LOGISTIC, PROTOTYPE, FewShotClassifier
 from search_svc.admin.router import IndexRouter, Served
 from search_svc.index import ExamEntry, ExamIndex
 from search_svc.store import ExamFilter, ExamMeasurements, ExamPayload, MeasureRange, StoreError
+from search_svc.store.live_index import IndexState
 from search_svc.why import QueryParts, stored_parts, text_why
 
 log = logging.getLogger(__name__)
@@ -119,6 +120,9 @@ def model_info(served: Served) -> common_pb2.ModelInfo:
 
 
 class SearchServicer(search_pb2_grpc.SearchServiceServicer):
+    # The live index's report (SearchServer sets it where a LiveIndexer runs): Stats carries it.
+    index_states: Callable[[], list[IndexState]] = staticmethod(list)
+
     def __init__(self, router: IndexRouter, encoder: EncoderClient, identity: ModelIdentity,
                  calibration: Calibration | None, limits: SearchLimits | None = None,
                  calibration_for: Callable[[str], Calibration | None] | None = None,
@@ -511,8 +515,17 @@ class SearchServicer(search_pb2_grpc.SearchServiceServicer):
         served = self.router.active()
         exams, reports, vendors, versions = served.index.stats()
         return search_pb2.StatsResponse(exams=exams, reports=reports, backend=served.index.store.backend,
-                                        by_vendor=vendors, model_versions=versions, model=model_info(served))
+                                        by_vendor=vendors, model_versions=versions, model=model_info(served),
+                                        index=[index_state_message(s) for s in self.index_states()])
 
+
+
+def index_state_message(state: IndexState) -> search_pb2.IndexState:
+    return search_pb2.IndexState(collection=state.collection, points=state.points, unindexed=state.unindexed,
+                                 building=state.building, builds=state.builds,
+                                 last_build_s=state.last_build_s or 0.0,
+                                 last_build_finished_unix=state.last_build_finished or 0.0,
+                                 last_error=state.last_error or "")
 
 __all__ = ["SearchServicer", "SearchLimits", "StoreError", "exam_filter", "exam_record", "measure_ranges",
            "measurements_message", "stored_measurements"]

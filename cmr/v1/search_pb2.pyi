@@ -334,7 +334,7 @@ class StatsRequest(_message.Message):
     def __init__(self) -> None: ...
 
 class StatsResponse(_message.Message):
-    __slots__ = ("exams", "reports", "backend", "by_vendor", "model_versions", "model")
+    __slots__ = ("exams", "reports", "backend", "by_vendor", "model_versions", "model", "index")
     class ByVendorEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -348,10 +348,32 @@ class StatsResponse(_message.Message):
     BY_VENDOR_FIELD_NUMBER: _ClassVar[int]
     MODEL_VERSIONS_FIELD_NUMBER: _ClassVar[int]
     MODEL_FIELD_NUMBER: _ClassVar[int]
+    INDEX_FIELD_NUMBER: _ClassVar[int]
     exams: int
     reports: int
     backend: str
     by_vendor: _containers.ScalarMap[str, int]
     model_versions: _containers.RepeatedScalarFieldContainer[str]
     model: _common_pb2.ModelInfo
-    def __init__(self, exams: _Optional[int] = ..., reports: _Optional[int] = ..., backend: _Optional[str] = ..., by_vendor: _Optional[_Mapping[str, int]] = ..., model_versions: _Optional[_Iterable[str]] = ..., model: _Optional[_Union[_common_pb2.ModelInfo, _Mapping]] = ...) -> None: ...
+    index: _containers.RepeatedCompositeFieldContainer[IndexState]
+    def __init__(self, exams: _Optional[int] = ..., reports: _Optional[int] = ..., backend: _Optional[str] = ..., by_vendor: _Optional[_Mapping[str, int]] = ..., model_versions: _Optional[_Iterable[str]] = ..., model: _Optional[_Union[_common_pb2.ModelInfo, _Mapping]] = ..., index: _Optional[_Iterable[_Union[IndexState, _Mapping]]] = ...) -> None: ...
+
+class IndexState(_message.Message):
+    __slots__ = ("collection", "points", "unindexed", "building", "builds", "last_build_s", "last_build_finished_unix", "last_error")
+    COLLECTION_FIELD_NUMBER: _ClassVar[int]
+    POINTS_FIELD_NUMBER: _ClassVar[int]
+    UNINDEXED_FIELD_NUMBER: _ClassVar[int]
+    BUILDING_FIELD_NUMBER: _ClassVar[int]
+    BUILDS_FIELD_NUMBER: _ClassVar[int]
+    LAST_BUILD_S_FIELD_NUMBER: _ClassVar[int]
+    LAST_BUILD_FINISHED_UNIX_FIELD_NUMBER: _ClassVar[int]
+    LAST_ERROR_FIELD_NUMBER: _ClassVar[int]
+    collection: str
+    points: int
+    unindexed: int
+    building: bool
+    builds: int
+    last_build_s: float
+    last_build_finished_unix: float
+    last_error: str
+    def __init__(self, collection: _Optional[str] = ..., points: _Optional[int] = ..., unindexed: _Optional[int] = ..., building: _Optional[bool] = ..., builds: _Optional[int] = ..., last_build_s: _Optional[float] = ..., last_build_finished_unix: _Optional[float] = ..., last_error: _Optional[str] = ...) -> None: ...

@@ -144,7 +144,10 @@ def _index_line(settings: Settings) -> str:
         with SearchClient(settings.search_url, settings=settings, timeout_s=3) as c:
             st = c.stats()
         vendors = ", ".join(f"{k} {v}" for k, v in sorted(st.by_vendor.items()))
-        return f"{st.exams} exams, {st.reports} reports ({st.backend}{'; ' + vendors if vendors else ''})"
+        tails = "; ".join(f"{i.collection}: {i.unindexed} un-indexed{', building' if i.building else ''}"
+                          for i in st.index)
+        return (f"{st.exams} exams, {st.reports} reports ({st.backend}{'; ' + vendors if vendors else ''})"
+                + (f"; live index: {tails}" if tails else ""))
     except grpc.RpcError as exc:
         return f"unknown (search service: {exc.code().name})"
 

@@ -296,6 +296,11 @@ class VectorStore(ABC):
     def count(self, collection: str, filter: ExamFilter | None = None) -> int:
         """Exact number of points matching `filter`."""
 
+    def warm_up(self, collection: str) -> int:
+        """Bring the collection's files into the page cache, so the first requests do not fault them in one
+        page at a time; returns the bytes read. A no-op (0) for engines that keep nothing in local files."""
+        return 0
+
     # --- lifecycle ------------------------------------------------------------------------------------------
     @abstractmethod
     def flush(self) -> None:
@@ -313,8 +318,12 @@ class VectorStore(ABC):
         self.close()
 
     # --- helpers shared by the engines ----------------------------------------------------------------------
-    @staticmethod
-    def payload_from_engine(payload: Mapping[str, Any] | None, point: object) -> ExamPayload:
+    # True where only this code writes the engine's data (Edge's own files): reads then skip re-checking each
+    # payload field (ExamPayload.from_stored). A server may hold points other clients wrote: checked in full.
+    trusted_payloads: bool = False
+
+    @classmethod
+    def payload_from_engine(cls, payload: Mapping[str, Any] | None, point: object) -> ExamPayload:
         if payload is None:
             raise StoreError(f"point {point} came back without its payload")
-        return ExamPayload.from_dict(payload)
+        return ExamPayload.from_stored(payload) if cls.trusted_payloads else ExamPayload.from_dict(payload)

@@ -20,9 +20,11 @@ import json
 import logging
 import os
 import shutil
+import threading
+import uuid
 from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from itertools import islice
 from pathlib import Path
 from typing import Any
@@ -57,12 +59,15 @@ from search_svc.store.base import (
 from search_svc.store.filters import to_edge_filter
 from search_svc.store.locks import ReadWriteLock
 from search_svc.store.schema import PAYLOAD_INDEXES, ExamFilter, IndexKind
+from search_svc.store.warmup import warm_files
 
 log = logging.getLogger(__name__)
 
 META_FILE = "collection.json"
 META_FORMAT = "cmr-search-edge-collection/1"
 SHARD_DIR = "shard"
+BUILD_PREFIX = "shard-"  # shard copies of background builds; the one in use is named in collection.json
+FINAL_REPLAY_OPS = 8  # journaled writes replayed with searches paused, at the swap (each is one upsert batch)
 UPSERT_BATCH = 512  # points per engine update: bounds the Python-side copy of a bulk load
 FULL_SCAN_THRESHOLD_KB = 10_000  # Qdrant default: a filter leaving fewer KB of vectors scans exactly
 INT8_QUANTILE = 0.99  # clip the top 1% of |values| when fitting the int8 range (Qdrant's recommendation)
@@ -85,12 +90,16 @@ class _Collection:
     dim: int
     quantization: Quantization
     shard: edge.EdgeShard
+    shard_dir: str = SHARD_DIR  # a background build puts its copy in place under another name (live_index.py)
+    journal: list[Any] | None = None  # writes since a background build copied the shard, replayed onto the copy
+    write_lock: threading.Lock = field(default_factory=threading.Lock)  # orders writes against that copy
 
 
 class EdgeStore(VectorStore):
     """Collections as Qdrant Edge shards under one folder."""
 
     backend = "edge"
+    trusted_payloads = True  # only EdgeStore writes its shards, from checked ExamPayloads
 
     def __init__(self, root: str | Path, params: IndexParams | None = None, *,
                  indexing_threshold_kb: int | None = None, max_search_threads: int | None = None,
@@ -137,7 +146,7 @@ class EdgeStore(VectorStore):
             for field, kind in payload_indexes.items():
                 if field not in present:
                     schema = _INDEX_TYPES[IndexKind(kind)]
-                    coll.shard.update(edge.UpdateOperation.create_field_index(field, schema))
+                    self._apply(coll, edge.UpdateOperation.create_field_index(field, schema))
             return self._info(coll)
 
     def collection_exists(self, name: str) -> bool:
@@ -183,7 +192,7 @@ class EdgeStore(VectorStore):
                             f"vector of point {p.id} has {p.vector.shape[0]} dimensions; "
                             f"collection {collection!r} holds {coll.dim}-d vectors")
                     engine_points.append(edge.Point(p.id, p.vector.tolist(), p.payload.to_dict()))
-                coll.shard.update(edge.UpdateOperation.upsert_points(engine_points))
+                self._apply(coll, edge.UpdateOperation.upsert_points(engine_points))
                 written += len(batch)
                 self._unflushed += 1
         return written
@@ -196,7 +205,7 @@ class EdgeStore(VectorStore):
             existing = [str(r.id) for r in coll.shard.retrieve(wanted, with_payload=False, with_vector=False)]
             if existing:
                 self._check_space("delete")  # a delete is a WAL record too
-                coll.shard.update(edge.UpdateOperation.delete_points(existing))
+                self._apply(coll, edge.UpdateOperation.delete_points(existing))
                 self._unflushed += 1
             return len(existing)
 
@@ -253,6 +262,11 @@ class EdgeStore(VectorStore):
         with self._using(collection) as coll:
             return int(coll.shard.count(edge.CountRequest(exact=True, filter=to_edge_filter(filter))))
 
+    def warm_up(self, collection: str) -> int:
+        with self._using(collection) as coll:
+            folder = self.root / coll.name / coll.shard_dir
+        return warm_files(folder)  # outside the lock: reading takes seconds at 1M points, and drops may go on
+
     # --- lifecycle ------------------------------------------------------------------------------------------
     def flush(self) -> None:
         with self._lock.read():
@@ -278,6 +292,66 @@ class EdgeStore(VectorStore):
                 coll.shard.flush()
                 coll.shard.close()
             self._collections.clear()
+
+    # --- background index builds (the protocol of search_svc/store/live_index.py) ---------------------------
+    def begin_build(self, collection: str) -> Path:
+        """Copy the collection's shard to a new folder for another process to build its HNSW graph in, and
+        journal the writes made from now on. Writes wait during the copy (searches do not); returns the copy."""
+        with self._using(collection) as coll, coll.write_lock:
+            if coll.journal is not None:
+                raise StoreError(f"a background build of collection {collection!r} is already running")
+            # No flush first: it holds the GIL (0.5 s at 20k points). With no write in flight the files are
+            # what a crash would leave, which the engine recovers from (it replays its write-ahead log).
+            copy = self.root / coll.name / f"{BUILD_PREFIX}{uuid.uuid4().hex[:12]}"
+            shutil.copytree(self.root / coll.name / coll.shard_dir, copy)
+            coll.journal = []
+        return copy
+
+    def finish_build(self, collection: str, built: Path) -> int:
+        """Put the built copy in place of the collection's shard: open it, replay the writes journaled since
+        begin_build (in rounds while writes go on, the last few with searches paused), record it as the
+        collection's shard and remove the old one. Returns the number of operations replayed."""
+        shard = edge.EdgeShard.load(str(built), self._runtime_config())
+        replayed = 0
+        try:
+            with self._using(collection) as coll:
+                while True:  # catch up without blocking anyone; writes keep arriving meanwhile
+                    with coll.write_lock:
+                        ops, coll.journal = coll.journal or [], []
+                    for op in ops:
+                        shard.update(op)
+                    replayed += len(ops)
+                    if len(ops) <= FINAL_REPLAY_OPS:
+                        break
+            with self._lock.write():  # no search or write in flight: the swap itself
+                self._check_open()
+                coll = self._collections.get(collection)
+                if coll is None:
+                    raise CollectionNotFoundError(collection)
+                for op in coll.journal or []:
+                    shard.update(op)
+                replayed += len(coll.journal or [])
+                # No flush of the copy here (it holds the GIL): the replayed writes are in its write-ahead log,
+                # as durable as they were in the old shard's.
+                _write_meta(self.root / collection, {"shard_dir": built.name})
+                old, old_dir = coll.shard, self.root / collection / coll.shard_dir
+                coll.shard, coll.shard_dir, coll.journal = shard, built.name, None
+        except BaseException:
+            if self._collections.get(collection) is None or self._collections[collection].shard is not shard:
+                shard.close()
+                self.abort_build(collection, built)
+            raise
+        old.close()  # after the lock: no call can reach it any more (closing holds the GIL, 0.4 s at 20k)
+        shutil.rmtree(old_dir, ignore_errors=True)
+        return replayed
+
+    def abort_build(self, collection: str, built: Path) -> None:
+        """Stop journaling for a build that failed, and remove its copy."""
+        coll = self._collections.get(collection)
+        if coll is not None:
+            with coll.write_lock:
+                coll.journal = None
+        shutil.rmtree(built, ignore_errors=True)
 
     # --- internals ------------------------------------------------------------------------------------------
     def _check_open(self) -> None:
@@ -313,6 +387,12 @@ class EdgeStore(VectorStore):
                 raise CollectionNotFoundError(name)
             yield coll
 
+    def _apply(self, coll: _Collection, operation: edge.UpdateOperation) -> None:
+        with coll.write_lock:
+            coll.shard.update(operation)
+            if coll.journal is not None:
+                coll.journal.append(operation)
+
     def _runtime_config(self) -> edge.EdgeConfig | None:
         if self._max_search_threads is None:
             return None
@@ -328,7 +408,8 @@ class EdgeStore(VectorStore):
         if meta.get("format") != META_FORMAT:
             raise StoreError(f"{meta_path} is not a collection of this store (format {meta.get('format')!r})")
         dim, quantization = int(meta["dim"]), Quantization(meta["quantization"])
-        shard_dir = folder / SHARD_DIR
+        shard_dir = folder / meta.get("shard_dir", SHARD_DIR)
+        _remove_unfinished_builds(folder, shard_dir.name)
         if (shard_dir / "edge_config.json").is_file():
             shard = edge.EdgeShard.load(str(shard_dir), self._runtime_config())
         else:  # the process stopped between writing the metadata and creating the shard
@@ -336,7 +417,7 @@ class EdgeStore(VectorStore):
         if quantization is not self.params.quantization:
             log.info("collection %r keeps quantization %s it was created with (store asks for %s)",
                      name, quantization.value, self.params.quantization.value)
-        coll = _Collection(name, dim, quantization, shard)
+        coll = _Collection(name, dim, quantization, shard, shard_dir.name)
         self._collections[name] = coll
         return coll
 
@@ -382,6 +463,24 @@ class EdgeStore(VectorStore):
     def _record(self, record: Any, with_vectors: bool) -> StoredRecord:
         return StoredRecord(str(record.id), self.payload_from_engine(record.payload, record.id),
                             to_vector(plain_vector(record.vector)) if with_vectors else None)
+
+
+def _write_meta(folder: Path, changes: Mapping[str, Any]) -> None:
+    """Update collection.json atomically (a crash leaves the old or the new, never half of one)."""
+    meta = json.loads((folder / META_FILE).read_text()) | dict(changes)
+    tmp = folder / (META_FILE + ".tmp")
+    tmp.write_text(json.dumps(meta, indent=1))
+    os.replace(tmp, folder / META_FILE)
+
+
+def _remove_unfinished_builds(folder: Path, current: str) -> None:
+    """Copies of a build the process did not finish (it stopped meanwhile): the shard in use is `current`."""
+    for path in folder.glob(f"{BUILD_PREFIX}*"):
+        if path.name != current and path.is_dir():
+            log.info("removing %s, left by an unfinished background index build", path)
+            shutil.rmtree(path, ignore_errors=True)
+        elif path.name != current:
+            path.unlink(missing_ok=True)
 
 
 def _index_name(schema_type: edge.PayloadSchemaType) -> str:

@@ -439,6 +439,31 @@ class ExamPayload:
         return payload
 
 
+    @classmethod
+    def from_stored(cls, data: Mapping[str, Any]) -> ExamPayload:
+        """A payload read back from a store that only this code writes (the `to_dict` of a checked payload),
+        rebuilt without running every field's check again: ten hits' checks cost about as much as the engine's
+        whole search (bench/store_overhead.py). Unknown or missing keys still go to `from_dict`, which names
+        what is wrong; measurements and parts are decoded (and checked) as always."""
+        if (not _PAYLOAD_KEYS.issuperset(data) or data.get("study_key") is None or data.get("vendor") is None
+                or data.get("model_version") is None):
+            return cls.from_dict(data)
+        payload = object.__new__(cls)
+        put = object.__setattr__  # a frozen dataclass, filled field by field
+        put(payload, "study_key", data["study_key"])
+        put(payload, "vendor", data["vendor"])
+        put(payload, "model_version", data["model_version"])
+        put(payload, "study_date", data.get("study_date"))
+        put(payload, "field_strength_t", data.get("field_strength_t"))
+        put(payload, "views", tuple(data.get("views") or ()))
+        put(payload, "labels", tuple(data.get("labels") or ()))
+        put(payload, "impression", data.get("impression") or "")
+        measurements, parts = data.get("measurements"), data.get(PARTS_KEY)
+        put(payload, "measurements", None if measurements is None else ExamMeasurements.from_dict(measurements))
+        put(payload, "parts", None if parts is None else StoredParts.from_dict(parts))
+        return payload
+
+
 _PAYLOAD_KEYS: Final = frozenset({"study_key", "vendor", "model_version", "study_date", "study_year",
                                   "field_strength_t", "views", "labels", "impression", "measurements",
                                   PARTS_KEY})

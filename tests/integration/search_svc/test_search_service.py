@@ -73,6 +73,8 @@ def test_upsert_is_idempotent_and_stores_no_uid(search: SearchClient, keys: list
     stats = search.stats()
     assert stats.exams == len(upserts) == stats.reports and stats.backend == "edge"
     assert sum(stats.by_vendor.values()) == len(upserts) and list(stats.model_versions) == [upserts[0].model_version]
+    index = {i.collection: i for i in stats.index}  # the live index's view: every point is counted, none lost
+    assert sum(i.points for i in index.values()) == 2 * len(upserts) and not any(i.last_error for i in index.values())
     got = search.get(keys[0], with_vector=True)
     assert upserts[0].study_instance_uid not in str(got)  # the UID never reaches the index
     assert got.exam.impression == upserts[0].impression and len(got.image_embedding.values) == 256

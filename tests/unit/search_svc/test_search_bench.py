@@ -75,6 +75,9 @@ def test_targets_and_report(tmp_path: Path) -> None:
     assert met["edge at 1M"] is True  # p99 4 ms, recall 0.99
     assert met["edge-int8 at 1M"] is False  # recall 0.90
     assert met["edge at 100k"] is True  # 450x lower p99 than local mode
+    peer = _result("hnswlib", 1_000_000, 1.0, 0.99) | {"upsert_s": None, "disk_mb": None, "segments": "-"}
+    peer["sweep"] = [{**s, "knob": "hnsw_ef"} for s in _result("edge", 1, 1.0, 0.99)["sweep"]]
+    results.append(peer)
     report = {"date": "2026-01-01", "quick": False, "machine": bench.machine(), "sizes": [100_000, 1_000_000],
               "source": {"kind": "generated", "description": "generated", "details": {}},
               "selectivity": {"100000": 0.2, "1000000": 0.2}, "results": results}
@@ -83,4 +86,21 @@ def test_targets_and_report(tmp_path: Path) -> None:
     bench.render(path)
     text = path.with_suffix(".md").read_text()
     assert "| 1,000,000 | edge | 1.0 |" in text and "**not met**" in text
+    assert "| 1,000,000 | hnswlib | 1.0 |" in text and "hnswlib on the same vectors" in text
     assert path.with_suffix(".png").stat().st_size > 10_000
+
+
+@pytest.mark.parametrize("engine", bench.PEER_ENGINES)
+def test_peer_engines_find_the_exact_neighbours_and_honour_the_filter(dataset: bench.Dataset, engine: str) -> None:
+    size = 2000
+    gt_all, gt_filtered, _ = bench.ground_truth(dataset, size)
+    np.savez(dataset.truth(size), all=gt_all, filtered=gt_filtered)
+    result = bench.peer_worker(engine, dataset, size)
+    assert result["runs"]["unfiltered"]["1"]["recall"] >= 0.9  # HNSW at m 16, ef 64 over 2k points
+    assert result["runs"]["filtered"]["1"]["recall"] >= 0.9
+    assert {s["value"] for s in result["sweep"]} == set(bench.EF_SWEEP)
+    peer = bench.make_peer(engine, bench.DIM, 16, 100, size)
+    peer.add(bench.read_rows(dataset.vectors, 0, size))
+    mask = bench.filter_mask(np.load(dataset.meta), size)
+    rows = peer.search(np.load(dataset.queries)[0], bench.TOP_K, 64, mask)
+    assert len(rows) == bench.TOP_K and mask[rows].all()  # only rows passing the filter come back

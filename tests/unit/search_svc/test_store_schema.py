@@ -94,6 +94,23 @@ def test_payload_refuses_unknown_keys(key: str) -> None:
     d = payload().to_dict() | {key: "anything"}
     with pytest.raises(ValueError, match=f"unknown keys \\['{key}'\\]"):
         ExamPayload.from_dict(d)
+    with pytest.raises(ValueError, match=f"unknown keys \\['{key}'\\]"):  # the trusted read path too
+        ExamPayload.from_stored(d)
+
+
+@pytest.mark.parametrize("changes", [{}, {"study_date": None, "field_strength_t": None, "labels": ()},
+                                     {"views": (), "impression": ""}])
+def test_stored_payload_reads_back_equal_to_the_checked_one(changes: dict[str, object]) -> None:
+    p = payload(**changes)
+    back = ExamPayload.from_stored(p.to_dict())
+    assert back == p and back.study_year == p.study_year and hash(back) == hash(p)
+
+
+def test_stored_payload_without_a_required_key_is_refused_by_name() -> None:
+    d = payload().to_dict()
+    del d["vendor"]
+    with pytest.raises(ValueError, match="lacks required keys \\['vendor'\\]"):
+        ExamPayload.from_stored(d)
 
 
 def test_payload_validation() -> None:
