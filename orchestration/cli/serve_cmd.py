@@ -9,7 +9,7 @@ from typing import Optional
 import typer
 from rich.console import Console
 
-from cmr.config import get_settings
+from orchestration.cli.lazy import get_settings
 
 console = Console(stderr=True)
 
