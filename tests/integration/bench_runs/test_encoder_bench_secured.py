@@ -1,0 +1,30 @@
+"""`cmr bench encoder` against its server as a fresh clone runs it: no CMR_AUTH_MODE in the environment, so the
+benchmark's own TLS + token set-up (bench.dev_security) is what lets `cmr serve encoder` start and the client in.
+One server (batching on) at a fraction of a second per point: the path, not the speed."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from rich.progress import Progress
+
+from bench.dev_security import Security
+from bench.encoder import CONCURRENCY, exam_tensors, measure_server
+from cmr.model.checkpoint import load_model
+
+
+@pytest.mark.slow
+def test_secured_server_points(studies: list[Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("CMR_AUTH_MODE", raising=False)  # tests/conftest.py turns auth off; a fresh clone does not
+    spec = load_model().spec
+    folders = studies[:1]
+    sec = Security.create(True, tmp_path / "security")
+    with Progress(disable=True) as progress:
+        points, version = measure_server(True, exam_tensors(folders, spec), folders, spec.spec_id, 0.2, progress,
+                                         tmp_path / "logs", sec)
+    assert version.startswith("cmr-clip")
+    got = {(p.path, p.concurrency) for p in points}
+    assert got == {*((path, c) for path in ("service", "triton") for c in CONCURRENCY), ("study", 1), ("study", 2)}
+    for p in points:
+        assert p.requests > 0 and p.errors == 0, p
