@@ -74,6 +74,9 @@ def main(argv: list[str] | None = None) -> None:
                      _cell(now), "met" if statistics.median(now) <= TARGET_SEARCH_S else "not met"))
         print(rows[-1], file=sys.stderr)
     table = "\n".join(f"| {c} | {b} | {n} | {m} |" for c, b, n, m in rows)
+    if not a.search:
+        table += ("\n\nNo `cmr search` round trip in this run: it needs the encoder (Triton) and search services "
+                  "running (`cmr up`, or `cmr serve encoder` and `cmr serve search`); then `--search \"QUERY\"`.")
     a.out.parent.mkdir(parents=True, exist_ok=True)
     a.out.write_text(f"""# CLI start-up (`python -m bench.cli_startup`)
 

@@ -21,10 +21,11 @@ def test_secured_server_points(studies: list[Path], tmp_path: Path, monkeypatch:
     folders = studies[:1]
     sec = Security.create(True, tmp_path / "security")
     with Progress(disable=True) as progress:
-        points, version = measure_server(True, exam_tensors(folders, spec), folders, spec.spec_id, 0.2, progress,
+        points, version = measure_server(True, exam_tensors(folders, spec), folders, spec.spec_id, 0.3, progress,
                                          tmp_path / "logs", sec)
     assert version.startswith("cmr-clip")
     got = {(p.path, p.concurrency) for p in points}
     assert got == {*((path, c) for path in ("service", "triton") for c in CONCURRENCY), ("study", 1), ("study", 2)}
-    for p in points:
-        assert p.requests > 0 and p.errors == 0, p
+    assert all(p.errors == 0 for p in points), points
+    for path in ("service", "triton", "study"):  # a busy runner may finish nothing in one short window: per path
+        assert sum(p.requests for p in points if p.path == path) > 0, (path, points)
