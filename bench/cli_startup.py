@@ -56,6 +56,7 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--before", type=Path, help="tree with an older orchestration/ and cmr/ to compare with")
     ap.add_argument("--before-label", default="before", help="what the older tree is (e.g. a commit)")
     ap.add_argument("--search", help="also time `cmr search QUERY --top 5` against the running services")
+    ap.add_argument("--search-note", default="", help="what the stack was (security, index size), for the report")
     ap.add_argument("--repeats", type=int, default=7)
     ap.add_argument("--out", type=Path, default=REPO / "docs" / "benchmarks" / "cli.md")
     a = ap.parse_args(argv)
@@ -74,16 +75,19 @@ def main(argv: list[str] | None = None) -> None:
                      _cell(now), "met" if statistics.median(now) <= TARGET_SEARCH_S else "not met"))
         print(rows[-1], file=sys.stderr)
     table = "\n".join(f"| {c} | {b} | {n} | {m} |" for c, b, n, m in rows)
+    if a.search and a.search_note:
+        table += f"\n\nThe round trip: {a.search_note}"
     if not a.search:
         table += ("\n\nNo `cmr search` round trip in this run: it needs the encoder (Triton) and search services "
                   "running (`cmr up`, or `cmr serve encoder` and `cmr serve search`); then `--search \"QUERY\"`.")
+    before_note = f'"{a.before_label}" is the same commands from that older tree.' if a.before else ""
     a.out.parent.mkdir(parents=True, exist_ok=True)
     a.out.write_text(f"""# CLI start-up (`python -m bench.cli_startup`)
 
 Run {datetime.now(timezone.utc):%Y-%m-%d %H:%M UTC} on {describe_machine()}; load average before the run {load}
 (other jobs were running on the shared machine: read these as upper bounds). Wall time of a fresh process each
 run, median of {a.repeats} (fastest in brackets). Targets: `--help` <= {TARGET_HELP_S} s, a `cmr search` round trip
-<= {TARGET_SEARCH_S} s on an idle stack. {f'"{a.before_label}" is the same commands from that older tree.' if a.before else ''}
+<= {TARGET_SEARCH_S} s on an idle stack. {before_note}
 
 | command | {a.before_label if a.before else 'before'} | now | target |
 | --- | --- | --- | --- |
@@ -91,7 +95,9 @@ run, median of {a.repeats} (fastest in brackets). Targets: `--help` <= {TARGET_H
 
 Why it was slow: `orchestration/cli/main.py` imports every `*_cmd` module to build the command tree, and their top
 levels imported torch (through `cmr.generator`/`cmr.model` for the config names in `--help`), the DICOM stack
-(pydicom, scipy), numpy and pydantic. Now those imports happen inside the command that needs them;
+(pydicom, scipy), numpy and pydantic. Now those imports happen inside the command that needs them, and
+`cmr.dicom` imports its loader on first use, so a client that only maps StudyLoadError to a status code (cmr.rpc,
+`cmr search`) no longer loads pydicom and scipy;
 `tests/unit/cli/test_cli_startup.py` prints every command's `--help` in a fresh interpreter and fails if torch,
 transformers, Triton's clients, grpc, numpy, pydicom, scipy or a service package got imported. `python -X importtime
 -c "import orchestration.cli.main"` shows what is left (typer and rich).

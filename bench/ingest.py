@@ -138,7 +138,8 @@ def run_pass(n_workers: int, data: Path, encoder_url: str, work: Path, n: int, s
                "CMR_KAFKA_PARTITIONS": "4"}
         search = LoggedProcess([str(Path(sys.executable).parent / "cmr"), "serve", "search", "--port", str(search_port),
                         "--encoder-url", encoder_url], {**env, **sec.env("search")}, work / f"search{n_workers}.log")
-        s = sec.service_settings(settings.model_copy(update={"kafka_bootstrap": broker.bootstrap, "kafka_partitions": 4}))
+        s = sec.service_settings(settings.model_copy(update={"kafka_bootstrap": broker.bootstrap,
+                                                             "kafka_partitions": 4}))
         workers: list[LoggedProcess] = []
         try:
             with SearchClient(f"127.0.0.1:{search_port}", settings=s) as client:
@@ -241,8 +242,8 @@ workers two studies are in flight at once, so these add up to more than the wall
 
 Reading it: the slowest stage here is **{max(STAGES, key=lambda k: sum(p.stage_mean_s.get(k, 0.0) for p in r.passes))}**
 (parse, de-identify and assemble are pure-Python/numpy work on every file of the study; measure runs the
-segmenter on the short-axis cine; encode is the CLIP model on Triton). A second worker helps only as far as the cores are free: Triton,
-the search service and the broker run on the same two cores. On a real deployment the workers scale out
+segmenter on the short-axis cine; encode is the CLIP model on Triton). A second worker helps only as far as
+the cores are free: Triton, the search service and the broker run on the same two cores. On a real deployment the workers scale out
 across machines up to the partition count (CMR_KAFKA_PARTITIONS).
 """
 
@@ -280,7 +281,8 @@ def run(quick: bool = False, out_dir: Path | None = None, studies: int | None = 
     best = max(p.per_min_steady for p in passes)
     result = IngestBench(
         when=datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"), machine=machine_description(),
-        load_avg_before=load_before, security=sec.describe(), quick=quick, studies=n, files_per_study=round(files_per, 1),
+        load_avg_before=load_before, security=sec.describe(), quick=quick, studies=n,
+        files_per_study=round(files_per, 1),
         mb_per_study=round(mb_per, 2), passes=passes, target_per_min=TARGET_PER_MIN,
         meets_target=best >= TARGET_PER_MIN,
         note="Other jobs were running on the machine (load average above): read these figures as lower bounds."

@@ -64,3 +64,12 @@ def test_console_script_answers_help() -> None:
     run = subprocess.run([str(cmr), "search", "--help"], capture_output=True, text=True, timeout=60)
     assert run.returncode == 0, run.stderr
     assert "--top" in run.stdout
+
+
+def test_search_client_does_not_load_the_dicom_stack_or_torch() -> None:
+    # what `cmr search|similar|cohort` import to make their call: the round trip's start-up
+    code = "import sys, search_svc.client; print(' '.join(sorted({m.split('.')[0] for m in sys.modules})))"
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert run.returncode == 0, run.stderr
+    loaded = set(run.stdout.split()) & {"torch", "transformers", "tritonclient", "pydicom", "scipy"}
+    assert not loaded, f"search_svc.client imported {sorted(loaded)}"
