@@ -281,12 +281,20 @@ def triton_submitter(url: str, tensors: list[tuple[np.ndarray, np.ndarray]]) -> 
 
     client = tg.InferenceServerClient(url)
     inputs = []
+    # a model that reads measurements takes them as a third input: NaN = not measured, as the service sends an
+    # exam tensor without them (without it Triton refuses every request with INVALID_ARGUMENT)
+    meta = client.get_model_metadata("cmr_clip_image", "1")
+    n_measured = next((int(i.shape[-1]) for i in meta.inputs if i.name == "measurements"), 0)
     for px, mk in tensors:  # built once: the load generator should cost as little CPU as a real client
         a = tg.InferInput("pixels", [1, *px.shape], "UINT8")
         a.set_data_from_numpy(px[None])
         b = tg.InferInput("mask", [1, mk.shape[0]], "BOOL")
         b.set_data_from_numpy(mk[None])
         inputs.append([a, b])
+        if n_measured:
+            m = tg.InferInput("measurements", [1, n_measured], "FP32")
+            m.set_data_from_numpy(np.full((1, n_measured), np.nan, dtype=np.float32))
+            inputs[-1].append(m)
 
     def submit(i: int, done: Callable[[bool], None]) -> None:
         client.async_infer("cmr_clip_image", inputs[i % len(inputs)], lambda result, error: done(error is None),
