@@ -1,6 +1,6 @@
 """`cmr bench encoder` against its server as a fresh clone runs it: no CMR_AUTH_MODE in the environment, so the
 benchmark's own TLS + token set-up (bench.dev_security) is what lets `cmr serve encoder` start and the client in.
-One server (batching on) at a fraction of a second per point: the path, not the speed."""
+One server (batching on), one second per point: the path, not the speed."""
 
 from __future__ import annotations
 
@@ -28,5 +28,7 @@ def test_secured_server_points(studies: list[Path], tmp_path: Path, monkeypatch:
     assert got == {*((path, c) for path in ("service", "triton") for c in CONCURRENCY), ("study", 1), ("study", 2)}
     seen = [(p.path, p.concurrency, p.requests, p.errors) for p in points]
     assert all(p.errors == 0 for p in points), seen  # the triton path once sent too few inputs: all errors
-    for path in ("service", "triton", "study"):  # a busy runner may finish nothing in one short window: per path
+    # per path (a busy runner may finish nothing in one short window); not "study": a whole study's upload,
+    # decoding and segmentation takes longer than these windows on 2 cores, so only its errors are checked
+    for path in ("service", "triton"):
         assert sum(p.requests for p in points if p.path == path) > 0, (path, seen)
