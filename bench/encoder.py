@@ -21,17 +21,20 @@ import platform
 import signal
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from rich.console import Console
 from rich.progress import Progress
 
+from bench.dev_security import Security
 from cmr.config import Settings, get_settings
 from cmr.dicom import load_study
 from cmr.synth.generate import generate_dataset
@@ -66,6 +69,7 @@ class BenchResult:
     queue_delay_us: int
     inputs: str
     load_average: float = 0.0  # 1-minute load before the run: other jobs on the machine lower every number
+    security: str = ""  # TLS and tokens between the benchmark's client and the service, or off
     points: list[Point] = field(default_factory=list)
     targets: dict[str, dict[str, object]] = field(default_factory=dict)
 
@@ -232,13 +236,17 @@ class EncoderProcess:
                "CMR_TRITON_METRICS_PORT": str(t_metrics), "CMR_TRITON_DYNAMIC_BATCHING": str(batching).lower(),
                "CMR_TRITON_EXIT_TIMEOUT_S": "1"}
         log_dir.mkdir(parents=True, exist_ok=True)
-        self._log = (log_dir / f"encoder_bench_{'on' if batching else 'off'}.log").open("w")
+        self.log_path = log_dir / f"encoder_bench_{'on' if batching else 'off'}.log"
+        self._log = self.log_path.open("w")
         self.proc = subprocess.Popen([str(Path(sys.executable).parent / "cmr"), "serve", "encoder", "--port",
                                       str(self.port)], env=env, stdout=self._log, stderr=subprocess.STDOUT)
 
     @property
     def address(self) -> str:
         return f"127.0.0.1:{self.port}"
+
+    def wait_ready(self, client: Any, timeout_s: float = 300) -> None:
+        wait_serving(client.wait_ready, self.proc, self.log_path, timeout_s)
 
     def stop(self) -> None:
         if self.proc.poll() is None:
@@ -250,17 +258,43 @@ class EncoderProcess:
         self._log.close()
 
 
+def wait_serving(wait_ready: Callable[[float], None], proc: subprocess.Popen[Any], log: Path,
+                 timeout_s: float) -> None:
+    """`wait_ready` (a client's health wait) until SERVING, but a server process that has exited fails at once
+    with the last line of its log (a configuration error, a busy port) instead of after the whole timeout."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        if proc.poll() is not None:
+            lines = [x for x in log.read_text(errors="replace").splitlines() if x.strip()] if log.exists() else []
+            raise RuntimeError(f"{' '.join(map(str, proc.args))} exited with code {proc.returncode}: "
+                               f"{lines[-1] if lines else 'no output'} (log: {log})")
+        try:
+            wait_ready(min(5.0, max(deadline - time.monotonic(), 0.1)))
+            return
+        except TimeoutError:
+            if time.monotonic() >= deadline:
+                raise
+
+
 def triton_submitter(url: str, tensors: list[tuple[np.ndarray, np.ndarray]]) -> Submit:
     import tritonclient.grpc as tg
 
     client = tg.InferenceServerClient(url)
     inputs = []
+    # a model that reads measurements takes them as a third input: NaN = not measured, as the service sends an
+    # exam tensor without them (without it Triton refuses every request with INVALID_ARGUMENT)
+    meta = client.get_model_metadata("cmr_clip_image", "1")
+    n_measured = next((int(i.shape[-1]) for i in meta.inputs if i.name == "measurements"), 0)
     for px, mk in tensors:  # built once: the load generator should cost as little CPU as a real client
         a = tg.InferInput("pixels", [1, *px.shape], "UINT8")
         a.set_data_from_numpy(px[None])
         b = tg.InferInput("mask", [1, mk.shape[0]], "BOOL")
         b.set_data_from_numpy(mk[None])
         inputs.append([a, b])
+        if n_measured:
+            m = tg.InferInput("measurements", [1, n_measured], "FP32")
+            m.set_data_from_numpy(np.full((1, n_measured), np.nan, dtype=np.float32))
+            inputs[-1].append(m)
 
     def submit(i: int, done: Callable[[bool], None]) -> None:
         client.async_infer("cmr_clip_image", inputs[i % len(inputs)], lambda result, error: done(error is None),
@@ -284,15 +318,17 @@ def service_submitter(client, tensors: list[tuple[np.ndarray, np.ndarray]], spec
 
 
 def measure_server(batching: bool, tensors: list[tuple[np.ndarray, np.ndarray]], folders: Sequence[Path],
-                   spec_id: str, seconds: float, progress: Progress, log_dir: Path) -> tuple[list[Point], str]:
+                   spec_id: str, seconds: float, progress: Progress, log_dir: Path,
+                   security: Security) -> tuple[list[Point], str]:
     from encoder_svc.client import EncoderClient
 
     label = "on" if batching else "off"
-    server = EncoderProcess(batching, log_dir)
+    server = EncoderProcess(batching, log_dir, env=security.env("encoder"))
     points: list[Point] = []
     try:
-        with EncoderClient(server.address) as client:
-            client.wait_ready(300)
+        # the ingest identity: the role the worker calls EncodeExam with, and not rate-limited
+        with EncoderClient(server.address, settings=security.service_settings(get_settings())) as client:
+            server.wait_ready(client, 300)
             version = client.model_info().model.version
             task = progress.add_task(f"batching {label}", total=2 * len(CONCURRENCY) + (2 if batching else 0))
             paths: list[tuple[str, Submit]] = [
@@ -379,8 +415,8 @@ def to_markdown(r: BenchResult, png_name: str) -> str:
         f"Run {r.date}{' (quick mode)' if r.quick else ''} on {r.machine}; model on {r.device}; "
         f"{r.model_version}; inputs: {r.inputs}; {r.seconds_per_point:.0f} s per point, closed-loop clients; "
         f"max batch {r.max_batch_size}, queue delay {r.queue_delay_us} us; 1-minute load average before the "
-        f"run {r.load_average} on {os.cpu_count()} cores{' (other jobs were running: read these as lower bounds)' if r.load_average > 0.5 else ''}. "
-        "Reproduce: `cmr bench encoder`.", "",
+        f"run {r.load_average} on {os.cpu_count()} cores{' (other jobs were running: read these as lower bounds)' if r.load_average > 0.5 else ''}"
+        f"{'; service calls: ' + r.security if r.security else ''}. Reproduce: `cmr bench encoder`.", "",
         "Paths: **service** = EncodeExam over gRPC through the encoder service to Triton (exam tensors, as the "
         "ingest worker sends them); **triton** = Triton's gRPC endpoint directly; **study** = EncodeStudy with "
         "the DICOM files uploaded and decoded (concurrency = clients; bounded by decoding); **raw** = the model "
@@ -393,7 +429,8 @@ def to_markdown(r: BenchResult, png_name: str) -> str:
 
 
 def run(quick: bool = False, out_dir: Path | None = None, seconds: float | None = None,
-        n_studies: int | None = None) -> BenchResult:
+        n_studies: int | None = None, security: bool = True) -> BenchResult:
+    """security: the service as deployed (TLS + bearer tokens, keys made for this run), or off (stated)."""
     settings = get_settings()
     out_dir = out_dir or REPO / "docs" / "benchmarks"
     seconds = seconds or (4.0 if quick else 15.0)
@@ -409,10 +446,12 @@ def run(quick: bool = False, out_dir: Path | None = None, seconds: float | None 
                          load_average=round(os.getloadavg()[0], 2))
     with console.status("raw in-process model..."):
         result.points += measure_raw(tensors, sorted({1, settings.triton_max_batch_size}), seconds)
-    with Progress(console=console) as progress:
+    with Progress(console=console) as progress, tempfile.TemporaryDirectory(prefix="bench-encoder-") as tmp:
+        sec = Security.create(security, Path(tmp) / "security")
+        result.security = sec.describe()
         for batching in (True, False):
             pts, version = measure_server(batching, tensors, folders, spec.spec_id, seconds, progress,
-                                          settings.data_dir / "logs")
+                                          settings.data_dir / "logs", sec)
             result.points += pts
             result.model_version = version
     result.targets = check_targets(result.points)
@@ -430,8 +469,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     ap.add_argument("--quick", action="store_true", help="4 studies, 4 s per point (about 2 minutes)")
     ap.add_argument("--json", action="store_true", help="print the results as JSON on stdout")
     ap.add_argument("--out", type=Path, default=None, help="folder for the .md/.json/.png (docs/benchmarks)")
+    ap.add_argument("--security", choices=("on", "off"), default="on")
     args = ap.parse_args(argv)
-    result = run(quick=args.quick, out_dir=args.out)
+    result = run(quick=args.quick, out_dir=args.out, security=args.security == "on")
     if args.json:
         print(json.dumps(asdict(result), indent=2))
 

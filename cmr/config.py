@@ -14,6 +14,11 @@ def default_realdata_dir() -> Path:
     return Path(__file__).resolve().parents[1].parent / "shared" / "realdata"
 
 
+class ConfigError(ValueError):
+    """A setting is missing or unusable; the message names the CMR_* variable and what to do (the CLI prints
+    it as one line, exit code 2)."""
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="CMR_", env_file=None, extra="ignore")
 

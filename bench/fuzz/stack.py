@@ -104,7 +104,10 @@ class FuzzStack:
                                  triton_metrics_port=metrics_port, triton_exit_timeout_s=1, study_roots=roots,
                                  max_upload_bytes=48 * 1024**2, grpc_max_message_bytes=4 * 1024**2,
                                  max_texts_per_request=16, max_concurrent_studies=1, request_timeout_s=60,
-                                 study_key_secret="fuzz-bench-secret", draft_neighbours=5)
+                                 study_key_secret="fuzz-bench-secret", draft_neighbours=5,
+                                 # the handlers are fuzzed behind the interceptor (tokens have their own tests),
+                                 # whatever security the calling shell's CMR_* variables ask for
+                                 tls=False, auth_mode="off")
         try:
             encoder = EncoderServer(self.settings, port=0).start()
             self._servers.append(encoder)

@@ -7,10 +7,10 @@ from typing import Any
 
 import grpc
 
-from cmr.config import Settings
+from cmr.config import ConfigError, Settings
 
 
-class TLSConfigError(ValueError):
+class TLSConfigError(ConfigError):
     pass
 
 

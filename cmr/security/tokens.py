@@ -18,7 +18,7 @@ import jwt
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from cmr.config import Settings
+from cmr.config import ConfigError, Settings
 from cmr.security.roles import Role, parse_roles
 
 _ASYMMETRIC = {"ES256", "ES384", "ES512", "RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "EdDSA"}
@@ -96,7 +96,7 @@ class TokenVerifier:
     @classmethod
     def from_settings(cls, settings: Settings) -> TokenVerifier:
         if settings.auth_public_key is None and settings.auth_jwks_url is None:
-            raise ValueError("CMR_AUTH_MODE=jwt needs CMR_AUTH_PUBLIC_KEY (local keys: `cmr security init-dev`) or "
+            raise ConfigError("CMR_AUTH_MODE=jwt needs CMR_AUTH_PUBLIC_KEY (local keys: `cmr security init-dev`) or "
                              "CMR_AUTH_JWKS_URL (an OIDC issuer); CMR_AUTH_MODE=off only on a closed test machine")
         pem = Path(settings.auth_public_key).read_bytes() if settings.auth_public_key else None
         return cls(issuer=settings.auth_issuer, audience=settings.auth_audience, algorithms=settings.auth_algorithms,

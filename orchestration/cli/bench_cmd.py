@@ -10,6 +10,16 @@ from typing import Any, Optional
 import typer
 
 
+SECURITY_HELP = ("on: TLS + bearer tokens as deployed (a CA and keys made for the run); off: plaintext, auth off "
+                 "(a stated development measurement)")
+
+
+def _on_off(security: str) -> bool:
+    if security not in ("on", "off"):
+        raise typer.BadParameter("--security is on or off")
+    return security == "on"
+
+
 def _print_json(result: Any) -> None:
     typer.echo(json.dumps(asdict(result) if is_dataclass(result) else result, indent=2, default=str))
 
@@ -20,12 +30,13 @@ def register(app: typer.Typer) -> None:
 
     @bench.command("encoder")
     def encoder(quick: bool = typer.Option(False, "--quick", help="4 studies, 4 s per point (about 2 minutes)"),
+                security: str = typer.Option("on", help=SECURITY_HELP),
                 as_json: bool = typer.Option(False, "--json", help="print the results as JSON"),
                 out: Optional[Path] = typer.Option(None, help="output folder (default docs/benchmarks)")) -> None:
         """Studies/s and p50/p99 latency at concurrency 1, 8, 32, dynamic batching on/off, vs the raw model."""
         from bench.encoder import run
 
-        result = run(quick=quick, out_dir=out)
+        result = run(quick=quick, out_dir=out, security=_on_off(security))
         if as_json:
             _print_json(result)
 
@@ -42,12 +53,13 @@ def register(app: typer.Typer) -> None:
 
     @bench.command("ingest")
     def ingest(quick: bool = typer.Option(False, "--quick", help="6 studies instead of 30 (a few minutes)"),
+               security: str = typer.Option("on", help=SECURITY_HELP),
                as_json: bool = typer.Option(False, "--json", help="print the results as JSON"),
                out: Optional[Path] = typer.Option(None, help="output folder (default docs/benchmarks)")) -> None:
         """Studies/min end to end through Kafka with 1 and 2 ingest workers, and the time per stage."""
         from bench.ingest import run
 
-        result = run(quick=quick, out_dir=out)
+        result = run(quick=quick, out_dir=out, security=_on_off(security))
         if as_json:
             _print_json(result)
 
@@ -64,15 +76,13 @@ def register(app: typer.Typer) -> None:
 
     @bench.command("load")
     def load(quick: bool = typer.Option(False, "--quick", help="5 short steps, a 3,000-exam index (minutes)"),
-             security: str = typer.Option("on", help="on: TLS + bearer tokens as deployed; off: plaintext, auth off"),
+             security: str = typer.Option("on", help=SECURITY_HELP),
              as_json: bool = typer.Option(False, "--json", help="print the results as JSON"),
              out: Optional[Path] = typer.Option(None, help="output folder (default docs/benchmarks)")) -> None:
         """Sustained QPS with search p99 < 50 ms at rising concurrency, with and without ingestion running."""
         from bench.load import run
 
-        if security not in ("on", "off"):
-            raise typer.BadParameter("--security is on or off")
-        result = run(quick=quick, out_dir=out, security=security == "on")
+        result = run(quick=quick, out_dir=out, security=_on_off(security))
         if as_json:
             _print_json(result)
 

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Optional
+from typing import TYPE_CHECKING, Optional
 
-import numpy as np
 import typer
+
+if TYPE_CHECKING:  # numpy is imported where a command runs: `cmr --help` must not pay for it
+    import numpy as np
 
 embed_app = typer.Typer(help="Embed studies or report text into the shared CMR-CLIP space (L2-normalised).",
                         no_args_is_help=True)
@@ -49,6 +51,8 @@ def exams_or_fail(model, paths: list[Path]) -> tuple[list, "np.ndarray | None"]:
 
 
 def _emit(names: list[str], vectors: np.ndarray, as_json: bool) -> None:
+    import numpy as np
+
     if as_json:
         typer.echo(json.dumps([{"input": n, "dim": int(v.shape[0]), "vector": [round(float(x), 6) for x in v]}
                                for n, v in zip(names, vectors)]))

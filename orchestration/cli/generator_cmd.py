@@ -7,9 +7,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from typing import TYPE_CHECKING
+
 import typer
 
-from cmr.generator.config import TargetConfig, apply_overrides, list_target_configs, load_target_config
+from orchestration.cli.lazy import shipped_configs
+
+if TYPE_CHECKING:  # the generator package loads torch: imported where the command runs, not for `--help`
+    from cmr.generator.config import TargetConfig
 
 
 def register(app: typer.Typer) -> None:
@@ -22,6 +27,8 @@ def _fail(reason: str) -> None:
 
 
 def _config(name: str, overrides: list[str]) -> TargetConfig:
+    from cmr.generator.config import apply_overrides, load_target_config
+
     try:
         return apply_overrides(load_target_config(name), overrides)
     except (FileNotFoundError, ValueError) as exc:
@@ -31,7 +38,7 @@ def _config(name: str, overrides: list[str]) -> TargetConfig:
 
 def train_generator(
     config: str = typer.Option("target_small", "--config",
-                               help=f"CMR-TARGET config name ({', '.join(list_target_configs())}) or JSON path."),
+                               help=f"CMR-TARGET config name ({shipped_configs('cmr.generator')}) or JSON path."),
     data: Path = typer.Option(..., "--data", help="Data directory with reports.jsonl and the study folders."),
     out: Path = typer.Option(..., "--out", help="Run directory: checkpoints (best.pt, last.pt) and metrics.csv."),
     resume: bool = typer.Option(False, "--resume", help="Continue the run in --out from last.pt."),

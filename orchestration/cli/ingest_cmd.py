@@ -12,7 +12,7 @@ import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-from cmr.config import get_settings
+from orchestration.cli.lazy import get_settings
 
 console = Console(stderr=True)
 
@@ -28,7 +28,7 @@ def register(app: typer.Typer) -> None:
                bootstrap: Optional[str] = typer.Option(None, help="Kafka bootstrap (default CMR_KAFKA_BOOTSTRAP)"),
                dead_letters: bool = typer.Option(False, "--dead-letters", help="list the dead-letter topic and exit"),
                pacs: Optional[str] = typer.Option(None, help="send the studies to a PACS by C-STORE instead "
-                                                  "(HOST:PORT\\[/AET], e.g. 127.0.0.1:4242/ORTHANC); its bridge publishes them"),
+                                                  "(HOST:PORT or HOST:PORT/AET, e.g. 127.0.0.1:4242/ORTHANC); its bridge publishes them"),
                as_json: bool = typer.Option(False, "--json", help="print what was published (or the dead letters) as JSON"),
                journal: Optional[Path] = typer.Option(None, help="record each published study in this file (JSON "
                                                       "lines), for --resume after a broker restart"),

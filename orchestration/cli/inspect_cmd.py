@@ -7,16 +7,17 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
 import typer
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from cmr.dicom import ExamSpec, Study, StudyLoadError, load_study
-from cmr.dicom.exam import slot_sources
 from orchestration.cli.tables import print_table
+
+if TYPE_CHECKING:  # the DICOM stack (pydicom, scipy) is imported where a command runs, not for `cmr --help`
+    from cmr.dicom import ExamSpec, Study
 
 EXIT_UNUSABLE = 2
 
@@ -32,6 +33,8 @@ def _fail(reason: str) -> NoReturn:
 
 
 def _load(path: Path) -> Study:
+    from cmr.dicom import StudyLoadError, load_study
+
     try:
         return load_study(path)
     except StudyLoadError as err:
@@ -44,6 +47,9 @@ def _fmt(v: float | None, unit: str = "") -> str:
 
 def _report(study: Study, spec: ExamSpec) -> dict[str, Any]:
     """Everything `inspect` shows, as JSON-ready data."""
+    from cmr.dicom import StudyLoadError
+    from cmr.dicom.exam import slot_sources
+
     error: dict[str, str] | None = None
     try:
         slots = slot_sources(study, spec)
@@ -103,6 +109,8 @@ def inspect(
     as_json: bool = typer.Option(False, "--json", help="Print the report as JSON instead of tables."),
 ) -> None:
     """Show the series of a DICOM study (kind, view, size, geometry) and which exam slots it fills."""
+    from cmr.dicom import ExamSpec
+
     study = _load(path)
     report = _report(study, ExamSpec())
     if as_json:
@@ -121,6 +129,7 @@ def render(
     if out.suffix.lower() not in (".gif", ".png"):
         _fail(f"{out.name}: --out must end with .gif or .png")
     study = _load(path)
+    from cmr.dicom import StudyLoadError
     from cmr.render import render_study  # Pillow drawing only when rendering
 
     try:

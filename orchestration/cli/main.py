@@ -7,8 +7,9 @@ import logging
 import typer
 
 from orchestration.cli import bench_cmd, calibrate_cmd, dataset_cmd, draft_cmd, embed_cmd, eval_cmd, eval_real_cmd, explain_cmd, generator_cmd, index_cmd, ingest_cmd, inspect_cmd, measure_cmd, quant_cmd, search_cmd, security_cmd, serve_cmd, synth_cmd, train_cmd, up_cmd, zeroshot_cmd
+from orchestration.cli.errors import CmrTyper
 
-app = typer.Typer(
+app = CmrTyper(
     name="cmr",
     help="Semantic search over cardiac MRI: synthetic studies, study loading, embeddings and services.",
     no_args_is_help=True,

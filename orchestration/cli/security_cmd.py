@@ -11,7 +11,7 @@ from typing import Optional
 
 import typer
 
-from cmr.config import get_settings
+from orchestration.cli.lazy import get_settings
 
 
 def _roles(values: list[str]) -> list[str]:

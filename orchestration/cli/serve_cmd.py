@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import signal
 import threading
-from typing import Optional
+from typing import TYPE_CHECKING, Optional
 
 import typer
 from rich.console import Console
 
-from cmr.config import get_settings
+from orchestration.cli.lazy import get_settings
+
+if TYPE_CHECKING:
+    from cmr.config import Settings
 
 console = Console(stderr=True)
 
@@ -19,6 +22,16 @@ def _until_signalled() -> None:
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())
     stop.wait()
+
+
+def _server_settings() -> Settings:
+    """The settings, their security part checked before anything starts (Triton takes seconds): a missing key
+    or certificate is one line naming the variable (orchestration.cli.errors), not a failure after start-up."""
+    from cmr.security.preflight import check_server_security
+
+    settings = get_settings()
+    check_server_security(settings)
+    return settings
 
 
 def register(app: typer.Typer) -> None:
@@ -31,9 +44,9 @@ def register(app: typer.Typer) -> None:
                 triton_url: Optional[str] = typer.Option(
                     None, help="use this external Triton (host:port) instead of starting one")) -> None:
         """Triton with the CMR-CLIP image and text models, and the gRPC EncoderService in front of it."""
+        settings = _server_settings()  # before the service's imports: a bad setting fails at once
         from encoder_svc.server import EncoderServer
 
-        settings = get_settings()
         if triton_url:
             settings = settings.model_copy(update={"triton_url": triton_url})
         with console.status("starting Triton and the encoder service..."):
@@ -56,9 +69,9 @@ def register(app: typer.Typer) -> None:
     def search(port: Optional[int] = typer.Option(None, help="gRPC port (default CMR_SEARCH_PORT)"),
                encoder_url: Optional[str] = typer.Option(None, help="encoder service (default CMR_ENCODER_URL)")) -> None:
         """The exam index on Qdrant (Edge on disk by default, CMR_QDRANT_URL for a server) behind SearchService."""
+        settings = _server_settings()  # before the service's imports: a bad setting fails at once
         from search_svc.server import SearchServer
 
-        settings = get_settings()
         try:
             server = SearchServer(settings, port=port, encoder_url=encoder_url).start()
         except Exception as exc:  # noqa: BLE001 - a start failure is one clear line, not a traceback
@@ -77,9 +90,9 @@ def register(app: typer.Typer) -> None:
     def generator(port: Optional[int] = typer.Option(None, help="gRPC port (default CMR_GENERATOR_PORT)"),
                   search_url: Optional[str] = typer.Option(None, help="search service (default CMR_SEARCH_URL)")) -> None:
         """Report drafting (retrieval, consensus, CMR-TARGET) behind GeneratorService."""
+        settings = _server_settings()  # before the service's imports: a bad setting fails at once
         from generator_svc.server import GeneratorServer
 
-        settings = get_settings()
         with console.status("loading CMR-TARGET and starting the generator service..."):
             try:
                 server = GeneratorServer(settings, port=port, search_url=search_url).start()

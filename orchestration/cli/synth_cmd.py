@@ -11,7 +11,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from cmr.config import get_settings
+from orchestration.cli.lazy import get_settings
 from cmr.synth.scanners import STYLE_POOLS, STYLES
 from orchestration.cli.tables import print_table
 

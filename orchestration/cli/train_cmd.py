@@ -5,11 +5,14 @@ from __future__ import annotations
 import json
 from dataclasses import replace
 from pathlib import Path
-from typing import Optional
+from typing import TYPE_CHECKING, Optional
 
 import typer
 
-from cmr.model.config import Config, TrainConfig, list_configs, load_config
+from orchestration.cli.lazy import shipped_configs
+
+if TYPE_CHECKING:  # the model package loads torch: imported where a command runs, not for `--help`
+    from cmr.model.config import Config
 
 
 def register(app: typer.Typer) -> None:
@@ -23,6 +26,8 @@ def _fail(reason: str) -> None:
 
 
 def _config(name: str, overrides: list[str]) -> Config:
+    from cmr.model.config import Config, TrainConfig, load_config
+
     try:
         cfg = load_config(name)
     except (FileNotFoundError, ValueError) as exc:
@@ -49,7 +54,7 @@ def _config(name: str, overrides: list[str]) -> Config:
 
 
 def train(
-    config: str = typer.Option("small", "--config", help=f"Model config name ({', '.join(list_configs())}) or JSON path."),
+    config: str = typer.Option("small", "--config", help=f"Model config name ({shipped_configs('cmr.model')}) or JSON path."),
     data: Path = typer.Option(..., "--data", help="Data directory with reports.jsonl and the study folders."),
     out: Path = typer.Option(..., "--out", help="Run directory: checkpoints (best.pt, last.pt) and metrics.csv."),
     resume: bool = typer.Option(False, "--resume", help="Continue the run in --out from last.pt."),

@@ -10,13 +10,14 @@ import socket
 import threading
 import time
 from pathlib import Path
-from typing import Any, Optional
+from typing import TYPE_CHECKING, Any, Optional
 
 import typer
 from rich.console import Console
 from rich.table import Table
 
-from cmr.config import Settings
+if TYPE_CHECKING:  # pydantic settings are imported where a command runs, not for `cmr --help`
+    from cmr.config import Settings
 
 console = Console(stderr=True)
 out = Console()
@@ -31,6 +32,7 @@ _EXPORTED = ("data_dir", "study_roots", "encoder_port", "search_port", "generato
 def resolve_settings(overrides: dict[str, Any]) -> Settings:
     """Settings of a stack: the environment, the command-line overrides, absolute folders, URLs that follow the
     ports, and the demo folder among the study roots (the encoder reads demo studies by server-side ref)."""
+    from cmr.config import Settings
     from cmr.layout import StackLayout
 
     s = Settings(**{k: v for k, v in overrides.items() if v is not None})
@@ -72,6 +74,7 @@ def stack_env(settings: Settings) -> dict[str, str]:
 
 def _saved_settings(data_dir: Path | None) -> Settings:
     """The settings a running (or the last) `cmr up` used for this data folder, else the environment's."""
+    from cmr.config import Settings
     from cmr.layout import StackLayout
 
     base = Settings() if data_dir is None else Settings(data_dir=data_dir)

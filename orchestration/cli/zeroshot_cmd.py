@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Optional
+from typing import TYPE_CHECKING, Optional
 
-import numpy as np
 import typer
+
+if TYPE_CHECKING:  # numpy is imported where the command runs: `cmr --help` must not pay for it
+    import numpy as np
 
 
 def register(app: typer.Typer) -> None:
@@ -15,6 +17,7 @@ def register(app: typer.Typer) -> None:
 
 
 def _chart(names: list[str], margins: dict[str, np.ndarray], out: Path, calibrated: bool) -> None:
+    import numpy as np
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
