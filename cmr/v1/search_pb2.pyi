@@ -334,7 +334,7 @@ class StatsRequest(_message.Message):
     def __init__(self) -> None: ...
 
 class StatsResponse(_message.Message):
-    __slots__ = ("exams", "reports", "backend", "by_vendor", "model_versions", "model")
+    __slots__ = ("exams", "reports", "backend", "by_vendor", "model_versions", "model", "query_cache")
     class ByVendorEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -348,10 +348,26 @@ class StatsResponse(_message.Message):
     BY_VENDOR_FIELD_NUMBER: _ClassVar[int]
     MODEL_VERSIONS_FIELD_NUMBER: _ClassVar[int]
     MODEL_FIELD_NUMBER: _ClassVar[int]
+    QUERY_CACHE_FIELD_NUMBER: _ClassVar[int]
     exams: int
     reports: int
     backend: str
     by_vendor: _containers.ScalarMap[str, int]
     model_versions: _containers.RepeatedScalarFieldContainer[str]
     model: _common_pb2.ModelInfo
-    def __init__(self, exams: _Optional[int] = ..., reports: _Optional[int] = ..., backend: _Optional[str] = ..., by_vendor: _Optional[_Mapping[str, int]] = ..., model_versions: _Optional[_Iterable[str]] = ..., model: _Optional[_Union[_common_pb2.ModelInfo, _Mapping]] = ...) -> None: ...
+    query_cache: QueryCacheStats
+    def __init__(self, exams: _Optional[int] = ..., reports: _Optional[int] = ..., backend: _Optional[str] = ..., by_vendor: _Optional[_Mapping[str, int]] = ..., model_versions: _Optional[_Iterable[str]] = ..., model: _Optional[_Union[_common_pb2.ModelInfo, _Mapping]] = ..., query_cache: _Optional[_Union[QueryCacheStats, _Mapping]] = ...) -> None: ...
+
+class QueryCacheStats(_message.Message):
+    __slots__ = ("runtime", "hits", "misses", "size", "capacity")
+    RUNTIME_FIELD_NUMBER: _ClassVar[int]
+    HITS_FIELD_NUMBER: _ClassVar[int]
+    MISSES_FIELD_NUMBER: _ClassVar[int]
+    SIZE_FIELD_NUMBER: _ClassVar[int]
+    CAPACITY_FIELD_NUMBER: _ClassVar[int]
+    runtime: str
+    hits: int
+    misses: int
+    size: int
+    capacity: int
+    def __init__(self, runtime: _Optional[str] = ..., hits: _Optional[int] = ..., misses: _Optional[int] = ..., size: _Optional[int] = ..., capacity: _Optional[int] = ...) -> None: ...
