@@ -36,7 +36,7 @@ from rich.console import Console
 from tqdm import tqdm
 
 REPO = Path(__file__).resolve().parents[1]
-RUNTIMES = ("torch", "onnx-fp32", "onnx-int8")
+TARGET_SPEEDUP = 3.0
 console = Console(stderr=True)
 
 # What clinicians type, as far as the product shows it: the UI's example queries (ui/views/*.py placeholders).
@@ -283,8 +283,14 @@ def markdown(r: TextPathResult) -> str:
         "| runtime | p50 ms | p99 ms | mean ms | queries | p50 vs torch | p99 vs torch |", "|---|---|---|---|---|---|---|"]
     lines += [f"| {x.runtime} | {x.p50_ms:.2f} | {x.p99_ms:.2f} | {x.mean_ms:.2f} | {x.n} | {x.speedup_p50:.1f}x | "
               f"{x.speedup_p99:.1f}x |" for x in r.latency]
-    lines += ["", "Target: the text tower >= 3x faster than torch at batch 1 on one thread. The runtimes take turns "
-              "query by query, so load from other jobs falls on each alike.", "", "![latency](text_path.png)", "",
+    onnx = [x for x in r.latency if x.runtime != "torch"]
+    met = [f"{x.runtime} ({x.speedup_p50:.1f}x)" for x in onnx if x.speedup_p50 >= TARGET_SPEEDUP]
+    missed = [f"{x.runtime} ({x.speedup_p50:.1f}x)" for x in onnx if x.speedup_p50 < TARGET_SPEEDUP]
+    lines += ["", f"Target: the text tower >= {TARGET_SPEEDUP:g}x faster than torch at batch 1 on one thread (p50). "
+              f"Met by: {', '.join(met) or 'none'}; not by: {', '.join(missed) or 'none'}. The runtimes take turns "
+              "query by query, so load from other jobs falls on each alike; with a load average above the 2 cores "
+              "every time stretches (the ratios are what to read, and they shrink too when the runtimes wait for a "
+              "core rather than compute).", "", "![latency](text_path.png)", "",
               "## Equality with torch", "",
               f"Cosine with torch's embedding over {r.equality[0].n_texts} texts (every zero-shot prompt and the UI's "
               "example queries)" + (f"; zero-shot AUROC of every finding and disease on {r.test_set_studies} "
