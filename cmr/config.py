@@ -41,6 +41,21 @@ class Settings(BaseSettings):
     segmenter_checkpoint: Path | None = Field(None, description="segmentation checkpoint the encoder and ingest "
                                               "worker load to measure; None = the shipped cmr-seg-small")
 
+    # --- query text (in process: cmr.model.text_runtime) ------------------------------------------------------
+    text_runtime: str = Field("onnx-fp32", pattern="^(torch|onnx-fp32|onnx-int8)$", description="what embeds "
+                              "query text in the search service: the torch tower, or its ONNX export in ONNX "
+                              "Runtime: fp32 (equal to torch, ~2.5x faster) or dynamic int8 (~3.5x faster, but "
+                              "moves zero-shot AUROCs by up to 0.08: docs/benchmarks/text_path.md)")
+    search_embeds_text: bool = Field(True, description="the search service embeds queries itself (text_runtime, "
+                                     "its own checkpoint); false = through the encoder service (queries then follow "
+                                     "the encoder's model during a rolling upgrade)")
+    text_threads: int = Field(1, ge=0, le=256, description="intra-op threads of one in-process text encoding "
+                              "(queries are short: one thread each, the gRPC threads run several at once)")
+    onnx_cache_dir: Path | None = Field(None, description="where text-tower ONNX exports are kept, per model "
+                                        "version; None = $XDG_CACHE_HOME/cmr/onnx (~/.cache/cmr/onnx)")
+    query_cache_size: int = Field(4096, ge=0, description="query embeddings kept (LRU, per model version and "
+                                  "runtime); 0 = no cache")
+
     # --- Triton (image and text encoders) -----------------------------------------------------------------
     triton_url: str | None = Field(None, description="host:port of an external Triton gRPC endpoint; None = "
                                    "`cmr serve encoder` starts Triton itself")

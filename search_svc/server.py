@@ -1,5 +1,6 @@
 """`cmr serve search`: the exam index (Qdrant Edge on disk, or a Qdrant server) behind the gRPC
-SearchService. Text and study queries are encoded by the encoder service (CMR_ENCODER_URL)."""
+SearchService. Study queries are encoded by the encoder service (CMR_ENCODER_URL); query text in this
+process (CMR_TEXT_RUNTIME, search_svc/query_text.py), or by the encoder with CMR_SEARCH_EMBEDS_TEXT=false."""
 
 from __future__ import annotations
 
@@ -19,6 +20,7 @@ from search_svc.admin.router import IndexRouter
 from search_svc.admin.service import SERVICE_NAME as ADMIN_SERVICE_NAME
 from search_svc.admin.service import IndexAdminServicer
 from search_svc.flusher import PeriodicFlush
+from search_svc.query_text import QueryText
 from search_svc.service import SearchServicer
 from search_svc.store import DiskFullError, EdgeStore, VectorStore, open_store
 from search_svc.store.live_index import LiveIndexer
@@ -107,9 +109,12 @@ class SearchServer(ServiceHost):
             if isinstance(self.store, EdgeStore) and s.live_index_max_unindexed > 0:
                 self.live_index = LiveIndexer(self.store, names, max_unindexed=s.live_index_max_unindexed).start()
             self._encoder = EncoderClient(self._encoder_url, settings=s)
+            text = QueryText.from_settings(s) if s.search_embeds_text else None
+            if text is not None:
+                text.warm_up()  # load (first time: export) the text model while the server starts
             servicer = SearchServicer(self.router, self._encoder, identity, load_calibration(s, identity),
                                       calibration_for=partial(calibration_for_version, self.router, s, identity),
-                                      store_parts=s.store_embedding_parts)
+                                      store_parts=s.store_embedding_parts, text=text)
             if self.live_index is not None:
                 servicer.index_states = self.live_index.states
             admin = IndexAdminServicer(self.router, s, on_change=servicer.bump)

@@ -16,6 +16,7 @@ from numpy.typing import NDArray
 from cmr.findings import Calibration, ZeroShotClassifier
 from cmr.model.inference import MAX_TEXT_CHARS
 from cmr.model.runtime import ModelIdentity
+from cmr.model.text_runtime import TextEmbedder
 from cmr.quant.proto import from_proto as measurements_from_proto
 from cmr.quant.proto import to_proto as measurements_to_proto
 from cmr.rpc.errors import (
@@ -35,6 +36,7 @@ from search_svc import cohort as cohorts
 from search_svc.few_shot import LOGISTIC, PROTOTYPE, FewShotClassifier
 from search_svc.admin.router import IndexRouter, Served
 from search_svc.index import ExamEntry, ExamIndex
+from search_svc.query_text import QueryText
 from search_svc.store import ExamFilter, ExamMeasurements, ExamPayload, MeasureRange, StoreError
 from search_svc.store.live_index import IndexState
 from search_svc.why import QueryParts, stored_parts, text_why
@@ -126,14 +128,16 @@ class SearchServicer(search_pb2_grpc.SearchServiceServicer):
     def __init__(self, router: IndexRouter, encoder: EncoderClient, identity: ModelIdentity,
                  calibration: Calibration | None, limits: SearchLimits | None = None,
                  calibration_for: Callable[[str], Calibration | None] | None = None,
-                 store_parts: bool = True) -> None:
+                 store_parts: bool = True, text: QueryText | None = None) -> None:
         """router: the index generations (search_svc/admin/router.py): queries embedded by the encoder go to
         the generation of the encoder's model version, everything else to the active one.
         calibration_for(model_version): the zero-shot calibration of another generation's model.
-        store_parts: keep upserts' embedding parts (settings.store_embedding_parts; checked either way)."""
+        store_parts: keep upserts' embedding parts (settings.store_embedding_parts; checked either way).
+        text: query text embedded in this process (search_svc/query_text.py); None = by the encoder service."""
         self.router = router
         self.store_parts = store_parts
         self.encoder = encoder
+        self.text = text
         self.identity = identity
         self.calibration = calibration
         self.limits = limits or SearchLimits()
@@ -165,8 +169,22 @@ class SearchServicer(search_pb2_grpc.SearchServiceServicer):
             raise ResourceExhausted(f"{what} of {len(text)} characters; the limit is {self.limits.max_text_chars}")
         return text
 
+    def _local_text(self) -> TextEmbedder | None:
+        """The in-process text model, while a generation holds its vectors; None = the encoder's model answers
+        (no in-process model, or an upgrade rolled the encoder to a model this service does not load)."""
+        local = self.text.embedder() if self.text is not None else None
+        if local is None or self.router.for_version(local.version) is None:
+            return None
+        return local
+
     def _embed_texts(self, texts: list[str]) -> tuple[NDArray[np.float32], str]:
-        """(vectors, the encoder's model version that made them)."""
+        """(vectors, the model version that made them): in process (cached) or by the encoder service."""
+        local = self._local_text()
+        if local is not None and self.text is not None:
+            try:
+                return self.text.encode(local, texts), local.version
+            except ValueError as exc:
+                raise InvalidArgument(str(exc)) from exc
         try:
             vecs, version = self._remote("encoder service", lambda: self.encoder.encode_texts_versioned(texts))
         except RuntimeError as exc:  # the encoder was rolled to another model in the middle of the batch
@@ -190,10 +208,15 @@ class SearchServicer(search_pb2_grpc.SearchServiceServicer):
             pass  # the encoder is away: the version it last served (study-key queries need no encoder)
         return self._encoder_version
 
+    def _text_version(self) -> str:
+        """The model version text is embedded with right now."""
+        local = self._local_text()
+        return local.version if local is not None else self._current_encoder_version()
+
     def classifier(self, version: str | None = None) -> ZeroShotClassifier:
         """Prompt ensembles of one model version, embedded once through the encoder service (on first use:
         the encoder may start after this service, and is rolled to a new model during an upgrade)."""
-        version = version or self._current_encoder_version()
+        version = version or self._text_version()
         with self._classifier_lock:
             clf = self._classifiers.get(version)
             if clf is None:
@@ -306,7 +329,7 @@ class SearchServicer(search_pb2_grpc.SearchServiceServicer):
     def ZeroShot(self, request: search_pb2.ZeroShotRequest,
                  context: grpc.ServicerContext) -> search_pb2.ZeroShotResponse:
         # The prompts are embedded by the encoder: the study's vector must come from the same model's generation.
-        version = self._current_encoder_version()
+        version = self._text_version()
         clf = self.classifier(version)
         vec, _, served = self._study_vector(request.study, self._served_for(version))
         if served.generation.model_version != version:
@@ -393,7 +416,7 @@ class SearchServicer(search_pb2_grpc.SearchServiceServicer):
             raise ResourceExhausted("more than 16 phrases in one cohort")
 
         # Phrases are embedded by the encoder: scored on the generation of its model (cached per version).
-        version = self._current_encoder_version()
+        version = self._text_version()
         served = self._served_for(version)
 
         def build() -> cohorts.Cohort:
@@ -516,8 +539,16 @@ class SearchServicer(search_pb2_grpc.SearchServiceServicer):
         exams, reports, vendors, versions = served.index.stats()
         return search_pb2.StatsResponse(exams=exams, reports=reports, backend=served.index.store.backend,
                                         by_vendor=vendors, model_versions=versions, model=model_info(served),
-                                        index=[index_state_message(s) for s in self.index_states()])
+                                        index=[index_state_message(s) for s in self.index_states()],
+                                        query_cache=self._query_cache_stats())
 
+    def _query_cache_stats(self) -> search_pb2.QueryCacheStats | None:
+        local = self.text.embedder() if self.text is not None else None
+        if local is None or self.text is None:
+            return None
+        c = self.text.counts()
+        return search_pb2.QueryCacheStats(runtime=local.runtime, hits=c.hits, misses=c.misses, size=c.size,
+                                          capacity=c.capacity)
 
 
 def index_state_message(state: IndexState) -> search_pb2.IndexState:

@@ -334,7 +334,7 @@ class StatsRequest(_message.Message):
     def __init__(self) -> None: ...
 
 class StatsResponse(_message.Message):
-    __slots__ = ("exams", "reports", "backend", "by_vendor", "model_versions", "model", "index")
+    __slots__ = ("exams", "reports", "backend", "by_vendor", "model_versions", "model", "index", "query_cache")
     class ByVendorEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -349,6 +349,7 @@ class StatsResponse(_message.Message):
     MODEL_VERSIONS_FIELD_NUMBER: _ClassVar[int]
     MODEL_FIELD_NUMBER: _ClassVar[int]
     INDEX_FIELD_NUMBER: _ClassVar[int]
+    QUERY_CACHE_FIELD_NUMBER: _ClassVar[int]
     exams: int
     reports: int
     backend: str
@@ -356,7 +357,8 @@ class StatsResponse(_message.Message):
     model_versions: _containers.RepeatedScalarFieldContainer[str]
     model: _common_pb2.ModelInfo
     index: _containers.RepeatedCompositeFieldContainer[IndexState]
-    def __init__(self, exams: _Optional[int] = ..., reports: _Optional[int] = ..., backend: _Optional[str] = ..., by_vendor: _Optional[_Mapping[str, int]] = ..., model_versions: _Optional[_Iterable[str]] = ..., model: _Optional[_Union[_common_pb2.ModelInfo, _Mapping]] = ..., index: _Optional[_Iterable[_Union[IndexState, _Mapping]]] = ...) -> None: ...
+    query_cache: QueryCacheStats
+    def __init__(self, exams: _Optional[int] = ..., reports: _Optional[int] = ..., backend: _Optional[str] = ..., by_vendor: _Optional[_Mapping[str, int]] = ..., model_versions: _Optional[_Iterable[str]] = ..., model: _Optional[_Union[_common_pb2.ModelInfo, _Mapping]] = ..., index: _Optional[_Iterable[_Union[IndexState, _Mapping]]] = ..., query_cache: _Optional[_Union[QueryCacheStats, _Mapping]] = ...) -> None: ...
 
 class IndexState(_message.Message):
     __slots__ = ("collection", "points", "unindexed", "building", "builds", "last_build_s", "last_build_finished_unix", "last_error")
@@ -377,3 +379,17 @@ class IndexState(_message.Message):
     last_build_finished_unix: float
     last_error: str
     def __init__(self, collection: _Optional[str] = ..., points: _Optional[int] = ..., unindexed: _Optional[int] = ..., building: _Optional[bool] = ..., builds: _Optional[int] = ..., last_build_s: _Optional[float] = ..., last_build_finished_unix: _Optional[float] = ..., last_error: _Optional[str] = ...) -> None: ...
+
+class QueryCacheStats(_message.Message):
+    __slots__ = ("runtime", "hits", "misses", "size", "capacity")
+    RUNTIME_FIELD_NUMBER: _ClassVar[int]
+    HITS_FIELD_NUMBER: _ClassVar[int]
+    MISSES_FIELD_NUMBER: _ClassVar[int]
+    SIZE_FIELD_NUMBER: _ClassVar[int]
+    CAPACITY_FIELD_NUMBER: _ClassVar[int]
+    runtime: str
+    hits: int
+    misses: int
+    size: int
+    capacity: int
+    def __init__(self, runtime: _Optional[str] = ..., hits: _Optional[int] = ..., misses: _Optional[int] = ..., size: _Optional[int] = ..., capacity: _Optional[int] = ...) -> None: ...

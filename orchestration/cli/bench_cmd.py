@@ -1,4 +1,4 @@
-"""`cmr bench encoder|search|ingest|quant|load|crash|fuzz`: the benchmarks of bench/, results and plots written to docs/benchmarks/."""
+"""`cmr bench encoder|search|ingest|quant|text|load|crash|fuzz`: the benchmarks of bench/, results and plots written to docs/benchmarks/."""
 
 from __future__ import annotations
 
@@ -71,6 +71,20 @@ def register(app: typer.Typer) -> None:
         from bench.quant import run
 
         result = run(quick=quick, out_dir=out)
+        if as_json:
+            _print_json(result)
+
+    @bench.command("text")
+    def text(quick: bool = typer.Option(False, "--quick", help="100 timed queries, 500 through the cache"),
+             data: Optional[Path] = typer.Option(None, help="labelled studies (with their cache) for the zero-shot "
+                                                 "AUROCs of each runtime, e.g. data/bench/test_heldout"),
+             as_json: bool = typer.Option(False, "--json", help="print the results as JSON"),
+             out: Optional[Path] = typer.Option(None, help="output folder (default docs/benchmarks)")) -> None:
+        """The query text tower: torch vs ONNX Runtime fp32/int8 at batch 1 (target >= 3x), equality, the cache."""
+        from bench.text_path import REPO, run, write
+
+        result = run(quick=quick, data=data)
+        typer.echo(f"wrote {write(result, out or REPO / 'docs' / 'benchmarks')}")
         if as_json:
             _print_json(result)
 

@@ -72,8 +72,11 @@ def perturbed_checkpoint(dest: Path) -> Path:
 @pytest.fixture(scope="module")
 def case(encoder_settings: Settings, synth_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     root = tmp_path_factory.mktemp("upgrade_case")
+    # search_embeds_text off: text queries follow the encoder's model here, as the rolling upgrade needs (a
+    # search service embedding text itself stays on its own checkpoint's generation until that is dropped)
     settings = encoder_settings.model_copy(update={"data_dir": root / "data", "study_key_secret": "test-secret",
-                                                   "study_roots": [synth_dir], "device": "cpu"})
+                                                   "study_roots": [synth_dir], "device": "cpu",
+                                                   "search_embeds_text": False})
     return {"settings": settings, "new_ckpt": perturbed_checkpoint(root)}
 
 

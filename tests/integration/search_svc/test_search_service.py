@@ -248,12 +248,19 @@ def test_results_survive_a_restart(search: SearchClient, server: SearchServer, s
 
 
 
-def test_encoder_down_is_unavailable(search_settings: Settings, tmp_path: Path) -> None:
+def test_encoder_down_is_unavailable_unless_text_is_embedded_in_process(search_settings: Settings,
+                                                                        tmp_path: Path) -> None:
     (dead,) = free_ports(1)
-    settings = search_settings.model_copy(update={"data_dir": tmp_path})
-    with SearchServer(settings, port=0, encoder_url=f"127.0.0.1:{dead}") as srv, \
-            SearchClient(srv.address, settings=settings) as client:
+    local = search_settings.model_copy(update={"data_dir": tmp_path / "local"})
+    with SearchServer(local, port=0, encoder_url=f"127.0.0.1:{dead}") as srv, \
+            SearchClient(srv.address, settings=local) as client:
+        assert client.search_text("dilated left ventricle") == []  # embedded in process: no encoder needed
+        cache = client.stats().query_cache
+        assert (cache.runtime, cache.misses) == (local.text_runtime, 1)
+    remote = search_settings.model_copy(update={"data_dir": tmp_path / "remote", "search_embeds_text": False})
+    with SearchServer(remote, port=0, encoder_url=f"127.0.0.1:{dead}") as srv, \
+            SearchClient(srv.address, settings=remote) as client:
         with pytest.raises(grpc.RpcError) as exc:
             client.search_text("dilated left ventricle")
         assert _code(exc) == grpc.StatusCode.UNAVAILABLE and "encoder" in exc.value.details()
-        assert client.stats().exams == 0  # the service itself still answers
+        assert client.stats().exams == 0 and not client.stats().HasField("query_cache")  # still answers
