@@ -123,7 +123,7 @@ def test_resume_cli_says_what_is_wrong(tmp_path: Path, monkeypatch: pytest.Monke
 
     runner = CliRunner()
     result = runner.invoke(app, ["ingest", "--help"])  # the --pacs help once broke rich markup ("[/AET]")
-    assert result.exit_code == 0 and "--resume" in result.output and "PORT[/AET]" in result.output
+    assert result.exit_code == 0 and "--resume" in result.output and "4242/ORTHANC" in result.output
     result = runner.invoke(app, ["ingest", "--resume", str(tmp_path / "missing.jsonl")])
     assert result.exit_code == 2 and "no ingest journal" in result.output
     path = tmp_path / "j.jsonl"
