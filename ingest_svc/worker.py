@@ -10,8 +10,11 @@ subscribers that de-duplicate on event_id see one event.
 
 Failures: transient ones (a service or the PACS unavailable) are retried with exponential backoff
 (CMR_INGEST_MAX_ATTEMPTS); bad input, or a transient failure that outlived its retries, goes to the dead-letter
-topic with the stage and reason, and the offset is committed - one bad study never stops the partition. If
-Kafka itself refuses the event or the dead letter, nothing is committed and the worker stops with an error
+topic with the stage and reason, and the offset is committed - one bad study never stops the partition. While
+Kafka is unreachable (a broker restart), publishing the event or the dead letter is retried with backoff until
+the broker takes it (the topics are re-created: a broker with memory storage comes back without them), and
+the consumer rejoins the group on its own: the worker rides out a broker restart without dying. If Kafka
+refuses the record for good (a non-retriable error), nothing is committed and the worker stops with an error
 (its supervisor restarts it; the record is read again).
 
 SIGTERM / Ctrl-C: the study in flight is finished and committed, then the worker leaves the group cleanly.
@@ -255,9 +258,30 @@ class IngestWorker:
         self.metrics.dead_letters.labels(failure.stage.value).inc()
 
     def _send(self, topic: str, key: bytes | None, value: bytes) -> None:
+        """Publish and wait for the broker's ack. Retriable errors (broker down or restarting, no leader, a
+        timeout) are retried with backoff until the broker takes the record or a stop is requested: dying here
+        would only make the supervisor restart the worker into the same outage. PublishError for the rest."""
         assert self._producer is not None
+        s = self.settings
+
+        def before_retry(state: RetryCallState) -> None:
+            exc = state.outcome.exception() if state.outcome else None
+            self.metrics.retries.labels("publish").inc()
+            log.warning("publishing to %s failed (%s: %s); retry %d", topic, type(exc).__name__, exc,
+                        state.attempt_number)
+            try:  # a broker with memory storage restarts without topics; re-create them (quick, best effort)
+                ensure_topics(s, timeout_s=2.0)
+            except KafkaError:
+                pass
+
+        retrying = Retrying(
+            wait=wait_exponential(multiplier=s.ingest_backoff_s, max=s.ingest_backoff_max_s),
+            retry=retry_if_exception(lambda e: isinstance(e, KafkaError) and e.retriable),
+            sleep=self._sleep, before_sleep=before_retry, reraise=True)
         try:
-            self._producer.send(topic, key=key, value=value).get(timeout=self.settings.kafka_request_timeout_ms / 1000)
+            for attempt in retrying:
+                with attempt:
+                    self._producer.send(topic, key=key, value=value).get(timeout=s.kafka_request_timeout_ms / 1000)
         except KafkaError as exc:
             raise PublishError(f"could not publish to {topic}: {type(exc).__name__}: {exc}") from exc
 
