@@ -113,5 +113,5 @@ def make_variants(synth_dir: Path, out: Path, n: int, start: int = 0) -> list[Va
     return variants
 
 
-__all__ = ["SMALL_SERIES", "Variant", "labels_of", "make_variant", "make_variants", "patient_identity", "single_frame_records",
-           "synth_records"]
+__all__ = ["SMALL_SERIES", "Variant", "labels_of", "make_variant", "make_variants", "patient_identity",
+           "single_frame_records", "synth_records"]

@@ -1,13 +1,16 @@
 """The ingestion tests' studies: cheap copies of generated studies (cmr/synth/study_copies.py, shared with
-`cmr bench crash`), a real study with a new identity, and the bad inputs."""
+`cmr bench crash`), a real study with a new identity, the bad inputs, and a worker process's environment."""
 
 from __future__ import annotations
 
+import json
+import os
 from pathlib import Path
 
 import pydicom
 from pydicom.uid import generate_uid
 
+from cmr.config import Settings
 from cmr.synth.study_copies import (  # noqa: F401 - re-exported for the tests
     SMALL_SERIES,
     Variant,
@@ -61,3 +64,18 @@ def not_dicom_study(dest: Path) -> Path:
     (dest / "notes.txt").write_text("this is not an image\n")
     (dest / "IM0001.dcm").write_bytes(b"\x89PNG\r\n\x1a\n" + bytes(500))
     return dest
+
+
+def worker_env(s: Settings) -> dict[str, str]:
+    """The environment of a `python -m ingest_svc` worker (and of `cmr ingest`) for the test settings `s`: this
+    process's, without its CMR_ variables, plus the test's broker, services, topics and group."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CMR_")}
+    env.update({
+        "CMR_KAFKA_BOOTSTRAP": s.kafka_bootstrap, "CMR_ENCODER_URL": s.encoder_url, "CMR_SEARCH_URL": s.search_url,
+        "CMR_STUDY_KEY_SECRET": s.study_key_secret, "CMR_STUDY_ROOTS": json.dumps([str(r) for r in s.study_roots]),
+        "CMR_KAFKA_TOPIC_NEW": s.kafka_topic_new, "CMR_KAFKA_TOPIC_EMBEDDED": s.kafka_topic_embedded,
+        "CMR_KAFKA_TOPIC_DEAD_LETTER": s.kafka_topic_dead_letter, "CMR_KAFKA_GROUP_ID": s.kafka_group_id,
+        "CMR_INGEST_METRICS_PORT": "0", "CMR_KAFKA_MAX_POLL_INTERVAL_MS": "10000",
+        "CMR_KAFKA_SESSION_TIMEOUT_MS": "6000", "CMR_DATA_DIR": str(s.data_dir),
+        "CMR_GRPC_MAX_MESSAGE_BYTES": str(s.grpc_max_message_bytes), "CMR_TORCH_THREADS": "1"})
+    return env
