@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import pytest
+from kafka.errors import KafkaError, UnknownProducerIdError
 
 from cmr.config import Settings
 from cmr.v1 import common_pb2, events_pb2
@@ -134,7 +135,10 @@ class _FlakyProducer(_Producer):
 
     def __init__(self, down: int, error: Exception | None = None) -> None:
         super().__init__()
-        self.down, self.error, self.tries = down, error, 0
+        self.down, self.error, self.tries, self.closed = down, error, 0, 0
+
+    def close(self, timeout: float | None = None) -> None:
+        self.closed += 1
 
     def send(self, topic: str, key: bytes | None, value: bytes) -> Any:
         self.tries += 1
@@ -145,17 +149,22 @@ class _FlakyProducer(_Producer):
         return super().send(topic, key, value)
 
 
-def test_a_broker_outage_is_ridden_out_with_backoff(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Publishing the event retries (and re-creates the topics) until the broker is back, instead of stopping
-    the worker: more tries than the study's own retry budget, so it is not that budget."""
+@pytest.mark.parametrize("error", [None, UnknownProducerIdError(), KafkaError("InitProducerId: UnknownError")])
+def test_a_broker_outage_is_ridden_out_with_backoff(monkeypatch: pytest.MonkeyPatch, error: Exception | None) -> None:
+    """Publishing the event retries (re-creating the topics, with a new producer each time: after a broker restart
+    the old producer's id is unknown to it) until the broker is back, instead of stopping the worker: more tries
+    than the study's own retry budget, so it is not that budget."""
     ensured: list[str] = []
     monkeypatch.setattr("ingest_svc.worker.ensure_topics", lambda s, timeout_s: ensured.append(s.kafka_topic_new))
     w, _ = _worker(_Pipeline("ok"))
-    flaky = _FlakyProducer(down=6)
+    flaky = _FlakyProducer(down=6, error=error)
+    made: list[int] = []
+    monkeypatch.setattr("ingest_svc.worker.make_producer", lambda s: made.append(1) or flaky)
     w._producer = flaky  # type: ignore[assignment]
     w.handle(_record(_good()))
     assert [t for t, _, _ in flaky.sent] == [w.settings.kafka_topic_embedded]
     assert flaky.tries == 7 and len(ensured) == 6
+    assert flaky.closed == 6 and len(made) == 6  # each failed producer dropped, a new one made
     assert w.stats.indexed == 1
     assert w.metrics.retries.labels("publish")._value.get() == 6
 
@@ -168,6 +177,7 @@ def test_a_non_retriable_publish_error_still_stops_the_worker(monkeypatch: pytes
     monkeypatch.setattr("ingest_svc.worker.ensure_topics", lambda s, timeout_s: None)
     w, _ = _worker(_Pipeline("ok"))
     w._producer = _FlakyProducer(down=1, error=MessageSizeTooLargeError("too big"))  # type: ignore[assignment]
+    monkeypatch.setattr("ingest_svc.worker.make_producer", lambda s: pytest.fail("no retry expected"))
     with pytest.raises(PublishError, match="MessageSizeTooLargeError"):
         w.handle(_record(_good()))
 
@@ -177,7 +187,9 @@ def test_a_stop_during_an_outage_leaves_the_record_uncommitted(monkeypatch: pyte
 
     monkeypatch.setattr("ingest_svc.worker.ensure_topics", lambda s, timeout_s: w.request_stop())
     w, _ = _worker(_Pipeline("ok"))
-    w._producer = _FlakyProducer(down=100)  # type: ignore[assignment]
+    flaky = _FlakyProducer(down=100)
+    w._producer = flaky  # type: ignore[assignment]
+    monkeypatch.setattr("ingest_svc.worker.make_producer", lambda s: flaky)
     with pytest.raises(WorkerStopping):
         w.handle(_record(_good()))
     assert w.stats.indexed == 0
