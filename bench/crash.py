@@ -2,7 +2,10 @@
 
 The search service part is bench/crash_search.py (Upserts, Deletes, backups and generation switches streaming
 while the process is killed; the store, the generation table, the last backup and the audit log checked after
-every kill). Results: docs/benchmarks/crash.md and crash.json (crash_quick.* for --quick).
+every kill). The ingestion parts are bench/crash_ingest.py (the ingest worker SIGKILLed during a long
+ingestion; the broker SIGKILLed and restarted mid-ingestion, then `cmr ingest --resume`), run against the
+processes of bench/crash_ingest_rig.py. Results: docs/benchmarks/crash.md and crash.json (crash_quick.* for
+--quick).
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from bench.crash_ingest import BrokerRestartResult, WorkerCrashResult, WorkerKill
 from bench.crash_search import KillRecord, SearchCrashResult, SearchCrashRun
 from bench.encoder import machine_description
 
@@ -21,19 +25,32 @@ REPO = Path(__file__).resolve().parents[1]
 DEFAULT_OUT = REPO / "docs" / "benchmarks"
 QUICK_KILLS, FULL_KILLS = 5, 20
 SERVE_S = (2.0, 6.0)  # writes stream this long (uniform) before a kill: long enough for some backups to finish
+PARTS = ("search", "ingest")
+
+
+def worker_studies(kills: int) -> int:
+    """Studies to publish for `kills` worker kills: each kill cycle indexes a handful (start-up, the first study,
+    then up to 2.5 s more), and some must be left for the end."""
+    return 40 + 12 * kills
+
+
+def broker_studies(quick: bool) -> int:
+    return 40 if quick else 200
 
 
 @dataclass
 class CrashBench:
     quick: bool
     machine: str
-    search: SearchCrashResult
+    search: SearchCrashResult | None
     seconds: float
     notes: list[str] = field(default_factory=list)
+    worker: WorkerCrashResult | None = None
+    broker: BrokerRestartResult | None = None
 
     @property
     def ok(self) -> bool:
-        return self.search.ok
+        return all(part.ok for part in (self.search, self.worker, self.broker) if part is not None)
 
 
 def run_search_kills(kills: int, work: Path, seed: int = 20, progress: bool = True,
@@ -53,16 +70,91 @@ def run_search_kills(kills: int, work: Path, seed: int = 20, progress: bool = Tr
     return SearchCrashRun(work, seed=seed, serve_s=serve_s).run(kills, progress=show)
 
 
-def run(quick: bool = False, out_dir: Path | None = None, seed: int = 20) -> CrashBench:
+def run_ingest_parts(kills: int, broker_n: int, work: Path, seed: int = 20,
+                     progress: bool = True) -> tuple[WorkerCrashResult, BrokerRestartResult]:
+    """The worker kills, then the broker restart, against one set of services (bench/crash_ingest_rig.py)."""
+    from rich.console import Console
+
+    from bench.crash_ingest import kill_worker_during_ingestion, restart_broker_during_ingestion
+    from bench.crash_ingest_rig import IngestRig
+    from cmr.rpc.keys import study_key
+    from ingest_svc.producer import ExamPublisher, Report
+
+    console = Console(stderr=True)
+
+    def show(k: WorkerKill) -> None:
+        if progress:
+            console.print(f"worker kill {k.n}/{kills} ({k.phase}, {k.after_s:.1f} s after its start): "
+                          f"{k.indexed} studies indexed")
+
+    with IngestRig(work) as rig:
+        n = worker_studies(kills)
+        studies = rig.studies(n, start=0)
+        s = rig.settings("w")
+        with ExamPublisher(s) as pub:
+            for v in studies:
+                pub.publish_path(v.path, report=Report(v.impression, v.labels))
+        if progress:
+            console.print(f"ingest worker: {n} studies published, {kills} SIGKILLs to come")
+        worker = kill_worker_during_ingestion(rig.worker("w"), rig.client, s,
+                                              [study_key(v.uid, s.study_key_secret) for v in studies], kills,
+                                              seed=seed, progress=show)
+        if progress:
+            console.print(f"ingest worker: lost {worker.lost}, duplicated {worker.duplicated}, problems "
+                          f"{worker.problems}; broker restart during {broker_n} studies...")
+        broker = restart_broker_during_ingestion(
+            rig.broker, rig.worker("b"), rig.client, rig.settings("b"), rig.studies(broker_n, start=n),
+            work / "journal.jsonl", rig.env("b"), kill_at=broker_n // 4)
+        if progress:
+            console.print(f"broker restart: lost {broker.lost}, worker survived {broker.worker_survived}, "
+                          f"problems {broker.problems}")
+    return worker, broker
+
+
+def run(quick: bool = False, out_dir: Path | None = None, seed: int = 20,
+        parts: tuple[str, ...] = PARTS) -> CrashBench:
+    unknown = set(parts) - set(PARTS)
+    if unknown:
+        raise ValueError(f"unknown crash bench parts {sorted(unknown)}; choose from {', '.join(PARTS)}")
     kills = QUICK_KILLS if quick else FULL_KILLS
     t0 = time.perf_counter()
+    load_start = [round(x, 1) for x in os.getloadavg()]
+    search = worker = broker = None
     with tempfile.TemporaryDirectory(prefix="cmr-crash-") as tmp:
-        search = run_search_kills(kills, Path(tmp), seed=seed)
+        for part in parts:
+            (Path(tmp) / part).mkdir()
+        if "search" in parts:
+            search = run_search_kills(kills, Path(tmp) / "search", seed=seed)
+        if "ingest" in parts:
+            worker, broker = run_ingest_parts(kills, broker_studies(quick), Path(tmp) / "ingest", seed=seed)
     load = [round(x, 1) for x in os.getloadavg()]
-    bench = CrashBench(quick=quick, machine=f"{machine_description()}; load average at the end {load} (the "
-                       "machine is shared with other jobs)", search=search, seconds=round(time.perf_counter() - t0, 1))
+    machine = (f"{machine_description()}; load average at the start {load_start}, at the end {load} (the machine "
+               "is shared with other jobs)")
+    bench = CrashBench(quick=quick, machine=machine, search=search, seconds=round(time.perf_counter() - t0, 1),
+                       worker=worker, broker=broker)
+    carry_over(bench, (out_dir or DEFAULT_OUT) / f"{'crash_quick' if quick else 'crash'}.json")
     write_results(bench, out_dir or DEFAULT_OUT)
     return bench
+
+
+def carry_over(bench: CrashBench, previous: Path) -> None:
+    """Parts this run skipped (`--parts`) keep the figures of the previous run in the results file, marked as
+    such, so that running one part never erases another's."""
+    if not previous.is_file():
+        return
+    old = json.loads(previous.read_text())
+    when = f"from an earlier run ({old.get('seconds', 0):.0f} s in all, on {old.get('machine', '?')})"
+    if bench.search is None and old.get("search"):
+        d = old["search"]
+        bench.search = SearchCrashResult(**{**d, "kills": [KillRecord(**k) for k in d["kills"]]})
+        bench.notes.append(f"search service: {when}, not re-run this time")
+    if bench.worker is None and old.get("worker"):
+        d = old["worker"]
+        bench.worker = WorkerCrashResult(**{**d, "kills": [WorkerKill(**k) for k in d["kills"]]})
+        bench.notes.append(f"ingest worker: {when}, not re-run this time")
+    if bench.broker is None and old.get("broker"):
+        bench.broker = BrokerRestartResult(**old["broker"])
+        bench.notes.append(f"broker restart: {when}, not re-run this time")
 
 
 def write_results(bench: CrashBench, out: Path) -> None:
@@ -74,15 +166,34 @@ def write_results(bench: CrashBench, out: Path) -> None:
 
 
 def markdown(b: CrashBench) -> str:
-    s = b.search
-    restarts = [k.restart_s for k in s.kills if k.restarted]
+    what = ", ".join(x for x in (f"{len(b.search.kills)} SIGKILLs of the search service" if b.search else "",
+                                 f"{len(b.worker.kills)} of the ingest worker" if b.worker else "",
+                                 "a broker restart" if b.broker else "") if x)
     lines = [
         "# Crash safety (`cmr bench crash`)",
         "",
-        f"{'Quick' if b.quick else 'Full'} run, {len(s.kills)} SIGKILLs of the search service, {b.seconds:.0f} s "
-        f"in all, on {b.machine}. Written by `cmr bench crash{' --quick' if b.quick else ''}`; what each part "
-        "promises and how it is tested: [../reliability.md](../reliability.md).",
+        f"{'Quick' if b.quick else 'Full'} run, {what}, {b.seconds:.0f} s in all, on {b.machine}. Written by "
+        f"`cmr bench crash{' --quick' if b.quick else ''}`; what each part promises and how it is tested: "
+        "[../reliability.md](../reliability.md).",
         "",
+        *[f"Note: {n}." for n in b.notes],
+        *([""] if b.notes else []),
+    ]
+    if b.search:
+        lines += search_markdown(b.search)
+    if b.worker:
+        lines += worker_markdown(b.worker)
+    if b.broker:
+        lines += broker_markdown(b.broker)
+    problems = [p for part in (b.search, b.worker, b.broker) if part is not None for p in part.problems]
+    lines += ["Verdict: " + ("**pass**: nothing acknowledged was lost or duplicated, every restart succeeded."
+                             if b.ok else "**FAIL**:\n\n" + "\n".join(f"- {p}" for p in problems)), ""]
+    return "\n".join(lines)
+
+
+def search_markdown(s: SearchCrashResult) -> list[str]:
+    restarts = [k.restart_s for k in s.kills if k.restarted]
+    lines = [
         "## Search service (Qdrant Edge) under SIGKILL",
         "",
         "`cmr serve search` as deployed (TLS, JWT tokens, audit on) in its own process; one client streams "
@@ -114,9 +225,61 @@ def markdown(b: CrashBench) -> str:
         lines.append(f"| {k.n} | {k.phase} | {k.after_s:.1f} | {k.stored} | {k.in_flight} ({k.kept_in_flight}) | "
                      f"{'ok' if k.table_ok else 'BAD'} | {'ok' if k.backup_ok else 'BAD'} | "
                      f"{'ok' if k.audit_ok and not k.audit_missing else 'BAD'} | {k.problems} |")
-    lines += ["", "Verdict: " + ("**pass**: nothing acknowledged was lost or duplicated, every restart succeeded."
-                                 if b.ok else "**FAIL**:\n\n" + "\n".join(f"- {p}" for p in s.problems)), ""]
-    return "\n".join(lines)
+    return lines + [""]
+
+
+def worker_markdown(w: WorkerCrashResult) -> list[str]:
+    lines = [
+        "## Ingest worker under SIGKILL",
+        "",
+        f"{w.studies} studies (two small series each) published to the NewExam topic, then `python -m ingest_svc` "
+        "(TLS and tokens to the encoder and search services) SIGKILLed at random moments: mostly 0-2.5 s after "
+        "the process indexed its first study (mid-study, between the upsert and the event, between the event and "
+        "the offset commit), some during its start-up; restarted after each kill, stopped with SIGTERM at the end. "
+        "Delivery is at least once with an idempotent effect: the index holds each study once (point id from the "
+        "study key), and a study repeated after a kill re-publishes its event under the same event_id, so a "
+        "subscriber de-duplicating on event_id sees one event per study.",
+        "",
+        "| | |",
+        "|---|---|",
+        f"| studies indexed / published | {w.indexed} / {w.studies} |",
+        f"| studies lost | **{w.lost}** |",
+        f"| studies duplicated in the index | **{w.duplicated}** |",
+        f"| event records / repeats (same event_id, de-duplicated by subscribers) | {w.events} / {w.event_repeats} |",
+        f"| studies with more than one event_id / without an event | **{w.several_event_ids}** / "
+        f"**{w.missing_events}** |",
+        f"| dead letters (real failures) / 'already indexed' notices of repeated studies | {w.dead_letters} / "
+        f"{w.dedupe_notices} |",
+        f"| failed restarts | **{w.failed_restarts}** |",
+        f"| clean stop on SIGTERM at the end | {'yes' if w.clean_stop else 'NO'} |",
+        f"| seconds | {w.seconds:.0f} |",
+        "",
+        "| kill | phase | at (s after its start) | studies indexed by then |",
+        "|---:|---|---:|---:|",
+    ]
+    lines += [f"| {k.n} | {k.phase} | {k.after_s:.1f} | {k.indexed} |" for k in w.kills]
+    return lines + [""]
+
+
+def broker_markdown(r: BrokerRestartResult) -> list[str]:
+    return [
+        "## Broker (embedded Tansu, memory storage) SIGKILLed and restarted mid-ingestion",
+        "",
+        f"{r.studies} studies published with `--journal`; once {r.indexed_at_kill} were indexed the broker was "
+        "SIGKILLed and started again on the same port (it comes back empty: every queued exam is gone), then "
+        "`cmr ingest --resume JOURNAL` re-published what the index did not hold. The worker was left running.",
+        "",
+        "| | |",
+        "|---|---|",
+        f"| studies indexed at the kill | {r.indexed_at_kill} |",
+        f"| re-published by `--resume` (exit status {r.resume_exit}) | {r.republished} |",
+        f"| studies lost after the resume | **{r.lost}** |",
+        f"| studies duplicated in the index | **{r.duplicated}** |",
+        f"| the worker lived through the restart (reconnected by itself) | "
+        f"{'yes' if r.worker_survived else '**no**'} |",
+        f"| broker start / broker back to every study indexed | {r.broker_start_s:.1f} s / {r.recovery_s:.0f} s |",
+        "",
+    ]
 
 
 def _median(values: list[float]) -> float:

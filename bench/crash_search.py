@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import os
 import random
-import signal
-import subprocess
 import sys
 import time
 from dataclasses import dataclass, field
@@ -21,10 +19,10 @@ from typing import Any
 import numpy as np
 
 from bench.crash_checks import SEARCH_QUERIES, check_audit, check_store
+from bench.crash_process import ChildProcess
 from bench.crash_clients import SECRET, AdminLedger, Operator, Writer
 from bench.crash_ledger import Ledger, Problems
 
-REPO = Path(__file__).resolve().parents[1]
 SPARE_VERSION = "crash-spare@1"  # a second, empty generation the operator switches to and back
 RPC_TIMEOUT_S = 20.0
 READY_TIMEOUT_S = 120.0
@@ -76,30 +74,13 @@ class SearchCrashResult:
         return not self.problems
 
 
-def _die_with_parent() -> None:
-    """In the child before exec: SIGKILL it when the harness dies (an interrupted run leaves no server)."""
-    import ctypes
-
-    PR_SET_PDEATHSIG = 1
-    ctypes.CDLL("libc.so.6", use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
-
-
-class SearchProcess:
+class SearchProcess(ChildProcess):
     """`cmr serve search` on a fixed port and data folder, output appended to one log."""
 
     def __init__(self, work: Path, port: int, env: dict[str, str]) -> None:
-        self.work, self.port, self.env = work, port, env
-        self.log = work / "search.log"
-        self.proc: subprocess.Popen[bytes] | None = None
-        self.spawned_at = 0.0
-
-    def spawn(self) -> None:
-        with self.log.open("ab") as fh:
-            self.proc = subprocess.Popen([sys.executable, "-m", "orchestration.cli.main", "serve", "search",
-                                          "--port", str(self.port), "--encoder-url", "127.0.0.1:9"],
-                                         env=self.env, stdout=fh, stderr=subprocess.STDOUT,
-                                         stdin=subprocess.DEVNULL, cwd=REPO, preexec_fn=_die_with_parent)
-        self.spawned_at = time.monotonic()
+        super().__init__([sys.executable, "-m", "orchestration.cli.main", "serve", "search", "--port", str(port),
+                          "--encoder-url", "127.0.0.1:9"], env, work / "search.log")
+        self.work, self.port = work, port
 
     def wait_ready(self, client: Any) -> float:
         """Seconds from spawn to SERVING; RuntimeError when the process died instead."""
@@ -113,28 +94,6 @@ class SearchProcess:
             except TimeoutError:
                 continue
         raise RuntimeError(f"the search service was not SERVING after {READY_TIMEOUT_S:.0f} s:\n{self.tail()}")
-
-    def alive(self) -> bool:
-        return self.proc is not None and self.proc.poll() is None
-
-    def kill(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGKILL)
-            self.proc.wait()
-
-    def stop(self) -> int | None:
-        """SIGTERM (a clean stop), SIGKILL after 30 s; the exit status."""
-        if self.proc is None or self.proc.poll() is not None:
-            return None if self.proc is None else self.proc.returncode
-        self.proc.send_signal(signal.SIGTERM)
-        try:
-            return self.proc.wait(30)
-        except subprocess.TimeoutExpired:
-            self.kill()
-            return None
-
-    def tail(self, n: int = 3000) -> str:
-        return self.log.read_text(errors="replace")[-n:] if self.log.exists() else ""
 
 
 class SearchCrashRun:

@@ -85,6 +85,14 @@ class TansuBroker:
             self._tmp.cleanup()
             self._tmp = None
 
+    def kill(self) -> None:
+        """SIGKILL, as a crash or the OOM killer would (memory storage: every record is gone); the data folder
+        (its log) is kept, so start() brings it back on the same port."""
+        proc, self._proc = self._proc, None
+        if proc is not None and proc.poll() is None:
+            proc.kill()
+            proc.wait()
+
     @property
     def running(self) -> bool:
         return self._proc is not None and self._proc.poll() is None

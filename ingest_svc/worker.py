@@ -10,9 +10,13 @@ subscribers that de-duplicate on event_id see one event.
 
 Failures: transient ones (a service or the PACS unavailable) are retried with exponential backoff
 (CMR_INGEST_MAX_ATTEMPTS); bad input, or a transient failure that outlived its retries, goes to the dead-letter
-topic with the stage and reason, and the offset is committed - one bad study never stops the partition. If
-Kafka itself refuses the event or the dead letter, nothing is committed and the worker stops with an error
-(its supervisor restarts it; the record is read again).
+topic with the stage and reason, and the offset is committed - one bad study never stops the partition. While
+Kafka is unreachable or restarting, publishing the event or the dead letter is retried with backoff, with a
+new producer each time, until the broker takes it (the topics are re-created: a broker with memory storage
+comes back without them), and the consumer rejoins the group on its own: the worker rides out a broker
+restart without dying. If Kafka refuses the record for good (PERMANENT_PUBLISH_ERRORS: too large, not
+authorised...), nothing is committed and the worker stops with an error (its supervisor restarts it; the
+record is read again).
 
 SIGTERM / Ctrl-C: the study in flight is finished and committed, then the worker leaves the group cleanly.
 Logs name studies by study key, event id and partition/offset only: never paths, names or IDs.
@@ -28,6 +32,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from kafka import KafkaConsumer, KafkaProducer
+from kafka import errors as kafka_errors
 from kafka.errors import CommitFailedError, KafkaError
 from kafka.structs import OffsetAndMetadata, TopicPartition
 from tenacity import RetryCallState, Retrying, retry_if_exception, stop_after_attempt, wait_exponential
@@ -49,6 +54,13 @@ from ingest_svc.pipeline import Outcome, StudyPipeline
 from search_svc.client import SearchClient
 
 log = logging.getLogger(__name__)
+
+
+# Publishing errors no retry can fix: the record or the set-up is wrong (anything else is retried).
+PERMANENT_PUBLISH_ERRORS: tuple[type[KafkaError], ...] = (
+    kafka_errors.MessageSizeTooLargeError, kafka_errors.RecordListTooLargeError, kafka_errors.InvalidRecordError,
+    kafka_errors.InvalidTopicError, kafka_errors.AuthorizationError, kafka_errors.SaslAuthenticationFailedError,
+    kafka_errors.UnsupportedVersionError, kafka_errors.KafkaConfigurationError, kafka_errors.IllegalArgumentError)
 
 
 class WorkerStopping(Exception):
@@ -255,11 +267,48 @@ class IngestWorker:
         self.metrics.dead_letters.labels(failure.stage.value).inc()
 
     def _send(self, topic: str, key: bytes | None, value: bytes) -> None:
-        assert self._producer is not None
+        """Publish and wait for the broker's ack. A failure is retried with backoff until the broker takes the
+        record or a stop is requested (dying here would only make the supervisor restart the worker into the
+        same outage), each retry with a new producer: after a broker restart the old one's idempotence state
+        (producer id, sequence numbers) is unknown to the broker and it never recovers (UnknownProducerId,
+        then a fatal InitProducerId). PublishError for what no retry can fix (PERMANENT_PUBLISH_ERRORS)."""
+        s = self.settings
+
+        def before_retry(state: RetryCallState) -> None:
+            exc = state.outcome.exception() if state.outcome else None
+            self.metrics.retries.labels("publish").inc()
+            log.warning("publishing to %s failed (%s: %s); retry %d with a new producer", topic,
+                        type(exc).__name__, exc, state.attempt_number)
+            try:  # a broker with memory storage restarts without topics; re-create them (quick, best effort)
+                ensure_topics(s, timeout_s=2.0)
+            except KafkaError:
+                pass
+
+        retrying = Retrying(
+            wait=wait_exponential(multiplier=s.ingest_backoff_s, max=s.ingest_backoff_max_s),
+            retry=retry_if_exception(lambda e: isinstance(e, KafkaError)
+                                     and not isinstance(e, PERMANENT_PUBLISH_ERRORS)),
+            sleep=self._sleep, before_sleep=before_retry, reraise=True)
         try:
-            self._producer.send(topic, key=key, value=value).get(timeout=self.settings.kafka_request_timeout_ms / 1000)
+            for attempt in retrying:
+                with attempt:
+                    if self._producer is None:
+                        self._producer = make_producer(s)
+                    try:
+                        self._producer.send(topic, key=key, value=value).get(timeout=s.kafka_request_timeout_ms / 1000)
+                    except KafkaError:
+                        self._drop_producer()
+                        raise
         except KafkaError as exc:
             raise PublishError(f"could not publish to {topic}: {type(exc).__name__}: {exc}") from exc
+
+    def _drop_producer(self) -> None:
+        producer, self._producer = self._producer, None
+        if producer is not None:
+            try:
+                producer.close(timeout=0)
+            except Exception:  # noqa: BLE001 - a broken producer may fail to close; it is dropped either way
+                log.debug("closing a failed producer failed", exc_info=True)
 
     def _sleep(self, seconds: float) -> None:
         if self.stop_event.wait(seconds):
@@ -315,4 +364,4 @@ def serve(settings: Settings | None = None, *, metrics_port: int | None = None) 
     return 0
 
 
-__all__ = ["IngestWorker", "PublishError", "WorkerStats", "serve"]
+__all__ = ["IngestWorker", "PERMANENT_PUBLISH_ERRORS", "PublishError", "WorkerStats", "serve"]

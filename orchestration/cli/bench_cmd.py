@@ -101,13 +101,20 @@ def register(app: typer.Typer) -> None:
             _print_json(result)
 
     @bench.command("crash")
-    def crash(quick: bool = typer.Option(False, "--quick", help="5 kills instead of 20 (about a minute)"),
+    def crash(quick: bool = typer.Option(False, "--quick", help="5 kills of each part instead of 20, a broker "
+                                         "restart during 40 studies instead of 200"),
               as_json: bool = typer.Option(False, "--json", help="print the results as JSON"),
-              out: Optional[Path] = typer.Option(None, help="output folder (default docs/benchmarks)")) -> None:
-        """SIGKILL the search service during writes, backups and switches; check nothing acknowledged is lost."""
-        from bench.crash import run
+              out: Optional[Path] = typer.Option(None, help="output folder (default docs/benchmarks)"),
+              parts: str = typer.Option("search,ingest", help="comma-separated: search, ingest (worker + broker)")
+              ) -> None:
+        """SIGKILL the search service (writes, backups, switches), the ingest worker and the broker; check nothing
+        acknowledged is lost."""
+        from bench.crash import PARTS, run
 
-        result = run(quick=quick, out_dir=out)
+        chosen = tuple(p.strip() for p in parts.split(",") if p.strip())
+        if not chosen or set(chosen) - set(PARTS):
+            raise typer.BadParameter(f"{parts!r}: choose from {', '.join(PARTS)}", param_hint="--parts")
+        result = run(quick=quick, out_dir=out, parts=chosen)
         if as_json:
             _print_json(result)
         if not result.ok:

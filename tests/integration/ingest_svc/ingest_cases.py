@@ -1,86 +1,26 @@
-"""Cheap distinct studies for the ingestion tests: a few series of a generated study copied with a new
-StudyInstanceUID (and series/instance/frame-of-reference UIDs) and new patient identity, so that 150 studies
-cost seconds to make and about a third of a second each to ingest. Also the bad inputs."""
+"""The ingestion tests' studies: cheap copies of generated studies (cmr/synth/study_copies.py, shared with
+`cmr bench crash`), a real study with a new identity, the bad inputs, and a worker process's environment."""
 
 from __future__ import annotations
 
-import functools
-import hashlib
 import json
-from dataclasses import dataclass
+import os
 from pathlib import Path
 
 import pydicom
 from pydicom.uid import generate_uid
 
-SMALL_SERIES = ("cine_lax", "lge_lax")  # one single-slice long-axis cine (25 phases) and one LGE image
-
-
-@dataclass(frozen=True)
-class Variant:
-    path: Path
-    uid: str
-    patient_name: str
-    patient_id: str
-    impression: str
-    labels: tuple[str, ...]
-
-
-@functools.lru_cache(maxsize=64)
-def _series_dirs(study: Path) -> dict[str, list[Path]]:
-    """{'cine_lax' | 'cine_sax' | 'lge_lax' | 'lge_sax' | 'localizer': series folders} of a synthetic study.
-    Cine is told by several distinct trigger times (some scanner styles omit CardiacNumberOfImages)."""
-    out: dict[str, list[Path]] = {}
-    for d in sorted(p for p in study.iterdir() if p.is_dir()):
-        files = sorted(d.iterdir())
-        heads = [pydicom.dcmread(f, stop_before_pixels=True) for f in files]
-        triggers = {str(h.get("TriggerTime", "")) for h in heads}
-        positions = {tuple(h.get("ImagePositionPatient", ()) or ()) for h in heads}
-        desc = str(heads[0].get("SeriesDescription", "")).lower()
-        if len(triggers) > 1:
-            kind = "cine_lax" if len(positions) == 1 else "cine_sax"
-        elif any(w in desc for w in ("loc", "scout", "survey", "3-plane", "tri")):
-            kind = "localizer"
-        else:
-            kind = "lge_lax" if len(files) == 1 else "lge_sax"
-        out.setdefault(kind, []).append(d)
-    return out
-
-
-def _patient(index: int) -> tuple[str, str]:
-    # Distinctive, so a leak is found by a plain substring search.
-    h = hashlib.sha1(str(index).encode()).hexdigest()
-    return f"Zorblatt{h[:4]}^Quenby{h[4:8]}", f"PHI{h[8:16].upper()}"
-
-
-def make_variant(src: Path, dest: Path, index: int, *, kinds: tuple[str, ...] = SMALL_SERIES,
-                 impression: str = "", labels: tuple[str, ...] = ()) -> Variant:
-    """Copy the `kinds` series of synthetic study `src` into `dest` as a new study."""
-    groups = _series_dirs(src)
-    uid = generate_uid(entropy_srcs=["ingest-test", str(index), str(dest)])
-    name, pid = _patient(index)
-    dest.mkdir(parents=True, exist_ok=True)
-    for kind in kinds:
-        for series_dir in groups.get(kind, [])[:1]:
-            series_uid = generate_uid(entropy_srcs=[uid, series_dir.name])
-            out_dir = dest / series_dir.name
-            out_dir.mkdir(exist_ok=True)
-            for f in sorted(series_dir.iterdir()):
-                ds = pydicom.dcmread(f)
-                ds.StudyInstanceUID = uid
-                ds.SeriesInstanceUID = series_uid
-                ds.SOPInstanceUID = generate_uid(entropy_srcs=[series_uid, f.name])
-                ds.file_meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID
-                ds.FrameOfReferenceUID = generate_uid(entropy_srcs=[uid, "for"])
-                ds.PatientName = name
-                ds.PatientID = pid
-                ds.OtherPatientIDs = f"{pid}-MRN"
-                ds.ImageComments = f"patient {name.replace('^', ' ')} id {pid}"  # free text that must go
-                ds.save_as(out_dir / f.name, enforce_file_format=True)
-    text = impression or "Normal study."
-    # The report mentions the patient too: the worker must clean it before the index sees it.
-    text = f"{text} (patient {name.split('^')[1]} {name.split('^')[0]}, MRN {pid})"
-    return Variant(dest, uid, name, pid, text, labels)
+from cmr.config import Settings
+from cmr.synth.study_copies import (  # noqa: F401 - re-exported for the tests
+    SMALL_SERIES,
+    Variant,
+    labels_of,
+    make_variant,
+    make_variants,
+    patient_identity,
+    single_frame_records,
+    synth_records,
+)
 
 
 def make_real_variant(src: Path, dest: Path, index: int, *, height_m: float, weight_kg: float,
@@ -88,7 +28,7 @@ def make_real_variant(src: Path, dest: Path, index: int, *, height_m: float, wei
     """Every file of a real study (a Sunnybrook stack) as a new study: new UIDs and patient identity, and the
     patient's height and weight in the headers (which de-identification removes)."""
     uid = generate_uid(entropy_srcs=["ingest-real", str(index), str(dest)])
-    name, pid = _patient(index)
+    name, pid = patient_identity(index)
     dest.mkdir(parents=True, exist_ok=True)
     series: dict[str, str] = {}
     for f in sorted(p for p in src.rglob("*.dcm")):
@@ -105,35 +45,6 @@ def make_real_variant(src: Path, dest: Path, index: int, *, height_m: float, wei
         ds.save_as(dest / f.name, enforce_file_format=True)
     text = f"{impression} (patient {name.split('^')[1]} {name.split('^')[0]}, MRN {pid})"
     return Variant(dest, uid, name, pid, text, ())
-
-
-def synth_records(synth_dir: Path) -> list[dict[str, object]]:
-    return [json.loads(line) for line in (synth_dir / "reports.jsonl").read_text().splitlines() if line.strip()]
-
-
-def labels_of(rec: dict[str, object]) -> tuple[str, ...]:
-    lab = rec["labels"]
-    assert isinstance(lab, dict)
-    keys = ("lv_dysfunction", "rv_dysfunction", "lv_dilation", "rv_dilation", "lv_hypertrophy", "lge",
-            "aortic_dilation")
-    return tuple(k for k in keys if lab.get(k)) + (f"disease:{lab['disease']}",)
-
-
-def single_frame_records(synth_dir: Path) -> list[dict[str, object]]:
-    """Records of the studies written one image per file (the enhanced multi-frame scanner style keeps a whole
-    series in one file, which cannot be cut down to a small study by copying folders)."""
-    return [r for r in synth_records(synth_dir) if "cine_lax" in _series_dirs(synth_dir / str(r["folder"]))]
-
-
-def make_variants(synth_dir: Path, out: Path, n: int, start: int = 0) -> list[Variant]:
-    records = single_frame_records(synth_dir)
-    variants = []
-    for i in range(start, start + n):
-        rec = records[i % len(records)]
-        src = synth_dir / str(rec["folder"])
-        variants.append(make_variant(src, out / f"study_{i:04d}", i, impression=str(rec["impression"]),
-                                     labels=labels_of(rec)))
-    return variants
 
 
 def truncated_study(good: Path, dest: Path) -> Path:
@@ -153,3 +64,18 @@ def not_dicom_study(dest: Path) -> Path:
     (dest / "notes.txt").write_text("this is not an image\n")
     (dest / "IM0001.dcm").write_bytes(b"\x89PNG\r\n\x1a\n" + bytes(500))
     return dest
+
+
+def worker_env(s: Settings) -> dict[str, str]:
+    """The environment of a `python -m ingest_svc` worker (and of `cmr ingest`) for the test settings `s`: this
+    process's, without its CMR_ variables, plus the test's broker, services, topics and group."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CMR_")}
+    env.update({
+        "CMR_KAFKA_BOOTSTRAP": s.kafka_bootstrap, "CMR_ENCODER_URL": s.encoder_url, "CMR_SEARCH_URL": s.search_url,
+        "CMR_STUDY_KEY_SECRET": s.study_key_secret, "CMR_STUDY_ROOTS": json.dumps([str(r) for r in s.study_roots]),
+        "CMR_KAFKA_TOPIC_NEW": s.kafka_topic_new, "CMR_KAFKA_TOPIC_EMBEDDED": s.kafka_topic_embedded,
+        "CMR_KAFKA_TOPIC_DEAD_LETTER": s.kafka_topic_dead_letter, "CMR_KAFKA_GROUP_ID": s.kafka_group_id,
+        "CMR_INGEST_METRICS_PORT": "0", "CMR_KAFKA_MAX_POLL_INTERVAL_MS": "10000",
+        "CMR_KAFKA_SESSION_TIMEOUT_MS": "6000", "CMR_DATA_DIR": str(s.data_dir),
+        "CMR_GRPC_MAX_MESSAGE_BYTES": str(s.grpc_max_message_bytes), "CMR_TORCH_THREADS": "1"})
+    return env

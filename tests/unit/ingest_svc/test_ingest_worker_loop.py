@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import pytest
+from kafka.errors import KafkaError, UnknownProducerIdError
 
 from cmr.config import Settings
 from cmr.v1 import common_pb2, events_pb2
@@ -118,3 +119,77 @@ def test_undecodable_record_and_duplicate_notice() -> None:
     assert stages == ["decode", "dedupe"]
     assert [t for t, _, _ in p.sent].count("cmr.exams.embedded") == 1
     assert (w.stats.dead_letters, w.stats.duplicates) == (1, 1)
+
+
+class _DownFuture:
+    """The ack of a publish while the broker is down: a retriable Kafka error."""
+
+    def get(self, timeout: float) -> None:
+        from kafka.errors import KafkaTimeoutError
+
+        raise KafkaTimeoutError("broker not reachable")
+
+
+class _FlakyProducer(_Producer):
+    """Refuses the first `down` sends as an unreachable broker would, then takes them."""
+
+    def __init__(self, down: int, error: Exception | None = None) -> None:
+        super().__init__()
+        self.down, self.error, self.tries, self.closed = down, error, 0, 0
+
+    def close(self, timeout: float | None = None) -> None:
+        self.closed += 1
+
+    def send(self, topic: str, key: bytes | None, value: bytes) -> Any:
+        self.tries += 1
+        if self.tries <= self.down:
+            if self.error is not None:
+                raise self.error
+            return _DownFuture()
+        return super().send(topic, key, value)
+
+
+@pytest.mark.parametrize("error", [None, UnknownProducerIdError(), KafkaError("InitProducerId: UnknownError")])
+def test_a_broker_outage_is_ridden_out_with_backoff(monkeypatch: pytest.MonkeyPatch, error: Exception | None) -> None:
+    """Publishing the event retries (re-creating the topics, with a new producer each time: after a broker restart
+    the old producer's id is unknown to it) until the broker is back, instead of stopping the worker: more tries
+    than the study's own retry budget, so it is not that budget."""
+    ensured: list[str] = []
+    monkeypatch.setattr("ingest_svc.worker.ensure_topics", lambda s, timeout_s: ensured.append(s.kafka_topic_new))
+    w, _ = _worker(_Pipeline("ok"))
+    flaky = _FlakyProducer(down=6, error=error)
+    made: list[int] = []
+    monkeypatch.setattr("ingest_svc.worker.make_producer", lambda s: made.append(1) or flaky)
+    w._producer = flaky  # type: ignore[assignment]
+    w.handle(_record(_good()))
+    assert [t for t, _, _ in flaky.sent] == [w.settings.kafka_topic_embedded]
+    assert flaky.tries == 7 and len(ensured) == 6
+    assert flaky.closed == 6 and len(made) == 6  # each failed producer dropped, a new one made
+    assert w.stats.indexed == 1
+    assert w.metrics.retries.labels("publish")._value.get() == 6
+
+
+def test_a_non_retriable_publish_error_still_stops_the_worker(monkeypatch: pytest.MonkeyPatch) -> None:
+    from kafka.errors import MessageSizeTooLargeError
+
+    from ingest_svc.worker import PublishError
+
+    monkeypatch.setattr("ingest_svc.worker.ensure_topics", lambda s, timeout_s: None)
+    w, _ = _worker(_Pipeline("ok"))
+    w._producer = _FlakyProducer(down=1, error=MessageSizeTooLargeError("too big"))  # type: ignore[assignment]
+    monkeypatch.setattr("ingest_svc.worker.make_producer", lambda s: pytest.fail("no retry expected"))
+    with pytest.raises(PublishError, match="MessageSizeTooLargeError"):
+        w.handle(_record(_good()))
+
+
+def test_a_stop_during_an_outage_leaves_the_record_uncommitted(monkeypatch: pytest.MonkeyPatch) -> None:
+    from ingest_svc.worker import WorkerStopping
+
+    monkeypatch.setattr("ingest_svc.worker.ensure_topics", lambda s, timeout_s: w.request_stop())
+    w, _ = _worker(_Pipeline("ok"))
+    flaky = _FlakyProducer(down=100)
+    w._producer = flaky  # type: ignore[assignment]
+    monkeypatch.setattr("ingest_svc.worker.make_producer", lambda s: flaky)
+    with pytest.raises(WorkerStopping):
+        w.handle(_record(_good()))
+    assert w.stats.indexed == 0

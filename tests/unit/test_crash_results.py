@@ -1,0 +1,71 @@
+"""`cmr bench crash`'s results file: the ingest worker and broker sections, the verdict following every part's
+problems, and a run of some parts (`--parts`) keeping the other parts' previous figures, marked."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict
+from pathlib import Path
+
+import pytest
+
+from bench.crash import CrashBench, carry_over, markdown, run, write_results
+from bench.crash_ingest import BrokerRestartResult, WorkerCrashResult, WorkerKill
+from bench.crash_search import SearchCrashResult
+
+
+def _worker(problems: list[str] | None = None) -> WorkerCrashResult:
+    kills = [WorkerKill(1, "ingesting", 7.5, 12), WorkerKill(2, "starting", 1.2, 30)]
+    return WorkerCrashResult(studies=100, kills=kills, indexed=100, events=103, event_repeats=3, dedupe_notices=2,
+                             clean_stop=True, seconds=95.0, problems=problems or [])
+
+
+def _broker(lost: int = 0) -> BrokerRestartResult:
+    return BrokerRestartResult(studies=200, indexed_at_kill=50, republished=141, resume_exit=0, lost=lost,
+                               worker_survived=True, broker_start_s=0.3, recovery_s=80.0,
+                               problems=[f"{lost} of 200 studies lost after the resume"] if lost else [])
+
+
+def test_the_ingest_sections_report_the_figures_and_a_pass() -> None:
+    b = CrashBench(quick=True, machine="m", search=None, seconds=10, worker=_worker(), broker=_broker())
+    text = markdown(b)
+    assert "## Ingest worker under SIGKILL" in text and "## Broker (embedded Tansu" in text
+    assert "| event records / repeats (same event_id, de-duplicated by subscribers) | 103 / 3 |" in text
+    assert "| 2 | starting | 1.2 | 30 |" in text
+    assert "| re-published by `--resume` (exit status 0) | 141 |" in text
+    assert b.ok and "**pass**" in text
+
+
+@pytest.mark.parametrize("bench", [
+    CrashBench(quick=True, machine="m", search=None, seconds=1, worker=_worker(["3 studies lost"])),
+    CrashBench(quick=True, machine="m", search=None, seconds=1, broker=_broker(lost=4)),
+    CrashBench(quick=True, machine="m", search=SearchCrashResult(problems=["kill 2: 1 lost"]), seconds=1,
+               worker=_worker(), broker=_broker()),
+])
+def test_a_problem_in_any_part_fails_the_run(bench: CrashBench) -> None:
+    text = markdown(bench)
+    assert not bench.ok and "**FAIL**" in text
+    problem = next(p for part in (bench.search, bench.worker, bench.broker) if part for p in part.problems)
+    assert f"- {problem}" in text
+
+
+def test_parts_not_run_keep_their_previous_figures(tmp_path: Path) -> None:
+    earlier = CrashBench(quick=False, machine="earlier box", search=SearchCrashResult(acked_upserts=1082),
+                         seconds=1164, worker=_worker(), broker=_broker())
+    write_results(earlier, tmp_path)
+    now = CrashBench(quick=False, machine="now", search=None, seconds=300, worker=_worker(), broker=_broker(lost=0))
+    now.worker.studies = 280
+    carry_over(now, tmp_path / "crash.json")
+    assert now.search is not None and now.search.acked_upserts == 1082
+    assert now.worker.studies == 280  # what ran now is not replaced
+    assert now.notes == ["search service: from an earlier run (1164 s in all, on earlier box), not re-run this time"]
+    write_results(now, tmp_path)
+    data = json.loads((tmp_path / "crash.json").read_text())
+    assert data["search"]["acked_upserts"] == 1082 and data["worker"]["studies"] == 280
+    assert "Note: search service: from an earlier run" in (tmp_path / "crash.md").read_text()
+    assert asdict(now)["notes"] == data["notes"]
+
+
+def test_unknown_parts_are_refused_by_name() -> None:
+    with pytest.raises(ValueError, match="unknown crash bench parts \\['disk'\\]"):
+        run(quick=True, parts=("search", "disk"))
