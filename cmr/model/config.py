@@ -66,6 +66,11 @@ class ImageEncoderConfig:
     # measurement_depth 0 the numbers' feature is additive over the numbers (a generalised additive model),
     # which keeps each number's meaning when real scans combine numbers unlike the training data.
     measurement_pool: MeasurementPool = "attention"
+    # Late fusion only: the frames' feature and the numbers' feature each scaled to unit length before the sum,
+    # so neither can drown the other (unbalanced, the numbers outweighed the frames on synthetic data and what
+    # only pixels show, LGE and the aortic root, fell: docs/model/measurement-tokens.md). Each part of the sum
+    # is still one token's, scaled by its pool's norm, so explanations stay exact.
+    measurement_balance: bool = False
 
     def __post_init__(self) -> None:
         if self.frame_encoder not in ("cnn", "vit"):
@@ -85,6 +90,9 @@ class ImageEncoderConfig:
                              "a sum of the frames' and the numbers' attention pools)")
         if self.measurement_pool not in ("attention", "sum"):
             raise ValueError(f"image.measurement_pool must be 'attention' or 'sum', not {self.measurement_pool!r}")
+        if self.measurement_balance and self.measurement_fusion != "late":
+            raise ValueError("image.measurement_balance needs image.measurement_fusion 'late' (it balances the "
+                             "frames' and the numbers' pools)")
         if self.measurement_depth < 0:
             raise ValueError("image.measurement_depth must be >= 0")
         if self.width % self.heads:

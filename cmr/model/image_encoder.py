@@ -151,6 +151,7 @@ class ExamEncoder(nn.Module):
         self.pool = AttentionPool(w, cfg.heads) if cfg.pooling == "attention" else None
         # Late fusion: the numbers' own transformer and pool (cmr.model.config.ImageEncoderConfig).
         self.late = self.measure is not None and cfg.measurement_fusion == "late"
+        self.balance = self.late and cfg.measurement_balance
         if self.late:
             self.measure_blocks = nn.ModuleList([_clone(layer) for _ in range(cfg.measurement_depth)])
             self.measure_norm = nn.LayerNorm(w)
@@ -182,6 +183,9 @@ class ExamEncoder(nn.Module):
         n_frames = 1 + self.spec.length
         frames = self.pool.contributions(tokens[:, :n_frames], self._pool_pad(pad[:, :n_frames]))
         numbers = self.measure_pool.contributions(tokens[:, n_frames:], pad[:, n_frames:])
+        if self.balance:  # each pool to unit length; an exam without numbers has a zero numbers part
+            frames = frames / frames.sum(1, keepdim=True).norm(dim=-1, keepdim=True).clamp_min(1e-6)
+            numbers = numbers / numbers.sum(1, keepdim=True).norm(dim=-1, keepdim=True).clamp_min(1e-6)
         return torch.cat([frames, numbers], dim=1)
 
     @staticmethod

@@ -21,18 +21,19 @@ NAMES = ("lvef_pct", "lvedvi_ml_m2", "rv_lv_edv_ratio")
 
 
 def _model(measurements: tuple[str, ...] = NAMES, pooling: str = "attention", seed: int = 0,
-           fusion: str = "joint", number_pool: str = "attention", depth: int = 1) -> CMRCLIP:
+           fusion: str = "joint", number_pool: str = "attention", depth: int = 1,
+           balance: bool = False) -> CMRCLIP:
     d: dict[str, Any] = copy.deepcopy(TINY)
     d["model"]["image"].update({"measurements": list(measurements), "pooling": pooling,
                                 "measurement_fusion": fusion, "measurement_pool": number_pool,
-                                "measurement_depth": depth})
+                                "measurement_depth": depth, "measurement_balance": balance})
     return create_model(Config.from_dict(d), seed=seed).eval()
 
 
-@pytest.fixture(scope="module", params=["joint", "late", "late-sum"])
+@pytest.fixture(scope="module", params=["joint", "late", "late-sum", "late-sum-balanced"])
 def model(request: pytest.FixtureRequest) -> CMRCLIP:
-    fusion, _, pool = request.param.partition("-")
-    return _model(fusion=fusion, number_pool=pool or "attention")
+    fusion, pool, balanced = (request.param.split("-") + ["", ""])[:3]
+    return _model(fusion=fusion, number_pool=pool or "attention", balance=balanced == "balanced")
 
 
 def _exam(model: CMRCLIP, b: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -227,4 +228,29 @@ def test_config_rejects_an_unknown_number_pool() -> None:
     d["model"]["image"].update({"measurements": list(NAMES), "pooling": "attention", "measurement_fusion": "late",
                                 "measurement_pool": "max"})
     with pytest.raises(ValueError, match="'attention' or 'sum'"):
+        Config.from_dict(d)
+
+
+@torch.no_grad()
+def test_balanced_late_fusion_gives_the_frames_and_the_numbers_equal_weight() -> None:
+    m = _model(fusion="late", number_pool="sum", depth=0, balance=True)
+    px, mk = _exam(m, 2)
+    nan = float("nan")
+    ms = torch.tensor([[30.0, 120.0, 1.4], [nan, nan, nan]])
+    parts = m.visual.token_contributions(px, mk, ms)  # before the projection
+    frames, numbers = parts[:, :-3].sum(1), parts[:, -3:].sum(1)
+    torch.testing.assert_close(frames.norm(dim=-1), torch.ones(2))
+    torch.testing.assert_close(numbers.norm(dim=-1), torch.tensor([1.0, 0.0]))  # no numbers: no numbers part
+    # Scaling the numbers' values' effect up cannot outweigh the frames any more.
+    m.visual.measure_pool.value.weight.mul_(100.0)
+    again = m.visual.token_contributions(px, mk, ms)
+    torch.testing.assert_close(again[:, -3:].sum(1).norm(dim=-1), torch.tensor([1.0, 0.0]))
+    torch.testing.assert_close(again[:, :-3], parts[:, :-3])
+
+
+def test_balance_needs_late_fusion() -> None:
+    d = copy.deepcopy(TINY)
+    d["model"]["image"].update({"measurements": list(NAMES), "pooling": "attention", "measurement_fusion": "joint",
+                                "measurement_balance": True})
+    with pytest.raises(ValueError, match="measurement_balance needs"):
         Config.from_dict(d)
