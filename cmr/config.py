@@ -44,8 +44,8 @@ class Settings(BaseSettings):
     # --- query text (in process: cmr.model.text_runtime) ------------------------------------------------------
     text_runtime: str = Field("onnx-fp32", pattern="^(torch|onnx-fp32|onnx-int8)$", description="what embeds "
                               "query text in the search service: the torch tower, or its ONNX export in ONNX "
-                              "Runtime: fp32 (equal to torch, ~2.5x faster) or dynamic int8 (~3.5x faster, but "
-                              "moves zero-shot AUROCs by up to 0.08: docs/benchmarks/text_path.md)")
+                              "Runtime: fp32 (equal to torch, ~2.5x faster) or block-wise int8 (~3.5x faster, but "
+                              "moves zero-shot AUROCs by up to ~0.03: docs/benchmarks/text_path.md)")
     search_embeds_text: bool = Field(True, description="the search service embeds queries itself (text_runtime, "
                                      "its own checkpoint); false = through the encoder service (queries then follow "
                                      "the encoder's model during a rolling upgrade)")
