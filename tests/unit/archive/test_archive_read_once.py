@@ -87,6 +87,9 @@ def test_import_parses_each_source_file_once(archive: tuple[Path, Path], tmp_pat
     result = import_archive(ImportRequest(studies, export, tmp_path / "out", workers=1, progress=False),
                             get_settings())
     assert result.imported == 2
+    cpu = result.card["stage_cpu_seconds"]  # per stage, beside the wall seconds
+    assert set(cpu) == set(result.card["stage_seconds"]) == {"read", "deidentify", "load", "report", "write"}
+    assert all(v >= 0 for v in cpu.values()) and cpu["read"] > 0
     assert parses == len(sources)
     assert {p: reads[p] for p in sources} == dict.fromkeys(sources, 1)
 
