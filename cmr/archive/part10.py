@@ -65,7 +65,8 @@ def encode_part10(ds: Dataset) -> bytes:
         return bytes(fp.getvalue())
     meta = ds.file_meta
     # dcmwrite(enforce_file_format=True): media storage UIDs follow the dataset's, a preamble is required
-    for meta_kw, ds_kw in (("MediaStorageSOPClassUID", "SOPClassUID"), ("MediaStorageSOPInstanceUID", "SOPInstanceUID")):
+    for meta_kw, ds_kw in (("MediaStorageSOPClassUID", "SOPClassUID"),
+                           ("MediaStorageSOPInstanceUID", "SOPInstanceUID")):
         ds_value = ds.get(ds_kw)
         if meta.get(meta_kw) is None or (ds_value and ds_value != meta.get(meta_kw)):
             setattr(meta, meta_kw, ds_value)

@@ -136,3 +136,20 @@ def test_part10_leaves_other_encodings_to_pydicom(archive: tuple[Path, Path]) ->
     implicit = _save_as_bytes(ds)
     one, other = (pydicom.dcmread(DicomBytesIO(implicit)) for _ in range(2))
     assert encode_part10(one) == _save_as_bytes(other) == implicit
+
+
+def _encode_or_error(encode, path: Path) -> bytes | str:  # type: ignore[no-untyped-def]
+    try:
+        return encode(pydicom.dcmread(path, force=True))
+    except Exception as exc:  # noqa: BLE001 - the same refusal as pydicom's is what is checked
+        return type(exc).__name__
+
+
+def test_part10_matches_save_as_on_pydicom_test_files() -> None:
+    """pydicom's own test files: compressed, big endian, implicit, no file meta, odd lengths, sequences."""
+    files = sorted((Path(pydicom.__file__).parent / "data" / "test_files").glob("*.dcm"))
+    assert len(files) > 20
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        for path in files:
+            assert _encode_or_error(encode_part10, path) == _encode_or_error(_save_as_bytes, path), path.name
