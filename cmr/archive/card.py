@@ -17,10 +17,10 @@ CARD_JSON = "dataset_card.json"
 CARD_MD = "dataset_card.md"
 
 
-def _stage_seconds(entries: list[dict[str, Any]]) -> dict[str, float]:
+def _stage_seconds(entries: list[dict[str, Any]], field: str = "seconds") -> dict[str, float]:
     totals: Counter[str] = Counter()
     for e in entries:
-        totals.update(e.get("seconds") or {})
+        totals.update(e.get(field) or {})
     return {k: round(v, 2) for k, v in sorted(totals.items())}
 
 
@@ -74,6 +74,7 @@ def build_card(entries: list[dict[str, Any]], reports: list[RisReport], report_f
                   "skipped_by_loader": sum(e["stats"]["skipped_files"] for e in imported)},
         "exclusions": exclusions,
         "stage_seconds": _stage_seconds(entries),
+        "stage_cpu_seconds": _stage_seconds(entries, "cpu_seconds"),  # journals from before have none
     }
 
 
