@@ -27,7 +27,6 @@ from pydicom.dataset import Dataset
 from pydicom.uid import ExplicitVRLittleEndian
 
 from cmr.archive.impression import Fallback, extract_impression
-from cmr.archive.part10 import encode_part10
 from cmr.archive.reports import RisReport
 from cmr.archive.scrub import merge_identifiers, scrub_report
 from cmr.config import Settings
@@ -123,7 +122,7 @@ def _write_dicom(datasets: list[Dataset], folder: Path) -> None:
         if meta is None or "TransferSyntaxUID" not in meta:
             ds.ensure_file_meta()
             ds.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
-        (folder / f"{i:05d}.dcm").write_bytes(encode_part10(ds))  # save_as's bytes, faster (cmr.archive.part10)
+        ds.save_as(folder / f"{i:05d}.dcm", enforce_file_format=True)
 
 
 def _labels(impression: str) -> tuple[dict[str, Any], dict[str, Any]]:

@@ -1,6 +1,6 @@
 """The import reads and parses each source file once: the de-identified in-memory datasets go to the loader
-and to the writer, no file is read back. Its written files are the bytes pydicom's save_as gives (the faster
-writer, cmr.archive.part10) and load as the source study does."""
+and to the writer, no file is read back. Its written files are the bytes pydicom's save_as gives and load as the
+source study does."""
 
 from __future__ import annotations
 
@@ -14,11 +14,9 @@ import pydicom
 import pydicom.filereader
 import pytest
 from pydicom.filebase import DicomBytesIO
-from pydicom.uid import ImplicitVRLittleEndian
 
 from cmr.archive import study as study_module
 from cmr.archive.importer import ImportRequest, import_archive
-from cmr.archive.part10 import encode_part10
 from cmr.config import get_settings
 from cmr.deid import Deidentifier
 from cmr.dicom import Study, load_study
@@ -115,41 +113,3 @@ def test_imported_files_are_save_as_bytes_and_load_as_the_source(archive: tuple[
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             _assert_same_images(load_study(source), load_study(written))
-
-
-@pytest.mark.parametrize("deidentified", [False, True])
-def test_part10_bytes_equal_save_as(archive: tuple[Path, Path], deidentified: bool) -> None:
-    """Straight from the file (sequences still raw) and de-identified (sequences rewritten)."""
-    studies, _ = archive
-    for source in sorted(studies.iterdir()):
-        datasets, again = _read_folder(source), _read_folder(source)
-        if deidentified:
-            for ds in (datasets, again):
-                Deidentifier("a-secret").deidentify(ds)
-        assert [encode_part10(ds) for ds in datasets] == [_save_as_bytes(ds) for ds in again]
-
-
-def test_part10_leaves_other_encodings_to_pydicom(archive: tuple[Path, Path]) -> None:
-    studies, _ = archive
-    ds = _read_folder(next(studies.iterdir()))[0]
-    ds.file_meta.TransferSyntaxUID = ImplicitVRLittleEndian
-    implicit = _save_as_bytes(ds)
-    one, other = (pydicom.dcmread(DicomBytesIO(implicit)) for _ in range(2))
-    assert encode_part10(one) == _save_as_bytes(other) == implicit
-
-
-def _encode_or_error(encode, path: Path) -> bytes | str:  # type: ignore[no-untyped-def]
-    try:
-        return encode(pydicom.dcmread(path, force=True))
-    except Exception as exc:  # noqa: BLE001 - the same refusal as pydicom's is what is checked
-        return type(exc).__name__
-
-
-def test_part10_matches_save_as_on_pydicom_test_files() -> None:
-    """pydicom's own test files: compressed, big endian, implicit, no file meta, odd lengths, sequences."""
-    files = sorted((Path(pydicom.__file__).parent / "data" / "test_files").glob("*.dcm"))
-    assert len(files) > 20
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        for path in files:
-            assert _encode_or_error(encode_part10, path) == _encode_or_error(_save_as_bytes, path), path.name
