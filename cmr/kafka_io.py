@@ -41,8 +41,10 @@ def ensure_topics(settings: Settings, names: Iterable[str] | None = None, timeou
     deadline = time.monotonic() + timeout_s
     while True:
         try:
+            # bootstrap within timeout_s (kafka-python's own default is 30 s): a short probe stays short
             admin = KafkaAdminClient(bootstrap_servers=_servers(settings), client_id="cmr-ingest-admin",
-                                     request_timeout_ms=settings.kafka_request_timeout_ms)
+                                     request_timeout_ms=settings.kafka_request_timeout_ms,
+                                     bootstrap_timeout_ms=int(min(30.0, max(1.0, timeout_s)) * 1000))
             try:
                 existing = set(admin.list_topics())
                 missing = [n for n in wanted if n not in existing]

@@ -2,10 +2,13 @@
 re-publish what the index never confirmed.
 
 Why: the one-machine stack's broker (Tansu, memory storage) loses every queued exam when it restarts, and a
-producer whose publish returned cannot know. The journal is the producer's own record: one JSON line per
-publish (the study, its key, the report sent with it), fsynced before the next study is published. Resume
-reads it, asks the search service which study keys it holds, and publishes the others again (same report;
-the worker's upsert is idempotent, so a study that was in fact still queued is indexed once).
+producer whose publish returned cannot know. The journal is the producer's own record: before the first
+publish, one "planned" line per study found (the study, its key, the report it will be sent with), fsynced
+together; then one "published" line per publish, fsynced before the next study is published. Resume reads
+it, asks the search service which study keys it holds, and publishes every planned or published study it
+does not hold again (same report). So a `cmr ingest` killed half-way (or stopped by a Kafka error) loses
+nothing either: what it never reached is planned, hence re-sent. A study still queued when resume runs is
+sent twice; the worker indexes it once (idempotent upsert, the second copy is recognised as already indexed).
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 JOURNAL_FORMAT = "cmr-ingest-journal/1"
+PLANNED, PUBLISHED = "planned", "published"
 
 
 @dataclass(frozen=True)
@@ -30,6 +34,7 @@ class JournalEntry:
     partition: int = -1
     offset: int = -1
     published_at: str = ""
+    status: str = PUBLISHED    # or PLANNED: found and about to be published (lines of older journals: published)
     format: str = JOURNAL_FORMAT
 
     @classmethod
@@ -41,18 +46,23 @@ class JournalEntry:
 
 
 class IngestJournal:
-    """Append-only JSON lines; each record() is on disk when it returns."""
+    """Append-only JSON lines; each record() / record_all() is on disk when it returns."""
 
     def __init__(self, path: Path) -> None:
         self.path = path
         path.parent.mkdir(parents=True, exist_ok=True)
+        _cut_torn_tail(path)
         self._fh = path.open("a", encoding="utf-8")
 
     def record(self, entry: JournalEntry) -> None:
-        if not entry.published_at:
-            entry = JournalEntry(**{**asdict(entry),
-                                    "published_at": datetime.now(timezone.utc).isoformat(timespec="seconds")})
-        self._fh.write(json.dumps(asdict(entry), separators=(",", ":")) + "\n")
+        self.record_all([entry])
+
+    def record_all(self, entries: Iterable[JournalEntry]) -> None:
+        """Append the entries with one fsync (the plan of a whole `cmr ingest` run)."""
+        now = datetime.now(timezone.utc).isoformat(timespec="seconds")
+        lines = [json.dumps(asdict(e if e.published_at else JournalEntry(**{**asdict(e), "published_at": now})),
+                            separators=(",", ":")) + "\n" for e in entries]
+        self._fh.write("".join(lines))
         self._fh.flush()
         os.fsync(self._fh.fileno())
 
@@ -64,6 +74,21 @@ class IngestJournal:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def _cut_torn_tail(path: Path) -> None:
+    """Remove a last line without its newline (a writer died in the middle of it: never promised), so the next
+    append starts a line of its own instead of gluing itself to the fragment (which would then not parse)."""
+    if not path.is_file() or path.stat().st_size == 0:
+        return
+    with path.open("rb+") as f:
+        f.seek(-1, os.SEEK_END)
+        if f.read(1) == b"\n":
+            return
+        f.seek(0)
+        f.truncate(f.read().rfind(b"\n") + 1)  # rare (a torn line), so reading it all is fine
+        f.flush()
+        os.fsync(f.fileno())
 
 
 def read_journal(path: Path) -> list[JournalEntry]:

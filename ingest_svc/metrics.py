@@ -8,12 +8,16 @@
     cmr_ingest_study_seconds                  a whole message, poll to commit
     cmr_ingest_consumer_lag{partition}        records behind the partition's end (high-water mark - position)
     cmr_ingest_last_commit_timestamp_seconds  liveness: when an offset was last committed
-Each worker has its own registry, so several in one process (tests) do not collide.
+    cmr_ingest_ready                          1 while consuming, 0 while starting or waiting (ingest_svc/health.py)
+Each worker has its own registry, so several in one process (tests) do not collide. The same port answers
+/ready: 200 while the worker consumes, 503 naming what it waits for.
 """
 
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+from ingest_svc.health import Readiness, serve_health
 
 _STAGE_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 4.0, 8.0, 16.0, 32.0)
 
@@ -34,10 +38,11 @@ class IngestMetrics:
                          registry=r)
         self.last_commit = Gauge("cmr_ingest_last_commit_timestamp_seconds", "unix time of the last commit",
                                  registry=r)
+        self.readiness = Readiness(r)
 
-    def serve(self, port: int, addr: str = "127.0.0.1") -> None:
-        """Expose /metrics over HTTP (a daemon thread)."""
-        start_http_server(port, addr=addr, registry=self.registry)
+    def serve(self, port: int, addr: str = "127.0.0.1") -> int:
+        """Expose /metrics and /ready over HTTP (a daemon thread); the port (a free one when `port` is 0)."""
+        return int(serve_health(port, addr, self.registry, self.readiness.state).server_port)
 
     def value(self, name: str, **labels: str) -> float:
         """A sample's current value (tests, the benchmark); 0 when it was never set."""

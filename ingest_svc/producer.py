@@ -26,10 +26,11 @@ from cmr.config import Settings
 from cmr.kafka_io import ensure_topics, make_producer
 from cmr.rpc.keys import study_key
 from cmr.v1 import common_pb2, events_pb2
-from ingest_svc.journal import IngestJournal, JournalEntry
+from ingest_svc.journal import PLANNED, IngestJournal, JournalEntry
 from ingest_svc.messages import new_exam, ref_key, study_ref
 
 log = logging.getLogger(__name__)
+_UNREAD = object()  # publish_path's uid when the caller has not read the study's header
 FINDING_LABEL_KEYS = ("lv_dysfunction", "rv_dysfunction", "lv_dilation", "rv_dilation", "lv_hypertrophy", "lge",
                       "aortic_dilation", "la_enlargement", "pericardial_effusion")
 
@@ -141,6 +142,29 @@ def record_key(ref: common_pb2.StudyRef, uid: str | None, secret: str) -> bytes:
     return ref_key(ref).encode()
 
 
+def journal_key(ref: common_pb2.StudyRef, uid: str | None, secret: str) -> str:
+    """The key the index will hold the study under, for the journal ("" when its header cannot be read)."""
+    key = record_key(ref, uid, secret).decode()
+    return key if key != ref_key(ref) else ""
+
+
+def plan(journal: IngestJournal, settings: Settings, studies: Iterable[Path],
+         reports: Mapping[Path, Report]) -> dict[Path, str | None]:
+    """Record every study as planned (one fsync) before anything is published, so that `--resume` also
+    re-sends what a killed or failed run never reached; {study: its StudyInstanceUID} (read once, here)."""
+    uids: dict[Path, str | None] = {}
+    entries = []
+    for study in studies:
+        uids[study] = uid = first_study_uid(study)
+        ref = study_ref(path=str(study.resolve()))
+        report = reports.get(study.resolve())
+        entries.append(JournalEntry(path=ref.path, study_key=journal_key(ref, uid, settings.study_key_secret),
+                                    impression=report.impression if report else "",
+                                    labels=report.labels if report else (), status=PLANNED))
+    journal.record_all(entries)
+    return uids
+
+
 class ExamPublisher:
     """Publishes NewExam messages (awaited, so a returned call means the broker has them)."""
 
@@ -162,17 +186,20 @@ class ExamPublisher:
         return md.partition, md.offset
 
     def publish_path(self, study: Path, *, report: Report | None = None, source: str = "cli",
-                     metadata: Mapping[str, str] | None = None) -> events_pb2.NewExam:
+                     metadata: Mapping[str, str] | None = None, uid: str | None | object = _UNREAD
+                     ) -> events_pb2.NewExam:
+        """uid: the study's StudyInstanceUID when the caller read it already (None: unreadable)."""
         ref = study_ref(path=str(study.resolve()))
         msg = new_exam(ref, report_text=report.impression if report else "",
                        labels=report.labels if report else (), source=source, metadata=metadata)
-        uid = first_study_uid(study)
-        partition, offset = self.publish(msg, uid)
+        study_uid = first_study_uid(study) if uid is _UNREAD else uid
+        assert study_uid is None or isinstance(study_uid, str)
+        partition, offset = self.publish(msg, study_uid)
         if self.journal is not None:
-            key = record_key(msg.study, uid, self.settings.study_key_secret).decode()
             self.journal.record(JournalEntry(
-                path=ref.path, study_key=key if key != ref_key(msg.study) else "", impression=msg.report_text,
-                labels=tuple(msg.labels), event_id=msg.event_id, partition=partition, offset=offset))
+                path=ref.path, study_key=journal_key(msg.study, study_uid, self.settings.study_key_secret),
+                impression=msg.report_text, labels=tuple(msg.labels), event_id=msg.event_id, partition=partition,
+                offset=offset))
         return msg
 
     def close(self) -> None:
@@ -189,19 +216,22 @@ class ExamPublisher:
 def publish_paths(settings: Settings, paths: Iterable[Path], *,
                   progress: Callable[[int, int], None] | None = None,
                   journal: IngestJournal | None = None) -> list[events_pb2.NewExam]:
-    """Find the studies under `paths` and publish one NewExam each; `progress(done, total)` after each;
-    each recorded in `journal` when given."""
+    """Find the studies under `paths` and publish one NewExam each; `progress(done, total)` after each.
+    With a `journal`, every study is recorded as planned before the first publish (see `plan`), then each
+    publish as it returns."""
     paths = list(paths)
     studies = list(find_studies(paths))
     reports: dict[Path, Report] = {}
     for p in paths:
         reports.update(synth_reports(p if p.is_dir() else p.parent))
+    uids = plan(journal, settings, studies, reports) if journal is not None else {}
     out = []
     with ExamPublisher(settings, journal=journal) as pub:
         for i, study in enumerate(studies):
             out.append(pub.publish_path(study, report=reports.get(study.resolve()),
                                         metadata={"files": str(sum(1 for f in study.rglob("*") if f.is_file()))
-                                                  if study.is_dir() else "zip"}))
+                                                  if study.is_dir() else "zip"},
+                                        uid=uids[study] if study in uids else _UNREAD))
             if progress:
                 progress(i + 1, len(studies))
     return out
@@ -226,5 +256,5 @@ def republish(settings: Settings, entries: Iterable[JournalEntry], journal: Inge
     return published, gone
 
 
-__all__ = ["ExamPublisher", "Report", "find_studies", "first_study_uid", "publish_paths", "record_key",
-           "republish", "synth_reports"]
+__all__ = ["ExamPublisher", "Report", "find_studies", "first_study_uid", "journal_key", "plan", "publish_paths",
+           "record_key", "republish", "synth_reports"]

@@ -14,7 +14,9 @@ topic with the stage and reason, and the offset is committed - one bad study nev
 Kafka is unreachable or restarting, publishing the event or the dead letter is retried with backoff, with a
 new producer each time, until the broker takes it (the topics are re-created: a broker with memory storage
 comes back without them), and the consumer rejoins the group on its own: the worker rides out a broker
-restart without dying. If Kafka refuses the record for good (PERMANENT_PUBLISH_ERRORS: too large, not
+restart without dying. A worker started while the broker is down or unreachable does not exit either: it
+waits with the same backoff, one log line per attempt, /ready answering 503 "waiting for Kafka at ..." (the
+metrics port, ingest_svc/health.py), and starts consuming when the broker answers. If Kafka refuses the record for good (PERMANENT_PUBLISH_ERRORS: too large, not
 authorised...), nothing is committed and the worker stops with an error (its supervisor restarts it; the
 record is read again).
 
@@ -28,6 +30,8 @@ import logging
 import signal
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -61,6 +65,11 @@ PERMANENT_PUBLISH_ERRORS: tuple[type[KafkaError], ...] = (
     kafka_errors.MessageSizeTooLargeError, kafka_errors.RecordListTooLargeError, kafka_errors.InvalidRecordError,
     kafka_errors.InvalidTopicError, kafka_errors.AuthorizationError, kafka_errors.SaslAuthenticationFailedError,
     kafka_errors.UnsupportedVersionError, kafka_errors.KafkaConfigurationError, kafka_errors.IllegalArgumentError)
+
+
+# One attempt to reach the broker at start-up: kafka-python's own bootstrap wait is 30 s, too long between the
+# worker's log lines and for SIGTERM to be honoured promptly.
+BROKER_ATTEMPT_S = 3.0
 
 
 class WorkerStopping(Exception):
@@ -111,12 +120,48 @@ class IngestWorker:
                     raise RuntimeError(f"the segmenter for measurements cannot be loaded: {exc}; fix "
                                        "CMR_SEGMENTER_CHECKPOINT, or set CMR_MEASURE=false") from exc
         self._pipeline.context()  # fail fast (and once) if the encoder cannot describe its model
-        ensure_topics(s)
-        self._producer = make_producer(s)
-        self._consumer = make_consumer(s)
+        self._connect_broker()
+
+    def _connect_broker(self) -> None:
+        """Create the topics, the producer and the consumer, retrying with backoff for as long as the broker
+        cannot be reached: a worker started before its broker (or while it restarts) waits for it instead of
+        dying into a restart loop. One warning per failed attempt says what it waits for; /ready answers 503
+        meanwhile; SIGTERM is honoured between attempts (WorkerStopping)."""
+        s = self.settings
+        what = f"Kafka at {s.kafka_bootstrap}"
+        self.metrics.readiness.waiting(f"connecting to {what}")
+
+        def before_retry(state: RetryCallState) -> None:
+            exc = state.outcome.exception() if state.outcome else None
+            pause = state.next_action.sleep if state.next_action else 0.0
+            self.metrics.retries.labels("broker").inc()
+            self.metrics.readiness.waiting(f"waiting for {what} (attempt {state.attempt_number}: "
+                                           f"{type(exc).__name__})")
+            log.warning("waiting for %s: attempt %d failed (%s: %s); next attempt in %.1f s", what,
+                        state.attempt_number, type(exc).__name__, exc, pause)
+
+        retrying = Retrying(
+            wait=wait_exponential(multiplier=s.ingest_backoff_s, max=s.ingest_backoff_max_s),
+            retry=retry_if_exception(lambda e: isinstance(e, KafkaError)
+                                     and not isinstance(e, PERMANENT_PUBLISH_ERRORS)),
+            sleep=self._sleep, before_sleep=before_retry, reraise=True)
+        with _kafka_connection_logs_quiet():
+            for attempt in retrying:
+                with attempt:
+                    ensure_topics(s, timeout_s=BROKER_ATTEMPT_S)
+                    producer = make_producer(s)
+                    try:
+                        consumer = make_consumer(s)
+                    except BaseException:
+                        producer.close(timeout=0)
+                        raise
+        if retrying.statistics.get("attempt_number", 1) > 1:
+            log.info("%s answers", what)
+        self._producer, self._consumer = producer, consumer
 
     def _wait_ready(self, client: Any, timeout_s: float) -> None:
         """Wait for a service in short steps, so SIGTERM during start-up is honoured at once."""
+        self.metrics.readiness.waiting(f"waiting for the service at {client.url}")
         deadline = time.monotonic() + timeout_s
         while not self.stop_event.is_set():
             try:
@@ -128,6 +173,7 @@ class IngestWorker:
         raise WorkerStopping()
 
     def _close(self) -> None:
+        self.metrics.readiness.waiting("stopped")
         if self._consumer is not None:
             try:
                 self._consumer.close(autocommit=False)  # leaves the group: partitions move on at once
@@ -144,6 +190,10 @@ class IngestWorker:
             c.close()
         self._clients = []
 
+    @property
+    def _consuming(self) -> str:
+        return f"consuming {self.settings.kafka_topic_new} from Kafka at {self.settings.kafka_bootstrap}"
+
     def request_stop(self) -> None:
         self.stop_event.set()
 
@@ -156,6 +206,7 @@ class IngestWorker:
             return self.stats
         assert self._consumer is not None
         log.info("ingest worker consuming %s as group %s", self.settings.kafka_topic_new, self.settings.kafka_group_id)
+        self.metrics.readiness.consuming(self._consuming)
         last_work = time.monotonic()
         try:
             while not self.stop_event.is_set():
@@ -277,6 +328,7 @@ class IngestWorker:
         def before_retry(state: RetryCallState) -> None:
             exc = state.outcome.exception() if state.outcome else None
             self.metrics.retries.labels("publish").inc()
+            self.metrics.readiness.waiting(f"waiting for Kafka at {s.kafka_bootstrap} to take a record")
             log.warning("publishing to %s failed (%s: %s); retry %d with a new producer", topic,
                         type(exc).__name__, exc, state.attempt_number)
             try:  # a broker with memory storage restarts without topics; re-create them (quick, best effort)
@@ -301,6 +353,8 @@ class IngestWorker:
                         raise
         except KafkaError as exc:
             raise PublishError(f"could not publish to {topic}: {type(exc).__name__}: {exc}") from exc
+        if retrying.statistics.get("attempt_number", 1) > 1:
+            self.metrics.readiness.consuming(self._consuming)
 
     def _drop_producer(self) -> None:
         producer, self._producer = self._producer, None
@@ -340,6 +394,19 @@ class IngestWorker:
                 self.metrics.lag.labels(str(tp.partition)).set(max(0, high - position))
 
 
+@contextmanager
+def _kafka_connection_logs_quiet() -> Iterator[None]:
+    """While the worker waits for the broker, kafka-python logs several errors per failed connection
+    (ECONNREFUSED, bootstrap failed, backoff): the worker's own line per attempt says it once."""
+    kafka_log = logging.getLogger("kafka")
+    level = kafka_log.level
+    kafka_log.setLevel(logging.CRITICAL)
+    try:
+        yield
+    finally:
+        kafka_log.setLevel(level)
+
+
 def serve(settings: Settings | None = None, *, metrics_port: int | None = None) -> int:
     """Run one worker in the foreground until SIGTERM/SIGINT (`cmr serve ingest`, `python -m ingest_svc`)."""
     settings = settings or get_settings()
@@ -351,8 +418,8 @@ def serve(settings: Settings | None = None, *, metrics_port: int | None = None) 
         signal.signal(sig, lambda *_: worker.request_stop())
     port = settings.ingest_metrics_port if metrics_port is None else metrics_port
     if port:
-        worker.metrics.serve(port, addr=settings.grpc_host)
-        log.info("Prometheus metrics on http://%s:%d/metrics", settings.grpc_host, port)
+        port = worker.metrics.serve(port, addr=settings.grpc_host)
+        log.info("Prometheus metrics on http://%s:%d/metrics, readiness on /ready", settings.grpc_host, port)
     try:
         worker.run()
     except PublishError as exc:

@@ -46,6 +46,8 @@ def http_health(url: str, timeout_s: float = 2.0, *, cafile: str | None = None) 
             body = r.read(64).decode(errors="replace").strip()
             short = body if len(body) <= 16 and "\n" not in body else ""  # "ok", not a metrics page
             return Health(r.status == 200, f"HTTP {r.status} {short}".strip())
+    except urllib.error.HTTPError as exc:  # it answers, but not OK: its body says why (the worker's /ready)
+        return Health(False, f"HTTP {exc.code} {exc.read(200).decode(errors='replace').strip()}".strip())
     except (urllib.error.URLError, OSError) as exc:
         return Health(False, f"not reachable ({getattr(exc, 'reason', exc)})")
 

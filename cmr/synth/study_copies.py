@@ -99,7 +99,16 @@ def labels_of(rec: dict[str, object]) -> tuple[str, ...]:
 def single_frame_records(synth_dir: Path) -> list[dict[str, object]]:
     """Records of the studies written one image per file (the enhanced multi-frame scanner style keeps a whole
     series in one file, which cannot be cut down to a small study by copying folders)."""
-    return [r for r in synth_records(synth_dir) if "cine_lax" in _series_dirs(synth_dir / str(r["folder"]))]
+    folders = _single_frame_folders(synth_dir)
+    return [r for r in synth_records(synth_dir) if str(r["folder"]) in folders]
+
+
+@functools.lru_cache(maxsize=8)
+def _single_frame_folders(synth_dir: Path) -> frozenset[str]:
+    # Reading every study's headers takes ~10 s on a loaded 2-core machine; a generated data set does not
+    # change, and every make_variants() call of a test session asks again.
+    return frozenset(str(r["folder"]) for r in synth_records(synth_dir)
+                     if "cine_lax" in _series_dirs(synth_dir / str(r["folder"])))
 
 
 def make_variants(synth_dir: Path, out: Path, n: int, start: int = 0) -> list[Variant]:

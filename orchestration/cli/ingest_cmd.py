@@ -103,7 +103,8 @@ def register(app: typer.Typer) -> None:
                     if log is not None:
                         log.close()
             except KafkaError as exc:
-                console.print(f"[red]error:[/] Kafka at {settings.kafka_bootstrap}: {type(exc).__name__}: {exc}")
+                console.print(f"[red]error:[/] Kafka at {settings.kafka_bootstrap}: {type(exc).__name__}: {exc}"
+                              + (f"; `cmr ingest --resume {journal}` publishes the rest" if journal else ""))
                 raise typer.Exit(1) from exc
         if as_json:
             typer.echo(json.dumps([{"event_id": m.event_id, "study": m.study.path or m.study.uri} for m in msgs],

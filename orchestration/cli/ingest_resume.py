@@ -17,7 +17,7 @@ def resume_journal(settings: Settings, path: Path, console: Console) -> int:
     import grpc
     from kafka.errors import KafkaError
 
-    from ingest_svc.journal import IngestJournal, indexed_by, latest_per_study, read_journal, unconfirmed
+    from ingest_svc.journal import PLANNED, IngestJournal, indexed_by, latest_per_study, read_journal, unconfirmed
     from ingest_svc.producer import republish
     from search_svc.client import SearchClient
 
@@ -35,9 +35,10 @@ def resume_journal(settings: Settings, path: Path, console: Console) -> int:
                       "(the index confirms what was ingested: start it, or set CMR_SEARCH_URL)")
         return 1
     unkeyed = sum(1 for e in studies if not e.study_key)
+    never = sum(1 for e in todo if e.status == PLANNED)  # the run that planned them died or failed first
     console.print(f"journal {path}: {len(studies)} studies, {len(studies) - len(todo) - unkeyed} in the index, "
-                  f"{len(todo)} to publish again" + (f", {unkeyed} without a readable header (dead-lettered, "
-                                                     "not re-sent)" if unkeyed else ""))
+                  f"{len(todo)} to publish" + (f" ({never} never published before)" if never else " again")
+                  + (f", {unkeyed} without a readable header (dead-lettered, not re-sent)" if unkeyed else ""))
     if not todo:
         return 0
     try:

@@ -109,7 +109,7 @@ def stack_parts(settings: Settings, layout: StackLayout, *, with_demo: bool = Tr
     parts.append(Part("ingest", "ingest worker", cmr_command("serve", "ingest") if ingest_ok else [], 40, available=ingest_ok,
                       reason=ingest_reason, url=f"http://127.0.0.1:{metrics_port}/metrics" if metrics_port else "",
                       env=part_env(s, "ingest"),
-                      health=(lambda: http_health(f"http://127.0.0.1:{metrics_port}/metrics")) if metrics_port else None))
+                      health=(lambda: http_health(f"http://127.0.0.1:{metrics_port}/ready")) if metrics_port else None))
     ca = str(s.tls_ca) if s.tls and s.tls_ca else None
     parts.append(Part("ui", "Streamlit UI", ui_command(s), 50, url=ui_url(s), env=part_env(s, "ui"),
                       health=lambda: http_health(ui_url(s) + "/_stcore/health", cafile=ca)))

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import json
 import os
+import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pydicom
@@ -79,3 +81,12 @@ def worker_env(s: Settings) -> dict[str, str]:
         "CMR_KAFKA_SESSION_TIMEOUT_MS": "6000", "CMR_DATA_DIR": str(s.data_dir),
         "CMR_GRPC_MAX_MESSAGE_BYTES": str(s.grpc_max_message_bytes), "CMR_TORCH_THREADS": "1"})
     return env
+
+
+def wait_until(cond: Callable[[], bool], timeout_s: float, what: str, poll_s: float = 0.2) -> None:
+    """Poll `cond` until it holds; AssertionError naming `what` after `timeout_s`."""
+    deadline = time.monotonic() + timeout_s
+    while not cond():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout_s:.0f} s waiting for {what}")
+        time.sleep(poll_s)

@@ -1,6 +1,7 @@
-"""The producer's journal and `cmr ingest --resume`: every published study recorded with its key and report;
-resume re-publishes exactly the studies the index does not hold (a broker restart lost them), with the report
-they were first sent with; a torn last line is skipped; unreadable studies are never re-sent."""
+"""The producer's journal and `cmr ingest --resume`: every study recorded as planned before the first publish,
+then every publish with its key and report; resume re-publishes exactly the studies the index does not hold (a
+broker restart lost them, or the run stopped before sending them), with the report they were first sent with;
+a torn last line is skipped, and cut off before the next append; unreadable studies are never re-sent."""
 
 from __future__ import annotations
 
@@ -9,12 +10,21 @@ from types import SimpleNamespace
 from typing import Any
 
 import pytest
+from kafka.errors import KafkaTimeoutError
 
 from cmr.config import Settings
 from cmr.rpc.keys import study_key
 from cmr.v1 import events_pb2
-from ingest_svc.journal import IngestJournal, JournalEntry, latest_per_study, read_journal, unconfirmed
-from ingest_svc.producer import ExamPublisher, Report, republish
+from ingest_svc.journal import (
+    PLANNED,
+    PUBLISHED,
+    IngestJournal,
+    JournalEntry,
+    latest_per_study,
+    read_journal,
+    unconfirmed,
+)
+from ingest_svc.producer import ExamPublisher, Report, publish_paths, republish
 from study_headers import header_only_dicom
 
 SECRET = "journal-test-secret"
@@ -138,3 +148,59 @@ def test_resume_cli_says_what_is_wrong(tmp_path: Path, monkeypatch: pytest.Monke
     finally:
         get_settings.cache_clear()
     assert result.exit_code == 1 and "search service" in result.output
+
+
+class _DiesAfter(_Producer):
+    """A publisher killed (or failing) after `n` sends."""
+
+    def __init__(self, n: int) -> None:
+        super().__init__()
+        self.n = n
+
+    def send(self, topic: str, key: bytes, value: bytes) -> Any:
+        if len(self.sent) == self.n:
+            raise KafkaTimeoutError("the broker went away")
+        return super().send(topic, key, value)
+
+
+def test_a_run_that_stops_half_way_is_resumed_in_full(tmp_path: Path, settings: Settings,
+                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    studies = [_study(tmp_path / "s", f"1.2.3.{i}") for i in range(5)]
+    keys = [study_key(f"1.2.3.{i}", SECRET) for i in range(5)]
+    producer = _DiesAfter(2)
+    monkeypatch.setattr("ingest_svc.producer.ensure_topics", lambda s: None)
+    monkeypatch.setattr("ingest_svc.producer.make_producer", lambda s, client_id: producer)
+    path = tmp_path / "j.jsonl"
+    with IngestJournal(path) as journal, pytest.raises(KafkaTimeoutError):
+        publish_paths(settings, [tmp_path / "s"], journal=journal)
+    entries = read_journal(path)
+    # the whole plan first (before the first publish), then one line per publish that returned
+    assert [e.status for e in entries] == [PLANNED] * 5 + [PUBLISHED] * 2
+    assert [e.study_key for e in entries[:5]] == keys
+    published = [events_pb2.NewExam.FromString(v).event_id for _, _, v in producer.sent]
+    assert [e.event_id for e in entries[5:]] == published
+    # nothing indexed yet: resume sends all five; the worker indexed the two published: the three never sent
+    assert sorted(e.study_key for e in unconfirmed(entries, lambda ks: set())) == sorted(keys)
+    todo = unconfirmed(entries, lambda ks: {keys[0], keys[1]})
+    assert [e.study_key for e in todo] == keys[2:] and all(e.status == PLANNED for e in todo)
+
+    resent = _Producer()
+    monkeypatch.setattr("ingest_svc.producer.make_producer", lambda s, client_id: resent)
+    with IngestJournal(path) as journal:
+        assert republish(settings, todo, journal) == (3, [])
+    assert [k.decode() for _, k, _ in resent.sent] == keys[2:]
+    # after the resume every study's latest line is a publish: a second resume has nothing left to send
+    latest = latest_per_study(read_journal(path))
+    assert len(latest) == 5 and all(e.status == PUBLISHED for e in latest)
+    assert unconfirmed(latest, lambda ks: set(ks)) == []
+
+
+def test_reopening_cuts_a_torn_last_line(tmp_path: Path) -> None:
+    path = tmp_path / "j.jsonl"
+    with IngestJournal(path) as journal:
+        journal.record(JournalEntry(path="/a", study_key="a" * 32))
+    with path.open("a") as f:
+        f.write('{"path": "/half')  # the producer died writing it
+    with IngestJournal(path) as journal:  # `--resume` appends to the same file
+        journal.record(JournalEntry(path="/b", study_key="b" * 32))
+    assert [e.path for e in read_journal(path)] == ["/a", "/b"]  # not glued to the fragment: every line parses
