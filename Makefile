@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.setup-stamp
 DEMO_DIR ?= data/demo
 DEMO_STUDIES ?= 12
-PYTEST_ARGS ?=
+PYTEST_ARGS ?= --durations=30  # the slowest tests in every CI log: the suite must stay well under 30 min
 
 .PHONY: setup test demo demo-data protos lint clean
 

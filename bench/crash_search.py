@@ -87,7 +87,8 @@ class SearchProcess(ChildProcess):
         deadline = time.monotonic() + READY_TIMEOUT_S
         while time.monotonic() < deadline:
             if self.proc is None or self.proc.poll() is not None:
-                raise RuntimeError(f"the search service exited while starting; log tail:\n{self.tail()}")
+                code = None if self.proc is None else self.proc.returncode
+                raise RuntimeError(f"the search service exited while starting (exit {code}); log tail:\n{self.tail()}")
             try:
                 client.wait_ready(1.0)
                 return time.monotonic() - self.spawned_at

@@ -5,3 +5,4 @@ keys and certificates. Set before any Settings is built, so subprocesses started
 import os
 
 os.environ.setdefault("CMR_AUTH_MODE", "off")
+os.environ.setdefault("GRPC_ENABLE_FORK_SUPPORT", "0")  # before any import of grpc: see cmr/__init__.py

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -68,8 +69,9 @@ def encoder(encoder_server: EncoderServer, encoder_settings: Settings) -> Iterat
 @pytest.fixture(scope="session")
 def measuring_encoder_server(encoder_server: EncoderServer, encoder_settings: Settings) -> Iterator[EncoderServer]:
     """An EncoderService that measures (the shipped segmenter), sharing the session's Triton."""
+    # Two studies at a time, one segmenter thread each: on 2 cores that beats one study with two threads.
     settings = encoder_settings.model_copy(update={"measure": True, "triton_url": encoder_server.triton_config.url,
-                                                   "request_timeout_s": 180})
+                                                   "request_timeout_s": 180, "max_concurrent_studies": 2})
     with EncoderServer(settings, port=0) as server:
         yield server
 
@@ -100,15 +102,17 @@ def upserts_measured(measuring_encoder: EncoderClient, studies: list[Path],
                      synth_dir: Path) -> list[search_pb2.ExamUpsert]:
     """As `upserts`, through the measuring encoder: the vectors the ingest worker stores by default, where the
     shipped model reads the segmenter's numbers (what search quality is judged on)."""
-    return _upserts(measuring_encoder, studies, synth_dir)
+    return _upserts(measuring_encoder, studies, synth_dir, concurrency=2)
 
 
-def _upserts(encoder: EncoderClient, studies: list[Path], synth_dir: Path) -> list[search_pb2.ExamUpsert]:
+def _upserts(encoder: EncoderClient, studies: list[Path], synth_dir: Path,
+             concurrency: int = 1) -> list[search_pb2.ExamUpsert]:
     records = study_records(synth_dir)
+    with ThreadPoolExecutor(concurrency) as pool:
+        encoded = list(pool.map(encoder.encode_study, studies))
     out = []
-    for s in studies:
+    for s, enc in zip(studies, encoded):
         rec = records[s.name]
-        enc = encoder.encode_study(s)
         labels = [f for f in FINDINGS if rec["labels"].get(f)] + [f"disease:{rec['labels']['disease']}"]
         out.append(search_pb2.ExamUpsert(
             study_instance_uid=enc.study.study_instance_uid, image_embedding=to_vector(enc.embedding),

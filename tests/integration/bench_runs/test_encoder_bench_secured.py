@@ -1,6 +1,6 @@
 """`cmr bench encoder` against its server as a fresh clone runs it: no CMR_AUTH_MODE in the environment, so the
 benchmark's own TLS + token set-up (bench.dev_security) is what lets `cmr serve encoder` start and the client in.
-One server (batching on), one second per point: the path, not the speed."""
+One server (batching on), two concurrency levels, half a second per point: the path, not the speed."""
 
 from __future__ import annotations
 
@@ -10,18 +10,20 @@ import pytest
 from rich.progress import Progress
 
 from bench.dev_security import Security
-from bench.encoder import CONCURRENCY, exam_tensors, measure_server
+import bench.encoder
+from bench.encoder import exam_tensors, measure_server
 from cmr.model.checkpoint import load_model
 
 
 @pytest.mark.slow
 def test_secured_server_points(studies: list[Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("CMR_AUTH_MODE", raising=False)  # tests/conftest.py turns auth off; a fresh clone does not
+    monkeypatch.setattr(bench.encoder, "CONCURRENCY", (1, 8))  # the committed run has (1, 8, 32)
     spec = load_model().spec
     folders = studies[:1]
     sec = Security.create(True, tmp_path / "security")
     with Progress(disable=True) as progress:
-        points, version = measure_server(True, exam_tensors(folders, spec), folders, spec.spec_id, 1.0, progress,
+        points, version = measure_server(True, exam_tensors(folders, spec), folders, spec.spec_id, 0.5, progress,
                                          tmp_path / "logs", sec)
     assert version.startswith("cmr-clip")
     got = {(p.path, p.concurrency) for p in points}
