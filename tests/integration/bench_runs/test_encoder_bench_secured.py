@@ -27,7 +27,8 @@ def test_secured_server_points(studies: list[Path], tmp_path: Path, monkeypatch:
                                          tmp_path / "logs", sec)
     assert version.startswith("cmr-clip")
     got = {(p.path, p.concurrency) for p in points}
-    assert got == {*((path, c) for path in ("service", "triton") for c in CONCURRENCY), ("study", 1), ("study", 2)}
+    levels = bench.encoder.CONCURRENCY
+    assert got == {*((path, c) for path in ("service", "triton") for c in levels), ("study", 1), ("study", 2)}
     seen = [(p.path, p.concurrency, p.requests, p.errors) for p in points]
     assert all(p.errors == 0 for p in points), seen  # the triton path once sent too few inputs: all errors
     # per path (a busy runner may finish nothing in one short window); not "study": a whole study's upload,
