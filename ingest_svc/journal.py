@@ -16,7 +16,7 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -60,8 +60,8 @@ class IngestJournal:
     def record_all(self, entries: Iterable[JournalEntry]) -> None:
         """Append the entries with one fsync (the plan of a whole `cmr ingest` run)."""
         now = datetime.now(timezone.utc).isoformat(timespec="seconds")
-        lines = [json.dumps(asdict(e if e.published_at else JournalEntry(**{**asdict(e), "published_at": now})),
-                            separators=(",", ":")) + "\n" for e in entries]
+        lines = [json.dumps(asdict(e if e.published_at else replace(e, published_at=now)), separators=(",", ":"))
+                 + "\n" for e in entries]
         self._fh.write("".join(lines))
         self._fh.flush()
         os.fsync(self._fh.fileno())

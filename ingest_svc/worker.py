@@ -30,7 +30,7 @@ import logging
 import signal
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
@@ -140,11 +140,7 @@ class IngestWorker:
             log.warning("waiting for %s: attempt %d failed (%s: %s); next attempt in %.1f s", what,
                         state.attempt_number, type(exc).__name__, exc, pause)
 
-        retrying = Retrying(
-            wait=wait_exponential(multiplier=s.ingest_backoff_s, max=s.ingest_backoff_max_s),
-            retry=retry_if_exception(lambda e: isinstance(e, KafkaError)
-                                     and not isinstance(e, PERMANENT_PUBLISH_ERRORS)),
-            sleep=self._sleep, before_sleep=before_retry, reraise=True)
+        retrying = self._kafka_retrying(before_retry)
         with _kafka_connection_logs_quiet():
             for attempt in retrying:
                 with attempt:
@@ -336,11 +332,7 @@ class IngestWorker:
             except KafkaError:
                 pass
 
-        retrying = Retrying(
-            wait=wait_exponential(multiplier=s.ingest_backoff_s, max=s.ingest_backoff_max_s),
-            retry=retry_if_exception(lambda e: isinstance(e, KafkaError)
-                                     and not isinstance(e, PERMANENT_PUBLISH_ERRORS)),
-            sleep=self._sleep, before_sleep=before_retry, reraise=True)
+        retrying = self._kafka_retrying(before_retry)
         try:
             for attempt in retrying:
                 with attempt:
@@ -355,6 +347,16 @@ class IngestWorker:
             raise PublishError(f"could not publish to {topic}: {type(exc).__name__}: {exc}") from exc
         if retrying.statistics.get("attempt_number", 1) > 1:
             self.metrics.readiness.consuming(self._consuming)
+
+    def _kafka_retrying(self, before_retry: Callable[[RetryCallState], None]) -> Retrying:
+        """Backoff for a Kafka call (reaching the broker, publishing): every KafkaError is retried until a stop
+        is requested, except those no retry can fix (PERMANENT_PUBLISH_ERRORS)."""
+        s = self.settings
+        return Retrying(
+            wait=wait_exponential(multiplier=s.ingest_backoff_s, max=s.ingest_backoff_max_s),
+            retry=retry_if_exception(lambda e: isinstance(e, KafkaError)
+                                     and not isinstance(e, PERMANENT_PUBLISH_ERRORS)),
+            sleep=self._sleep, before_sleep=before_retry, reraise=True)
 
     def _drop_producer(self) -> None:
         producer, self._producer = self._producer, None
