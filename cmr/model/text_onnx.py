@@ -114,7 +114,10 @@ def weighted_matmuls(fp32: Path) -> list[str]:
     """The MatMuls with a weight (an initializer): every linear layer of the tower and the projection."""
     import onnx
 
-    graph = onnx.load(str(fp32), load_external_data=False).graph
+    return _weighted_matmuls(onnx.load(str(fp32), load_external_data=False).graph)
+
+
+def _weighted_matmuls(graph: Any) -> list[str]:
     weights = {i.name for i in graph.initializer}
     return [n.name for n in graph.node if n.op_type == "MatMul" and any(x in weights for x in n.input)]
 
@@ -132,8 +135,8 @@ def export_int8(fp32: Path, dest: Path) -> None:
 
     tmp = _atomic_target(dest)
     try:
-        weighted = set(weighted_matmuls(fp32))
         graph = onnx.load(str(fp32))
+        weighted = set(_weighted_matmuls(graph.graph))
         others = [n.name for n in graph.graph.node if n.op_type == "MatMul" and n.name not in weighted]
         quantiser = MatMulNBitsQuantizer(graph, bits=8, block_size=INT8_BLOCK, is_symmetric=True,
                                          accuracy_level=4, nodes_to_exclude=others)
