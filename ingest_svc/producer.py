@@ -231,7 +231,7 @@ def publish_paths(settings: Settings, paths: Iterable[Path], *,
             out.append(pub.publish_path(study, report=reports.get(study.resolve()),
                                         metadata={"files": str(sum(1 for f in study.rglob("*") if f.is_file()))
                                                   if study.is_dir() else "zip"},
-                                        uid=uids[study] if study in uids else _UNREAD))
+                                        uid=uids.get(study, _UNREAD)))
             if progress:
                 progress(i + 1, len(studies))
     return out
