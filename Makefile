@@ -7,6 +7,9 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.setup-stamp
 DEMO_DIR ?= data/demo
 DEMO_STUDIES ?= 12
+# Unit tests are independent and mostly single-threaded: two xdist workers (whole files each, so a module's
+# fixtures are built once); the integration tests start servers on shared machine resources and run one at a time.
+UNIT_PARALLEL ?= -n 2 --dist loadfile
 PYTEST_ARGS ?= --durations=30  # the slowest tests in every CI log: the suite must stay well under 30 min
 
 .PHONY: setup test demo demo-data protos lint clean
@@ -23,7 +26,8 @@ $(STAMP): requirements.lock pyproject.toml
 	@touch $(STAMP)
 
 test: setup
-	$(BIN)/pytest $(PYTEST_ARGS)
+	$(BIN)/pytest tests/unit $(UNIT_PARALLEL) $(PYTEST_ARGS)
+	$(BIN)/pytest tests/integration $(PYTEST_ARGS)
 
 # The main job: the whole platform on this machine (`cmr up`: broker, Triton + encoder, search, generator, ingest
 # worker, UI; the demo index fills in the background). Ctrl-C stops it; a second run reuses data/.

@@ -6,3 +6,7 @@ import os
 
 os.environ.setdefault("CMR_AUTH_MODE", "off")
 os.environ.setdefault("GRPC_ENABLE_FORK_SUPPORT", "0")  # before any import of grpc: see cmr/__init__.py
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    # `make test` runs the unit tests in two xdist workers on CI's two cores: one intra-op thread each, or both
+    # workers' torch pools spin on the same two cores.
+    os.environ.setdefault("OMP_NUM_THREADS", "1")

@@ -31,6 +31,12 @@ def synth(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return out
 
 
+@pytest.fixture(scope="module")
+def full_cycle(seg: Segmenter, synth: Path):  # noqa: ANN201
+    """study_00000 segmented at every phase: the slowest call here, shared by the tests that read it."""
+    return measure_study(load_study(synth / "studies" / "study_00000"), seg, all_phases=True)
+
+
 def test_checkpoint_files_are_checked(tmp_path: Path) -> None:
     assert SHIPPED.is_file()
     with pytest.raises(FileNotFoundError, match="not found"):
@@ -41,9 +47,8 @@ def test_checkpoint_files_are_checked(tmp_path: Path) -> None:
         load_segmenter(bad)
 
 
-def test_masks_cover_every_slice_and_phase_on_each_image_grid(seg: Segmenter, synth: Path) -> None:
-    study = load_study(synth / "studies" / "study_00000")
-    sm = measure_study(study, seg, all_phases=True)
+def test_masks_cover_every_slice_and_phase_on_each_image_grid(seg: Segmenter, full_cycle) -> None:  # noqa: ANN001
+    sm = full_cycle
     assert len(sm.masks) == len(sm.slices) >= 8
     n_phases = sm.slices[0][0].n_phases
     assert sm.mask_phases == list(range(n_phases))
@@ -55,9 +60,8 @@ def test_masks_cover_every_slice_and_phase_on_each_image_grid(seg: Segmenter, sy
 
 
 def test_the_default_segments_ed_and_es_at_full_resolution_and_agrees_with_all_phases(
-        seg: Segmenter, synth: Path) -> None:
-    study = load_study(synth / "studies" / "study_00000")
-    fast, full = measure_study(study, seg), measure_study(study, seg, all_phases=True)
+        seg: Segmenter, synth: Path, full_cycle) -> None:  # noqa: ANN001
+    fast, full = measure_study(load_study(synth / "studies" / "study_00000"), seg), full_cycle
     m = fast.measurements
     assert m.ed_phase is not None and m.es_phase is not None
     assert fast.mask_phases == [m.ed_phase, m.es_phase]
