@@ -24,6 +24,7 @@ from typing import Any, TypeVar
 from urllib.parse import unquote, urlsplit, urlunsplit
 
 import requests
+from requests.adapters import HTTPAdapter
 from dicomweb_client.api import DICOMwebClient
 from pydicom.dataset import Dataset
 from pydicom.errors import InvalidDicomError
@@ -97,6 +98,19 @@ def public_url(url: str) -> str:
     return urlunsplit((parts.scheme, netloc, parts.path.rstrip("/"), "", ""))
 
 
+class _CaBundleAdapter(HTTPAdapter):
+    """Verifies servers against one CA bundle. Not `session.verify`: requests lets REQUESTS_CA_BUNDLE (set on many
+    machines) override a session's verify, so the configured CA would be silently ignored."""
+
+    def __init__(self, ca_bundle: Path) -> None:
+        super().__init__()
+        self._ca_bundle = str(ca_bundle)
+
+    def send(self, request: requests.PreparedRequest, **kwargs: Any) -> requests.Response:  # type: ignore[override]
+        kwargs["verify"] = self._ca_bundle
+        return super().send(request, **kwargs)
+
+
 @lru_cache(maxsize=4)
 def client_for(source: DicomwebSource) -> DICOMwebClient:
     """One client (one HTTP session, its connections kept alive) per source and process."""
@@ -106,7 +120,7 @@ def client_for(source: DicomwebSource) -> DICOMwebClient:
     elif source.username:
         session.auth = (source.username, source.password or "")
     if source.ca_bundle is not None:
-        session.verify = str(source.ca_bundle)
+        session.mount("https://", _CaBundleAdapter(source.ca_bundle))
     client = DICOMwebClient(source.url, session=session, timeout=source.timeout_s)
     client.set_http_retry_params(retry=False)  # ours (tenacity) is the one retry policy
     return client
@@ -116,6 +130,8 @@ def _transient(exc: BaseException) -> bool:
     if isinstance(exc, requests.HTTPError):
         status = exc.response.status_code if exc.response is not None else 0
         return status >= 500 or status in _RETRIED_STATUS
+    if isinstance(exc, requests.exceptions.SSLError):
+        return False  # an untrusted certificate stays untrusted
     return isinstance(exc, (requests.ConnectionError, requests.Timeout, requests.exceptions.ChunkedEncodingError))
 
 
