@@ -15,10 +15,11 @@ user-info; they never reach the dataset card, the journal or a message: `public_
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from functools import lru_cache, partial
+from functools import partial
 from pathlib import Path
 from typing import Any, TypeVar
 from urllib.parse import unquote, urlsplit, urlunsplit
@@ -111,9 +112,22 @@ class _CaBundleAdapter(HTTPAdapter):
         return super().send(request, **kwargs)
 
 
-@lru_cache(maxsize=4)
+# Clients by (process id, source). The process id is part of the key because the import's workers are forked
+# from the process that listed the studies: a child must never reuse its parent's kept-alive connections (two
+# processes reading one socket would interleave answers).
+_CLIENTS: dict[tuple[int, DicomwebSource], DICOMwebClient] = {}
+
+
 def client_for(source: DicomwebSource) -> DICOMwebClient:
     """One client (one HTTP session, its connections kept alive) per source and process."""
+    key = (os.getpid(), source)
+    if key not in _CLIENTS:
+        _CLIENTS.clear()  # a parent's clients (after a fork), or another source's
+        _CLIENTS[key] = _new_client(source)
+    return _CLIENTS[key]
+
+
+def _new_client(source: DicomwebSource) -> DICOMwebClient:
     session = requests.Session()
     if source.token:
         session.headers["Authorization"] = f"Bearer {source.token}"
@@ -150,8 +164,8 @@ def describe(exc: BaseException, timeout_s: float) -> str:
         return "cannot connect (refused, unreachable or dropped)"
     if isinstance(exc, InvalidDicomError):
         return "a part of the WADO-RS answer is not DICOM"
-    if isinstance(exc, ValueError):
-        return f"not a DICOM multipart answer ({str(exc).splitlines()[0][:120]})"
+    if isinstance(exc, ValueError):  # dicomweb-client's checks of the media type, or JSON that does not parse
+        return f"not a DICOMweb answer ({(str(exc).splitlines() or [''])[0][:120]})"
     return type(exc).__name__
 
 

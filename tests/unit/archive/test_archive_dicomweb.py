@@ -20,7 +20,7 @@ from cryptography.hazmat.primitives import serialization
 from pydantic import SecretStr
 from typer.testing import CliRunner
 
-from cmr.archive.dicomweb import DicomwebError, DicomwebSource, list_studies, public_url
+from cmr.archive.dicomweb import DicomwebError, DicomwebSource, client_for, list_studies, public_url
 from cmr.archive.importer import ImportRequest, import_archive
 from cmr.config import Settings, get_settings
 from cmr.rpc.ports import free_ports
@@ -225,3 +225,11 @@ def test_source_settings_credentials_and_public_url(tmp_path: Path) -> None:
         DicomwebSource.from_settings("ftp://pacs/dicom-web", s)
     with pytest.raises(FileNotFoundError, match="no such CA bundle"):
         DicomwebSource.from_settings("https://pacs/dicom-web", s, tmp_path / "missing.pem")
+
+
+def test_a_forked_worker_does_not_reuse_its_parents_connections(monkeypatch: pytest.MonkeyPatch) -> None:
+    source = DicomwebSource("http://127.0.0.1:1/dicom-web")
+    parent = client_for(source)
+    assert client_for(source) is parent  # one session per process: connections kept alive between studies
+    monkeypatch.setattr("cmr.archive.dicomweb.os.getpid", lambda: -1)  # as seen from a forked worker
+    assert client_for(source) is not parent
