@@ -28,7 +28,7 @@ from cmr.synth.ris import to_csv, to_fhir_bundle, to_hl7_message
 _N_PARSE = 500
 
 
-def _studies_only(data: Path, into: Path) -> Path:
+def studies_only(data: Path, into: Path) -> Path:
     """The study folders of a synth output, without the ground-truth files beside them (links, no copies)."""
     into.mkdir()
     for folder in sorted(p for p in (data / "studies").iterdir() if p.is_dir()):
@@ -52,7 +52,7 @@ def _parse_times(entries: list[dict], tmp: Path) -> dict[str, float]:
     return out
 
 
-def _cpu_seconds() -> float:
+def cpu_seconds() -> float:
     """User + system CPU seconds of this process and its finished children (the pool's workers)."""
     own, kids = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
     return own.ru_utime + own.ru_stime + kids.ru_utime + kids.ru_stime
@@ -72,14 +72,14 @@ def main() -> None:
             data = tmp / "synth"
             generate_dataset(data, args.studies, 2024, workers=args.workers, progress=False)
         entries = [json.loads(p.read_text())["ris"] for p in sorted((data / "studies").glob("*.json"))]
-        studies = _studies_only(data, tmp / "studies")
+        studies = studies_only(data, tmp / "studies")
         n = len(entries)
-        cpu0 = _cpu_seconds()
+        cpu0 = cpu_seconds()
         t0 = time.perf_counter()
         result = import_archive(ImportRequest(studies, data / "ris" / "reports.hl7", tmp / "out",
                                               workers=args.workers, progress=False), get_settings())
         wall = time.perf_counter() - t0
-        cpu = _cpu_seconds() - cpu0
+        cpu = cpu_seconds() - cpu0
         parse = _parse_times(entries, tmp)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)

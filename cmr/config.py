@@ -5,7 +5,7 @@ from __future__ import annotations
 from functools import lru_cache
 from pathlib import Path
 
-from pydantic import Field
+from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -146,6 +146,18 @@ class Settings(BaseSettings):
     archive_impression_fallback: str = Field("findings", pattern="^(findings|last-paragraph|none)$", description=
                                              "`cmr dataset import`, a report without an impression section: use its "
                                              "findings, its last paragraph, or exclude it (none)")
+    # `cmr dataset import --dicomweb URL`: QIDO-RS lists, WADO-RS fetches (cmr.archive.dicomweb).
+    archive_dicomweb_timeout_s: float = Field(60.0, gt=0, description="deadline of one DICOMweb request of the "
+                                              "import (to connect, and between bytes of the answer)")
+    archive_dicomweb_attempts: int = Field(4, ge=1, le=20, description="tries of one DICOMweb request on "
+                                           "connection errors, timeouts and HTTP 5xx/408/429")
+    archive_dicomweb_backoff_s: float = Field(1.0, gt=0, description="first retry delay; doubles per try")
+    archive_dicomweb_backoff_max_s: float = Field(16.0, gt=0, description="longest retry delay")
+    archive_dicomweb_token: SecretStr | None = Field(None, description="bearer token sent to the DICOMweb server")
+    archive_dicomweb_username: str | None = Field(None, description="HTTP basic auth user (with _PASSWORD)")
+    archive_dicomweb_password: SecretStr | None = Field(None, description="HTTP basic auth password")
+    archive_dicomweb_ca: Path | None = Field(None, description="PEM CA bundle the DICOMweb server's certificate "
+                                             "must chain to (None = the system's CAs)")
     ingest_metrics_port: int = Field(9108, ge=0, le=65535, description="Prometheus /metrics of `cmr serve ingest`; "
                                      "0 = no HTTP endpoint")
     dicomweb_timeout_s: float = Field(60.0, gt=0, description="deadline of one DICOMweb request of the worker")

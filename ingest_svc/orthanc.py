@@ -68,6 +68,11 @@ class OrthancServer:
         self._proc: subprocess.Popen[bytes] | None = None
 
     @property
+    def pid(self) -> int | None:
+        """Orthanc's process id while it runs (benchmarks read its CPU time in /proc)."""
+        return self._proc.pid if self._proc is not None else None
+
+    @property
     def url(self) -> str:
         return f"http://127.0.0.1:{self.http_port}"
 

@@ -25,7 +25,8 @@ def _stage_seconds(entries: list[dict[str, Any]], field: str = "seconds") -> dic
 
 
 def build_card(entries: list[dict[str, Any]], reports: list[RisReport], report_failures: list[ReportFailure],
-               match: str, report_format: str, fallback: str) -> dict[str, Any]:
+               match: str, report_format: str, fallback: str,
+               source: dict[str, str] | None = None) -> dict[str, Any]:
     imported = [e for e in entries if e["status"] == "imported"]
     excluded = [e for e in entries if e["status"] != "imported"]
     matched_reports = {e["report"] for e in entries if e.get("report")}
@@ -46,6 +47,7 @@ def build_card(entries: list[dict[str, Any]], reports: list[RisReport], report_f
     exclusions += [{"report": w, "stage": "match", "reason": f"no study with this report's {what} among the "
                     "study folders"} for w in unmatched_reports]
     return {
+        "source": source or {"kind": "folders"},  # a DICOMweb import: its URL, without credentials
         "label_source": "silver: cmr.reports.labeller on the extracted impression (not a reader's labels)",
         "match_by": match,
         "report_format": report_format,
@@ -86,10 +88,17 @@ def _table(title: str, counts: dict[str, Any], head: tuple[str, str] = ("value",
     return rows + [""]
 
 
+def _source_line(source: dict[str, str]) -> str:
+    if source.get("kind") == "dicomweb":
+        return f"Studies fetched from the DICOMweb server **{source['url']}** (QIDO-RS list, WADO-RS retrieve)."
+    return "Studies read from **study folders** (one folder per study)."
+
+
 def render_markdown(card: dict[str, Any]) -> str:
     c = card["counts"]
     lines = [
         "# Dataset card: imported archive", "",
+        _source_line(card.get("source") or {"kind": "folders"}), "",
         f"Labels are **{card['label_source']}**. Reports matched to studies by **{card['match_by']}** "
         f"(format {card['report_format']}; impression fallback: {card['impression_fallback']}).", "",
         "| | count |", "|---|---|",

@@ -1,15 +1,17 @@
-"""`cmr dataset import`: a hospital's archive (a folder per study) and its RIS report export, into the data
-directory `cmr train` and `cmr eval` read (studies/<study key>/, reports.jsonl), plus a dataset card.
+"""`cmr dataset import`: a hospital's archive (a folder per study, or a DICOMweb server) and its RIS report
+export, into the data directory `cmr train` and `cmr eval` read (studies/<study key>/, reports.jsonl), plus a dataset card.
 
 Steps: read the report export (one bad report is a recorded failure), index it by the match key (accession
 number or StudyInstanceUID; a second report with the same key is recorded and ignored), then import each study
-folder in a process pool (cmr.archive.study) and journal its outcome under out/.import/journal/. A rerun reads
+folder (or each study that QIDO-RS lists, fetched with WADO-RS in the worker: cmr.archive.dicomweb) in a
+process pool (cmr.archive.study) and journal its outcome under out/.import/journal/. A rerun reads
 the journal and skips every study already done, imported or excluded: an import killed midway resumes where
-it stopped. When all studies are done, reports.jsonl and the card are written from the journal.
+it stopped (a study whose DICOMweb fetch failed is tried again). When all studies are done, reports.jsonl and the card are written from the journal.
 
 The output holds no identifier of the source: study folders and records are named by the keyed study hash of
-the index (cmr.rpc.keys.study_key), journal entries by a keyed hash of the source folder, excluded studies by
-their position in the sorted folder list, reports by their position in the export.
+the index (cmr.rpc.keys.study_key), journal entries by a keyed hash of the source folder (or UID), excluded
+studies by their position in the sorted folder (or UID) list, reports by their position in the export. A
+DICOMweb import's card names the server's URL, without credentials.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from typing import Any
 from tqdm import tqdm
 
 from cmr.archive.card import build_card, write_card
+from cmr.archive.dicomweb import DicomwebSource, list_studies
 from cmr.archive.impression import Fallback
 from cmr.archive.reports import CsvColumns, ReportFailure, ReportFormat, RisReport, read_reports
 from cmr.archive.study import REPORTS_DIR, STUDIES_DIR, MatchBy, StudyJob, StudyTask, import_study, task_id
@@ -39,7 +42,7 @@ _CONFIG_FILE = "config.json"
 
 @dataclass(frozen=True)
 class ImportRequest:
-    studies: Path
+    studies: Path | None  # the folder of study folders; None with `dicomweb`
     reports: Path
     out: Path
     fmt: ReportFormat | None = None
@@ -49,6 +52,7 @@ class ImportRequest:
     fallback: Fallback = "findings"
     keep_dates: bool = False
     progress: bool = True
+    dicomweb: DicomwebSource | None = None  # import the studies of this DICOMweb server instead of folders
 
 
 @dataclass
@@ -84,10 +88,32 @@ def _study_folders(root: Path) -> list[Path]:
     return folders
 
 
+def _tasks(req: ImportRequest, secret: str) -> list[StudyTask]:
+    """One task per study folder, or per StudyInstanceUID the DICOMweb server lists (sorted either way)."""
+    if req.dicomweb is not None:
+        uids = list_studies(req.dicomweb)
+        if not uids:
+            raise ValueError(f"{req.dicomweb.url}: the DICOMweb server lists no studies (QIDO-RS)")
+        return [StudyTask(u, i, task_id(secret, f"dicomweb/{u}")) for i, u in enumerate(uids)]
+    if req.studies is None:
+        raise ValueError("give --studies DIR or --dicomweb URL")
+    folders = _study_folders(req.studies)
+    root = req.studies
+    return [StudyTask(f, i, task_id(secret, f.relative_to(root).as_posix())) for i, f in enumerate(folders)]
+
+
 def _fingerprint(req: ImportRequest) -> dict[str, Any]:
     digest = hashlib.sha256(req.reports.read_bytes()).hexdigest()
-    return {"reports_sha256": digest, "format": req.fmt, "match": req.match, "fallback": req.fallback,
-            "keep_dates": req.keep_dates, "columns": [req.columns.accession, req.columns.study_uid, req.columns.text]}
+    fingerprint = {"reports_sha256": digest, "format": req.fmt, "match": req.match, "fallback": req.fallback,
+                   "keep_dates": req.keep_dates,
+                   "columns": [req.columns.accession, req.columns.study_uid, req.columns.text]}
+    if req.dicomweb is not None:  # only then: journals of folder imports from before stay resumable
+        fingerprint["dicomweb"] = req.dicomweb.url
+    return fingerprint
+
+
+def _source(req: ImportRequest) -> dict[str, str]:
+    return {"kind": "dicomweb", "url": req.dicomweb.url} if req.dicomweb is not None else {"kind": "folders"}
 
 
 def _check_state(out: Path, fingerprint: dict[str, Any]) -> None:
@@ -161,16 +187,15 @@ def import_archive(req: ImportRequest, settings: Settings) -> ImportResult:
     """Run (or resume) an import; see the module doc."""
     reports = read_reports(req.reports, req.fmt, req.columns)
     index, dup_failures = index_reports(reports.reports, req.match)
-    folders = _study_folders(req.studies)
+    tasks = _tasks(req, settings.study_key_secret)
     req.out.mkdir(parents=True, exist_ok=True)
     _check_state(req.out, _fingerprint(req))
     (req.out / STUDIES_DIR).mkdir(exist_ok=True)
     (req.out / REPORTS_DIR).mkdir(exist_ok=True)
-    secret = settings.study_key_secret
-    tasks = [StudyTask(f, i, task_id(secret, f.relative_to(req.studies).as_posix())) for i, f in enumerate(folders)]
-    done = _journal(req.out)
+    # A study whose fetch failed is not done: the server may answer now.
+    done = {k: e for k, e in _journal(req.out).items() if e.get("stage") != "fetch"}
     todo = [t for t in tasks if t.task_id not in done]
-    job = StudyJob(req.out, req.match, req.fallback, req.keep_dates, settings)
+    job = StudyJob(req.out, req.match, req.fallback, req.keep_dates, settings, req.dicomweb)
     bar = tqdm(total=len(tasks), initial=len(tasks) - len(todo), desc="import", unit="study", disable=not req.progress)
     entries = [done[t.task_id] for t in tasks if t.task_id in done]
     try:
@@ -198,7 +223,7 @@ def import_archive(req: ImportRequest, settings: Settings) -> ImportResult:
     tmp.write_text("".join(json.dumps(r) + "\n" for r in records))
     os.replace(tmp, req.out / REPORTS_FILE)
     card = build_card(entries, reports.reports, reports.failures + dup_failures, req.match,
-                      report_format=req.fmt or "auto", fallback=req.fallback)
+                      report_format=req.fmt or "auto", fallback=req.fallback, source=_source(req))
     write_card(req.out, card)
     imported = len(records)
     return ImportResult(card, imported, len(entries) - imported, len(tasks) - len(todo))

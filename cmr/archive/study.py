@@ -1,4 +1,4 @@
-"""One archive study through the import: read its files, match its report, de-identify images and text, check
+"""One archive study through the import: read its files (or fetch it over DICOMweb), match its report, de-identify images and text, check
 it loads with a cine, label its impression, write it. Runs in a worker process; returns a JSON-ready outcome
 (the journal entry) and never raises for a bad study: the reason goes in the outcome.
 
@@ -26,6 +26,7 @@ import pydicom
 from pydicom.dataset import Dataset
 from pydicom.uid import ExplicitVRLittleEndian
 
+from cmr.archive.dicomweb import DicomwebError, DicomwebSource, fetch_study
 from cmr.archive.impression import Fallback, extract_impression
 from cmr.archive.reports import RisReport
 from cmr.archive.scrub import merge_identifiers, scrub_report
@@ -44,9 +45,9 @@ _PARTIAL = ".partial-"
 
 @dataclass(frozen=True)
 class StudyTask:
-    source: Path
-    order: int  # position among the study folders: names an excluded study without its folder name
-    task_id: str  # keyed hash of the folder path: the journal entry's name
+    source: Path | str  # a study folder, or a StudyInstanceUID on the job's DICOMweb server
+    order: int  # position among the study folders (or UIDs): names an excluded study without its folder name
+    task_id: str  # keyed hash of the folder path (or UID): the journal entry's name
 
 
 @dataclass(frozen=True)
@@ -56,10 +57,12 @@ class StudyJob:
     fallback: Fallback
     keep_dates: bool
     settings: Settings
+    dicomweb: DicomwebSource | None = None  # where a task's StudyInstanceUID is fetched from
 
 
 def task_id(secret: str, relative: str) -> str:
-    """Folder names of real archives often carry names or MRNs: journal entries are named by a keyed hash."""
+    """Folder names of real archives often carry names or MRNs: journal entries are named by a keyed hash.
+    A DICOMweb study's `relative` is "dicomweb/<StudyInstanceUID>" (no folder name holds a slash)."""
     return hmac.new(secret.encode(), f"archive-source|{relative}".encode(), hashlib.sha256).hexdigest()[:24]
 
 
@@ -136,9 +139,35 @@ def _labels(impression: str) -> tuple[dict[str, Any], dict[str, Any]]:
 def import_study(task: StudyTask, job: StudyJob, reports: Mapping[str, RisReport]) -> dict[str, Any]:
     """Import one study folder; the returned outcome is its journal entry (see the module doc)."""
     clock = _StageClock()
+    if isinstance(task.source, str):
+        return _import_fetched(task, job, reports, clock)
     datasets, others = _read(task.source)
     clock.stop("read")
+    return _import_datasets(task, job, reports, clock, datasets, others)
+
+
+def _import_fetched(task: StudyTask, job: StudyJob, reports: Mapping[str, RisReport],
+                    clock: _StageClock) -> dict[str, Any]:
+    """A DICOMweb study: fetched (WADO-RS), then the same steps as a folder's files. A failed fetch is the
+    study's exclusion (stage fetch; a rerun of the import tries it again)."""
+    assert job.dicomweb is not None and isinstance(task.source, str)
+    try:
+        datasets = fetch_study(job.dicomweb, task.source)
+    except DicomwebError as exc:
+        clock.stop("fetch")
+        try:
+            extra = {"study_key": study_key(task.source, job.settings.study_key_secret)}
+        except ValueError:
+            extra = {}
+        return _excluded(task, "fetch", exc.reason, clock, transient=exc.transient, **extra)
+    clock.stop("fetch")
+    return _import_datasets(task, job, reports, clock, datasets, 0)
+
+
+def _import_datasets(task: StudyTask, job: StudyJob, reports: Mapping[str, RisReport], clock: _StageClock,
+                     datasets: list[Dataset], others: int) -> dict[str, Any]:
     if not datasets:
+        assert isinstance(task.source, Path)  # a DICOMweb study without instances is a fetch failure
         try:
             load_study(task.source, settings=job.settings)
             code = "no_images"

@@ -1,4 +1,4 @@
-"""`cmr dataset import`: a hospital's archive (DICOM study folders + RIS report export) into a data directory
+"""`cmr dataset import`: a hospital's archive (DICOM study folders or a DICOMweb server + RIS report export) into a data directory
 that `cmr train` and `cmr eval` read, de-identified, with silver labels and a dataset card (cmr.archive)."""
 
 from __future__ import annotations
@@ -10,6 +10,7 @@ from typing import Optional
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from cmr.archive.reports import DEFAULT_IDENTIFIER_COLUMNS, FORMATS, CsvColumns
 
@@ -22,7 +23,14 @@ def register(app: typer.Typer) -> None:
 
 @dataset_app.command("import")
 def import_cmd(
-    studies: Path = typer.Option(..., "--studies", help="Folder with one sub-folder of DICOM files per study."),
+    studies: Optional[Path] = typer.Option(None, "--studies", help="Folder with one sub-folder of DICOM files per "
+                                           "study (or --dicomweb)."),
+    dicomweb: Optional[str] = typer.Option(None, "--dicomweb", help="DICOMweb service root of a PACS (e.g. "
+                                           "https://pacs/dicom-web): every study it lists (QIDO-RS) is fetched "
+                                           "(WADO-RS). Auth: CMR_ARCHIVE_DICOMWEB_TOKEN or _USERNAME/_PASSWORD."),
+    dicomweb_ca: Optional[Path] = typer.Option(None, "--dicomweb-ca", help="PEM CA bundle for the DICOMweb "
+                                               "server's certificate (default: CMR_ARCHIVE_DICOMWEB_CA, else the "
+                                               "system's CAs)."),
     reports: Path = typer.Option(..., "--reports", help="RIS report export: CSV, HL7 v2 ORU messages or FHIR "
                                  "(NDJSON of Bundles / DiagnosticReports, or one Bundle)."),
     out: Path = typer.Option(..., "--out", help="Data directory to write (resumed if it holds this import)."),
@@ -42,11 +50,14 @@ def import_cmd(
                                                      + ", ".join(DEFAULT_IDENTIFIER_COLUMNS) + ")."),
 ) -> None:
     """Import studies and their reports: match, extract impressions, de-identify, label (silver), write."""
+    from cmr.archive.dicomweb import DicomwebError, DicomwebSource
     from cmr.archive.importer import ImportRequest, import_archive
     from cmr.config import get_settings
 
     console = Console(stderr=True, soft_wrap=True)
     settings = get_settings()
+    if (studies is None) == (dicomweb is None):
+        raise typer.BadParameter("give one of --studies DIR and --dicomweb URL")
     if fmt is not None and fmt not in FORMATS:
         raise typer.BadParameter(f"--format must be one of {', '.join(FORMATS)}")
     if match not in ("accession", "study-uid"):
@@ -56,15 +67,19 @@ def import_cmd(
         raise typer.BadParameter("--fallback must be findings, last-paragraph or none")
     ids = (tuple(c.strip() for c in identifier_columns.split(",") if c.strip()) if identifier_columns
            else DEFAULT_IDENTIFIER_COLUMNS)
+    try:
+        source = DicomwebSource.from_settings(dicomweb, settings, dicomweb_ca) if dicomweb else None
+    except (FileNotFoundError, ValueError) as exc:
+        raise typer.BadParameter(str(exc)) from exc
     req = ImportRequest(studies=studies, reports=reports, out=out, fmt=fmt, match=match,  # type: ignore[arg-type]
                         columns=CsvColumns(accession_column, uid_column, text_column, ids),
                         workers=workers or os.cpu_count() or 1, fallback=fallback,  # type: ignore[arg-type]
-                        keep_dates=settings.archive_keep_dates)
+                        keep_dates=settings.archive_keep_dates, dicomweb=source)
     t0 = time.perf_counter()
     try:
         result = import_archive(req, settings)
-    except (FileNotFoundError, ValueError) as exc:
-        console.print(f"[red]error:[/red] {exc}")
+    except (FileNotFoundError, ValueError, DicomwebError) as exc:
+        console.print(f"[red]error:[/red] {escape(str(exc))}", highlight=False)
         raise typer.Exit(2) from exc
     c = result.card["counts"]
     console.print(f"imported {c['imported']} of {c['study_folders']} studies in {time.perf_counter() - t0:.1f} s "

@@ -34,6 +34,23 @@ HEADER_PLANTS = {"PatientAddress": "{street}", "PatientTelephoneNumbers": "{phon
                  "ImageComments": "{given} {family} follow-up"}
 
 
+def plant_identifiers(source: Path, target: Path, ris: dict) -> None:
+    """Copy one synthetic study's files to `target` with its RIS entry's identifiers planted in more headers."""
+    family, given = ris["patient_name"].split("^")
+    ref_last, ref_first = ris["referring_physician"].split("^")
+    values = {k: v.format(street=ris["address"].split(",")[0], phone=ris["phone"], mrn=ris["mrn"], given=given,
+                          family=family) for k, v in HEADER_PLANTS.items()}
+    for f in sorted(p for p in source.rglob("*") if p.is_file()):
+        ds = pydicom.dcmread(f)
+        for k, v in values.items():
+            setattr(ds, k, v)
+        ds.ReferringPhysicianName = f"{ref_last}^{ref_first}"
+        ds.StudyDescription = f"CMR {family.upper()} {ris['mrn']}"
+        path = target / f.relative_to(source)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        ds.save_as(path)
+
+
 @pytest.fixture(scope="module")
 def archive(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, list[dict]]:
     """Synthetic studies (one folder each, DICOM only) and their RIS entries, identifiers planted."""
@@ -44,20 +61,8 @@ def archive(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, list[dict]]
     records += generate_dataset(root / "synth_b", 1, 12, workers=1, scanner="philips_ingenia_1.5T", progress=False)
     entries = [r["ris"] for r in records]
     for n, (r, e) in enumerate(zip(records, entries)):
-        family, given = e["patient_name"].split("^")
-        ref_last, ref_first = e["referring_physician"].split("^")
-        values = {k: v.format(street=e["address"].split(",")[0], phone=e["phone"], mrn=e["mrn"], given=given,
-                              family=family) for k, v in HEADER_PLANTS.items()}
         source = root / ("synth_a" if n < N_STUDIES - 1 else "synth_b") / r["folder"]
-        for f in sorted(p for p in source.rglob("*") if p.is_file()):
-            ds = pydicom.dcmread(f)
-            for k, v in values.items():
-                setattr(ds, k, v)
-            ds.ReferringPhysicianName = f"{ref_last}^{ref_first}"
-            ds.StudyDescription = f"CMR {family.upper()} {e['mrn']}"
-            target = root / "studies" / f"exam_{n}" / f.relative_to(source)
-            target.parent.mkdir(parents=True, exist_ok=True)
-            ds.save_as(target)
+        plant_identifiers(source, root / "studies" / f"exam_{n}", e)
     for synth in ("synth_a", "synth_b"):
         shutil.rmtree(root / synth / "studies")  # only the planted copies remain as sources
     return root, entries
