@@ -7,8 +7,8 @@ publish, one "planned" line per study found (the study, its key, the report it w
 together; then one "published" line per publish, fsynced before the next study is published. Resume reads
 it, asks the search service which study keys it holds, and publishes every planned or published study it
 does not hold again (same report). So a `cmr ingest` killed half-way (or stopped by a Kafka error) loses
-nothing either: what it never reached is planned, hence re-sent. A study still queued when resume runs is
-sent twice; the worker indexes it once (idempotent upsert, the second copy is recognised as already indexed).
+nothing either: what it never reached is planned, hence re-sent. A study still queued when resume runs (its
+record on the topic, not yet consumed: ingest_svc/queued.py) is not sent again.
 """
 
 from __future__ import annotations

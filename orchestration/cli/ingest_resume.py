@@ -1,5 +1,6 @@
 """`cmr ingest --resume JOURNAL`: after a broker restart (the embedded broker keeps queued exams in memory only),
-re-publish the journal's studies that the index does not hold (ingest_svc/journal.py)."""
+re-publish the journal's studies that the index does not hold and that are not still waiting on the topic
+(ingest_svc/journal.py, ingest_svc/queued.py)."""
 
 from __future__ import annotations
 
@@ -19,6 +20,7 @@ def resume_journal(settings: Settings, path: Path, console: Console) -> int:
 
     from ingest_svc.journal import PLANNED, IngestJournal, indexed_by, latest_per_study, read_journal, unconfirmed
     from ingest_svc.producer import republish
+    from ingest_svc.queued import still_queued
     from search_svc.client import SearchClient
 
     try:
@@ -34,9 +36,19 @@ def resume_journal(settings: Settings, path: Path, console: Console) -> int:
         console.print(f"[red]error:[/] search service at {settings.search_url}: {exc.code().name}: {exc.details()} "
                       "(the index confirms what was ingested: start it, or set CMR_SEARCH_URL)")
         return 1
+    try:
+        waiting = still_queued(settings, todo)
+    except (KafkaError, TimeoutError) as exc:
+        console.print(f"[red]error:[/] Kafka at {settings.kafka_bootstrap}: {type(exc).__name__}: {exc} (resume "
+                      "reads the topic to send only what is no longer queued: start the broker, or set "
+                      "CMR_KAFKA_BOOTSTRAP)")
+        return 1
+    indexed = len(studies) - len(todo)
+    todo = [e for e in todo if e.path not in waiting]
     unkeyed = sum(1 for e in studies if not e.study_key)
     never = sum(1 for e in todo if e.status == PLANNED)  # the run that planned them died or failed first
-    console.print(f"journal {path}: {len(studies)} studies, {len(studies) - len(todo) - unkeyed} in the index, "
+    console.print(f"journal {path}: {len(studies)} studies, {indexed - unkeyed} in the index, "
+                  f"{len(waiting)} still queued for the worker (not sent again), "
                   f"{len(todo)} to publish" + (f" ({never} never published before)" if never else " again")
                   + (f", {unkeyed} without a readable header (dead-lettered, not re-sent)" if unkeyed else ""))
     if not todo:

@@ -1,9 +1,10 @@
 """`cmr ingest PATH --journal J` SIGKILLed while it publishes (a real process, the real broker), then
 `cmr ingest --resume J`: every study found is published (the journal records the whole plan before the first
 publish, so what the killed run never reached is sent too, with its report), and the worker indexes each
-exactly once. Studies the killed run did publish are sent again (still queued, not yet indexed); the worker
-recognises the second copy as already indexed: duplicates on the topic, none in the index, one event id per
-study. A second resume has nothing left to send."""
+exactly once. Studies the killed run did publish are still queued (no worker yet) and are not sent again, so
+the topic holds each study once (twice at most for the one whose ack the kill may have beaten to the journal,
+which the worker recognises as already indexed); one event id per study. A second resume has nothing left to
+send."""
 
 from __future__ import annotations
 
@@ -70,7 +71,9 @@ def test_publisher_killed_mid_run_then_resume_indexes_every_study_once(
 
     resumed = _cmr(["ingest", "--resume", str(journal)], env)
     assert resumed.returncode == 0, resumed.stdout + resumed.stderr
-    assert _published(journal) == published_at_kill + N  # nothing indexed yet: all re-sent, each recorded
+    # nothing indexed yet; what the killed run published still waits on the topic (no worker yet): only the rest
+    said = resumed.stdout + resumed.stderr
+    assert _published(journal) == N and f"{published_at_kill} still queued" in said, said
 
     worker = IngestWorker(s)
     stats_box: list[object] = []
@@ -93,8 +96,9 @@ def test_publisher_killed_mid_run_then_resume_indexes_every_study_once(
     assert ingest_search.stats().exams - before == N
     # the last study was never published by the killed run: its report came from the plan (names scrubbed)
     assert variants[-1].impression.split(" (patient")[0] in ingest_search.get(keys[-1]).exam.impression
-    # on the topic: the killed run's publishes (+1 if it died between an ack and its journal line) and the resume's
-    assert N + published_at_kill <= len(records) <= N + published_at_kill + 1
+    # on the topic: each study once (+1 if the killed run died between an ack and its journal line: that study
+    # counted as never published, so it was sent again)
+    assert N <= len(records) <= N + 1
     assert worker.stats.indexed == N and worker.stats.duplicates == len(records) - N
     assert worker.stats.dead_letters == 0
     events: dict[str, set[str]] = {}
@@ -105,4 +109,4 @@ def test_publisher_killed_mid_run_then_resume_indexes_every_study_once(
 
     again = _cmr(["ingest", "--resume", str(journal)], env)
     assert again.returncode == 0, again.stdout + again.stderr
-    assert _published(journal) == published_at_kill + N  # every study confirmed by the index: nothing re-sent
+    assert _published(journal) == N  # every study confirmed by the index: nothing re-sent

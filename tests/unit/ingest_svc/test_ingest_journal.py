@@ -204,3 +204,28 @@ def test_reopening_cuts_a_torn_last_line(tmp_path: Path) -> None:
     with IngestJournal(path) as journal:  # `--resume` appends to the same file
         journal.record(JournalEntry(path="/b", study_key="b" * 32))
     assert [e.path for e in read_journal(path)] == ["/a", "/b"]  # not glued to the fragment: every line parses
+
+
+def test_resume_with_the_broker_away_names_it(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Resume reads the topic to leave queued studies alone: without a broker it says so, and sends nothing."""
+    from typer.testing import CliRunner
+
+    from cmr.config import get_settings
+    from cmr.rpc.ports import free_ports
+    from orchestration.cli.main import app
+
+    path = tmp_path / "j.jsonl"
+    with IngestJournal(path) as journal:
+        journal.record(JournalEntry(path=str(tmp_path), study_key="a" * 32, event_id="e1", partition=0, offset=0))
+    search_port, kafka_port = free_ports(2)
+    for k, v in {"CMR_SEARCH_URL": f"127.0.0.1:{search_port}", "CMR_KAFKA_BOOTSTRAP": f"127.0.0.1:{kafka_port}",
+                 "CMR_TLS": "false", "CMR_AUTH_MODE": "off", "CMR_DATA_DIR": str(tmp_path)}.items():
+        monkeypatch.setenv(k, v)
+    monkeypatch.setattr("ingest_svc.journal.indexed_by", lambda client: lambda keys: set())  # nothing indexed
+    get_settings.cache_clear()
+    try:
+        result = CliRunner().invoke(app, ["ingest", "--resume", str(path)])
+    finally:
+        get_settings.cache_clear()
+    assert result.exit_code == 1 and f"Kafka at 127.0.0.1:{kafka_port}" in result.output, result.output
+    assert len(read_journal(path)) == 1  # nothing re-published
