@@ -240,9 +240,8 @@ class DiskFullRun:
                 r.refusals_naming_disk += folder in (exc.details() or "")
                 r.refusal_example = r.refusal_example or f"{code}: {exc.details()}"
             self._read(reader)
-            if r.refused > 200:
+            if r.refused > 1000:
                 break
-        r.full_s = round(time.monotonic() - started, 1)
         r.backup_full = self._admin_call(lambda: admin.backup("on-full-disk"))
         backups = crash.data / "backups"
         r.backup_leftovers = sorted(p.name for p in backups.iterdir() ) if backups.is_dir() \
@@ -257,6 +256,7 @@ class DiskFullRun:
         for _ in range(5):
             self._read(reader)
         r.alive_throughout = crash.process.alive()
+        r.full_s = round(time.monotonic() - started, 1)
         if r.wrongly_accepted:
             r.problems.append(f"{r.wrongly_accepted} writes answered OK on the full disk")
         if r.refused_codes and not set(r.refused_codes) <= REFUSED_CODES:
