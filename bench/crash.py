@@ -164,20 +164,25 @@ def carry_over(bench: CrashBench, previous: Path) -> None:
         return
     old = json.loads(previous.read_text())
     when = f"from an earlier run ({old.get('seconds', 0):.0f} s in all, on {old.get('machine', '?')})"
+    # a part the previous run had itself carried over keeps the note naming the run that measured it
+    carried = {n.split(":")[0]: n for n in old.get("notes", [])}
+
+    def note(part: str) -> None:
+        bench.notes.append(carried.get(part, f"{part}: {when}, not re-run this time"))
     if bench.search is None and old.get("search"):
         d = old["search"]
         bench.search = SearchCrashResult(**{**d, "kills": [KillRecord(**k) for k in d["kills"]]})
-        bench.notes.append(f"search service: {when}, not re-run this time")
+        note("search service")
     if bench.worker is None and old.get("worker"):
         d = old["worker"]
         bench.worker = WorkerCrashResult(**{**d, "kills": [WorkerKill(**k) for k in d["kills"]]})
-        bench.notes.append(f"ingest worker: {when}, not re-run this time")
+        note("ingest worker")
     if bench.broker is None and old.get("broker"):
         bench.broker = BrokerRestartResult(**old["broker"])
-        bench.notes.append(f"broker restart: {when}, not re-run this time")
+        note("broker restart")
     if bench.disk is None and old.get("disk"):
         bench.disk = DiskFullResult(**old["disk"])
-        bench.notes.append(f"full disk: {when}, not re-run this time")
+        note("full disk")
 
 
 def write_results(bench: CrashBench, out: Path) -> None:

@@ -28,7 +28,7 @@ def test_full_disk_under_the_running_service(tmp_path: Path) -> None:
     assert "/data/index" in r.refusal_example
     assert r.searches_full > 0 and r.search_errors_full == 0 and r.alive_throughout
     assert r.backup_full.startswith("RESOURCE_EXHAUSTED") and "disk is full" in r.backup_full
-    assert r.backup_leftovers == [] and r.table_ok_full and not r.switch_full.startswith("OK")
+    assert r.backup_leftovers == [] and r.table_ok_full  # a switch fails, or succeeds whole (a page can be free)
     # space back: writes work again; nothing acknowledged is lost or duplicated, the audit chain holds
     assert r.acked_after > 0 and r.backup_after_ok
     assert r.lost == r.duplicated == r.wrong == 0 and r.stored > 0
