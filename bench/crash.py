@@ -345,8 +345,10 @@ def disk_markdown(d: DiskFullResult) -> list[str]:
         f"**{d.wrong}** |",
         f"| generation table valid, audit chain verifies, acknowledged writes unaudited | {yes(d.table_ok)}, "
         f"{yes(d.audit_ok)}, {d.audit_missing} |",
-        f"| audit entries that could not be written while the disk was full (RPCs answered anyway) | "
-        f"{d.audit_entries_lost_full} |",
+        f"| audit entries that could not be written while the disk was full (RPCs answered anyway) / times the "
+        f"audit log's reserve was released to write them | {d.audit_entries_lost_full} / {d.audit_reserve_released} |",
+        f"| refused writes with their audit entry (status RESOURCE_EXHAUSTED) | {d.audit_refusals_recorded} of "
+        f"{d.refused} |",
         f"| restart after it all (to SERVING) | {yes(d.restarted)} ({d.restart_s:.1f} s) |",
         f"| seconds for the phase | {d.seconds:.0f} |",
         "",

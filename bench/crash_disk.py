@@ -121,6 +121,8 @@ class DiskFullResult:
     audit_ok: bool = False
     audit_missing: int = 0           # acknowledged writes without an audit entry
     audit_entries_lost_full: int = 0  # RPCs answered while full whose audit entry could not be written
+    audit_reserve_released: int = 0  # times the audit log gave its space reserve back to write on
+    audit_refusals_recorded: int = 0  # audit entries of the writes refused on the full disk (RESOURCE_EXHAUSTED)
     restarted: bool = False
     restart_s: float = 0.0
     seconds: float = 0.0
@@ -333,6 +335,7 @@ class DiskFullRun:
                 break
 
     def _stop_and_check(self) -> None:
+        from cmr.security.audit import read_entries
         from search_svc.admin.backup import verify_backup
 
         r, crash = self.result, self.crash
@@ -367,6 +370,12 @@ class DiskFullRun:
         log = crash.process.log.read_text(errors="replace")
         r.audit_entries_lost_full = log.count("audit entry could not be written")
         r.flush_failures = log.count("index flush failed")
+        r.audit_reserve_released = log.count("reserve is released")
+        r.audit_refusals_recorded = sum(e.status in REFUSED_CODES and e.action in ("upsert", "delete")
+                                        for e in read_entries(crash.data / "audit"))
+        if r.audit_entries_lost_full or r.audit_refusals_recorded < r.refused:
+            r.problems.append(f"audit on the full disk: {r.audit_entries_lost_full} entries not written, "
+                              f"{r.audit_refusals_recorded} of {r.refused} refused writes recorded")
 
     def _restart(self) -> None:
         r, crash = self.result, self.crash

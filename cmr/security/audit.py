@@ -21,6 +21,7 @@ import logging
 import os
 import queue
 import threading
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
@@ -35,6 +36,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 GENESIS = "0" * 64
+RESERVE_RETRY_S = 10.0  # how often a released audit reserve is tried again
 
 
 @dataclass
@@ -78,10 +80,13 @@ class AuditLog:
     aside to <file>.torn before the next append, so the chain stays verifiable."""
 
     def __init__(self, path: Path, service: str, publisher: KafkaAuditPublisher | None = None, *,
-                 fsync: bool = True) -> None:
+                 fsync: bool = True, reserve_bytes: int = 0) -> None:
+        """reserve_bytes: space kept allocated beside the file for the entries written once the disk is full
+        (SpaceReserve); 0 = none."""
         self.path, self.service, self.publisher, self.fsync = path, service, publisher, fsync
         path.parent.mkdir(parents=True, exist_ok=True)
         self._fd = os.open(path, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o640)  # read: the torn-tail check
+        self.reserve = SpaceReserve(path.with_name(path.name + ".reserve"), reserve_bytes)
         self._lock = threading.Lock()
         self._sync_lock = threading.Lock()
         self._written = 0  # entries appended by this object
@@ -90,7 +95,8 @@ class AuditLog:
     @classmethod
     def from_settings(cls, settings: Settings, service: str) -> AuditLog:
         publisher = KafkaAuditPublisher(settings) if settings.audit_kafka else None
-        return cls(audit_dir(settings) / f"{service}.jsonl", service, publisher, fsync=settings.audit_fsync)
+        return cls(audit_dir(settings) / f"{service}.jsonl", service, publisher, fsync=settings.audit_fsync,
+                   reserve_bytes=int(settings.audit_reserve_mb * 2**20))
 
     def append(self, entry: AuditEntry) -> AuditEntry:
         """Write one entry (on disk when this returns, with fsync on). OSError (a full disk...) leaves the file
@@ -103,8 +109,14 @@ class AuditLog:
                 size = _drop_torn_tail(self.path, self._fd)
                 entry.prev = _last_hash(self.path, size)
                 entry.hash = entry_hash(entry.body())
-                _write_all_or_nothing(self._fd, (json.dumps(asdict(entry), separators=(",", ":")) + "\n").encode(),
-                                      size)
+                data = (json.dumps(asdict(entry), separators=(",", ":")) + "\n").encode()
+                try:
+                    _write_all_or_nothing(self._fd, data, size)
+                except OSError as exc:
+                    if exc.errno not in (errno.ENOSPC, errno.EDQUOT) or not self.reserve.release(self.path):
+                        raise
+                    _write_all_or_nothing(self._fd, data, size)  # into the space the reserve held
+                self.reserve.keep()  # made again once space is back (cheap while it is held)
                 self._written += 1
                 mine = self._written
             finally:
@@ -128,6 +140,48 @@ class AuditLog:
         if self.publisher is not None:
             self.publisher.close()
         os.close(self._fd)
+
+
+class SpaceReserve:
+    """A file of `size` bytes allocated beside an audit log and given back to the filesystem when a write finds
+    the disk full, so that the entries of the RPCs answered meanwhile are still written (about size / 400 of
+    them) while everything else on that disk is refused; made again, at most every RESERVE_RETRY_S, once the
+    disk has room for it. Best effort: another program can take the released space first."""
+
+    def __init__(self, path: Path, size: int) -> None:
+        self.path, self.size = path, size
+        self.held = size > 0 and path.is_file() and path.stat().st_blocks * 512 >= size
+        self.releases = 0
+        self._next_try = 0.0
+        self.keep()
+
+    def keep(self) -> None:
+        if self.held or self.size <= 0 or time.monotonic() < self._next_try:
+            return
+        self._next_try = time.monotonic() + RESERVE_RETRY_S
+        tmp = self.path.with_name(self.path.name + ".tmp")
+        try:
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            try:
+                os.posix_fallocate(fd, 0, self.size)  # really allocated: a sparse file would hold nothing
+            finally:
+                os.close(fd)
+            os.replace(tmp, self.path)
+            self.held = True
+        except OSError:  # no room yet
+            tmp.unlink(missing_ok=True)
+
+    def release(self, log_file: Path) -> bool:
+        """Give the space back (the disk is full); False when there is none to give."""
+        if not self.held:
+            return False
+        self.path.unlink(missing_ok=True)
+        self.held = False
+        self.releases += 1
+        self._next_try = time.monotonic() + RESERVE_RETRY_S
+        log.error("the disk under the audit log %s is full: its %.0f MB reserve is released so that entries go on "
+                  "being written; free space there", log_file, self.size / 2**20)
+        return True
 
 
 def _write_all_or_nothing(fd: int, data: bytes, size: int) -> None:

@@ -33,3 +33,5 @@ def test_full_disk_under_the_running_service(tmp_path: Path) -> None:
     assert r.acked_after > 0 and r.backup_after_ok
     assert r.lost == r.duplicated == r.wrong == 0 and r.stored > 0
     assert r.table_ok and r.audit_ok and r.audit_missing == 0 and r.restarted
+    # the audit log kept writing on the full disk (its reserve): every refused write is recorded, none lost
+    assert r.audit_entries_lost_full == 0 and r.audit_refusals_recorded >= r.refused and r.audit_reserve_released

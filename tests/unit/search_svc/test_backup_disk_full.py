@@ -70,8 +70,8 @@ def test_a_backup_failing_half_way_leaves_no_partial_copy(tmp_path: Path, monkey
         assert info.value.errno == errno.ENOSPC and copied
         assert list((tmp_path / "backups").iterdir()) == []  # neither b1 nor .b1.partial
         k = "%032x" % 9  # writes were resumed after the failed pause
-        router.active().index.write_points([VectorPoint(point_id(k), np.ones(4, np.float32),
-                                                        ExamPayload(study_key=k, vendor="siemens", model_version="m@1"))], [])
+        payload = ExamPayload(study_key=k, vendor="siemens", model_version="m@1")
+        router.active().index.write_points([VectorPoint(point_id(k), np.ones(4, np.float32), payload)], [])
 
 
 def test_a_table_write_on_a_full_disk_keeps_the_old_table(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

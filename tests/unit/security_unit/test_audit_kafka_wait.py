@@ -11,7 +11,12 @@ import threading
 import time
 from pathlib import Path
 
-from kafka.errors import BrokerNotAvailableError, KafkaTimeoutError, TopicAuthorizationFailedError, UnknownProducerIdError
+from kafka.errors import (
+    BrokerNotAvailableError,
+    KafkaTimeoutError,
+    TopicAuthorizationFailedError,
+    UnknownProducerIdError,
+)
 
 from cmr.config import Settings
 from cmr.security.audit import AuditEntry, AuditLog, KafkaAuditPublisher
