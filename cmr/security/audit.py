@@ -352,11 +352,11 @@ class KafkaAuditPublisher:
                             f.get(timeout=0)  # the broker's answer: raises the send's KafkaError
         except PublisherStopping:
             return False
-        except KafkaError as exc:  # one no retry can fix
+        except Exception as exc:  # noqa: BLE001 - a KafkaError no retry can fix, or a bug: the thread lives on
             self.failed += len(batch)
             self._drop_producer()
             log.error("audit entries not published to Kafka (%s: %s); %d so far; they are in the audit file",
-                      type(exc).__name__, exc, self.failed)
+                      type(exc).__name__, exc, self.failed, exc_info=not isinstance(exc, KafkaError))
             return True
         self.published += len(batch)
         return True

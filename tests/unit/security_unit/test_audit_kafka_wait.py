@@ -11,6 +11,7 @@ import threading
 import time
 from pathlib import Path
 
+import pytest
 from kafka.errors import (
     BrokerNotAvailableError,
     KafkaTimeoutError,
@@ -117,12 +118,16 @@ def test_a_full_queue_counts_what_it_could_not_hold_and_close_gives_up(tmp_path:
     assert publisher.published == 0 and publisher.unpublished + publisher.dropped == 10
 
 
-def test_an_error_no_retry_can_fix_drops_the_batch_and_goes_on() -> None:
+@pytest.mark.parametrize("failure", [TopicAuthorizationFailedError(), ValueError("a bug")],
+                         ids=["no retry can fix it", "unexpected"])
+def test_a_batch_that_fails_for_good_is_dropped_and_the_thread_goes_on(failure: Exception) -> None:
     class Refusing(_Producer):
         def send(self, topic: str, key: bytes, value: bytes) -> _Future:
-            if json.loads(value)["subject"] == "u0":
-                return _Future(TopicAuthorizationFailedError())
-            return super().send(topic, key, value)
+            if json.loads(value)["subject"] != "u0":
+                return super().send(topic, key, value)
+            if isinstance(failure, TopicAuthorizationFailedError):
+                return _Future(failure)  # the broker's answer
+            raise failure  # a bug in the send itself
 
     broker = _Broker()
     broker.up.set()
@@ -132,4 +137,4 @@ def test_an_error_no_retry_can_fix_drops_the_batch_and_goes_on() -> None:
     publisher.publish(_entry(1))
     assert _wait(lambda: publisher.published == 1)
     publisher.close()
-    assert broker.received == ["u1"]
+    assert broker.received == ["u1"] and publisher.retries == 0  # not retried: it would fail again
