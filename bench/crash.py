@@ -4,8 +4,9 @@ The search service part is bench/crash_search.py (Upserts, Deletes, backups and 
 while the process is killed; the store, the generation table, the last backup and the audit log checked after
 every kill). The ingestion parts are bench/crash_ingest.py (the ingest worker SIGKILLed during a long
 ingestion; the broker SIGKILLed and restarted mid-ingestion, then `cmr ingest --resume`), run against the
-processes of bench/crash_ingest_rig.py. Results: docs/benchmarks/crash.md and crash.json (crash_quick.* for
---quick).
+processes of bench/crash_ingest_rig.py. The disk phase is bench/crash_disk.py (the running search service on a
+small filesystem filled to the last byte; skipped where mounting is not allowed). Results:
+docs/benchmarks/crash.md and crash.json (crash_quick.* for --quick).
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from bench.crash_disk import DiskFullResult
 from bench.crash_ingest import BrokerRestartResult, WorkerCrashResult, WorkerKill
 from bench.crash_search import KillRecord, SearchCrashResult, SearchCrashRun
 from bench.encoder import machine_description
@@ -25,7 +27,7 @@ REPO = Path(__file__).resolve().parents[1]
 DEFAULT_OUT = REPO / "docs" / "benchmarks"
 QUICK_KILLS, FULL_KILLS = 5, 20
 SERVE_S = (2.0, 6.0)  # writes stream this long (uniform) before a kill: long enough for some backups to finish
-PARTS = ("search", "ingest")
+PARTS = ("search", "ingest", "disk")
 
 
 def worker_studies(kills: int) -> int:
@@ -47,10 +49,11 @@ class CrashBench:
     notes: list[str] = field(default_factory=list)
     worker: WorkerCrashResult | None = None
     broker: BrokerRestartResult | None = None
+    disk: DiskFullResult | None = None
 
     @property
     def ok(self) -> bool:
-        return all(part.ok for part in (self.search, self.worker, self.broker) if part is not None)
+        return all(part.ok for part in (self.search, self.worker, self.broker, self.disk) if part is not None)
 
 
 def run_search_kills(kills: int, work: Path, seed: int = 20, progress: bool = True,
@@ -111,6 +114,20 @@ def run_ingest_parts(kills: int, broker_n: int, work: Path, seed: int = 20,
     return worker, broker
 
 
+def run_disk_full(work: Path, notes: list[str], seed: int = 20, progress: bool = True) -> DiskFullResult | None:
+    """The disk phase; None (and a note) where this process may not mount the small filesystem."""
+    from rich.console import Console
+
+    from bench.crash_disk import DiskFullRun, MountRefused
+
+    console = Console(stderr=True)
+    try:
+        return DiskFullRun(work, seed=seed).run(progress=lambda m: console.print(f"disk: {m}") if progress else None)
+    except MountRefused as exc:
+        notes.append(f"disk phase skipped: {exc}")
+        return None
+
+
 def run(quick: bool = False, out_dir: Path | None = None, seed: int = 20,
         parts: tuple[str, ...] = PARTS) -> CrashBench:
     unknown = set(parts) - set(PARTS)
@@ -119,7 +136,8 @@ def run(quick: bool = False, out_dir: Path | None = None, seed: int = 20,
     kills = QUICK_KILLS if quick else FULL_KILLS
     t0 = time.perf_counter()
     load_start = [round(x, 1) for x in os.getloadavg()]
-    search = worker = broker = None
+    search = worker = broker = disk = None
+    notes: list[str] = []
     with tempfile.TemporaryDirectory(prefix="cmr-crash-") as tmp:
         for part in parts:
             (Path(tmp) / part).mkdir()
@@ -127,11 +145,13 @@ def run(quick: bool = False, out_dir: Path | None = None, seed: int = 20,
             search = run_search_kills(kills, Path(tmp) / "search", seed=seed)
         if "ingest" in parts:
             worker, broker = run_ingest_parts(kills, broker_studies(quick), Path(tmp) / "ingest", seed=seed)
+        if "disk" in parts:
+            disk = run_disk_full(Path(tmp) / "disk", notes, seed=seed)
     load = [round(x, 1) for x in os.getloadavg()]
     machine = (f"{machine_description()}; load average at the start {load_start}, at the end {load} (the machine "
                "is shared with other jobs)")
     bench = CrashBench(quick=quick, machine=machine, search=search, seconds=round(time.perf_counter() - t0, 1),
-                       worker=worker, broker=broker)
+                       worker=worker, broker=broker, disk=disk, notes=notes)
     carry_over(bench, (out_dir or DEFAULT_OUT) / f"{'crash_quick' if quick else 'crash'}.json")
     write_results(bench, out_dir or DEFAULT_OUT)
     return bench
@@ -144,17 +164,25 @@ def carry_over(bench: CrashBench, previous: Path) -> None:
         return
     old = json.loads(previous.read_text())
     when = f"from an earlier run ({old.get('seconds', 0):.0f} s in all, on {old.get('machine', '?')})"
+    # a part the previous run had itself carried over keeps the note naming the run that measured it
+    carried = {n.split(":")[0]: n for n in old.get("notes", [])}
+
+    def note(part: str) -> None:
+        bench.notes.append(carried.get(part, f"{part}: {when}, not re-run this time"))
     if bench.search is None and old.get("search"):
         d = old["search"]
         bench.search = SearchCrashResult(**{**d, "kills": [KillRecord(**k) for k in d["kills"]]})
-        bench.notes.append(f"search service: {when}, not re-run this time")
+        note("search service")
     if bench.worker is None and old.get("worker"):
         d = old["worker"]
         bench.worker = WorkerCrashResult(**{**d, "kills": [WorkerKill(**k) for k in d["kills"]]})
-        bench.notes.append(f"ingest worker: {when}, not re-run this time")
+        note("ingest worker")
     if bench.broker is None and old.get("broker"):
         bench.broker = BrokerRestartResult(**old["broker"])
-        bench.notes.append(f"broker restart: {when}, not re-run this time")
+        note("broker restart")
+    if bench.disk is None and old.get("disk"):
+        bench.disk = DiskFullResult(**old["disk"])
+        note("full disk")
 
 
 def write_results(bench: CrashBench, out: Path) -> None:
@@ -168,7 +196,8 @@ def write_results(bench: CrashBench, out: Path) -> None:
 def markdown(b: CrashBench) -> str:
     what = ", ".join(x for x in (f"{len(b.search.kills)} SIGKILLs of the search service" if b.search else "",
                                  f"{len(b.worker.kills)} of the ingest worker" if b.worker else "",
-                                 "a broker restart" if b.broker else "") if x)
+                                 "a broker restart" if b.broker else "",
+                                 "a full disk under the running search service" if b.disk else "") if x)
     lines = [
         "# Crash safety (`cmr bench crash`)",
         "",
@@ -185,7 +214,9 @@ def markdown(b: CrashBench) -> str:
         lines += worker_markdown(b.worker)
     if b.broker:
         lines += broker_markdown(b.broker)
-    problems = [p for part in (b.search, b.worker, b.broker) if part is not None for p in part.problems]
+    if b.disk:
+        lines += disk_markdown(b.disk)
+    problems = [p for part in (b.search, b.worker, b.broker, b.disk) if part is not None for p in part.problems]
     lines += ["Verdict: " + ("**pass**: nothing acknowledged was lost or duplicated, every restart succeeded."
                              if b.ok else "**FAIL**:\n\n" + "\n".join(f"- {p}" for p in problems)), ""]
     return "\n".join(lines)
@@ -278,6 +309,50 @@ def broker_markdown(r: BrokerRestartResult) -> list[str]:
         f"| the worker lived through the restart (reconnected by itself) | "
         f"{'yes' if r.worker_survived else '**no**'} |",
         f"| broker start / broker back to every study indexed | {r.broker_start_s:.1f} s / {r.recovery_s:.0f} s |",
+        "",
+    ]
+
+
+def disk_markdown(d: DiskFullResult) -> list[str]:
+    def yes(ok: bool) -> str:
+        return "yes" if ok else "**NO**"
+
+    return [
+        "## Full disk under the running search service",
+        "",
+        f"`cmr serve search` as deployed (TLS, tokens, audit on) with its whole data folder (index, generation "
+        f"table, backups, audit log) on a {d.fs_mb} MB tmpfs, `CMR_INDEX_MIN_FREE_MB={d.min_free_mb:g}`, the "
+        "index flushed every second; after some writes a ballast file fills the disk to the last byte, writes, "
+        "reads, a backup and a generation switch are tried, then the ballast goes and they are tried again; "
+        "finally the service is stopped, the store checked offline against every acknowledged write, the audit "
+        "chain verified, and the service started once more.",
+        "",
+        "| | |",
+        "|---|---|",
+        f"| writes acknowledged before the disk filled / after space returned | {d.acked_before} / {d.acked_after} |",
+        f"| ballast (the disk's free space when it was written) | {d.ballast_mb:.0f} MB |",
+        f"| writes on the full disk: refused ({', '.join(d.refused_codes) or '-'}) / naming the folder / "
+        f"answered OK | {d.refused} / {d.refusals_naming_disk} / **{d.wrongly_accepted}** |",
+        f"| reads (searches, Gets) on the full disk: answered / failed | {d.searches_full} / "
+        f"**{d.search_errors_full}** |",
+        f"| the process alive throughout ({d.full_s:.1f} s full, index flush every second; failed flushes) | "
+        f"{yes(d.alive_throughout)} ({d.flush_failures}) |",
+        f"| backup on the full disk | {d.backup_full.split(':')[0]}; folders left: {d.backup_leftovers or 'none'} |",
+        f"| generation switch on the full disk / table unchanged and no stray file | "
+        f"{d.switch_full.split(':')[0]} / {yes(d.table_ok_full)} |",
+        f"| backup after space returned (verified) | {yes(d.backup_after_ok)} |",
+        f"| acknowledged writes lost / duplicated / with another payload | **{d.lost}** / **{d.duplicated}** / "
+        f"**{d.wrong}** |",
+        f"| generation table valid, audit chain verifies, acknowledged writes unaudited | {yes(d.table_ok)}, "
+        f"{yes(d.audit_ok)}, {d.audit_missing} |",
+        f"| audit entries that could not be written while the disk was full (RPCs answered anyway) / times the "
+        f"audit log's reserve was released to write them | {d.audit_entries_lost_full} / {d.audit_reserve_released} |",
+        f"| refused writes with their audit entry (status RESOURCE_EXHAUSTED) | {d.audit_refusals_recorded} of "
+        f"{d.refused} |",
+        f"| restart after it all (to SERVING) | {yes(d.restarted)} ({d.restart_s:.1f} s) |",
+        f"| seconds for the phase | {d.seconds:.0f} |",
+        "",
+        f"A refusal reads: `{d.refusal_example}`",
         "",
     ]
 

@@ -20,6 +20,21 @@ RETRY_CODES = {grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED, g
                grpc.StatusCode.UNKNOWN, grpc.StatusCode.INTERNAL}  # what a dying server or cut connection answers
 
 
+def exam_upsert(uid: str, key: str, rng: random.Random, vectors: np.random.Generator, model_version: str,
+                dim: int) -> tuple[Any, ExamState]:
+    """A random but valid ExamUpsert for study `uid` (key: its study key), and the state the ledger expects."""
+    from cmr.rpc.messages import to_vector
+    from cmr.v1 import search_pb2
+
+    v, r = random_unit(vectors, dim), random_unit(vectors, dim)
+    impression = f"{key[:6]} revision {rng.randrange(10**6)}"
+    labels = tuple(sorted(rng.sample(["lge", "dilated_lv", "reduced_ef", "disease:dcm"], 2)))
+    msg = search_pb2.ExamUpsert(study_instance_uid=uid, image_embedding=to_vector(v),
+                                report_embedding=to_vector(r), impression=impression, labels=list(labels),
+                                model_version=model_version, vendor="siemens")
+    return msg, ExamState(impression, labels, v)
+
+
 class Writer(threading.Thread):
     """Streams Upserts (new studies and updates) and Deletes, one RPC at a time, into the ledger; stops at the
     first sign of a dead server (the RPC's outcome stays unknown: in flight)."""
@@ -34,18 +49,6 @@ class Writer(threading.Thread):
         self.vectors = np.random.default_rng(rng.randrange(2**32))
         self.halt = threading.Event()
         self.error: BaseException | None = None
-
-    def _exam(self, uid: str, key: str) -> tuple[Any, ExamState]:
-        from cmr.rpc.messages import to_vector
-        from cmr.v1 import search_pb2
-
-        v, r = random_unit(self.vectors, self.dim), random_unit(self.vectors, self.dim)
-        impression = f"{key[:6]} revision {self.rng.randrange(10**6)}"
-        labels = tuple(sorted(self.rng.sample(["lge", "dilated_lv", "reduced_ef", "disease:dcm"], 2)))
-        msg = search_pb2.ExamUpsert(study_instance_uid=uid, image_embedding=to_vector(v),
-                                    report_embedding=to_vector(r), impression=impression, labels=list(labels),
-                                    model_version=self.model_version, vendor="siemens")
-        return msg, ExamState(impression, labels, v)
 
     def run(self) -> None:
         from cmr.rpc.keys import study_key
@@ -71,7 +74,7 @@ class Writer(threading.Thread):
                     for uid in uids:
                         key = study_key(uid, SECRET)
                         self.uids[key] = uid
-                        msg, state = self._exam(uid, key)
+                        msg, state = exam_upsert(uid, key, self.rng, self.vectors, self.model_version, self.dim)
                         msgs.append(msg)
                         changes[key] = state
                     call = lambda: self.client.upsert(msgs)  # noqa: E731

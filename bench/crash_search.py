@@ -101,7 +101,8 @@ class SearchCrashRun:
     """Drives the kills; `run(kills)` returns the per-kill records and the totals."""
 
     def __init__(self, work: Path, seed: int = 20, serve_s: tuple[float, float] = (1.0, 4.0),
-                 starting_kill_share: float = 0.2) -> None:
+                 starting_kill_share: float = 0.2, extra_env: dict[str, str] | None = None) -> None:
+        """extra_env: more settings for the service process (the disk-full phase: the free-space reserve)."""
         from bench.load_stack import Security
         from cmr.config import Settings
         from cmr.rpc.ports import free_ports
@@ -118,6 +119,7 @@ class SearchCrashRun:
         env.update(self.security.env("search"))
         env.update({"CMR_DATA_DIR": str(self.data), "CMR_STUDY_KEY_SECRET": SECRET, "CMR_TORCH_THREADS": "1",
                     "CMR_RATE_LIMIT_PER_S": "100000", "CMR_RATE_LIMIT_BURST": "100000"})
+        env.update(extra_env or {})
         self.process = SearchProcess(work, port, env)
         base = Settings(data_dir=self.data, request_timeout_s=RPC_TIMEOUT_S)
         self.writer_settings = self.security.service_settings(base, "ingest")
@@ -136,16 +138,17 @@ class SearchCrashRun:
     def url(self) -> str:
         return f"127.0.0.1:{self.process.port}"
 
-    def _clients(self) -> tuple[Any, Any]:
+    def clients(self) -> tuple[Any, Any]:
         from search_svc.admin.client import AdminClient
         from search_svc.client import SearchClient
 
         return (SearchClient(self.url, settings=self.writer_settings, timeout_s=RPC_TIMEOUT_S),
                 AdminClient(self.url, settings=self.admin_settings, timeout_s=RPC_TIMEOUT_S))
 
-    def _first_start(self) -> float:
+    def first_start(self, backup: bool = True) -> float:
+        """Start the service, add the spare generation and (backup) take backup b000; seconds to SERVING."""
         self.process.spawn()
-        search, admin = self._clients()
+        search, admin = self.clients()
         try:
             took = self.process.wait_ready(search)
             listing = admin.generations()
@@ -155,8 +158,9 @@ class SearchCrashRun:
             spare = admin.start_upgrade(SPARE_VERSION, gen.dim)
             self.generations = (gen.name, spare.name)
             self.admin_ledger.active = gen.name
-            admin.backup("b000")  # one acknowledged backup from the start: every kill checks the latest
-            self.admin_ledger.backups.append("b000")
+            if backup:  # one acknowledged backup from the start: every kill checks the latest
+                admin.backup("b000")
+                self.admin_ledger.backups.append("b000")
         finally:
             search.close()
             admin.close()
@@ -165,7 +169,7 @@ class SearchCrashRun:
     def _serve_and_kill(self, n: int) -> tuple[str, float]:
         """Start writers against the running service, SIGKILL it at a random moment; (phase, seconds since
         spawn). A share of the kills land while the next process starts (recovery and the index build)."""
-        search, admin = self._clients()
+        search, admin = self.clients()
         writer = Writer(search, self.ledger, random.Random(self.rng.random()), self.model_version, self.dim,
                         self.next_uid, self.uids, self.process.alive)
         operator = Operator(admin, self.admin_ledger, self.generations, random.Random(self.rng.random()),
@@ -244,7 +248,7 @@ class SearchCrashRun:
                           restart_s=0.0, restarted=False)
 
     def _restart(self, record: KillRecord, result: SearchCrashResult) -> None:
-        search, _ = self._clients()
+        search, _ = self.clients()
         self.process.spawn()
         try:
             record.restart_s = round(self.process.wait_ready(search), 2)
@@ -260,7 +264,7 @@ class SearchCrashRun:
 
     def run(self, kills: int, progress: Any = None) -> SearchCrashResult:
         result = SearchCrashResult()
-        start_s = self._first_start()
+        start_s = self.first_start()
         try:
             for n in range(1, kills + 1):
                 if n > 1 and self.rng.random() < self.starting_kill_share:

@@ -208,6 +208,11 @@ class Settings(BaseSettings):
     # Audit: append-only, hash-chained JSON lines per service, also published to Kafka when audit_kafka.
     audit_dir: Path | None = Field(None, description="audit log folder; None = <data_dir>/audit")
     audit_kafka: bool = Field(False, description="also publish every audit entry to kafka_topic_audit")
+    audit_kafka_queue: int = Field(10_000, ge=1, description="audit entries held for Kafka while it is away; "
+                                   "beyond that they are counted as not published (the audit file has them)")
+    audit_reserve_mb: float = Field(4.0, ge=0, description="space each audit log keeps allocated for itself "
+                                    "(<file>.reserve), released when the disk fills so entries go on being written "
+                                    "(~10,000 of them); 0 = none")
     audit_fsync: bool = Field(True, description="an RPC answers only once its audit entry is on disk (group "
                               "commit: one fdatasync covers every entry written while it waited); false = "
                               "the OS writes entries back when it likes (a power cut loses the last seconds)")

@@ -19,13 +19,18 @@ import shutil
 import subprocess
 import tempfile
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
 import pydicom
 import requests
+from kafka.errors import KafkaError
+from tenacity import RetryCallState
 
 from cmr.config import Settings
+from cmr.kafka_io import ensure_topics, make_producer
+from cmr.kafka_wait import BROKER_ATTEMPT_S, kafka_connection_logs_quiet, kafka_retrying, retry_outline
+from cmr.v1 import events_pb2
 from cmr.rpc.ports import free_ports
 from ingest_svc.messages import new_exam, study_ref
 from ingest_svc.process import wait_until_ready
@@ -132,18 +137,32 @@ class OrthancServer:
         self.stop()
 
 
+class BridgeStopping(Exception):
+    """Raised inside a Kafka wait of the bridge when it is asked to stop."""
+
+
 class OrthancBridge:
-    """Publishes each stable study of an Orthanc to the NewExam topic, once per StableStudy change."""
+    """Publishes each stable study of an Orthanc to the NewExam topic, once per StableStudy change.
+
+    Kafka away (down when the bridge starts, or restarted under it): each publish waits with the platform's
+    Kafka backoff (cmr/kafka_wait.py), one warning per attempt, a new producer each time (a restarted broker
+    does not know the old one's producer id) and the topic re-created, until the broker takes the record or the
+    bridge is stopped. The change position is saved only after a poll's studies are all published, so a study
+    never published is published after a restart of the bridge; none is skipped."""
 
     def __init__(self, settings: Settings, *, orthanc_url: str | None = None, dicomweb_url: str | None = None,
-                 state_file: Path | None = None, publisher: ExamPublisher | None = None) -> None:
+                 state_file: Path | None = None, publisher: ExamPublisher | None = None,
+                 connect: Callable[[], ExamPublisher] | None = None) -> None:
+        """publisher: used until it fails; connect(): a new publisher (default: the topic, then a producer)."""
         self.settings = settings
         self.url = (orthanc_url or settings.orthanc_url).rstrip("/")
         self.dicomweb_url = (dicomweb_url or settings.orthanc_dicomweb_url or f"{self.url}/dicom-web").rstrip("/")
         self.state_file = state_file
-        self.publisher = publisher or ExamPublisher(settings)
+        self.publisher = publisher
+        self._connect = connect or self._default_connect
         self.since = self._load_since()
         self.published = 0
+        self.kafka_retries = 0
         self._stop = threading.Event()
         self._http = requests.Session()
 
@@ -190,12 +209,54 @@ class OrthancBridge:
             msg = new_exam(ref, source="orthanc", metadata={"orthanc_study_id": orthanc_id,
                                                             "series": str(len(r.json().get("Series", [])))})
             # The record is durable before the position advances: a crash re-publishes, never skips.
-            self.publisher.publish(msg, uid)
+            self.publish(msg, uid)
             n += 1
             log.info("published Orthanc study %s as event %s", orthanc_id, msg.event_id)
         self._save_since()
         self.published += n
         return n
+
+    def publish(self, msg: events_pb2.NewExam, uid: str) -> None:
+        """Publish (awaited), waiting for Kafka for as long as it takes; BridgeStopping when stopped first,
+        KafkaError for what no retry can fix (PERMANENT_KAFKA_ERRORS)."""
+        what = f"Kafka at {self.settings.kafka_bootstrap}"
+
+        def before_retry(state: RetryCallState) -> None:
+            exc, pause = retry_outline(state)
+            self.kafka_retries += 1
+            log.warning("bridge waiting for %s: attempt %d failed (%s: %s); next attempt in %.1f s", what,
+                        state.attempt_number, type(exc).__name__, exc, pause)
+
+        retrying = kafka_retrying(self.settings, before_retry, self._sleep)
+        with kafka_connection_logs_quiet():
+            for attempt in retrying:
+                with attempt:
+                    if self.publisher is None:
+                        self.publisher = self._connect()
+                    try:
+                        self.publisher.publish(msg, uid)
+                    except KafkaError:
+                        self._drop_publisher()
+                        raise
+        if retrying.statistics.get("attempt_number", 1) > 1:
+            log.info("%s answers again", what)
+
+    def _default_connect(self) -> ExamPublisher:
+        s = self.settings
+        ensure_topics(s, [s.kafka_topic_new], timeout_s=BROKER_ATTEMPT_S)  # a restarted broker lacks it
+        return ExamPublisher(s, make_producer(s, client_id="cmr-orthanc-bridge"))
+
+    def _drop_publisher(self) -> None:
+        publisher, self.publisher = self.publisher, None
+        if publisher is not None:
+            try:
+                publisher.producer.close(timeout=0)
+            except Exception:  # noqa: BLE001 - a broken producer may fail to close; it is dropped either way
+                log.debug("closing a failed producer failed", exc_info=True)
+
+    def _sleep(self, seconds: float) -> None:
+        if self._stop.wait(seconds):
+            raise BridgeStopping()
 
     def run(self, poll_s: float | None = None) -> None:
         interval = poll_s or self.settings.orthanc_poll_s
@@ -204,13 +265,16 @@ class OrthancBridge:
                 self.poll_once()
             except requests.RequestException as exc:
                 log.warning("Orthanc at %s not reachable (%s); retrying", self.url, type(exc).__name__)
+            except BridgeStopping:
+                break
             self._stop.wait(interval)
 
     def stop(self) -> None:
         self._stop.set()
 
     def close(self) -> None:
-        self.publisher.close()
+        if self.publisher is not None:
+            self.publisher.producer.close(timeout=10)
 
 
 def c_store(files: Sequence[Path], host: str, port: int, aet: str = "ANY-SCP", calling_aet: str = "CMRINGEST") -> int:
@@ -235,4 +299,4 @@ def c_store(files: Sequence[Path], host: str, port: int, aet: str = "ANY-SCP", c
     return stored
 
 
-__all__ = ["OrthancBridge", "OrthancServer", "c_store", "dicomweb_plugin", "orthanc_binary"]
+__all__ = ["BridgeStopping", "OrthancBridge", "OrthancServer", "c_store", "dicomweb_plugin", "orthanc_binary"]

@@ -30,19 +30,22 @@ import logging
 import signal
 import threading
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
 from kafka import KafkaConsumer, KafkaProducer
-from kafka import errors as kafka_errors
 from kafka.errors import CommitFailedError, KafkaError
 from kafka.structs import OffsetAndMetadata, TopicPartition
 from tenacity import RetryCallState, Retrying, retry_if_exception, stop_after_attempt, wait_exponential
 
 from cmr.config import Settings, get_settings
 from cmr.kafka_io import ensure_topics, make_consumer, make_producer
+from cmr.kafka_wait import (
+    BROKER_ATTEMPT_S,
+    PERMANENT_KAFKA_ERRORS,
+    kafka_connection_logs_quiet,
+    kafka_retrying,
+)
 from encoder_svc.client import EncoderClient
 from ingest_svc.messages import (
     IngestFailure,
@@ -60,16 +63,8 @@ from search_svc.client import SearchClient
 log = logging.getLogger(__name__)
 
 
-# Publishing errors no retry can fix: the record or the set-up is wrong (anything else is retried).
-PERMANENT_PUBLISH_ERRORS: tuple[type[KafkaError], ...] = (
-    kafka_errors.MessageSizeTooLargeError, kafka_errors.RecordListTooLargeError, kafka_errors.InvalidRecordError,
-    kafka_errors.InvalidTopicError, kafka_errors.AuthorizationError, kafka_errors.SaslAuthenticationFailedError,
-    kafka_errors.UnsupportedVersionError, kafka_errors.KafkaConfigurationError, kafka_errors.IllegalArgumentError)
-
-
-# One attempt to reach the broker at start-up: kafka-python's own bootstrap wait is 30 s, too long between the
-# worker's log lines and for SIGTERM to be honoured promptly.
-BROKER_ATTEMPT_S = 3.0
+# Publishing errors no retry can fix (the shared list of cmr/kafka_wait.py; the name the worker's docs use).
+PERMANENT_PUBLISH_ERRORS = PERMANENT_KAFKA_ERRORS
 
 
 class WorkerStopping(Exception):
@@ -140,8 +135,8 @@ class IngestWorker:
             log.warning("waiting for %s: attempt %d failed (%s: %s); next attempt in %.1f s", what,
                         state.attempt_number, type(exc).__name__, exc, pause)
 
-        retrying = self._kafka_retrying(before_retry)
-        with _kafka_connection_logs_quiet():
+        retrying = kafka_retrying(s, before_retry, self._sleep)
+        with kafka_connection_logs_quiet():
             for attempt in retrying:
                 with attempt:
                     ensure_topics(s, timeout_s=BROKER_ATTEMPT_S)
@@ -332,7 +327,7 @@ class IngestWorker:
             except KafkaError:
                 pass
 
-        retrying = self._kafka_retrying(before_retry)
+        retrying = kafka_retrying(s, before_retry, self._sleep)
         try:
             for attempt in retrying:
                 with attempt:
@@ -347,16 +342,6 @@ class IngestWorker:
             raise PublishError(f"could not publish to {topic}: {type(exc).__name__}: {exc}") from exc
         if retrying.statistics.get("attempt_number", 1) > 1:
             self.metrics.readiness.consuming(self._consuming)
-
-    def _kafka_retrying(self, before_retry: Callable[[RetryCallState], None]) -> Retrying:
-        """Backoff for a Kafka call (reaching the broker, publishing): every KafkaError is retried until a stop
-        is requested, except those no retry can fix (PERMANENT_PUBLISH_ERRORS)."""
-        s = self.settings
-        return Retrying(
-            wait=wait_exponential(multiplier=s.ingest_backoff_s, max=s.ingest_backoff_max_s),
-            retry=retry_if_exception(lambda e: isinstance(e, KafkaError)
-                                     and not isinstance(e, PERMANENT_PUBLISH_ERRORS)),
-            sleep=self._sleep, before_sleep=before_retry, reraise=True)
 
     def _drop_producer(self) -> None:
         producer, self._producer = self._producer, None
@@ -394,19 +379,6 @@ class IngestWorker:
                 continue
             if position is not None:
                 self.metrics.lag.labels(str(tp.partition)).set(max(0, high - position))
-
-
-@contextmanager
-def _kafka_connection_logs_quiet() -> Iterator[None]:
-    """While the worker waits for the broker, kafka-python logs several errors per failed connection
-    (ECONNREFUSED, bootstrap failed, backoff): the worker's own line per attempt says it once."""
-    kafka_log = logging.getLogger("kafka")
-    level = kafka_log.level
-    kafka_log.setLevel(logging.CRITICAL)
-    try:
-        yield
-    finally:
-        kafka_log.setLevel(level)
 
 
 def serve(settings: Settings | None = None, *, metrics_port: int | None = None) -> int:

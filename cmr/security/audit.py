@@ -4,7 +4,8 @@ Each service appends JSON lines to <audit_dir>/<service>.jsonl. The file is only
 every entry carries the hash of the one before it (a hash chain), so an edited, removed or reordered entry is
 found by `cmr audit verify`. Appends take an exclusive file lock, so processes sharing a file keep one chain.
 When audit_kafka is on, every entry is also published to the audit topic by a background thread: the file is the
-record of truth, Kafka is for subscribers (a SIEM), so a broker outage never fails or slows an RPC.
+record of truth, Kafka is for subscribers (a SIEM), so a broker outage never fails or slows an RPC (entries wait
+in a bounded queue for the broker; see KafkaAuditPublisher).
 
 Entries never hold images, paths or patient identifiers: studies appear by study key (a keyed hash), queries
 by their text, and a study read from storage only as "ref".
@@ -20,17 +21,22 @@ import logging
 import os
 import queue
 import threading
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from cmr.config import Settings
+
+if TYPE_CHECKING:
+    from tenacity import RetryCallState
 
 log = logging.getLogger(__name__)
 
 GENESIS = "0" * 64
+RESERVE_RETRY_S = 10.0  # how often a released audit reserve is tried again
 
 
 @dataclass
@@ -74,10 +80,13 @@ class AuditLog:
     aside to <file>.torn before the next append, so the chain stays verifiable."""
 
     def __init__(self, path: Path, service: str, publisher: KafkaAuditPublisher | None = None, *,
-                 fsync: bool = True) -> None:
+                 fsync: bool = True, reserve_bytes: int = 0) -> None:
+        """reserve_bytes: space kept allocated beside the file for the entries written once the disk is full
+        (SpaceReserve); 0 = none."""
         self.path, self.service, self.publisher, self.fsync = path, service, publisher, fsync
         path.parent.mkdir(parents=True, exist_ok=True)
         self._fd = os.open(path, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o640)  # read: the torn-tail check
+        self.reserve = SpaceReserve(path.with_name(path.name + ".reserve"), reserve_bytes)
         self._lock = threading.Lock()
         self._sync_lock = threading.Lock()
         self._written = 0  # entries appended by this object
@@ -86,7 +95,8 @@ class AuditLog:
     @classmethod
     def from_settings(cls, settings: Settings, service: str) -> AuditLog:
         publisher = KafkaAuditPublisher(settings) if settings.audit_kafka else None
-        return cls(audit_dir(settings) / f"{service}.jsonl", service, publisher, fsync=settings.audit_fsync)
+        return cls(audit_dir(settings) / f"{service}.jsonl", service, publisher, fsync=settings.audit_fsync,
+                   reserve_bytes=int(settings.audit_reserve_mb * 2**20))
 
     def append(self, entry: AuditEntry) -> AuditEntry:
         """Write one entry (on disk when this returns, with fsync on). OSError (a full disk...) leaves the file
@@ -99,8 +109,14 @@ class AuditLog:
                 size = _drop_torn_tail(self.path, self._fd)
                 entry.prev = _last_hash(self.path, size)
                 entry.hash = entry_hash(entry.body())
-                _write_all_or_nothing(self._fd, (json.dumps(asdict(entry), separators=(",", ":")) + "\n").encode(),
-                                      size)
+                data = (json.dumps(asdict(entry), separators=(",", ":")) + "\n").encode()
+                try:
+                    _write_all_or_nothing(self._fd, data, size)
+                except OSError as exc:
+                    if exc.errno not in (errno.ENOSPC, errno.EDQUOT) or not self.reserve.release(self.path):
+                        raise
+                    _write_all_or_nothing(self._fd, data, size)  # into the space the reserve held
+                self.reserve.keep()  # made again once space is back (cheap while it is held)
                 self._written += 1
                 mine = self._written
             finally:
@@ -124,6 +140,48 @@ class AuditLog:
         if self.publisher is not None:
             self.publisher.close()
         os.close(self._fd)
+
+
+class SpaceReserve:
+    """A file of `size` bytes allocated beside an audit log and given back to the filesystem when a write finds
+    the disk full, so that the entries of the RPCs answered meanwhile are still written (about size / 400 of
+    them) while everything else on that disk is refused; made again, at most every RESERVE_RETRY_S, once the
+    disk has room for it. Best effort: another program can take the released space first."""
+
+    def __init__(self, path: Path, size: int) -> None:
+        self.path, self.size = path, size
+        self.held = size > 0 and path.is_file() and path.stat().st_blocks * 512 >= size
+        self.releases = 0
+        self._next_try = 0.0
+        self.keep()
+
+    def keep(self) -> None:
+        if self.held or self.size <= 0 or time.monotonic() < self._next_try:
+            return
+        self._next_try = time.monotonic() + RESERVE_RETRY_S
+        tmp = self.path.with_name(self.path.name + ".tmp")
+        try:
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            try:
+                os.posix_fallocate(fd, 0, self.size)  # really allocated: a sparse file would hold nothing
+            finally:
+                os.close(fd)
+            os.replace(tmp, self.path)
+            self.held = True
+        except OSError:  # no room yet
+            tmp.unlink(missing_ok=True)
+
+    def release(self, log_file: Path) -> bool:
+        """Give the space back (the disk is full); False when there is none to give."""
+        if not self.held:
+            return False
+        self.path.unlink(missing_ok=True)
+        self.held = False
+        self.releases += 1
+        self._next_try = time.monotonic() + RESERVE_RETRY_S
+        log.error("the disk under the audit log %s is full: its %.0f MB reserve is released so that entries go on "
+                  "being written; free space there", log_file, self.size / 2**20)
+        return True
 
 
 def _write_all_or_nothing(fd: int, data: bytes, size: int) -> None:
@@ -173,55 +231,143 @@ def _last_hash(path: Path, end: int) -> str:
             chunk *= 2
 
 
-class KafkaAuditPublisher:
-    """Publishes entries to the audit topic from a background thread; bounded queue, drops (and counts) when the
-    broker is away for long, never blocks the caller."""
+class PublisherStopping(Exception):
+    """Raised inside a Kafka wait of the audit publisher when it is being closed."""
 
-    def __init__(self, settings: Settings, max_queued: int = 10_000) -> None:
+
+class KafkaAuditPublisher:
+    """Publishes entries to the audit topic from a background thread, so an RPC never waits for Kafka.
+
+    Kafka away (down at start, restarting, unreachable): the thread waits with the platform's Kafka backoff
+    (cmr/kafka_wait.py: one warning per attempt, a new producer each time, the topic re-created) and publishes
+    everything queued, in order, once the broker answers. Entries produced meanwhile wait in a bounded queue
+    (`max_queued`, CMR_AUDIT_KAFKA_QUEUE); when it is full, new entries are not queued: they are counted
+    (`dropped`, a warning at the first and every 1000th) and stay in the audit file, which is the record.
+    Delivery to the topic is at least once: a batch interrupted by a broker restart is sent again (subscribers
+    de-duplicate on the entry's hash). Errors no retry can fix (PERMANENT_KAFKA_ERRORS: not authorised...) drop
+    the batch (counted, logged) and the thread goes on. close() publishes what is queued if the broker answers
+    within `timeout_s`, then gives up on the rest (counted in `unpublished`)."""
+
+    BATCH = 500
+
+    def __init__(self, settings: Settings, max_queued: int | None = None,
+                 connect: Callable[[], Any] | None = None) -> None:
+        """connect(): a new producer (default: create the audit topic, then make_producer); tests pass a fake."""
         self.settings = settings
-        self.dropped = 0
-        self._queue: queue.Queue[AuditEntry | None] = queue.Queue(maxsize=max_queued)
+        self.dropped = 0      # not queued: the queue was full while Kafka was away
+        self.failed = 0       # dropped after an error no retry can fix
+        self.published = 0
+        self.unpublished = 0  # still queued when close() gave up
+        self.retries = 0
+        self._connect = connect or self._default_connect
+        limit = settings.audit_kafka_queue if max_queued is None else max_queued
+        self._queue: queue.Queue[AuditEntry | None] = queue.Queue(maxsize=limit)
+        self._stopping = threading.Event()
+        self._producer: Any = None
         self._thread = threading.Thread(target=self._run, name="audit-kafka", daemon=True)
         self._thread.start()
 
     def publish(self, entry: AuditEntry) -> None:
+        """Queue `entry`; never blocks."""
         try:
             self._queue.put_nowait(entry)
         except queue.Full:
             self.dropped += 1
             if self.dropped % 1000 == 1:
-                log.warning("audit topic unreachable: %d entries not published (they are in the audit file)",
-                            self.dropped)
+                log.warning("audit topic unreachable and %d entries queued: %d entries not published (they are "
+                            "in the audit file)", self._queue.maxsize, self.dropped)
+
+    @property
+    def pending(self) -> int:
+        return self._queue.qsize()
 
     def close(self, timeout_s: float = 5.0) -> None:
         try:
-            self._queue.put(None, timeout=timeout_s)
+            self._queue.put_nowait(None)  # after what is queued: published first if the broker answers
         except queue.Full:
-            return
+            self._stopping.set()
         self._thread.join(timeout_s)
+        self._stopping.set()  # a broker still away: stop waiting for it
+        self._thread.join(max(1.0, timeout_s))
+
+    def _default_connect(self) -> Any:
+        from cmr.kafka_io import ensure_topics, make_producer
+        from cmr.kafka_wait import BROKER_ATTEMPT_S
+
+        ensure_topics(self.settings, [self.settings.kafka_topic_audit], timeout_s=BROKER_ATTEMPT_S)
+        return make_producer(self.settings, client_id="cmr-audit")
+
+    def _sleep(self, seconds: float) -> None:
+        if self._stopping.wait(seconds):
+            raise PublisherStopping()
 
     def _run(self) -> None:
-        from kafka.errors import KafkaError
-
-        from cmr.kafka_io import ensure_topics, make_producer
-
-        producer = None
-        while True:
-            entry = self._queue.get()
-            if entry is None:
+        done = False
+        while not done:
+            first = self._queue.get()
+            batch = [] if first is None else [first]
+            done = first is None
+            while not done and len(batch) < self.BATCH:
+                try:
+                    more = self._queue.get_nowait()
+                except queue.Empty:
+                    break
+                if more is None:
+                    done = True
+                else:
+                    batch.append(more)
+            if batch and not self._send(batch):
+                self.unpublished += len(batch) + self._queue.qsize()
+                log.warning("audit publisher closed with %d entries not published to Kafka (they are in the "
+                            "audit file)", self.unpublished)
                 break
-            try:
-                if producer is None:
-                    ensure_topics(self.settings, [self.settings.kafka_topic_audit], timeout_s=10)
-                    producer = make_producer(self.settings, client_id=f"cmr-audit-{entry.service}")
-                producer.send(self.settings.kafka_topic_audit, key=entry.subject.encode(),
-                              value=json.dumps(asdict(entry)).encode())
-            except (KafkaError, OSError) as exc:
-                self.dropped += 1
-                log.warning("audit entry not published to Kafka (%s); it is in the audit file", exc)
+        self._drop_producer(timeout_s=5)
+
+    def _send(self, batch: list[AuditEntry]) -> bool:
+        """Publish `batch` (awaited), waiting for the broker as long as it takes; False when closed first."""
+        from kafka.errors import KafkaError  # imported here: a service without audit_kafka never loads kafka
+
+        from cmr.kafka_wait import kafka_connection_logs_quiet, kafka_retrying, retry_outline
+
+        what = f"Kafka at {self.settings.kafka_bootstrap}"
+
+        def before_retry(state: RetryCallState) -> None:
+            exc, pause = retry_outline(state)
+            self.retries += 1
+            self._drop_producer()
+            log.warning("audit publisher waiting for %s: attempt %d failed (%s: %s); %d entries waiting, next "
+                        "attempt in %.1f s", what, state.attempt_number, type(exc).__name__, exc,
+                        len(batch) + self._queue.qsize(), pause)
+
+        try:
+            with kafka_connection_logs_quiet():
+                for attempt in kafka_retrying(self.settings, before_retry, self._sleep):
+                    with attempt:
+                        if self._producer is None:
+                            self._producer = self._connect()
+                        futures = [self._producer.send(self.settings.kafka_topic_audit, key=e.subject.encode(),
+                                                       value=json.dumps(asdict(e)).encode()) for e in batch]
+                        self._producer.flush(timeout=self.settings.kafka_request_timeout_ms / 1000)
+                        for f in futures:
+                            f.get(timeout=0)  # the broker's answer: raises the send's KafkaError
+        except PublisherStopping:
+            return False
+        except Exception as exc:  # noqa: BLE001 - a KafkaError no retry can fix, or a bug: the thread lives on
+            self.failed += len(batch)
+            self._drop_producer()
+            log.error("audit entries not published to Kafka (%s: %s); %d so far; they are in the audit file",
+                      type(exc).__name__, exc, self.failed, exc_info=not isinstance(exc, KafkaError))
+            return True
+        self.published += len(batch)
+        return True
+
+    def _drop_producer(self, timeout_s: float = 0) -> None:
+        producer, self._producer = self._producer, None
         if producer is not None:
-            producer.flush(timeout=5)
-            producer.close(timeout=5)
+            try:
+                producer.close(timeout=timeout_s)
+            except Exception:  # noqa: BLE001 - a broken producer may fail to close; it is dropped either way
+                log.debug("closing the audit producer failed", exc_info=True)
 
 
 # --- reading ------------------------------------------------------------------------------------------------------

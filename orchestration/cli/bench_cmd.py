@@ -105,7 +105,8 @@ def register(app: typer.Typer) -> None:
                                          "restart during 40 studies instead of 200"),
               as_json: bool = typer.Option(False, "--json", help="print the results as JSON"),
               out: Optional[Path] = typer.Option(None, help="output folder (default docs/benchmarks)"),
-              parts: str = typer.Option("search,ingest", help="comma-separated: search, ingest (worker + broker)")
+              parts: str = typer.Option("search,ingest,disk", help="comma-separated: search, ingest (worker + "
+                                        "broker), disk (a full disk under the search service)")
               ) -> None:
         """SIGKILL the search service (writes, backups, switches), the ingest worker and the broker; check nothing
         acknowledged is lost."""

@@ -33,9 +33,14 @@ from search_svc.admin.manifest import (
     copy_tree_sparse,
 )
 from search_svc.admin.router import IndexRouter
-from search_svc.store import EdgeStore, IndexParams
+from search_svc.store import DiskFullError, EdgeStore, IndexParams
 
 log = logging.getLogger(__name__)
+
+# Disk space a backup takes per byte the source collections take: the copy, plus what the engine allocates when
+# the copy is opened for its digest (its preallocated WAL and mmap files). Measured 2.7x for an empty index on
+# tmpfs, which keeps no holes in those files; about 1x on ext4.
+BACKUP_SPACE_FACTOR = 3.0
 
 
 @dataclass(frozen=True)
@@ -85,6 +90,28 @@ def _table_collections(table: dict) -> list[str]:
     return [c for g in table["generations"] for c in (g["exams"], g["reports"])]
 
 
+def allocated_bytes(folder: Path) -> int:
+    """Disk space the files under `folder` take (allocated blocks, not their logical size: holes are free)."""
+    return sum(p.stat().st_blocks * 512 for p in folder.rglob("*") if p.is_file())
+
+
+def check_backup_space(sources: list[Path], dest: Path, reserve_bytes: int) -> None:
+    """DiskFullError (RESOURCE_EXHAUSTED, naming the folder) unless the disk under `dest` can take a backup of
+    `sources` and still keep `reserve_bytes` free (the live index's own reserve when they share a disk). Why:
+    the trial open of the copy writes through memory maps like the live engine, and a memory-mapped write
+    that finds the disk full kills the whole service with SIGBUS (reads included; seen in `cmr bench crash`'s
+    disk phase), not just the backup."""
+    folder = next(p for p in (dest, *dest.parents) if p.exists())
+    st = os.statvfs(folder)
+    free = st.f_bavail * st.f_frsize
+    need = int(sum(allocated_bytes(s) for s in sources) * BACKUP_SPACE_FACTOR) + reserve_bytes
+    if free < need:
+        raise DiskFullError(f"the backup disk is full: {free / 2**20:.0f} MB free under {folder}, a backup of this "
+                            f"index needs about {need / 2**20:.0f} MB (the copy, opening it to check it, and the "
+                            f"{reserve_bytes / 2**20:.0f} MB the index keeps free); nothing was written. Free "
+                            "space there or back up elsewhere (CMR_BACKUP_DIR)")
+
+
 def backup_edge(router: IndexRouter, dest: Path) -> Manifest:
     """A consistent backup of every generation of the router's Edge store into the new folder `dest`."""
     store = router.store
@@ -94,27 +121,34 @@ def backup_edge(router: IndexRouter, dest: Path) -> Manifest:
     partial = dest.with_name(f".{dest.name}.partial")
     shutil.rmtree(partial, ignore_errors=True)
     t0 = time.perf_counter()
-    with router.writes_paused():
-        t_pause = time.perf_counter()
-        table = router.table.to_dict()
-        names = _table_collections(table)
-        live = {c: store.count(c) for c in names}
-        for c in names:
-            copy_tree_sparse(store.root / c, partial / c)
-        pause = time.perf_counter() - t_pause
-    save_table(partial / TABLE_COPY, GenerationTable.from_dict(table))
-    with EdgeStore(partial, IndexParams()) as copy:
-        digests = [content_digest(copy, c) for c in names]
-    wrong = [f"{d.name}: {d.points} points in the copy, {live[d.name]} live" for d in digests
-             if d.points != live[d.name]]
-    if wrong:
+    check_backup_space([store.root / c for c in _table_collections(router.table.to_dict())], dest,
+                       store.min_free_bytes)
+    try:
+        with router.writes_paused():
+            t_pause = time.perf_counter()
+            table = router.table.to_dict()
+            names = _table_collections(table)
+            live = {c: store.count(c) for c in names}
+            for c in names:
+                copy_tree_sparse(store.root / c, partial / c)
+            pause = time.perf_counter() - t_pause
+        save_table(partial / TABLE_COPY, GenerationTable.from_dict(table))
+        with EdgeStore(partial, IndexParams()) as copy:
+            digests = [content_digest(copy, c) for c in names]
+        wrong = [f"{d.name}: {d.points} points in the copy, {live[d.name]} live" for d in digests
+                 if d.points != live[d.name]]
+        if wrong:
+            raise BackupError(f"the copy does not match the live index ({'; '.join(wrong)}); nothing was kept")
+        manifest = Manifest(backend="edge", created_at=utc_now(), source=str(store.root), generations=table,
+                            collections=digests, files=checksum_files(partial), write_pause_s=round(pause, 4))
+        manifest.seconds = round(time.perf_counter() - t0, 3)
+        (partial / "manifest.json").write_text(manifest.to_json())
+        sync_tree(partial)
+    except BaseException:
+        # a failed backup (a full disk: ENOSPC) must not keep its half copy: it would hold the space it ran
+        # out of until the service's next start
         shutil.rmtree(partial, ignore_errors=True)
-        raise BackupError(f"the copy does not match the live index ({'; '.join(wrong)}); nothing was kept")
-    manifest = Manifest(backend="edge", created_at=utc_now(), source=str(store.root), generations=table,
-                        collections=digests, files=checksum_files(partial), write_pause_s=round(pause, 4))
-    manifest.seconds = round(time.perf_counter() - t0, 3)
-    (partial / "manifest.json").write_text(manifest.to_json())
-    sync_tree(partial)
+        raise
     dest.parent.mkdir(parents=True, exist_ok=True)
     if dest.exists():
         dest.rmdir()  # empty (checked above)
@@ -177,4 +211,5 @@ def verify_backup(backup: Path, deep: bool = True) -> tuple[Manifest | None, lis
     return manifest, problems
 
 
-__all__ = ["RestoreResult", "backup_edge", "remove_partial_backups", "restore_edge", "sync_tree", "verify_backup"]
+__all__ = ["BACKUP_SPACE_FACTOR", "RestoreResult", "allocated_bytes", "backup_edge", "check_backup_space",
+           "remove_partial_backups", "restore_edge", "sync_tree", "verify_backup"]

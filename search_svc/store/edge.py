@@ -362,6 +362,11 @@ class EdgeStore(VectorStore):
         st = os.statvfs(self.root)
         return st.f_bavail * st.f_frsize
 
+    @property
+    def min_free_bytes(self) -> int:
+        """The free space writes must leave on the store's disk (0: no check)."""
+        return self._min_free_bytes
+
     def _check_space(self, what: str) -> None:
         if self._min_free_bytes <= 0:
             return

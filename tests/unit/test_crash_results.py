@@ -11,6 +11,7 @@ import pytest
 
 from bench.crash import CrashBench, carry_over, markdown, run, write_results
 from bench.crash_ingest import BrokerRestartResult, WorkerCrashResult, WorkerKill
+from bench.crash_disk import DiskFullResult
 from bench.crash_search import SearchCrashResult
 
 
@@ -67,5 +68,39 @@ def test_parts_not_run_keep_their_previous_figures(tmp_path: Path) -> None:
 
 
 def test_unknown_parts_are_refused_by_name() -> None:
-    with pytest.raises(ValueError, match="unknown crash bench parts \\['disk'\\]"):
-        run(quick=True, parts=("search", "disk"))
+    with pytest.raises(ValueError, match="unknown crash bench parts \\['power'\\]"):
+        run(quick=True, parts=("search", "power"))
+
+
+def _disk(problems: list[str] | None = None) -> DiskFullResult:
+    return DiskFullResult(fs_mb=832, min_free_mb=48, acked_before=40, refused=105,
+                          refused_codes=["RESOURCE_EXHAUSTED"], refusals_naming_disk=105, searches_full=110, alive_throughout=True, acked_after=20,
+                          backup_full="RESOURCE_EXHAUSTED: the backup disk is full", audit_refusals_recorded=105,
+                          audit_reserve_released=1, problems=problems or [])
+
+
+def test_the_disk_section_reports_the_figures_and_its_problems_fail_the_run() -> None:
+    text = markdown(CrashBench(quick=False, machine="m", search=None, seconds=1, disk=_disk()))
+    assert "## Full disk under the running search service" in text and "on a 832 MB tmpfs" in text
+    assert "| writes on the full disk: refused (RESOURCE_EXHAUSTED) / naming the folder / answered OK | " \
+           "105 / 105 / **0** |" in text
+    assert "| refused writes with their audit entry (status RESOURCE_EXHAUSTED) | 105 of 105 |" in text
+    assert "**pass**" in text
+    bad = CrashBench(quick=False, machine="m", search=None, seconds=1, disk=_disk(["the service died"]))
+    assert not bad.ok and "- the service died" in markdown(bad)
+
+
+def test_a_part_carried_twice_keeps_the_note_of_the_run_that_measured_it(tmp_path: Path) -> None:
+    first = CrashBench(quick=False, machine="first box", search=SearchCrashResult(acked_upserts=1082), seconds=1164,
+                       worker=_worker(), broker=_broker())
+    write_results(first, tmp_path)
+    second = CrashBench(quick=False, machine="second box", search=None, seconds=60, disk=_disk())
+    carry_over(second, tmp_path / "crash.json")
+    write_results(second, tmp_path)
+    third = CrashBench(quick=False, machine="third box", search=None, seconds=70, disk=_disk())
+    carry_over(third, tmp_path / "crash.json")
+    assert "search service: from an earlier run (1164 s in all, on first box), not re-run this time" in third.notes
+    assert third.disk is not None and third.disk.refused == 105  # this run's own, not carried
+    fourth = CrashBench(quick=False, machine="fourth box", search=None, seconds=5, worker=_worker())
+    carry_over(fourth, tmp_path / "crash.json")
+    assert fourth.disk is not None and any(n.startswith("full disk: from an earlier run") for n in fourth.notes)
