@@ -143,6 +143,9 @@ class Settings(BaseSettings):
                                     "false = dates shifted per study")
     archive_keep_dates: bool = Field(False, description="`cmr dataset import`: keep study dates in the imported DICOM "
                                      "(PS3.15 full-dates option); false = shifted per study (a training set needs none)")
+    archive_keep_series: str = Field("exam", pattern="^(exam|all)$", description="`cmr dataset import`: write only "
+                                     "the series the exam tensor needs (exam: `cmr train` reads nothing else) or every "
+                                     "series (all: archive everything)")
     archive_impression_fallback: str = Field("findings", pattern="^(findings|last-paragraph|none)$", description=
                                              "`cmr dataset import`, a report without an impression section: use its "
                                              "findings, its last paragraph, or exclude it (none)")

@@ -26,7 +26,7 @@ def _stage_seconds(entries: list[dict[str, Any]], field: str = "seconds") -> dic
 
 def build_card(entries: list[dict[str, Any]], reports: list[RisReport], report_failures: list[ReportFailure],
                match: str, report_format: str, fallback: str,
-               source: dict[str, str] | None = None) -> dict[str, Any]:
+               source: dict[str, str] | None = None, keep_series: str = "all") -> dict[str, Any]:
     imported = [e for e in entries if e["status"] == "imported"]
     excluded = [e for e in entries if e["status"] != "imported"]
     matched_reports = {e["report"] for e in entries if e.get("report")}
@@ -62,7 +62,11 @@ def build_card(entries: list[dict[str, Any]], reports: list[RisReport], report_f
         "scanner_models": dict(Counter(e["record"]["scanner"] or "unknown" for e in imported).most_common()),
         "field_strengths_t": {f"{k:g}" if isinstance(k, (int, float)) else "unknown": v for k, v in
                               Counter(e["stats"]["field_strength"] for e in imported).most_common()},
+        "keep_series": keep_series,
         "series_kinds": dict(Counter(f"{s['kind']}/{s['view'] or '-'}" for s in series).most_common()),
+        "series_kept": _kept_per_kind(series),
+        "series_skipped_reasons": dict(Counter(s["reason"] for s in series if not s.get("kept", True))
+                                       .most_common()),
         "protocols": dict(Counter(s["description"] or "(no description)" for s in series).most_common(40)),
         "impression_sources": dict(Counter(r["impression_source"] for r in records).most_common()),
         "impression_sections": dict(Counter(e["stats"]["impression_section"] or "(none)" for e in imported)
@@ -72,12 +76,22 @@ def build_card(entries: list[dict[str, Any]], reports: list[RisReport], report_f
         "diseases": dict(Counter(r["labels"].get("disease") or "none named" for r in records).most_common()),
         "header_quirks": dict(Counter(w for e in imported for w in e["stats"]["warnings"]).most_common(20)),
         "files": {"dicom": sum(e["stats"]["files"] for e in imported),
+                  "written": sum(e["stats"].get("written_files", e["stats"]["files"]) for e in imported),
                   "other": sum(e["stats"]["other_files"] for e in imported),
                   "skipped_by_loader": sum(e["stats"]["skipped_files"] for e in imported)},
         "exclusions": exclusions,
         "stage_seconds": _stage_seconds(entries),
         "stage_cpu_seconds": _stage_seconds(entries, "cpu_seconds"),  # journals from before have none
     }
+
+
+def _kept_per_kind(series: list[dict[str, Any]]) -> dict[str, dict[str, int]]:
+    """Series found per kind: written, or skipped (`--keep-series exam`). Journals from before say nothing: kept."""
+    out: dict[str, dict[str, int]] = {}
+    for s in series:
+        counts = out.setdefault(s["kind"], {"kept": 0, "skipped": 0})
+        counts["kept" if s.get("kept", True) else "skipped"] += 1
+    return dict(sorted(out.items()))
 
 
 def _table(title: str, counts: dict[str, Any], head: tuple[str, str] = ("value", "studies")) -> list[str]:
@@ -108,6 +122,10 @@ def render_markdown(card: dict[str, Any]) -> str:
         *_table("Field strengths (T)", card["field_strengths_t"]),
         *_table("Series found (kind/view)", card["series_kinds"], ("kind/view", "series")),
         *_table("Protocols (series descriptions, top 40)", card["protocols"], ("description", "series")),
+        f"## Series written (--keep-series {card.get('keep_series', 'all')})", "",
+        "| kind | kept | skipped |", "|---|---|---|",
+        *(f"| {k} | {v['kept']} | {v['skipped']} |" for k, v in card.get("series_kept", {}).items()), "",
+        *_table("Series skipped: why", card.get("series_skipped_reasons", {}), ("reason", "series")),
         *_table("Impression taken from", card["impression_sources"]),
         *_table("Impression section headers", card["impression_sections"]),
         "## Label prevalence (silver)", "", "| finding | present | share | uncertain |", "|---|---|---|---|",

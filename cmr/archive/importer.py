@@ -29,6 +29,7 @@ from tqdm import tqdm
 
 from cmr.archive.card import build_card, write_card
 from cmr.archive.dicomweb import DicomwebSource, list_studies
+from cmr.archive.exam_series import KeepSeries
 from cmr.archive.impression import Fallback
 from cmr.archive.reports import CsvColumns, ReportFailure, ReportFormat, RisReport, read_reports
 from cmr.archive.study import REPORTS_DIR, STUDIES_DIR, MatchBy, StudyJob, StudyTask, import_study, task_id
@@ -53,6 +54,7 @@ class ImportRequest:
     keep_dates: bool = False
     progress: bool = True
     dicomweb: DicomwebSource | None = None  # import the studies of this DICOMweb server instead of folders
+    keep_series: KeepSeries = "exam"  # "all": every series written, not only those the exam needs
 
 
 @dataclass
@@ -109,6 +111,8 @@ def _fingerprint(req: ImportRequest) -> dict[str, Any]:
                    "columns": [req.columns.accession, req.columns.study_uid, req.columns.text]}
     if req.dicomweb is not None:  # only then: journals of folder imports from before stay resumable
         fingerprint["dicomweb"] = req.dicomweb.url
+    if req.keep_series != "all":  # imports from before the option kept every series: they resume under `all`
+        fingerprint["keep_series"] = req.keep_series
     return fingerprint
 
 
@@ -123,7 +127,7 @@ def _check_state(out: Path, fingerprint: dict[str, Any]) -> None:
     if config.exists():
         old = json.loads(config.read_text())
         if old != fingerprint:
-            changed = sorted(k for k in fingerprint if old.get(k) != fingerprint[k])
+            changed = sorted(k for k in {**old, **fingerprint} if old.get(k) != fingerprint.get(k))
             raise ValueError(f"{out} holds an import with other inputs ({', '.join(changed)} changed): "
                              "use a new --out, or delete it to start over")
         return
@@ -195,7 +199,7 @@ def import_archive(req: ImportRequest, settings: Settings) -> ImportResult:
     # A study whose fetch failed is not done: the server may answer now.
     done = {k: e for k, e in _journal(req.out).items() if e.get("stage") != "fetch"}
     todo = [t for t in tasks if t.task_id not in done]
-    job = StudyJob(req.out, req.match, req.fallback, req.keep_dates, settings, req.dicomweb)
+    job = StudyJob(req.out, req.match, req.fallback, req.keep_dates, settings, req.dicomweb, req.keep_series)
     bar = tqdm(total=len(tasks), initial=len(tasks) - len(todo), desc="import", unit="study", disable=not req.progress)
     entries = [done[t.task_id] for t in tasks if t.task_id in done]
     try:
@@ -223,7 +227,8 @@ def import_archive(req: ImportRequest, settings: Settings) -> ImportResult:
     tmp.write_text("".join(json.dumps(r) + "\n" for r in records))
     os.replace(tmp, req.out / REPORTS_FILE)
     card = build_card(entries, reports.reports, reports.failures + dup_failures, req.match,
-                      report_format=req.fmt or "auto", fallback=req.fallback, source=_source(req))
+                      report_format=req.fmt or "auto", fallback=req.fallback, source=_source(req),
+                      keep_series=req.keep_series)
     write_card(req.out, card)
     imported = len(records)
     return ImportResult(card, imported, len(entries) - imported, len(tasks) - len(todo))

@@ -27,12 +27,13 @@ from pydicom.dataset import Dataset
 from pydicom.uid import ExplicitVRLittleEndian
 
 from cmr.archive.dicomweb import DicomwebError, DicomwebSource, fetch_study
+from cmr.archive.exam_series import KeepSeries, kept_by_exam, skip_reason, split_datasets
 from cmr.archive.impression import Fallback, extract_impression
 from cmr.archive.reports import RisReport
 from cmr.archive.scrub import merge_identifiers, scrub_report
 from cmr.config import Settings
-from cmr.deid import DeidentificationError, Deidentifier
-from cmr.dicom import load_study
+from cmr.deid import DeidentificationError, Deidentifier, Identifiers, scrub_text
+from cmr.dicom import Study, load_study
 from cmr.dicom.errors import StudyLoadError
 from cmr.reports.labeller import label_report
 from cmr.rpc.keys import study_key
@@ -58,6 +59,7 @@ class StudyJob:
     keep_dates: bool
     settings: Settings
     dicomweb: DicomwebSource | None = None  # where a task's StudyInstanceUID is fetched from
+    keep_series: KeepSeries = "all"  # "exam": only the series the exam needs are de-identified and written
 
 
 def task_id(secret: str, relative: str) -> str:
@@ -136,6 +138,99 @@ def _labels(impression: str) -> tuple[dict[str, Any], dict[str, Any]]:
                                   "disease_uncertain": read.disease_uncertain}
 
 
+# the study (classified), the datasets to write, the identifiers to scrub, series stats, the loader's notes
+_Loaded = tuple[Study, list[Dataset], Identifiers, list[dict[str, Any]], list[str]]
+
+
+def _series_stats(study: Study, identifiers: Identifiers, keep_series: KeepSeries) -> list[dict[str, Any]]:
+    """What the card counts of each series found. Descriptions as de-identification leaves them (Clean
+    Descriptors: the patient's identifiers removed), also for series that are not written."""
+    stats = []
+    for s in study.series:
+        kept = keep_series == "all" or kept_by_exam(s)
+        stats.append({"kind": s.kind, "view": s.view or "", "description": scrub_text(s.description, identifiers),
+                      "kept": kept, "reason": "" if kept else skip_reason(s.kind)})
+    return stats
+
+
+def _pseudonymous_warnings(study: Study, new_uids: Mapping[str, str]) -> list[str]:
+    """The loader's notes name series by SeriesInstanceUID. Under `exam` the study was loaded from the source
+    headers: a written series gets the pseudonymous UID it carries now, the others a placeholder."""
+    out = []
+    for note in study.warnings:
+        for s in study.series:
+            uid = s.series_instance_uid
+            if uid and uid in note:
+                note = note.replace(uid, new_uids.get(uid) or "(a series not written)")
+        out.append(note)
+    return out
+
+
+def _merged(*found: Identifiers) -> Identifiers:
+    terms = {t for ids in found for t in ids.terms}
+    return Identifiers(tuple(sorted(terms, key=lambda t: (-len(t), t))))
+
+
+def _deidentify_all(task: StudyTask, job: StudyJob, clock: _StageClock, datasets: list[Dataset], key: str,
+                    report: RisReport) -> _Loaded | dict[str, Any]:
+    """`--keep-series all`: every dataset de-identified, then the de-identified study loaded."""
+    clock.start()
+    try:
+        deid = Deidentifier(job.settings.study_key_secret, keep_dates=job.keep_dates).deidentify(datasets)
+    except DeidentificationError as exc:
+        return _excluded(task, "deidentify", f"{exc.error_type}: {exc.reason}", clock, study_key=key,
+                         report=report.where)
+    identifiers = merge_identifiers(deid.identifiers, report.identifiers)
+    clock.stop("deidentify")
+
+    clock.start()
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            study = load_study(deid.datasets, settings=job.settings)
+    except StudyLoadError as exc:
+        return _excluded(task, "load", f"{exc.code}: the study does not load", clock, study_key=key,
+                         report=report.where)
+    clock.stop("load")
+    if not study.has_cine:
+        return _excluded(task, "load", "no cine series", clock, study_key=key, report=report.where)
+    return study, deid.datasets, identifiers, _series_stats(study, identifiers, "all"), list(study.warnings)
+
+
+def _deidentify_exam_series(task: StudyTask, job: StudyJob, clock: _StageClock, datasets: list[Dataset], key: str,
+                            report: RisReport) -> _Loaded | dict[str, Any]:
+    """`--keep-series exam`: the study is loaded (classified) once, in memory, from the source headers; only the
+    series the exam needs (cmr.archive.exam_series) are then de-identified and written. Nothing of the source
+    leaves the worker: the journal gets de-identified descriptions and pseudonymous series UIDs."""
+    clock.start()
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            study = load_study(datasets, settings=job.settings)
+    except StudyLoadError as exc:
+        return _excluded(task, "load", f"{exc.code}: the study does not load", clock, study_key=key,
+                         report=report.where)
+    clock.stop("load")
+    if not study.has_cine:
+        return _excluded(task, "load", "no cine series", clock, study_key=key, report=report.where)
+
+    clock.start()
+    split = split_datasets(datasets, study.series, "exam")
+    source_uids = [str(ds.get("SeriesInstanceUID", "") or "") for ds in split.kept]
+    try:
+        deid = Deidentifier(job.settings.study_key_secret, keep_dates=job.keep_dates).deidentify(split.kept)
+    except DeidentificationError as exc:
+        return _excluded(task, "deidentify", f"{exc.error_type}: {exc.reason}", clock, study_key=key,
+                         report=report.where)
+    # Identifiers in the headers of series not written still come out of the report text and descriptions.
+    identifiers = merge_identifiers(_merged(deid.identifiers, Identifiers.collect(split.skipped)),
+                                    report.identifiers)
+    new_uids = {src: str(ds.get("SeriesInstanceUID", "")) for src, ds in zip(source_uids, deid.datasets)}
+    clock.stop("deidentify")
+    return (study, deid.datasets, identifiers, _series_stats(study, identifiers, "exam"),
+            _pseudonymous_warnings(study, new_uids))
+
+
 def import_study(task: StudyTask, job: StudyJob, reports: Mapping[str, RisReport]) -> dict[str, Any]:
     """Import one study folder; the returned outcome is its journal entry (see the module doc)."""
     clock = _StageClock()
@@ -187,26 +282,13 @@ def _import_datasets(task: StudyTask, job: StudyJob, reports: Mapping[str, RisRe
         why = f"the headers carry no {what}" if not match_value else f"no report with this study's {what}"
         return _excluded(task, "match", why, clock, study_key=key, unmatched=True)
 
-    clock.start()
-    try:
-        deid = Deidentifier(job.settings.study_key_secret, keep_dates=job.keep_dates).deidentify(datasets)
-    except DeidentificationError as exc:
-        return _excluded(task, "deidentify", f"{exc.error_type}: {exc.reason}", clock, study_key=key,
-                         report=report.where)
-    identifiers = merge_identifiers(deid.identifiers, report.identifiers)
-    clock.stop("deidentify")
-
-    clock.start()
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            study = load_study(deid.datasets, settings=job.settings)
-    except StudyLoadError as exc:
-        return _excluded(task, "load", f"{exc.code}: the study does not load", clock, study_key=key,
-                         report=report.where)
-    clock.stop("load")
-    if not study.has_cine:
-        return _excluded(task, "load", "no cine series", clock, study_key=key, report=report.where)
+    if job.keep_series == "exam":
+        loaded = _deidentify_exam_series(task, job, clock, datasets, key, report)
+    else:
+        loaded = _deidentify_all(task, job, clock, datasets, key, report)
+    if isinstance(loaded, dict):
+        return loaded
+    study, deid_datasets, identifiers, series, notes = loaded
 
     clock.start()
     extraction = extract_impression(report.text, job.fallback)
@@ -220,14 +302,13 @@ def _import_datasets(task: StudyTask, job: StudyJob, reports: Mapping[str, RisRe
 
     clock.start()
     info = study.info()
-    series = [{"kind": s.kind, "view": s.view or "", "description": s.description} for s in study.series]
-    pseudo_uid = str(deid.datasets[0].get("StudyInstanceUID", ""))
+    pseudo_uid = str(deid_datasets[0].get("StudyInstanceUID", ""))
     final = job.out / STUDIES_DIR / key
     partial = job.out / STUDIES_DIR / f"{_PARTIAL}{key}"
     for stale in (partial, final):  # a study interrupted before its journal entry is redone from scratch
         if stale.exists():
             shutil.rmtree(stale)
-    _write_dicom(deid.datasets, partial)
+    _write_dicom(deid_datasets, partial)
     os.replace(partial, final)
     text_path = job.out / REPORTS_DIR / f"{key}.txt"
     tmp = text_path.with_name(text_path.name + ".tmp")
@@ -249,8 +330,9 @@ def _import_datasets(task: StudyTask, job: StudyJob, reports: Mapping[str, RisRe
     return {"task": task.task_id, "order": task.order, "status": "imported", "study_key": key,
             "report": report.where, "record": record, "seconds": clock.wall, "cpu_seconds": clock.cpu,
             "stats": {"manufacturer": info.manufacturer, "model": info.model, "field_strength": info.field_strength,
-                      "series": series, "files": len(datasets), "other_files": others,
-                      "skipped_files": len(study.skipped), "warnings": list(study.warnings),
+                      "series": series, "files": len(datasets), "written_files": len(deid_datasets),
+                      "other_files": others, "skipped_files": len(study.skipped),
+                      "warnings": notes,
                       "impression_section": extraction.section, "addendum": extraction.has_addendum}}
 
 

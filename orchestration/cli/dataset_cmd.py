@@ -48,6 +48,9 @@ def import_cmd(
     identifier_columns: Optional[str] = typer.Option(None, "--identifier-columns", help="CSV: comma-separated "
                                                      "columns whose values are removed from the text (default: "
                                                      + ", ".join(DEFAULT_IDENTIFIER_COLUMNS) + ")."),
+    keep_series: Optional[str] = typer.Option(None, "--keep-series", help="exam: de-identify and write only the "
+                                              "series the exam needs (what `cmr train` reads); all: every series "
+                                              "(default: CMR_ARCHIVE_KEEP_SERIES or exam)."),
 ) -> None:
     """Import studies and their reports: match, extract impressions, de-identify, label (silver), write."""
     from cmr.archive.dicomweb import DicomwebError, DicomwebSource
@@ -65,6 +68,9 @@ def import_cmd(
     fallback = fallback or settings.archive_impression_fallback
     if fallback not in ("findings", "last-paragraph", "none"):
         raise typer.BadParameter("--fallback must be findings, last-paragraph or none")
+    keep_series = keep_series or settings.archive_keep_series
+    if keep_series not in ("exam", "all"):
+        raise typer.BadParameter("--keep-series must be exam or all")
     ids = (tuple(c.strip() for c in identifier_columns.split(",") if c.strip()) if identifier_columns
            else DEFAULT_IDENTIFIER_COLUMNS)
     try:
@@ -74,7 +80,8 @@ def import_cmd(
     req = ImportRequest(studies=studies, reports=reports, out=out, fmt=fmt, match=match,  # type: ignore[arg-type]
                         columns=CsvColumns(accession_column, uid_column, text_column, ids),
                         workers=workers or os.cpu_count() or 1, fallback=fallback,  # type: ignore[arg-type]
-                        keep_dates=settings.archive_keep_dates, dicomweb=source)
+                        keep_dates=settings.archive_keep_dates, dicomweb=source,
+                        keep_series=keep_series)  # type: ignore[arg-type]
     t0 = time.perf_counter()
     try:
         result = import_archive(req, settings)

@@ -99,8 +99,10 @@ def test_import_per_format_writes_a_training_directory_without_identifiers(
     export = write_export(tmp_path, entries, fmt)
     out = tmp_path / "imported"
     match = "study-uid" if fmt == "fhir" else "accession"
+    keep = "all" if fmt == "csv" else "exam"  # both ways of writing the series: no identifier either way
     result = CliRunner().invoke(app, ["dataset", "import", "--studies", str(root / "studies"), "--reports",
-                                      str(export), "--out", str(out), "--workers", "2", "--match", match])
+                                      str(export), "--out", str(out), "--workers", "2", "--match", match,
+                                      "--keep-series", keep])
     assert result.exit_code == 0, result.output
     card = json.loads((out / "dataset_card.json").read_text())
     assert card["counts"]["imported"] == N_STUDIES and card["exclusions"] == []

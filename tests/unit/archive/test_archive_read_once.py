@@ -96,7 +96,9 @@ def test_imported_files_are_save_as_bytes_and_load_as_the_source(archive: tuple[
                                                                  tmp_path: Path) -> None:
     studies, export = archive
     out = tmp_path / "out"
-    import_archive(ImportRequest(studies, export, out, workers=1, progress=False), get_settings())
+    # `all`: every source file written (`exam`, the default, leaves the distractors out: test_archive_keep_series)
+    import_archive(ImportRequest(studies, export, out, workers=1, progress=False, keep_series="all"),
+                   get_settings())
     secret = get_settings().study_key_secret
     for source in sorted(studies.iterdir()):
         expected = _read_folder(source)
