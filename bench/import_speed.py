@@ -1,7 +1,7 @@
 """Benchmark `cmr dataset import`: studies per minute on the machine's cores, time per stage, and the report
 parsers alone at the issue's size (500 reports per format).
 
-Run: .venv/bin/python bench/import_speed.py [--data SYNTH_DIR | --studies N] [--workers 2]
+Run: .venv/bin/python bench/import_speed.py [--data SYNTH_DIR | --studies N] [--workers 2] [--keep-series exam,all]
      [--out docs/benchmarks/import.md]
 SYNTH_DIR is a `cmr synth` output (studies/ and ris/); without it N studies are synthesised first (not timed).
 Stage seconds (wall and CPU) are summed over worker processes, so wall ones add up to about workers x wall time.
@@ -58,13 +58,75 @@ def cpu_seconds() -> float:
     return own.ru_utime + own.ru_stime + kids.ru_utime + kids.ru_stime
 
 
+def _import_once(studies: Path, export: Path, out: Path, workers: int, keep: str) -> dict:
+    """One timed import; the load average is read just before it starts (other jobs share the machine)."""
+    load = os.getloadavg()[0]
+    cpu0 = cpu_seconds()
+    t0 = time.perf_counter()
+    result = import_archive(ImportRequest(studies, export, out, workers=workers, progress=False,
+                                          keep_series=keep), get_settings())  # type: ignore[arg-type]
+    wall = time.perf_counter() - t0
+    cpu = cpu_seconds() - cpu0
+    mb = sum(f.stat().st_size for f in (out / "studies").rglob("*") if f.is_file()) / 1e6
+    return {"keep": keep, "load": load, "wall": wall, "cpu": cpu, "result": result, "written_mb": mb}
+
+
+def _section(runs: list[dict], n: int, workers: int, parse: dict[str, float]) -> list[str]:
+    """A dated markdown section: one row per --keep-series run, then CPU seconds per stage side by side."""
+    stages = sorted({k for r in runs for k in r["result"].card["stage_cpu_seconds"]})
+    lines = [
+        f"## --keep-series {' vs '.join(r['keep'] for r in runs)} ({time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())})",
+        "",
+        f"Machine: {cpu_name()}, {os.cpu_count()} cores, shared with other jobs; {workers} worker processes; {n} "
+        "synthetic studies (all scanner styles, distractor series), HL7 export. Produced by "
+        "`bench/import_speed.py`; the runs one after the other on the same studies. Wall rates depend on the "
+        "load other jobs put on the machine (read just before each run); CPU rates do not.", "",
+        "| --keep-series | load | imported | files written | MB written | wall s | studies/min (wall) | CPU s "
+        "| studies/min (CPU / workers) |", "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for r in runs:
+        res = r["result"]
+        files = res.card["files"]
+        lines.append(f"| {r['keep']} | {r['load']:.1f} | {res.imported} | {files.get('written', files['dicom'])} "
+                     f"of {files['dicom']} | {r['written_mb']:.0f} | {r['wall']:.1f} | "
+                     f"**{60.0 * res.imported / r['wall']:.1f}** | {r['cpu']:.1f} | "
+                     f"**{60.0 * res.imported / (r['cpu'] / workers):.1f}** |")
+    lines += ["", "CPU seconds per stage, summed over the workers (per study = / studies):", "",
+              "| stage | " + " | ".join(f"{r['keep']} CPU s | {r['keep']} s/study" for r in runs) + " |",
+              "|---|" + "---|---|" * len(runs)]
+    for k in stages:
+        cells = []
+        for r in runs:
+            v = r["result"].card["stage_cpu_seconds"].get(k, 0.0)
+            cells.append(f"{v:.2f} | {v / max(n, 1):.3f}")
+        lines.append(f"| {k} | " + " | ".join(cells) + " |")
+    lines += ["", f"Report parsing alone, {_N_PARSE} reports per format (one process): "
+              + ", ".join(f"{k} {v:.2f} s" for k, v in parse.items()) + ".", "",
+              "Target (issue 18): >= 60 studies/min on 2 cores for 500 studies (the rate per study does not "
+              "depend on the count: each study is independent work in the pool).", ""]
+    return lines
+
+
+def _insert_section(path: Path, lines: list[str]) -> None:
+    """The new section goes first, under the page title; earlier sections are kept below it."""
+    text = path.read_text() if path.exists() else "# `cmr dataset import` speed\n"
+    title, _, rest = text.partition("\n")
+    path.write_text(title + "\n\n" + "\n".join(lines) + "\n" + rest.lstrip("\n"))
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--data", type=Path, help="an existing `cmr synth` output to import")
     ap.add_argument("--studies", type=int, default=20, help="studies to synthesise when --data is not given")
     ap.add_argument("--workers", type=int, default=2)
-    ap.add_argument("--out", type=Path, default=Path("docs/benchmarks/import.md"))
+    ap.add_argument("--keep-series", default="exam,all", help="comma-separated --keep-series options to run, "
+                    "one import each on the same studies")
+    ap.add_argument("--out", type=Path, default=Path("docs/benchmarks/import.md"),
+                    help="markdown page; the run's section is inserted under its title")
     args = ap.parse_args()
+    keeps = [k.strip() for k in args.keep_series.split(",") if k.strip()]
+    if not keeps or any(k not in ("exam", "all") for k in keeps):
+        ap.error("--keep-series: exam and/or all")
     tmp = Path(tempfile.mkdtemp(prefix="import-bench-"))
     try:
         data = args.data
@@ -73,45 +135,15 @@ def main() -> None:
             generate_dataset(data, args.studies, 2024, workers=args.workers, progress=False)
         entries = [json.loads(p.read_text())["ris"] for p in sorted((data / "studies").glob("*.json"))]
         studies = studies_only(data, tmp / "studies")
-        n = len(entries)
-        cpu0 = cpu_seconds()
-        t0 = time.perf_counter()
-        result = import_archive(ImportRequest(studies, data / "ris" / "reports.hl7", tmp / "out",
-                                              workers=args.workers, progress=False), get_settings())
-        wall = time.perf_counter() - t0
-        cpu = cpu_seconds() - cpu0
+        runs = []
+        for keep in keeps:
+            runs.append(_import_once(studies, data / "ris" / "reports.hl7", tmp / f"out-{keep}", args.workers, keep))
+            shutil.rmtree(tmp / f"out-{keep}")  # disk: one imported copy at a time
         parse = _parse_times(entries, tmp)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
-    stages = result.card["stage_seconds"]
-    stage_cpu = result.card["stage_cpu_seconds"]
-    total = sum(stages.values()) or 1.0
-    total_cpu = sum(stage_cpu.values()) or 1.0
-    rate = 60.0 * result.imported / wall
-    # On a shared machine the wall clock counts other jobs' time; CPU seconds spread over the workers give
-    # the rate these cores would reach with nothing else running.
-    cpu_rate = 60.0 * result.imported / (cpu / args.workers)
-    lines = [
-        "# `cmr dataset import` speed", "",
-        f"Machine: {cpu_name()}, {os.cpu_count()} cores; {args.workers} worker processes; {n} synthetic studies "
-        f"(all scanner styles), HL7 export. Produced by `bench/import_speed.py` on {time.strftime('%Y-%m-%d')}.", "",
-        f"Load average when it ran: {os.getloadavg()[0]:.1f} (other jobs share the machine).", "",
-        "| studies | imported | wall s | studies/min (wall) | CPU s | studies/min (CPU / workers) |",
-        "|---|---|---|---|---|---|",
-        f"| {n} | {result.imported} | {wall:.1f} | **{rate:.1f}** | {cpu:.1f} | **{cpu_rate:.1f}** |", "",
-        "Per stage (seconds summed over workers; per study = sum / studies). Wall seconds include waiting for "
-        "the cores other jobs hold; CPU seconds (user + system of the worker) do not:", "",
-        "| stage | wall s | wall s/study | share | CPU s | CPU s/study | CPU share |", "|---|---|---|---|---|---|---|",
-        *(f"| {k} | {v:.2f} | {v / max(n, 1):.3f} | {v / total:.0%} | {stage_cpu.get(k, 0.0):.2f} | "
-          f"{stage_cpu.get(k, 0.0) / max(n, 1):.3f} | {stage_cpu.get(k, 0.0) / total_cpu:.0%} |"
-          for k, v in stages.items()), "",
-        f"Report parsing alone, {_N_PARSE} reports per format (one process):", "",
-        "| format | s | reports/s |", "|---|---|---|",
-        *(f"| {k} | {v:.2f} | {_N_PARSE / v:.0f} |" for k, v in parse.items()), "",
-        "Target (issue 18): >= 60 studies/min on 2 cores for 500 studies. Measured here at a smaller size (the "
-        "rate per study does not depend on the count: each study is independent work in the pool).", "",
-    ]
-    args.out.write_text("\n".join(lines))
+    lines = _section(runs, len(entries), args.workers, parse)
+    _insert_section(args.out, lines)
     print("\n".join(lines))
 
 
