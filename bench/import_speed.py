@@ -1,7 +1,7 @@
 """Benchmark `cmr dataset import`: studies per minute on the machine's cores, time per stage, and the report
 parsers alone at the issue's size (500 reports per format).
 
-Run: .venv/bin/python bench/import_speed.py [--data SYNTH_DIR | --studies N] [--workers 2] [--keep-series exam,all]
+Run: .venv/bin/python bench/import_speed.py [--data SYNTH_DIR | --studies N] [--workers 2] [--keep-series exam,all,all,exam]
      [--out docs/benchmarks/import.md]
 SYNTH_DIR is a `cmr synth` output (studies/ and ris/); without it N studies are synthesised first (not timed).
 Stage seconds (wall and CPU) are summed over worker processes, so wall ones add up to about workers x wall time.
@@ -68,14 +68,15 @@ def _import_once(studies: Path, export: Path, out: Path, workers: int, keep: str
     wall = time.perf_counter() - t0
     cpu = cpu_seconds() - cpu0
     mb = sum(f.stat().st_size for f in (out / "studies").rglob("*") if f.is_file()) / 1e6
-    return {"keep": keep, "load": load, "wall": wall, "cpu": cpu, "result": result, "written_mb": mb}
+    return {"keep": keep, "label": keep, "load": load, "wall": wall, "cpu": cpu, "result": result, "written_mb": mb}
 
 
 def _section(runs: list[dict], n: int, workers: int, parse: dict[str, float]) -> list[str]:
     """A dated markdown section: one row per --keep-series run, then CPU seconds per stage side by side."""
     stages = sorted({k for r in runs for k in r["result"].card["stage_cpu_seconds"]})
     lines = [
-        f"## --keep-series {' vs '.join(r['keep'] for r in runs)} ({time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())})",
+        f"## --keep-series {' vs '.join(dict.fromkeys(r['keep'] for r in runs))} "
+        f"({time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())})",
         "",
         f"Machine: {cpu_name()}, {os.cpu_count()} cores, shared with other jobs; {workers} worker processes; {n} "
         "synthetic studies (all scanner styles, distractor series), HL7 export. Produced by "
@@ -87,12 +88,12 @@ def _section(runs: list[dict], n: int, workers: int, parse: dict[str, float]) ->
     for r in runs:
         res = r["result"]
         files = res.card["files"]
-        lines.append(f"| {r['keep']} | {r['load']:.1f} | {res.imported} | {files.get('written', files['dicom'])} "
+        lines.append(f"| {r['label']} | {r['load']:.1f} | {res.imported} | {files.get('written', files['dicom'])} "
                      f"of {files['dicom']} | {r['written_mb']:.0f} | {r['wall']:.1f} | "
                      f"**{60.0 * res.imported / r['wall']:.1f}** | {r['cpu']:.1f} | "
                      f"**{60.0 * res.imported / (r['cpu'] / workers):.1f}** |")
     lines += ["", "CPU seconds per stage, summed over the workers (per study = / studies):", "",
-              "| stage | " + " | ".join(f"{r['keep']} CPU s | {r['keep']} s/study" for r in runs) + " |",
+              "| stage | " + " | ".join(f"{r['label']} CPU s | {r['label']} s/study" for r in runs) + " |",
               "|---|" + "---|---|" * len(runs)]
     for k in stages:
         cells = []
@@ -119,8 +120,9 @@ def main() -> None:
     ap.add_argument("--data", type=Path, help="an existing `cmr synth` output to import")
     ap.add_argument("--studies", type=int, default=20, help="studies to synthesise when --data is not given")
     ap.add_argument("--workers", type=int, default=2)
-    ap.add_argument("--keep-series", default="exam,all", help="comma-separated --keep-series options to run, "
-                    "one import each on the same studies")
+    ap.add_argument("--keep-series", default="exam,all,all,exam", help="comma-separated --keep-series options "
+                    "to run, one import each on the same studies, in this order (repeats interleaved: the load "
+                    "other jobs put on a shared machine drifts)")
     ap.add_argument("--out", type=Path, default=Path("docs/benchmarks/import.md"),
                     help="markdown page; the run's section is inserted under its title")
     args = ap.parse_args()
@@ -136,9 +138,12 @@ def main() -> None:
         entries = [json.loads(p.read_text())["ris"] for p in sorted((data / "studies").glob("*.json"))]
         studies = studies_only(data, tmp / "studies")
         runs = []
-        for keep in keeps:
-            runs.append(_import_once(studies, data / "ris" / "reports.hl7", tmp / f"out-{keep}", args.workers, keep))
-            shutil.rmtree(tmp / f"out-{keep}")  # disk: one imported copy at a time
+        for i, keep in enumerate(keeps):
+            run = _import_once(studies, data / "ris" / "reports.hl7", tmp / "out", args.workers, keep)
+            if keeps.count(keep) > 1:
+                run["label"] = f"{keep} #{keeps[: i + 1].count(keep)}"
+            runs.append(run)
+            shutil.rmtree(tmp / "out")  # disk: one imported copy at a time
         parse = _parse_times(entries, tmp)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
