@@ -125,6 +125,9 @@ def render_markdown(card: dict[str, Any]) -> str:
         f"## Series written (--keep-series {card.get('keep_series', 'all')})", "",
         "| kind | kept | skipped |", "|---|---|---|",
         *(f"| {k} | {v['kept']} | {v['skipped']} |" for k, v in card.get("series_kept", {}).items()), "",
+        *(["Kept besides cine and LGE under `exam`: long-axis planes of other kinds (e.g. a TI scout), which take "
+           "part in naming the cine and LGE views (cmr.archive.exam_series).", ""]
+          if card.get("keep_series") == "exam" else []),
         *_table("Series skipped: why", card.get("series_skipped_reasons", {}), ("reason", "series")),
         *_table("Impression taken from", card["impression_sources"]),
         *_table("Impression section headers", card["impression_sections"]),
