@@ -221,6 +221,8 @@ class Settings(BaseSettings):
                             "<data_dir>/security (`cmr security init-dev`) and runs every part with TLS and tokens; "
                             "false = plaintext and auth off (a closed test machine only)")
     up_broker_port: int = Field(9092, ge=1, le=65535, description="Kafka port of the broker `cmr up` starts")
+    up_seed_stall_s: float = Field(120.0, gt=0, description="the demo seeder re-publishes the studies the index "
+                                   "does not hold after this long without one newly indexed (a broker restart lost them)")
 
 
 @lru_cache(maxsize=1)
