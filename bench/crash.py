@@ -4,7 +4,8 @@ The search service part is bench/crash_search.py (Upserts, Deletes, backups and 
 while the process is killed; the store, the generation table, the last backup and the audit log checked after
 every kill). The ingestion parts are bench/crash_ingest.py (the ingest worker SIGKILLed during a long
 ingestion; the broker SIGKILLed and restarted mid-ingestion, then `cmr ingest --resume`), run against the
-processes of bench/crash_ingest_rig.py. Results: docs/benchmarks/crash.md and crash.json (crash_quick.* for
+processes of bench/crash_ingest_rig.py. The whole `cmr up` stack with each part SIGKILLed in turn is
+bench/crash_stack.py. Results: docs/benchmarks/crash.md and crash.json (crash_quick.* for
 --quick).
 """
 
@@ -19,13 +20,14 @@ from pathlib import Path
 
 from bench.crash_ingest import BrokerRestartResult, WorkerCrashResult, WorkerKill
 from bench.crash_search import KillRecord, SearchCrashResult, SearchCrashRun
+from bench.crash_stack import PartKill, StackCrashResult
 from bench.encoder import machine_description
 
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT_OUT = REPO / "docs" / "benchmarks"
 QUICK_KILLS, FULL_KILLS = 5, 20
 SERVE_S = (2.0, 6.0)  # writes stream this long (uniform) before a kill: long enough for some backups to finish
-PARTS = ("search", "ingest")
+PARTS = ("search", "ingest", "stack")
 
 
 def worker_studies(kills: int) -> int:
@@ -38,6 +40,12 @@ def broker_studies(quick: bool) -> int:
     return 40 if quick else 200
 
 
+def stack_studies(quick: bool) -> tuple[int, int]:
+    """(seeded by `cmr up`, published with `cmr ingest --journal`): enough that indexing (10-40 s a study on
+    2 cores) runs through every kill."""
+    return (4, 2) if quick else (10, 6)
+
+
 @dataclass
 class CrashBench:
     quick: bool
@@ -47,10 +55,11 @@ class CrashBench:
     notes: list[str] = field(default_factory=list)
     worker: WorkerCrashResult | None = None
     broker: BrokerRestartResult | None = None
+    stack: StackCrashResult | None = None
 
     @property
     def ok(self) -> bool:
-        return all(part.ok for part in (self.search, self.worker, self.broker) if part is not None)
+        return all(part.ok for part in (self.search, self.worker, self.broker, self.stack) if part is not None)
 
 
 def run_search_kills(kills: int, work: Path, seed: int = 20, progress: bool = True,
@@ -119,7 +128,7 @@ def run(quick: bool = False, out_dir: Path | None = None, seed: int = 20,
     kills = QUICK_KILLS if quick else FULL_KILLS
     t0 = time.perf_counter()
     load_start = [round(x, 1) for x in os.getloadavg()]
-    search = worker = broker = None
+    search = worker = broker = stack = None
     with tempfile.TemporaryDirectory(prefix="cmr-crash-") as tmp:
         for part in parts:
             (Path(tmp) / part).mkdir()
@@ -127,11 +136,16 @@ def run(quick: bool = False, out_dir: Path | None = None, seed: int = 20,
             search = run_search_kills(kills, Path(tmp) / "search", seed=seed)
         if "ingest" in parts:
             worker, broker = run_ingest_parts(kills, broker_studies(quick), Path(tmp) / "ingest", seed=seed)
+        if "stack" in parts:
+            from bench.crash_stack import run_stack_kills
+
+            demo, ingested = stack_studies(quick)
+            stack = run_stack_kills(Path(tmp) / "stack", demo=demo, ingested=ingested)
     load = [round(x, 1) for x in os.getloadavg()]
     machine = (f"{machine_description()}; load average at the start {load_start}, at the end {load} (the machine "
                "is shared with other jobs)")
     bench = CrashBench(quick=quick, machine=machine, search=search, seconds=round(time.perf_counter() - t0, 1),
-                       worker=worker, broker=broker)
+                       worker=worker, broker=broker, stack=stack)
     carry_over(bench, (out_dir or DEFAULT_OUT) / f"{'crash_quick' if quick else 'crash'}.json")
     write_results(bench, out_dir or DEFAULT_OUT)
     return bench
@@ -155,6 +169,10 @@ def carry_over(bench: CrashBench, previous: Path) -> None:
     if bench.broker is None and old.get("broker"):
         bench.broker = BrokerRestartResult(**old["broker"])
         bench.notes.append(f"broker restart: {when}, not re-run this time")
+    if bench.stack is None and old.get("stack"):
+        d = old["stack"]
+        bench.stack = StackCrashResult(**{**d, "kills": [PartKill(**k) for k in d["kills"]]})
+        bench.notes.append(f"`cmr up`: {when}, not re-run this time")
 
 
 def write_results(bench: CrashBench, out: Path) -> None:
@@ -168,7 +186,8 @@ def write_results(bench: CrashBench, out: Path) -> None:
 def markdown(b: CrashBench) -> str:
     what = ", ".join(x for x in (f"{len(b.search.kills)} SIGKILLs of the search service" if b.search else "",
                                  f"{len(b.worker.kills)} of the ingest worker" if b.worker else "",
-                                 "a broker restart" if b.broker else "") if x)
+                                 "a broker restart" if b.broker else "",
+                                 "every part of `cmr up` killed once" if b.stack else "") if x)
     lines = [
         "# Crash safety (`cmr bench crash`)",
         "",
@@ -185,7 +204,11 @@ def markdown(b: CrashBench) -> str:
         lines += worker_markdown(b.worker)
     if b.broker:
         lines += broker_markdown(b.broker)
-    problems = [p for part in (b.search, b.worker, b.broker) if part is not None for p in part.problems]
+    if b.stack:
+        from bench.crash_stack import stack_markdown
+
+        lines += stack_markdown(b.stack)
+    problems = [p for part in (b.search, b.worker, b.broker, b.stack) if part is not None for p in part.problems]
     lines += ["Verdict: " + ("**pass**: nothing acknowledged was lost or duplicated, every restart succeeded."
                              if b.ok else "**FAIL**:\n\n" + "\n".join(f"- {p}" for p in problems)), ""]
     return "\n".join(lines)

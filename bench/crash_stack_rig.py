@@ -17,6 +17,7 @@ from pathlib import Path
 from bench.crash_process import REPO
 from cmr.config import Settings
 from cmr.layout import StackLayout
+from cmr.lifetime import alive, command_of, descendants
 from cmr.rpc.health import Health, grpc_health, http_health, tcp_health
 from cmr.rpc.ports import free_ports
 from cmr.security.devca import init_dev
@@ -77,42 +78,6 @@ class StackProbe:
         r = subprocess.run([sys.executable, "-m", "orchestration.cli.main", "status", "--data-dir", str(self.data)],
                            env=os.environ | {"COLUMNS": "200"}, capture_output=True, text=True, timeout=60, cwd=REPO)
         return r.returncode, r.stdout + r.stderr
-
-
-def descendants(pid: int) -> set[int]:
-    """Every process below `pid` (from /proc), to find what a killed part leaves behind."""
-    children: dict[int, list[int]] = {}
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            ppid = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
-        except (OSError, IndexError, ValueError):
-            continue
-        children.setdefault(ppid, []).append(int(entry.name))
-    out: set[int] = set()
-    todo = [pid]
-    while todo:
-        for c in children.get(todo.pop(), []):
-            if c not in out:
-                out.add(c)
-                todo.append(c)
-    return out
-
-
-def alive(pid: int) -> bool:
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except (OSError, IndexError):
-        return False
-    return state != "Z"
-
-
-def command_of(pid: int) -> str:
-    try:
-        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace").strip()
-    except OSError:
-        return "?"
 
 
 class UpStack:

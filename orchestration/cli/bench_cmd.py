@@ -105,10 +105,11 @@ def register(app: typer.Typer) -> None:
                                          "restart during 40 studies instead of 200"),
               as_json: bool = typer.Option(False, "--json", help="print the results as JSON"),
               out: Optional[Path] = typer.Option(None, help="output folder (default docs/benchmarks)"),
-              parts: str = typer.Option("search,ingest", help="comma-separated: search, ingest (worker + broker)")
+              parts: str = typer.Option("search,ingest,stack", help="comma-separated: search, ingest (worker + "
+                                        "broker), stack (every part of `cmr up` SIGKILLed once)")
               ) -> None:
-        """SIGKILL the search service (writes, backups, switches), the ingest worker and the broker; check nothing
-        acknowledged is lost."""
+        """SIGKILL the search service (writes, backups, switches), the ingest worker, the broker and each part of
+        `cmr up`; check nothing acknowledged is lost."""
         from bench.crash import PARTS, run
 
         chosen = tuple(p.strip() for p in parts.split(",") if p.strip())
