@@ -43,7 +43,7 @@ def broker_studies(quick: bool) -> int:
 def stack_studies(quick: bool) -> tuple[int, int]:
     """(seeded by `cmr up`, published with `cmr ingest --journal`): enough that indexing (10-40 s a study on
     2 cores) runs through every kill."""
-    return (4, 2) if quick else (10, 6)
+    return (4, 2) if quick else (8, 4)
 
 
 @dataclass

@@ -19,7 +19,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -91,6 +91,13 @@ class PartKill:
     search_back_s: float | None = None  # kill -> the first answer after the last failed search
     left_behind: list[str] = field(default_factory=list)  # the killed process's children still running
     problems: list[str] = field(default_factory=list)
+    ui_down_seen: bool | None = None  # the UI's sidebar check showed it down (None: not looked at)
+    ui_back: bool | None = None       # ... and up again once it was back
+
+
+# The UI sidebar's name of each part it shows (the UI itself is not in its own sidebar).
+UI_LABELS = {"encoder": "encoder", "search": "search", "generator": "generator", "broker": "broker",
+             "ingest": "ingest worker"}
 
 
 def _status_row(probe: StackProbe, part: str) -> str:
@@ -100,8 +107,9 @@ def _status_row(probe: StackProbe, part: str) -> str:
 
 
 def kill_part(probe: StackProbe, part: str, searcher: Searcher | None = None, *, give_up_s: float = GIVE_UP_S,
-              with_status: bool = True) -> PartKill:
-    """SIGKILL the process supervisord runs for `part`, as the OOM killer would, and wait until it is back."""
+              with_status: bool = True, ui_health: Callable[[], dict[str, bool]] | None = None) -> PartKill:
+    """SIGKILL the process supervisord runs for `part`, as the OOM killer would, and wait until it is back.
+    ui_health: the UI sidebar's check (ui.services.Services.health), looked at right after the kill and after."""
     state, pid = probe.processes()[part]
     rec = PartKill(part, pid)
     if state != "RUNNING" or not pid:
@@ -114,6 +122,9 @@ def kill_part(probe: StackProbe, part: str, searcher: Searcher | None = None, *,
     while time.monotonic() < down_until and not rec.down_seen:
         rec.down_seen = not probe.health(part).ok
         time.sleep(0.05)
+    label = UI_LABELS.get(part)
+    if ui_health is not None and label:
+        rec.ui_down_seen = ui_health().get(label) is False
     if with_status:
         rec.status_right_after = _status_row(probe, part)
     while time.monotonic() - t0 < give_up_s:
@@ -134,6 +145,10 @@ def kill_part(probe: StackProbe, part: str, searcher: Searcher | None = None, *,
         rec.problems.append(f"{part} took {rec.back_s:.0f} s to come back (target {BACK_TARGET_S:.0f} s)")
     if not rec.down_seen and part != "ui":  # the UI restarts in ~2 s: a 3 s look may miss it, not a fault
         rec.problems.append(f"{part}: its health check never showed it down")
+    if ui_health is not None and label and rec.back_s >= 0:
+        rec.ui_back = ui_health().get(label) is True
+        if not (rec.ui_down_seen and rec.ui_back):
+            rec.problems.append(f"{part}: the UI's status showed it down {rec.ui_down_seen}, back {rec.ui_back}")
     time.sleep(1.5)  # the decoder workers notice their parent is gone within a second
     rec.left_behind = [command_of(c)[:100] for c in sorted(children) if alive(c)]
     if rec.left_behind:
@@ -326,7 +341,9 @@ def stack_markdown(r: StackCrashResult) -> list[str]:
         "part's process (the one supervisord started) SIGKILLed in turn, the next once the previous was back. "
         "\"Back\": supervisord runs a new process and the part's health check passes (the checks `cmr status` and "
         "the UI's sidebar use). After the kills `cmr ingest --resume JOURNAL` (the broker restart lost what was "
-        "queued); the seeder re-publishes its own.",
+        "queued); the seeder re-publishes its own. The UI's sidebar runs the same checks; "
+        "`tests/integration/up_stack/test_up_stack.py` asserts it shows each part (the encoder aside) down and "
+        "back.",
         "",
         "| part killed | down seen | back (s) | `cmr status` right after | searches failed / made | searches "
         "answering again (s after the kill) | left running |",
