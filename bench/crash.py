@@ -158,21 +158,27 @@ def carry_over(bench: CrashBench, previous: Path) -> None:
         return
     old = json.loads(previous.read_text())
     when = f"from an earlier run ({old.get('seconds', 0):.0f} s in all, on {old.get('machine', '?')})"
+
+    def note(part: str) -> str:
+        # a part carried over before keeps the note naming the run that measured it, not the last file's run
+        kept = next((n for n in old.get("notes", []) if n.startswith(f"{part}: from an earlier run")), None)
+        return kept or f"{part}: {when}, not re-run this time"
+
     if bench.search is None and old.get("search"):
         d = old["search"]
         bench.search = SearchCrashResult(**{**d, "kills": [KillRecord(**k) for k in d["kills"]]})
-        bench.notes.append(f"search service: {when}, not re-run this time")
+        bench.notes.append(note("search service"))
     if bench.worker is None and old.get("worker"):
         d = old["worker"]
         bench.worker = WorkerCrashResult(**{**d, "kills": [WorkerKill(**k) for k in d["kills"]]})
-        bench.notes.append(f"ingest worker: {when}, not re-run this time")
+        bench.notes.append(note("ingest worker"))
     if bench.broker is None and old.get("broker"):
         bench.broker = BrokerRestartResult(**old["broker"])
-        bench.notes.append(f"broker restart: {when}, not re-run this time")
+        bench.notes.append(note("broker restart"))
     if bench.stack is None and old.get("stack"):
         d = old["stack"]
         bench.stack = StackCrashResult(**{**d, "kills": [PartKill(**k) for k in d["kills"]]})
-        bench.notes.append(f"`cmr up`: {when}, not re-run this time")
+        bench.notes.append(note("`cmr up`"))
 
 
 def write_results(bench: CrashBench, out: Path) -> None:

@@ -94,3 +94,16 @@ def test_the_stack_section_reports_each_kill_and_a_failure_fails_the_run(tmp_pat
     carry_over(later, tmp_path / "crash.json")
     assert later.stack is not None and later.stack.kills[1].back_s == 44.2
     assert any(n.startswith("`cmr up`: from an earlier run") for n in later.notes)
+
+
+def test_a_part_carried_over_twice_still_names_the_run_that_measured_it(tmp_path: Path) -> None:
+    first = CrashBench(quick=False, machine="box A", search=SearchCrashResult(acked_upserts=1082), seconds=1164)
+    write_results(first, tmp_path)
+    second = CrashBench(quick=False, machine="box B", search=None, seconds=324, worker=_worker())
+    carry_over(second, tmp_path / "crash.json")
+    write_results(second, tmp_path)
+    third = CrashBench(quick=False, machine="box C", search=None, seconds=440, stack=_stack())
+    carry_over(third, tmp_path / "crash.json")
+    search_note = next(n for n in third.notes if n.startswith("search service"))
+    assert "1164 s in all, on box A" in search_note
+    assert any(n.startswith("ingest worker") and "324 s in all, on box B" in n for n in third.notes)
