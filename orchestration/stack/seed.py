@@ -144,6 +144,7 @@ def seed(settings: Settings, via: str, *, say: Callable[[str], None] = print, pr
                 say(f"waiting for the index to hold the {len(sent_keys)} studies sent")
                 missing = confirm_indexed(
                     sent_keys, lambda keys: patiently(lambda: held(keys), "the search service", wait_s, say),
+                    lambda: patiently(lambda: int(search.stats().exams), "the search service", wait_s, say),
                     stall_s=settings.up_seed_stall_s, rounds=5, say=say)
                 if missing:
                     raise SeedIncomplete(f"{len(missing)} of the {len(sent_keys)} studies sent were never indexed "

@@ -54,23 +54,36 @@ def patiently(call: Callable[[], T], what: str, timeout_s: float, say: Callable[
     raise AssertionError("unreachable")  # tenacity either returns or re-raises
 
 
-def confirm_indexed(sent: Mapping[str, Callable[[], None]], held: Callable[[Sequence[str]], set[str]], *,
-                    stall_s: float, rounds: int, say: Callable[[str], None], poll_s: float = 2.0,
-                    now: Callable[[], float] = time.monotonic,
+def confirm_indexed(sent: Mapping[str, Callable[[], None]], held: Callable[[Sequence[str]], set[str]],
+                    count: Callable[[], int], *, stall_s: float, rounds: int, say: Callable[[str], None],
+                    poll_s: float = 2.0, sweep_s: float = 15.0, now: Callable[[], float] = time.monotonic,
                     sleep: Callable[[float], None] = time.sleep) -> list[str]:
-    """Wait until `held` confirms every key of `sent` (key -> its re-publish); after `stall_s` without a newly
-    confirmed key, re-publish the missing ones, at most `rounds` times. The keys still missing (empty: done)."""
+    """Wait until `held` confirms every key of `sent` (key -> its re-publish). Progress is the index count
+    (`count`, one cheap RPC a poll); the keys are looked up one by one only every `sweep_s` (a Get each: 200
+    demo studies every poll would be 100 audited reads a second). After `stall_s` without progress, re-publish
+    the missing ones, at most `rounds` times. The keys still missing (empty: done)."""
     missing = sorted(sent)
-    last_progress = now()
+    last_count, last_progress, last_sweep = count(), now(), float("-inf")
     republished = 0
-    while missing:
+
+    def sweep() -> None:
+        nonlocal missing, last_sweep, last_progress
         got = held(missing)
+        last_sweep = now()
         if got:
             missing = [k for k in missing if k not in got]
             last_progress = now()
+
+    while missing:
+        if now() - last_sweep >= sweep_s:
+            sweep()
             continue
+        c = count()
+        if c != last_count:
+            last_count, last_progress = c, now()
         if now() - last_progress >= stall_s:
-            if republished >= rounds:
+            sweep()  # the last look before sending again
+            if not missing or republished >= rounds:
                 break
             republished += 1
             say(f"{len(missing)} studies sent but not indexed after {stall_s:.0f} s without progress "

@@ -36,26 +36,31 @@ def test_studies_lost_by_a_broker_restart_are_republished_until_indexed() -> Non
     republished: list[str] = []
 
     def held(keys: list[str]) -> set[str]:
-        if queue:
-            index.add(queue.pop())  # the worker indexes one study per poll
         return {k for k in keys if k in index}
 
     def again(key: str):  # noqa: ANN202
         return lambda: (republished.append(key), queue.append(key))
 
-    clock, lines = Clock(), []
-    missing = confirm_indexed({"a": again("a"), "b": again("b")}, held, stall_s=30, rounds=3, say=lines.append,
-                              poll_s=2, now=clock.now, sleep=clock.sleep)
+    def count() -> int:
+        if queue and clock.t > 5:
+            index.add(queue.pop())  # the worker indexes the queued study after a while
+        return len(index)
+
+    clock, lines, looked_up = Clock(), [], []
+    missing = confirm_indexed({"a": again("a"), "b": again("b")}, lambda keys: looked_up.append(len(keys)) or
+                              held(keys), count, stall_s=30, rounds=3, say=lines.append, poll_s=2, sweep_s=10,
+                              now=clock.now, sleep=clock.sleep)
     assert missing == [] and index == {"a", "b"}
     assert republished == ["b"]  # only what the index did not hold, once
     assert clock.t >= 30 and "re-publishing them (1/3)" in lines[0]
+    assert len(looked_up) <= clock.t / 10 + 3  # keys looked up every sweep_s (and before re-publishing), not every poll
 
 
 def test_a_study_never_indexed_is_reported_after_the_rounds() -> None:
     republished: list[str] = []
     clock, lines = Clock(), []
-    missing = confirm_indexed({"x": lambda: republished.append("x")}, lambda keys: set(), stall_s=10, rounds=2,
-                              say=lines.append, now=clock.now, sleep=clock.sleep)
+    missing = confirm_indexed({"x": lambda: republished.append("x")}, lambda keys: set(), lambda: 7, stall_s=10,
+                              rounds=2, say=lines.append, now=clock.now, sleep=clock.sleep)
     assert missing == ["x"] and republished == ["x", "x"] and len(lines) == 2
 
 
