@@ -567,9 +567,10 @@ def test_no_phi_in_index_events_audit_logs_or_ui(stack: Stack, browser, tmp_path
 
 
 # --- each part SIGKILLed in turn: supervisord restarts it ---------------------------------------------------
-# The encoder is left to `cmr bench crash --parts stack` (docs/benchmarks/crash.md): Triton's restart takes
-# 35-40 s on the 2-core machine, more than this test's share of CI.
-KILLED_IN_CI = ("broker", "search", "ingest", "generator", "ui")
+# The encoder and the generator are left to `cmr bench crash --parts stack` (docs/benchmarks/crash.md): their
+# restarts (Triton loading the model: 35-45 s; the generator: 18-55 s) measured on the shared 2-core machine
+# would take this test past its ~60 s share of CI. The four here took 40-70 s in all.
+KILLED_IN_CI = ("broker", "search", "ingest", "ui")
 
 
 def test_each_part_killed_comes_back_and_the_ui_shows_it(stack: Stack) -> None:
