@@ -342,8 +342,8 @@ def stack_markdown(r: StackCrashResult) -> list[str]:
         "\"Back\": supervisord runs a new process and the part's health check passes (the checks `cmr status` and "
         "the UI's sidebar use). After the kills `cmr ingest --resume JOURNAL` (the broker restart lost what was "
         "queued); the seeder re-publishes its own. The UI's sidebar runs the same checks; "
-        "`tests/integration/up_stack/test_up_stack.py` asserts it shows each part (the encoder aside) down and "
-        "back.",
+        "`tests/integration/up_stack/test_up_stack.py` asserts it shows the broker, the search service and the "
+        "ingest worker down and back.",
         "",
         "| part killed | down seen | back (s) | `cmr status` right after | searches failed / made | searches "
         "answering again (s after the kill) | left running |",
