@@ -569,7 +569,7 @@ def test_no_phi_in_index_events_audit_logs_or_ui(stack: Stack, browser, tmp_path
 # --- each part SIGKILLed in turn: supervisord restarts it ---------------------------------------------------
 # The encoder and the generator are left to `cmr bench crash --parts stack` (docs/benchmarks/crash.md): their
 # restarts (Triton loading the model: 35-45 s; the generator: 18-55 s) measured on the shared 2-core machine
-# would take this test past its ~60 s share of CI. The four here took 40-70 s in all.
+# would take this test past its ~60 s share of CI. The four here: 20 s on a quiet machine, 37-65 s at load 7-10.
 KILLED_IN_CI = ("broker", "search", "ingest", "ui")
 
 
