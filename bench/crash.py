@@ -5,7 +5,8 @@ while the process is killed; the store, the generation table, the last backup an
 every kill). The ingestion parts are bench/crash_ingest.py (the ingest worker SIGKILLed during a long
 ingestion; the broker SIGKILLed and restarted mid-ingestion, then `cmr ingest --resume`), run against the
 processes of bench/crash_ingest_rig.py. The disk phase is bench/crash_disk.py (the running search service on a
-small filesystem filled to the last byte; skipped where mounting is not allowed). Results:
+small filesystem filled to the last byte; skipped where mounting is not allowed). The whole `cmr up` stack with
+each part SIGKILLed in turn is bench/crash_stack.py. Results:
 docs/benchmarks/crash.md and crash.json (crash_quick.* for --quick).
 """
 
@@ -21,13 +22,14 @@ from pathlib import Path
 from bench.crash_disk import DiskFullResult
 from bench.crash_ingest import BrokerRestartResult, WorkerCrashResult, WorkerKill
 from bench.crash_search import KillRecord, SearchCrashResult, SearchCrashRun
+from bench.crash_stack import PartKill, StackCrashResult
 from bench.encoder import machine_description
 
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT_OUT = REPO / "docs" / "benchmarks"
 QUICK_KILLS, FULL_KILLS = 5, 20
 SERVE_S = (2.0, 6.0)  # writes stream this long (uniform) before a kill: long enough for some backups to finish
-PARTS = ("search", "ingest", "disk")
+PARTS = ("search", "ingest", "disk", "stack")
 
 
 def worker_studies(kills: int) -> int:
@@ -40,6 +42,12 @@ def broker_studies(quick: bool) -> int:
     return 40 if quick else 200
 
 
+def stack_studies(quick: bool) -> tuple[int, int]:
+    """(seeded by `cmr up`, published with `cmr ingest --journal`): enough that indexing (10-40 s a study on
+    2 cores) runs through every kill."""
+    return (4, 2) if quick else (8, 4)
+
+
 @dataclass
 class CrashBench:
     quick: bool
@@ -50,10 +58,12 @@ class CrashBench:
     worker: WorkerCrashResult | None = None
     broker: BrokerRestartResult | None = None
     disk: DiskFullResult | None = None
+    stack: StackCrashResult | None = None
 
     @property
     def ok(self) -> bool:
-        return all(part.ok for part in (self.search, self.worker, self.broker, self.disk) if part is not None)
+        return all(part.ok for part in (self.search, self.worker, self.broker, self.disk, self.stack)
+                   if part is not None)
 
 
 def run_search_kills(kills: int, work: Path, seed: int = 20, progress: bool = True,
@@ -136,7 +146,7 @@ def run(quick: bool = False, out_dir: Path | None = None, seed: int = 20,
     kills = QUICK_KILLS if quick else FULL_KILLS
     t0 = time.perf_counter()
     load_start = [round(x, 1) for x in os.getloadavg()]
-    search = worker = broker = disk = None
+    search = worker = broker = disk = stack = None
     notes: list[str] = []
     with tempfile.TemporaryDirectory(prefix="cmr-crash-") as tmp:
         for part in parts:
@@ -147,11 +157,16 @@ def run(quick: bool = False, out_dir: Path | None = None, seed: int = 20,
             worker, broker = run_ingest_parts(kills, broker_studies(quick), Path(tmp) / "ingest", seed=seed)
         if "disk" in parts:
             disk = run_disk_full(Path(tmp) / "disk", notes, seed=seed)
+        if "stack" in parts:
+            from bench.crash_stack import run_stack_kills
+
+            demo, ingested = stack_studies(quick)
+            stack = run_stack_kills(Path(tmp) / "stack", demo=demo, ingested=ingested)
     load = [round(x, 1) for x in os.getloadavg()]
     machine = (f"{machine_description()}; load average at the start {load_start}, at the end {load} (the machine "
                "is shared with other jobs)")
     bench = CrashBench(quick=quick, machine=machine, search=search, seconds=round(time.perf_counter() - t0, 1),
-                       worker=worker, broker=broker, disk=disk, notes=notes)
+                       worker=worker, broker=broker, disk=disk, stack=stack, notes=notes)
     carry_over(bench, (out_dir or DEFAULT_OUT) / f"{'crash_quick' if quick else 'crash'}.json")
     write_results(bench, out_dir or DEFAULT_OUT)
     return bench
@@ -183,6 +198,10 @@ def carry_over(bench: CrashBench, previous: Path) -> None:
     if bench.disk is None and old.get("disk"):
         bench.disk = DiskFullResult(**old["disk"])
         note("full disk")
+    if bench.stack is None and old.get("stack"):
+        d = old["stack"]
+        bench.stack = StackCrashResult(**{**d, "kills": [PartKill(**k) for k in d["kills"]]})
+        note("`cmr up`")
 
 
 def write_results(bench: CrashBench, out: Path) -> None:
@@ -197,7 +216,8 @@ def markdown(b: CrashBench) -> str:
     what = ", ".join(x for x in (f"{len(b.search.kills)} SIGKILLs of the search service" if b.search else "",
                                  f"{len(b.worker.kills)} of the ingest worker" if b.worker else "",
                                  "a broker restart" if b.broker else "",
-                                 "a full disk under the running search service" if b.disk else "") if x)
+                                 "a full disk under the running search service" if b.disk else "",
+                                 "every part of `cmr up` killed once" if b.stack else "") if x)
     lines = [
         "# Crash safety (`cmr bench crash`)",
         "",
@@ -216,7 +236,12 @@ def markdown(b: CrashBench) -> str:
         lines += broker_markdown(b.broker)
     if b.disk:
         lines += disk_markdown(b.disk)
-    problems = [p for part in (b.search, b.worker, b.broker, b.disk) if part is not None for p in part.problems]
+    if b.stack:
+        from bench.crash_stack import stack_markdown
+
+        lines += stack_markdown(b.stack)
+    problems = [p for part in (b.search, b.worker, b.broker, b.disk, b.stack) if part is not None
+                for p in part.problems]
     lines += ["Verdict: " + ("**pass**: nothing acknowledged was lost or duplicated, every restart succeeded."
                              if b.ok else "**FAIL**:\n\n" + "\n".join(f"- {p}" for p in problems)), ""]
     return "\n".join(lines)

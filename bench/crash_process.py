@@ -9,15 +9,9 @@ import subprocess
 import time
 from pathlib import Path
 
+from cmr.lifetime import die_with_parent  # SIGKILL the child when the harness dies
+
 REPO = Path(__file__).resolve().parents[1]
-
-
-def die_with_parent() -> None:
-    """In the child before exec: SIGKILL it when the harness dies."""
-    import ctypes
-
-    PR_SET_PDEATHSIG = 1
-    ctypes.CDLL("libc.so.6", use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
 
 
 class ChildProcess:

@@ -227,6 +227,8 @@ class Settings(BaseSettings):
     ui_public_url: str | None = Field(None, description="URL users open (printed by `cmr up`, shown by "
                                       "`cmr status`); None = http://<ui_host>:<ui_port>")
     ui_thumb_dir: Path | None = Field(None, description="cache of cine loop previews; None = <data_dir>/thumbs")
+    ui_stack_status: bool = Field(False, description="the UI's sidebar also shows the broker (CMR_KAFKA_BOOTSTRAP) "
+                                  "and the ingest worker (/ready on 127.0.0.1:CMR_INGEST_METRICS_PORT); `cmr up` sets it")
     ui_cine: bool = Field(True, description="show cine loops: the UI reads studies under CMR_STUDY_ROOTS "
                           "(true on one machine; in production mount the study store read-only or turn off)")
     up_demo_dir: Path | None = Field(None, description="demo studies `cmr up` indexes; None = <data_dir>/demo")
@@ -241,6 +243,8 @@ class Settings(BaseSettings):
                             "<data_dir>/security (`cmr security init-dev`) and runs every part with TLS and tokens; "
                             "false = plaintext and auth off (a closed test machine only)")
     up_broker_port: int = Field(9092, ge=1, le=65535, description="Kafka port of the broker `cmr up` starts")
+    up_seed_stall_s: float = Field(120.0, gt=0, description="the demo seeder re-publishes the studies the index "
+                                   "does not hold after this long without one newly indexed (a broker restart lost them)")
 
 
 @lru_cache(maxsize=1)

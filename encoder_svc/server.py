@@ -6,6 +6,7 @@ from __future__ import annotations
 import logging
 import os
 import threading
+from pathlib import Path
 from typing import Any
 
 from cmr.config import Settings, get_settings
@@ -16,6 +17,7 @@ from cmr.rpc.study_loading import MeasureConfig, StudyLoaderPool
 from cmr.v1 import encoder_pb2_grpc
 from encoder_svc.service import EncoderServicer
 from encoder_svc.triton_client import TritonEncoderClient
+from encoder_svc.triton_orphans import reap_previous
 from encoder_svc.triton_models import TritonEncoderServer, TritonServingConfig
 
 log = logging.getLogger(__name__)
@@ -56,6 +58,7 @@ class EncoderServer(ServiceHost):
                 identity = ModelIdentity.from_checkpoint(checkpoint_path(s), device="triton")
                 triton_url = s.triton_url
             else:
+                reap_previous(Path(s.data_dir) / "logs" / "triton.owner")  # what a killed predecessor left
                 runtime = EncoderRuntime(s)
                 identity = runtime.identity
                 self._triton_server = TritonEncoderServer(runtime, self.triton_config).start()

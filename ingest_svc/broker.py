@@ -16,6 +16,7 @@ import tempfile
 from importlib.resources import files
 from pathlib import Path
 
+from cmr.lifetime import die_with_parent
 from cmr.rpc.ports import free_ports
 from ingest_svc.process import wait_until_ready
 
@@ -59,7 +60,10 @@ class TansuBroker:
             self._proc = subprocess.Popen(
                 [str(tansu_binary()), "broker", "--listener-url", url, "--advertised-listener-url", url,
                  "--storage-engine", "memory://tansu/"],
-                stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True)
+                stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True,
+                # it dies with this process, even by SIGKILL: else an orphan kept the port and the broker
+                # restarted under `cmr up` could not bind it (see cmr/lifetime.py)
+                preexec_fn=die_with_parent)
         if wait_until_ready(self._proc, self._accepts, self.log_path, "Tansu", timeout_s, poll_s=0.05):
             return self
         self.stop()

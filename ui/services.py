@@ -277,12 +277,18 @@ class Services:
 
     # --- health ---------------------------------------------------------------------------------------------
     def health(self) -> dict[str, bool]:
-        from cmr.rpc.health import grpc_health
+        """What the sidebar shows: each part up or down, by the checks `cmr status` uses."""
+        from cmr.rpc.health import grpc_health, http_health, tcp_health
 
         s = self.settings
-        return {"encoder": grpc_health(s.encoder_url, "cmr.v1.EncoderService", 1.0, settings=s).ok,
-                "search": grpc_health(s.search_url, "cmr.v1.SearchService", 1.0, settings=s).ok,
-                "generator": grpc_health(s.generator_url, "cmr.v1.GeneratorService", 1.0, settings=s).ok}
+        parts = {"encoder": grpc_health(s.encoder_url, "cmr.v1.EncoderService", 1.0, settings=s).ok,
+                 "search": grpc_health(s.search_url, "cmr.v1.SearchService", 1.0, settings=s).ok,
+                 "generator": grpc_health(s.generator_url, "cmr.v1.GeneratorService", 1.0, settings=s).ok}
+        if s.ui_stack_status:  # on `cmr up`'s machine the broker and the ingest worker are reachable too
+            host, _, port = s.kafka_bootstrap.split(",")[0].strip().rpartition(":")
+            parts["broker"] = tcp_health(host or "127.0.0.1", int(port or 9092), 1.0).ok
+            parts["ingest worker"] = http_health(f"http://127.0.0.1:{s.ingest_metrics_port}/ready", 1.0).ok
+        return parts
 
     def close(self) -> None:
         for c in (self._search, self._encoder):

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import logging
 import multiprocessing
+import os
 import threading
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
@@ -23,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from cmr.dicom import Exam, ExamSpec, load_study
+from cmr.lifetime import exit_when_orphaned
 from cmr.rpc.errors import DeadlineExceeded, InvalidArgument
 from cmr.rpc.measuring import MeasureOutcome, StudyMeasurer
 from cmr.rpc.uploads import StudyInput
@@ -77,8 +79,10 @@ class StudyLoaderPool:
         self.segmenter_version = ""  # set by warm_up when measuring
 
     def _new_pool(self) -> ProcessPoolExecutor:
-        # spawn: the workers must not inherit the server's threads (gRPC, Triton proxies, torch).
-        return ProcessPoolExecutor(self._workers, mp_context=multiprocessing.get_context("spawn"))
+        # spawn: the workers must not inherit the server's threads (gRPC, Triton proxies, torch). They exit when
+        # the service dies, even by SIGKILL (else each crash left its workers running).
+        return ProcessPoolExecutor(self._workers, mp_context=multiprocessing.get_context("spawn"),
+                                   initializer=exit_when_orphaned, initargs=(os.getpid(),))
 
     @property
     def measuring(self) -> bool:

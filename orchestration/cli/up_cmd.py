@@ -274,7 +274,11 @@ def register(app: typer.Typer) -> None:
         for sig in (signal.SIGINT, signal.SIGTERM):
             signal.signal(sig, lambda *_: done.set())
         try:
-            done.wait()
+            # Tansu dying alone must end this process too, so that supervisord sees the part down and restarts it
+            while not done.wait(1.0):
+                if not broker.running:
+                    print(f"the broker exited by itself; see {broker.log_path}", flush=True)
+                    raise typer.Exit(1)
         finally:
             broker.stop()
 

@@ -17,17 +17,39 @@ class KafkaPublisher:
         from ingest_svc.producer import ExamPublisher
 
         ensure_topics(settings, timeout_s=settings.up_start_timeout_s)  # the broker may still be starting
-        self.publisher = ExamPublisher(settings)
+        self.settings = settings
+        self.publisher: Any = ExamPublisher(settings)
+
+    def reconnect(self) -> None:
+        """A new producer (and the topics again): a restarted broker knows neither the old producer's id nor,
+        with memory storage, the topics."""
+        from cmr.kafka_io import ensure_topics
+        from ingest_svc.producer import ExamPublisher
+
+        old, self.publisher = self.publisher, None
+        if old is not None:
+            try:
+                old.producer.close(timeout=0)
+            except Exception:  # noqa: BLE001 - the old producer is being dropped either way
+                pass
+        ensure_topics(self.settings, timeout_s=3)  # KafkaError while the broker is still away: retried
+        self.publisher = ExamPublisher(self.settings)
+
+    def _publisher(self) -> Any:
+        if self.publisher is None:  # a reconnect failed: try again now
+            self.reconnect()
+        return self.publisher
 
     def add(self, folder: Path, record: dict[str, Any]) -> None:
         from cmr.data.records import labels_of
         from ingest_svc.producer import Report
 
-        self.publisher.publish_path(folder, report=Report(record["impression"], tuple(labels_of(record))),
+        self._publisher().publish_path(folder, report=Report(record["impression"], tuple(labels_of(record))),
                                     source="cmr-up-demo")
 
     def flush(self) -> None:
-        self.publisher.producer.flush()
+        self._publisher().producer.flush()
 
     def close(self) -> None:
-        self.publisher.close()
+        if self.publisher is not None:
+            self.publisher.close()

@@ -111,7 +111,8 @@ def stack_parts(settings: Settings, layout: StackLayout, *, with_demo: bool = Tr
                       env=part_env(s, "ingest"),
                       health=(lambda: http_health(f"http://127.0.0.1:{metrics_port}/ready")) if metrics_port else None))
     ca = str(s.tls_ca) if s.tls and s.tls_ca else None
-    parts.append(Part("ui", "Streamlit UI", ui_command(s), 50, url=ui_url(s), env=part_env(s, "ui"),
+    parts.append(Part("ui", "Streamlit UI", ui_command(s), 50, url=ui_url(s),
+                      env={**part_env(s, "ui"), "CMR_UI_STACK_STATUS": "true"},  # its sidebar shows every part
                       health=lambda: http_health(ui_url(s) + "/_stcore/health", cafile=ca)))
     if with_demo and s.up_demo_studies > 0:
         via = s.up_seed_via if s.up_seed_via != "auto" else ("kafka" if ingest_ok else "direct")

@@ -6,6 +6,8 @@ they appear, either
 - direct (the FALLBACK while no ingest worker is installed): encoded by EncoderService from a server-side ref
   and written with SearchService.Upsert.
 A study already in the index (its study key answers Get) is skipped, so a second `cmr up` reuses the data.
+Via Kafka the seeder ends only when the index holds every study it sent: it rides out restarts of the search
+service and the broker, and re-publishes what a broker restart lost (orchestration/stack/seed_confirm.py).
 The cine previews of the UI are rendered as studies are indexed.
 """
 
@@ -18,8 +20,6 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
-
-import grpc
 
 from cmr.config import Settings
 from cmr.data.records import labels_of
@@ -79,19 +79,11 @@ class DirectIndexer:
         self.search.close()
 
 
-def _indexed(search: Any, key: str) -> bool:
-    try:
-        search.get(key)
-        return True
-    except grpc.RpcError as exc:
-        if exc.code() == grpc.StatusCode.NOT_FOUND:
-            return False
-        raise
-
-
 def seed(settings: Settings, via: str, *, say: Callable[[str], None] = print, previews: bool = True) -> int:
     """Generate and index the demo studies; returns how many were sent for indexing."""
     from cmr.rpc.keys import study_key
+    from ingest_svc.journal import indexed_by
+    from orchestration.stack.seed_confirm import confirm_indexed, patiently
     from search_svc.client import SearchClient
 
     layout = StackLayout.from_settings(settings)
@@ -117,15 +109,24 @@ def seed(settings: Settings, via: str, *, say: Callable[[str], None] = print, pr
             cine = render_preview
         records: list[dict[str, Any]] = []
         sent = skipped = 0
+        wait_s = settings.up_start_timeout_s
+        held = indexed_by(search)
+        sent_keys: dict[str, Callable[[], None]] = {}  # key -> its re-publish
+
+        def publish(folder: Path, rec: dict[str, Any]) -> None:
+            patiently(lambda: indexer.add(folder, rec), "the broker" if via == "kafka" else "the services", wait_s,
+                      say, recover=getattr(indexer, "reconnect", None))
+
         try:
             for rec in demo_records(demo, n, settings.up_demo_seed):
                 records.append(rec)
                 folder = demo / rec["folder"]
                 key = study_key(rec["study_instance_uid"], settings.study_key_secret)
-                if _indexed(search, key):
+                if key in patiently(lambda: held([key]), "the search service", wait_s, say):
                     skipped += 1
                 else:
-                    indexer.add(folder, rec)
+                    publish(folder, rec)
+                    sent_keys[key] = lambda folder=folder, rec=rec: publish(folder, rec)  # type: ignore[misc]
                     sent += 1
                 if cine is not None:
                     thumb = layout.thumb_dir(settings) / f"{key}.gif"
@@ -138,6 +139,17 @@ def seed(settings: Settings, via: str, *, say: Callable[[str], None] = print, pr
                     write_reports(demo, records)
                     say(f"{len(records)}/{n} studies ready, {sent} sent, {skipped} already indexed "
                         f"({time.monotonic() - t0:.0f} s)")
+            if via == "kafka" and sent_keys:
+                patiently(indexer.flush, "the broker", wait_s, say, recover=getattr(indexer, "reconnect", None))
+                say(f"waiting for the index to hold the {len(sent_keys)} studies sent")
+                missing = confirm_indexed(
+                    sent_keys, lambda keys: patiently(lambda: held(keys), "the search service", wait_s, say),
+                    lambda: patiently(lambda: int(search.stats().exams), "the search service", wait_s, say),
+                    stall_s=settings.up_seed_stall_s, rounds=5, say=say)
+                if missing:
+                    raise SeedIncomplete(f"{len(missing)} of the {len(sent_keys)} studies sent were never indexed "
+                                         "(is the ingest worker running? see its log and `cmr ingest "
+                                         "--dead-letters`)")
         finally:
             indexer.close()
             if records:
@@ -145,3 +157,7 @@ def seed(settings: Settings, via: str, *, say: Callable[[str], None] = print, pr
     say(f"done: {len(records)} studies, {sent} sent for indexing, {skipped} already indexed, "
         f"{time.monotonic() - t0:.0f} s")
     return sent
+
+
+class SeedIncomplete(RuntimeError):
+    """Studies were sent but the index never confirmed them."""

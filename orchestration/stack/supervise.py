@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from cmr.layout import StackLayout
+from cmr.lifetime import die_with_parent
 from orchestration.stack.parts import Part
 
 
@@ -101,12 +102,7 @@ class SupervisorClient:
 def _die_with_parent() -> None:
     """In the child before exec: SIGTERM when `cmr up` dies however it dies (even SIGKILL), so a killed launcher
     never leaves a stack running (Linux; elsewhere a no-op)."""
-    try:
-        import ctypes
-
-        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
-    except (OSError, AttributeError):
-        pass
+    die_with_parent(signal.SIGTERM)
 
 
 class Supervisor:

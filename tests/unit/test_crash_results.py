@@ -13,6 +13,7 @@ from bench.crash import CrashBench, carry_over, markdown, run, write_results
 from bench.crash_ingest import BrokerRestartResult, WorkerCrashResult, WorkerKill
 from bench.crash_disk import DiskFullResult
 from bench.crash_search import SearchCrashResult
+from bench.crash_stack import PartKill, StackCrashResult
 
 
 def _worker(problems: list[str] | None = None) -> WorkerCrashResult:
@@ -104,3 +105,27 @@ def test_a_part_carried_twice_keeps_the_note_of_the_run_that_measured_it(tmp_pat
     fourth = CrashBench(quick=False, machine="fourth box", search=None, seconds=5, worker=_worker())
     carry_over(fourth, tmp_path / "crash.json")
     assert fourth.disk is not None and any(n.startswith("full disk: from an earlier run") for n in fourth.notes)
+
+
+def _stack(problems: list[str] | None = None) -> StackCrashResult:
+    kills = [PartKill("broker", 11, 12, True, 3.5, "STARTING SERVING", 10, 0, 0.3),
+             PartKill("encoder", 21, 22, True, 44.2, "STARTING DOWN", 91, 0, 0.1)]
+    return StackCrashResult(demo=8, ingested=4, kills=kills, start_s=58, held=12, exams=12, resume_republished=2,
+                            seeder_republished=1, settle_s=245, searches=694, search_failures=10, clean_stop=True,
+                            seconds=465, problems=problems or [])
+
+
+def test_the_stack_section_reports_each_kill_and_a_failure_fails_the_run(tmp_path: Path) -> None:
+    b = CrashBench(quick=False, machine="m", search=None, seconds=1, stack=_stack())
+    text = markdown(b)
+    assert "## `cmr up`: every part SIGKILLed once" in text and "every part of `cmr up` killed once" in text
+    assert "| encoder | yes | 44.2 | STARTING DOWN | 0 / 91 | 0.1 | 0 |" in text
+    assert "| studies of the run in the index / seeded | 12 / 12 (index count 12) |" in text
+    assert b.ok and "Verdict (`cmr up`): **pass**" in text
+    bad = CrashBench(quick=False, machine="m", search=None, seconds=1, stack=_stack(["ui took 70 s to come back"]))
+    assert not bad.ok and "- ui took 70 s to come back" in markdown(bad)
+    write_results(b, tmp_path)  # a later run of other parts keeps the stack's figures
+    later = CrashBench(quick=False, machine="now", search=None, seconds=1)
+    carry_over(later, tmp_path / "crash.json")
+    assert later.stack is not None and later.stack.kills[1].back_s == 44.2
+    assert any(n.startswith("`cmr up`: from an earlier run") for n in later.notes)
