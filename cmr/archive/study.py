@@ -171,6 +171,23 @@ def _merged(*found: Identifiers) -> Identifiers:
     return Identifiers(tuple(sorted(terms, key=lambda t: (-len(t), t))))
 
 
+def _load(task: StudyTask, job: StudyJob, clock: _StageClock, datasets: list[Dataset], key: str,
+          report: RisReport) -> Study | dict[str, Any]:
+    """The study loaded (timed as the "load" stage), or the exclusion when it does not load or has no cine."""
+    clock.start()
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            study = load_study(datasets, settings=job.settings)
+    except StudyLoadError as exc:
+        return _excluded(task, "load", f"{exc.code}: the study does not load", clock, study_key=key,
+                         report=report.where)
+    clock.stop("load")
+    if not study.has_cine:
+        return _excluded(task, "load", "no cine series", clock, study_key=key, report=report.where)
+    return study
+
+
 def _deidentify_all(task: StudyTask, job: StudyJob, clock: _StageClock, datasets: list[Dataset], key: str,
                     report: RisReport) -> _Loaded | dict[str, Any]:
     """`--keep-series all`: every dataset de-identified, then the de-identified study loaded."""
@@ -183,17 +200,9 @@ def _deidentify_all(task: StudyTask, job: StudyJob, clock: _StageClock, datasets
     identifiers = merge_identifiers(deid.identifiers, report.identifiers)
     clock.stop("deidentify")
 
-    clock.start()
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            study = load_study(deid.datasets, settings=job.settings)
-    except StudyLoadError as exc:
-        return _excluded(task, "load", f"{exc.code}: the study does not load", clock, study_key=key,
-                         report=report.where)
-    clock.stop("load")
-    if not study.has_cine:
-        return _excluded(task, "load", "no cine series", clock, study_key=key, report=report.where)
+    study = _load(task, job, clock, deid.datasets, key, report)
+    if isinstance(study, dict):
+        return study
     return study, deid.datasets, identifiers, _series_stats(study, identifiers, "all"), list(study.warnings)
 
 
@@ -202,17 +211,9 @@ def _deidentify_exam_series(task: StudyTask, job: StudyJob, clock: _StageClock, 
     """`--keep-series exam`: the study is loaded (classified) once, in memory, from the source headers; only the
     series the exam needs (cmr.archive.exam_series) are then de-identified and written. Nothing of the source
     leaves the worker: the journal gets de-identified descriptions and pseudonymous series UIDs."""
-    clock.start()
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            study = load_study(datasets, settings=job.settings)
-    except StudyLoadError as exc:
-        return _excluded(task, "load", f"{exc.code}: the study does not load", clock, study_key=key,
-                         report=report.where)
-    clock.stop("load")
-    if not study.has_cine:
-        return _excluded(task, "load", "no cine series", clock, study_key=key, report=report.where)
+    study = _load(task, job, clock, datasets, key, report)
+    if isinstance(study, dict):
+        return study
 
     clock.start()
     split = split_datasets(datasets, study.series, "exam")
