@@ -27,6 +27,7 @@ from pydicom.dataset import Dataset
 from pydicom.uid import ExplicitVRLittleEndian
 
 from cmr.archive.impression import Fallback, extract_impression
+from cmr.archive.measurements import report_measurements
 from cmr.archive.reports import RisReport
 from cmr.archive.scrub import merge_identifiers, scrub_report
 from cmr.config import Settings
@@ -212,6 +213,9 @@ def import_study(task: StudyTask, job: StudyJob, reports: Mapping[str, RisReport
         "label_source": "silver",  # the finding labeller's reading of the impression, not a reader's truth
         "silver": silver,
         "impression_source": extraction.source,
+        # The numbers the report states (what the reader measured): the measurement tokens' input, as
+        # reference_measurements is on the reports.jsonl path. Read after scrubbing, like everything written.
+        "measurements": report_measurements(full_text),
         "scanner": " ".join(p for p in (info.manufacturer, info.model) if p),
         "study_key": key,
         "study_instance_uid": pseudo_uid,  # the de-identified (pseudonymous) UID the written files carry
