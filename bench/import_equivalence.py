@@ -7,11 +7,13 @@ the full reports, numbers read from them). First the training inputs are compare
 (cmr.train.inputs: exam tensors, impressions, measurement tokens, split side). Then the small profile,
 shortened with --set, is trained on each path with each seed, every model is evaluated with `cmr eval` on one
 held-out synthetic test set (zero-shot AUROC, held-out prompts), and the gap between the paths is set against
-the gap between seeds: "within noise" = path gap <= seed spread.
+the gap between seeds: "within noise" = path gap <= seed spread. Last, the same runs on the import with the
+records' measurements removed (what the import wrote before it read the report's numbers) show the gap that
+fix closed (--no-ablation skips them).
 
 Run (the machine is shared: nice it; stages are kept in --work and reused on a rerun):
     nice -n 10 .venv/bin/python bench/import_equivalence.py [--studies 150] [--test-studies 80]
-        [--seeds 0 1] [--epochs 6] [--work /tmp/import-equivalence] [--out docs/benchmarks/import_equivalence.md]
+        [--seeds 0 1] [--epochs 20] [--work /tmp/import-equivalence] [--out docs/benchmarks/import_equivalence.md]
 Writes the markdown and a .json beside it.
 """
 
@@ -80,13 +82,33 @@ def _compare_inputs(work: Path, config: str, workers: int, seeds: list[int]) -> 
             "exam_only_in_one_path": len(set(a) ^ set(b)), "split_equal_per_seed": dict(zip(map(str, seeds), split_same))}
 
 
+NO_NUMBERS = "imported, no report numbers"  # the import as it was before it read the report's measurements
+
+
 def _data_dir(work: Path, path: str) -> Path:
-    return work / ("synth" if path == "reports.jsonl" else "imported")
+    return work / {"reports.jsonl": "synth", "imported": "imported", NO_NUMBERS: "imported-no-numbers"}[path]
+
+
+def _without_numbers(work: Path) -> None:
+    """The imported data directory with the records' measurements removed (studies and exam cache shared by
+    links): what training saw before the import read the report's numbers."""
+    src, dst = _data_dir(work, "imported"), _data_dir(work, NO_NUMBERS)
+    dst.mkdir(exist_ok=True)
+    for name in ("studies", "cache"):
+        if not (dst / name).exists():
+            (dst / name).symlink_to((src / name).resolve(), target_is_directory=True)
+    lines = [json.loads(x) for x in (src / REPORTS_FILE).read_text().splitlines() if x.strip()]
+    (dst / REPORTS_FILE).write_text("".join(json.dumps({**r, "measurements": {}}) + "\n" for r in lines))
+
+
+def _run_dir(work: Path, path: str, seed: int, epochs: int) -> Path:
+    name = {"reports.jsonl": "jsonl", "imported": "imported", NO_NUMBERS: "imported-no-numbers"}[path]
+    return work / "runs" / f"{name}-seed{seed}-epochs{epochs}"
 
 
 def _train_and_eval(work: Path, path: str, seed: int, config: str, epochs: int, max_minutes: float,
                     workers: int) -> dict[str, Any]:
-    run = work / "runs" / f"{'jsonl' if path == 'reports.jsonl' else 'imported'}-seed{seed}"
+    run = _run_dir(work, path, seed, epochs)
     result_file = run / "bench.json"
     if result_file.exists():
         return json.loads(result_file.read_text())
@@ -121,9 +143,9 @@ def _mean_finding_auroc(run: dict[str, Any]) -> float:
     return float(np.mean(vals))
 
 
-def _weight_gap(work: Path, seed: int) -> float:
+def _weight_gap(work: Path, seed: int, epochs: int) -> float:
     """Largest absolute difference between the two paths' best checkpoints of one seed, over all weights."""
-    a, b = (read_checkpoint(work / "runs" / f"{n}-seed{seed}" / "best.pt")["state"] for n in ("jsonl", "imported"))
+    a, b = (read_checkpoint(_run_dir(work, p, seed, epochs) / "best.pt")["state"] for p in PATHS)
     return max(float((a[k].float() - b[k].float()).abs().max()) for k in a if torch.is_tensor(a[k]) and a[k].numel())
 
 
@@ -143,6 +165,22 @@ def _summary(runs: list[dict[str, Any]], seeds: list[int]) -> dict[str, Any]:
         per_key[k] = {"path_gap": gap, "seed_spread": spread, "within_noise": gap <= spread}
     return {"mean_finding_auroc": mean, "path_gap": path_gap, "seed_spread": seed_spread,
             "within_noise": path_gap <= seed_spread, "per_key": per_key}
+
+
+def _ablation_lines(res: dict[str, Any]) -> list[str]:
+    """The gap the measurement fix closed: the import without the report's numbers against reports.jsonl."""
+    if not res.get("ablation"):
+        return []
+    mean = res["summary"]["mean_finding_auroc"]
+    rows = [(r["seed"], _mean_finding_auroc(r), mean[f"reports.jsonl seed {r['seed']}"]) for r in res["ablation"]]
+    gap = max(abs(a - b) for _, a, b in rows)
+    return [
+        f"**Before the fix** (the import did not read the report's numbers; runs on the imported directory with "
+        f"every record's `measurements` removed, same settings): mean zero-shot AUROC "
+        f"{', '.join(f'seed {sd}: {a:.4f} (reports.jsonl {b:.4f})' for sd, a, b in rows)}; path gap **{gap:.4f}** "
+        f"against the seed spread {res['summary']['seed_spread']:.4f}: "
+        f"{'within' if gap <= res['summary']['seed_spread'] else 'beyond'} noise.", "",
+    ]
 
 
 def _markdown(res: dict[str, Any]) -> str:
@@ -186,6 +224,7 @@ def _markdown(res: dict[str, Any]) -> str:
         *(f"| {k} | " + " | ".join(f"{runs[(p, sd)]['zero_shot'][k]:.3f}" for p in PATHS for sd in seeds)
           + f" | {v['path_gap']:.3f} | {v['seed_spread']:.3f} | {'yes' if v['within_noise'] else 'no'} |"
           for k, v in s["per_key"].items()), "",
+        *_ablation_lines(res),
         "What differs between the two data directories, and why it does not reach the model: folder names "
         "(keyed study hashes), UIDs (pseudonymous), dates, the labels (silver from the labeller on the imported "
         "side, truth on the synthetic one: used by `cmr eval`, never by `cmr train --objective clip`), and the "
@@ -200,7 +239,7 @@ def main() -> None:
     ap.add_argument("--studies", type=int, default=150)
     ap.add_argument("--test-studies", type=int, default=80)
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1])
-    ap.add_argument("--epochs", type=int, default=6)
+    ap.add_argument("--epochs", type=int, default=20)
     ap.add_argument("--max-minutes", type=float, default=0.0,
                     help="training time budget per run (0 = none: a budget makes the learning-rate schedule depend "
                          "on the wall clock, so two runs of one seed would no longer be paired)")
@@ -208,6 +247,8 @@ def main() -> None:
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--work", type=Path, default=Path("/tmp/import-equivalence"))
     ap.add_argument("--out", type=Path, default=Path("docs/benchmarks/import_equivalence.md"))
+    ap.add_argument("--no-ablation", dest="ablation", action="store_false",
+                    help="skip the runs on the import without the report's numbers (what the fix changed)")
     args = ap.parse_args()
     if len(args.seeds) < 2:
         ap.error("--seeds needs at least two seeds: the seed spread is the noise the path gap is measured against")
@@ -220,12 +261,18 @@ def main() -> None:
     print(json.dumps(inputs))
     runs = [_train_and_eval(args.work, p, s, args.config, args.epochs, args.max_minutes, args.workers)
             for s in args.seeds for p in PATHS]
+    ablation = []
+    if args.ablation:
+        _without_numbers(args.work)
+        ablation = [_train_and_eval(args.work, NO_NUMBERS, s, args.config, args.epochs, args.max_minutes,
+                                    args.workers) for s in args.seeds]
     res = {"date": time.strftime("%Y-%m-%d"), "machine": f"{cpu_name()}, {os.cpu_count()} cores",
            "load_average": os.getloadavg()[0], "studies": args.studies, "test_studies": args.test_studies,
            "seeds": args.seeds, "config": args.config,
            "train_settings": {**TRAIN_SETTINGS, "epochs": args.epochs, "max_minutes": args.max_minutes},
            "data": data, "inputs": inputs, "runs": runs, "summary": _summary(runs, args.seeds),
-           "weight_gap": {str(s): _weight_gap(args.work, s) for s in args.seeds}}
+           "weight_gap": {str(s): _weight_gap(args.work, s, args.epochs) for s in args.seeds},
+           "ablation": ablation}
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.with_suffix(".json").write_text(json.dumps(res, indent=1))
     args.out.write_text(_markdown(res))
