@@ -71,6 +71,9 @@ def build_card(entries: list[dict[str, Any]], reports: list[RisReport], report_f
         "impression_sources": dict(Counter(r["impression_source"] for r in records).most_common()),
         "impression_sections": dict(Counter(e["stats"]["impression_section"] or "(none)" for e in imported)
                                     .most_common()),
+        # Quantities the reports state (the measurement tokens' input): studies stating each one.
+        "report_measurements": dict(Counter(k for r in records for k in (r.get("measurements") or {}))
+                                    .most_common()),
         "reports_with_addendum": sum(1 for e in imported if e["stats"]["addendum"]),
         "label_prevalence": prevalence,
         "diseases": dict(Counter(r["labels"].get("disease") or "none named" for r in records).most_common()),
@@ -131,6 +134,7 @@ def render_markdown(card: dict[str, Any]) -> str:
         *_table("Series skipped: why", card.get("series_skipped_reasons", {}), ("reason", "series")),
         *_table("Impression taken from", card["impression_sources"]),
         *_table("Impression section headers", card["impression_sections"]),
+        *_table("Measurements stated in the reports", card.get("report_measurements", {}), ("quantity", "studies")),
         "## Label prevalence (silver)", "", "| finding | present | share | uncertain |", "|---|---|---|---|",
         *(f"| {f} | {p['present']} | {p['share']:.1%} | {p['uncertain']} |" for f, p in card["label_prevalence"].items()),
         "",

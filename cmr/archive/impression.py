@@ -155,4 +155,11 @@ def extract_impression(text: str, fallback: Fallback = "findings") -> Extraction
     return Extraction("", "none", "", addendum)
 
 
-__all__ = ["Extraction", "FALLBACKS", "Fallback", "canonical", "extract_impression"]
+def report_sections(text: str) -> list[tuple[str, str]]:
+    """(header word in lower case, body as written) of each section of the main report (addenda left out), in
+    order; the lines before the first header come first, with the word ""."""
+    sections, preamble, _ = _split(text)
+    return [("", "\n".join(preamble))] + [(s.word.lower(), "\n".join(s.lines)) for s in sections]
+
+
+__all__ = ["Extraction", "FALLBACKS", "Fallback", "canonical", "extract_impression", "report_sections"]

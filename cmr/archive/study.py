@@ -29,6 +29,7 @@ from pydicom.uid import ExplicitVRLittleEndian
 from cmr.archive.dicomweb import DicomwebError, DicomwebSource, fetch_study
 from cmr.archive.exam_series import KeepSeries, kept_by_exam, skip_reason, split_datasets
 from cmr.archive.impression import Fallback, extract_impression
+from cmr.archive.measurements import report_measurements
 from cmr.archive.reports import RisReport
 from cmr.archive.scrub import merge_identifiers, scrub_report
 from cmr.config import Settings
@@ -323,6 +324,9 @@ def _import_datasets(task: StudyTask, job: StudyJob, reports: Mapping[str, RisRe
         "label_source": "silver",  # the finding labeller's reading of the impression, not a reader's truth
         "silver": silver,
         "impression_source": extraction.source,
+        # The numbers the report states (what the reader measured): the measurement tokens' input, as
+        # reference_measurements is on the reports.jsonl path. Read after scrubbing, like everything written.
+        "measurements": report_measurements(full_text),
         "scanner": " ".join(p for p in (info.manufacturer, info.model) if p),
         "study_key": key,
         "study_instance_uid": pseudo_uid,  # the de-identified (pseudonymous) UID the written files carry

@@ -122,6 +122,7 @@ def generate_study(req: StudyRequest) -> dict[str, Any]:
         style.slice_thickness_mm + style.slice_gap_mm, height_m=header.height_m, weight_kg=header.weight_kg)
     lv_edv, lv_esv = phantom.lv_volumes_ml()
     rv_edv, rv_esv = phantom.rv_volumes_ml()
+    record_measurements = reference.values()
     record: dict[str, Any] = {
         "study_instance_uid": header.study_uid,
         "folder": rel.as_posix(),
@@ -142,13 +143,13 @@ def generate_study(req: StudyRequest) -> dict[str, Any]:
         },
         # What a perfect segmentation of the SAX cine would measure (disc summation over the label maps): the
         # reference of the quantification model on synthetic data (`measured` is the phantom's exact volume).
-        "reference_measurements": reference.values(),
+        "reference_measurements": record_measurements,
         "views": sorted(set(views)),
         "label_maps": (Path(STUDIES_DIR) / labels_path.name).as_posix(),
         "seed": req.seed,
         "index": req.index,
         # The study's report as the RIS holds it (identifiers, full text): written out by export_ris.
-        "ris": full_report(truth, header, impression.text, style, req.seed, req.index),
+        "ris": full_report(truth, header, impression.text, style, req.seed, req.index, record_measurements),
     }
     if distractors is not None:
         record["distractors"] = distractors

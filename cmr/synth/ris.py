@@ -25,7 +25,8 @@ import os
 import textwrap
 from datetime import date, datetime, timedelta
 from pathlib import Path
-from typing import Any, Final, Iterable
+from collections.abc import Iterable, Mapping
+from typing import Any, Final
 
 import numpy as np
 
@@ -76,12 +77,29 @@ def _person(rng: np.random.Generator) -> tuple[str, str]:
     return str(rng.choice(_PHYS_FIRST)), str(rng.choice(_PHYS_LAST))
 
 
-def _measurements(truth: StudyTruth) -> list[str]:
-    lvedv = truth.lvedvi * truth.bsa
-    rvedv = truth.rvedvi * truth.bsa
+def _measurements(truth: StudyTruth, measured: Mapping[str, Any]) -> list[str]:
+    """The report's measurement lines. Volumes, EFs and mass are what the reader measured on the images: the
+    study's reference segmentation (`reference_measurements`, the numbers the reports.jsonl path trains the
+    measurement tokens with), not the phantom's parameters, which no reader sees; so an imported archive reads
+    back the same numbers (cmr.archive.measurements). Wall thickness, atrium and aorta are not segmented: the
+    phantom's values."""
+
+    def vol(label: str, raw: str, indexed: str, unit: str = "mL") -> str:
+        return f"{label} {measured[raw]:.1f} {unit} (indexed {measured[indexed]:.1f} {unit}/m2)"
+
+    def known(*keys: str) -> bool:
+        return all(measured.get(k) is not None for k in keys)
+
+    lines = []
+    if known("lvedv_ml", "lvedvi_ml_m2", "lvesv_ml", "lvesvi_ml_m2", "lvef_pct"):
+        lines.append(f"{vol('LVEDV', 'lvedv_ml', 'lvedvi_ml_m2')}; {vol('LVESV', 'lvesv_ml', 'lvesvi_ml_m2')}; "
+                     f"LVEF {measured['lvef_pct']:.1f}%")
+    if known("lv_mass_g", "lv_mass_index_g_m2"):
+        lines.append(vol("LV mass", "lv_mass_g", "lv_mass_index_g_m2", "g"))
+    if known("rvedv_ml", "rvedvi_ml_m2", "rvef_pct"):
+        lines.append(f"{vol('RVEDV', 'rvedv_ml', 'rvedvi_ml_m2')}; RVEF {measured['rvef_pct']:.1f}%")
     return [
-        f"LVEDV {lvedv:.0f} mL (indexed {truth.lvedvi:.0f} mL/m2); LVEF {truth.lvef:.0f}%",
-        f"RVEDV {rvedv:.0f} mL (indexed {truth.rvedvi:.0f} mL/m2); RVEF {truth.rvef:.0f}%",
+        *lines,
         f"Maximal LV wall thickness {truth.lv_max_wall_mm:.0f} mm; LA volume index {truth.lavi:.0f} mL/m2",
         f"Aortic root {truth.aortic_root_mm:.0f} mm; BSA {truth.bsa:.2f} m2",
     ]
@@ -105,9 +123,10 @@ def _impression_block(header: str, layout: str, impression: str) -> list[str]:
 
 
 def full_report(truth: StudyTruth, header: StudyHeader, impression: str, style: ScannerStyle, seed: int,
-                index: int) -> dict[str, Any]:
+                index: int, measured: Mapping[str, Any]) -> dict[str, Any]:
     """The RIS record of one study: identifiers, the full report text, and how it was laid out (the truth of
-    the extraction test: `impression` is what an extractor must return)."""
+    the extraction test: `impression` is what an extractor must return). `measured`: the study's reference
+    measurements (`Measurements.values()`), the volumes, EFs and mass its report states."""
     rng = np.random.default_rng(np.random.SeedSequence([seed, index, 2]))
     family, given = header.patient_name.split("^")
     ref_first, ref_last = _person(rng)
@@ -147,7 +166,7 @@ def full_report(truth: StudyTruth, header: StudyHeader, impression: str, style: 
         findings,
         "",
         "MEASUREMENTS:",
-        *_measurements(truth),
+        *_measurements(truth, measured),
         "",
         *_impression_block(section, layout, impression),
         "",

@@ -97,7 +97,20 @@ def train(cfg: Config, data_dir: Path, out: Path, *, resume: bool = False, worke
 
     t = cfg.train
     torch.manual_seed(t.seed + rank)
-    cache = build_cache(data_dir, cfg.model.exam, workers=workers, progress=progress and main)
+    # Under torchrun one process builds the caches and the others wait, then open them: every rank building them
+    # at once would do the work world-size times over and race on the same files (docs/archive-import.md).
+    if distributed and not main:
+        dist.barrier()
+    try:
+        cache = build_cache(data_dir, cfg.model.exam, workers=workers, progress=progress and main)
+        tissues = None
+        if t.aug_tissue_render > 0:
+            from cmr.data.tissue_cache import build_tissue_cache
+
+            tissues = build_tissue_cache(data_dir, cfg.model.exam, workers=workers, progress=progress and main)
+    finally:
+        if distributed and main:
+            dist.barrier()  # also when building failed: the others then fail on the same error themselves
     ok = np.flatnonzero(cache.ok)
     if len(ok) < 2:
         raise TrainingError(f"{data_dir}: only {len(ok)} usable studies (rejected: {len(cache.errors)})")
@@ -117,14 +130,9 @@ def train(cfg: Config, data_dir: Path, out: Path, *, resume: bool = False, worke
     sax_layout = ShortAxisLayout.of(cfg.model.exam)
     names = model.measurement_names
     measured = torch.from_numpy(cache.measurements(names)) if names else None
-    tissues = None
-    if t.aug_tissue_render > 0:
-        from cmr.data.tissue_cache import build_tissue_cache
-
-        tissues = build_tissue_cache(data_dir, cfg.model.exam, workers=workers, progress=progress and main)
-        if main:
-            print(f"domain randomisation: {int(tissues.available[train_idx].sum())} of {len(train_idx)} training "
-                  f"studies have tissue exams; {t.aug_tissue_render:.0%} of those are drawn anew per step")
+    if tissues is not None and main:
+        print(f"domain randomisation: {int(tissues.available[train_idx].sum())} of {len(train_idx)} training "
+              f"studies have tissue exams; {t.aug_tissue_render:.0%} of those are drawn anew per step")
     if measured is not None and main:
         have = int(np.isfinite(measured.numpy()[train_idx]).any(axis=1).sum())
         print(f"measurement tokens {', '.join(names)}: measured in {have} of {len(train_idx)} training studies")

@@ -16,6 +16,7 @@ from cmr.synth.report import write_impression
 from cmr.synth.ris import IMPRESSION_HEADERS, LAYOUTS, full_report
 from cmr.synth.scanners import STYLES
 from cmr.synth.truth import sample_truth
+from test_archive_reports import MEASURED
 
 # Held out: none of these spellings is written by cmr.synth.ris.
 HELD_OUT_HEADERS = ("Impressions:", "FINAL IMPRESSION", "Overall Assessment -", "** CONCLUSION **", "Opinion / Conclusion:",
@@ -71,7 +72,7 @@ def _synth_report(i: int) -> dict[str, object]:
     truth = sample_truth(rng)
     header = StudyHeader.make([0, i], rng, truth.sex, truth.age, truth.heart_rate, truth.bsa)
     impression = write_impression(truth, np.random.default_rng(10_000 + i), "train" if i % 2 else "heldout")
-    return full_report(truth, header, impression.text, STYLES[sorted(STYLES)[i % len(STYLES)]], 0, i)
+    return full_report(truth, header, impression.text, STYLES[sorted(STYLES)[i % len(STYLES)]], 0, i, MEASURED)
 
 
 def test_every_synthesiser_layout_and_header_is_extracted_exactly() -> None:

@@ -21,6 +21,10 @@ from cmr.synth.scanners import STYLES
 from cmr.synth.truth import sample_truth
 
 FILES = {"csv": "r.csv", "hl7": "r.hl7", "fhir": "r.ndjson"}
+# What a reader measured (a study's reference measurements): the volumes, EFs and mass a full report states.
+MEASURED = {"lvef_pct": 41.3, "lvedv_ml": 201.7, "lvesv_ml": 118.4, "lvsv_ml": 83.3, "lv_mass_g": 150.2,
+            "rvef_pct": 52.6, "rvedv_ml": 160.9, "rvesv_ml": 76.3, "lvedvi_ml_m2": 104.5, "lvesvi_ml_m2": 61.3,
+            "lv_mass_index_g_m2": 77.8, "rvedvi_ml_m2": 83.4, "rvesvi_ml_m2": 39.5, "bsa_m2": 1.93}
 
 
 def _entries(n: int) -> list[dict]:
@@ -30,7 +34,7 @@ def _entries(n: int) -> list[dict]:
         truth = sample_truth(rng)
         header = StudyHeader.make([1, i], rng, truth.sex, truth.age, truth.heart_rate, truth.bsa)
         impression = write_impression(truth, np.random.default_rng(50 + i), "train").text
-        out.append(full_report(truth, header, impression, STYLES[sorted(STYLES)[i % len(STYLES)]], 1, i))
+        out.append(full_report(truth, header, impression, STYLES[sorted(STYLES)[i % len(STYLES)]], 1, i, MEASURED))
     return out
 
 
