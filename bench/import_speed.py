@@ -58,7 +58,7 @@ def cpu_seconds() -> float:
     return own.ru_utime + own.ru_stime + kids.ru_utime + kids.ru_stime
 
 
-def _import_once(studies: Path, export: Path, out: Path, workers: int, keep: str) -> dict:
+def import_once(studies: Path, export: Path, out: Path, workers: int, keep: str) -> dict:
     """One timed import; the load average is read just before it starts (other jobs share the machine)."""
     load = os.getloadavg()[0]
     cpu0 = cpu_seconds()
@@ -108,7 +108,7 @@ def _section(runs: list[dict], n: int, workers: int, parse: dict[str, float]) ->
     return lines
 
 
-def _insert_section(path: Path, lines: list[str]) -> None:
+def insert_section(path: Path, lines: list[str]) -> None:
     """The new section goes first, under the page title; earlier sections are kept below it."""
     text = path.read_text() if path.exists() else "# `cmr dataset import` speed\n"
     title, _, rest = text.partition("\n")
@@ -139,7 +139,7 @@ def main() -> None:
         studies = studies_only(data, tmp / "studies")
         runs = []
         for i, keep in enumerate(keeps):
-            run = _import_once(studies, data / "ris" / "reports.hl7", tmp / "out", args.workers, keep)
+            run = import_once(studies, data / "ris" / "reports.hl7", tmp / "out", args.workers, keep)
             if keeps.count(keep) > 1:
                 run["label"] = f"{keep} #{keeps[: i + 1].count(keep)}"
             runs.append(run)
@@ -148,7 +148,7 @@ def main() -> None:
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     lines = _section(runs, len(entries), args.workers, parse)
-    _insert_section(args.out, lines)
+    insert_section(args.out, lines)
     print("\n".join(lines))
 
 
