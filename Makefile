@@ -10,6 +10,8 @@ DEMO_STUDIES ?= 12
 # Unit tests are independent and mostly single-threaded: two xdist workers (whole files each, so a module's
 # fixtures are built once); the integration tests start servers on shared machine resources and run one at a time.
 UNIT_PARALLEL ?= -n 2 --dist loadfile
+# End-to-end tests that start no server (CLI, training, loader, import): they join the parallel run.
+SERVERLESS := $(wildcard tests/integration/test_*.py)
 PYTEST_ARGS ?= --durations=30  # the slowest tests in every CI log: the suite must stay well under 30 min
 
 .PHONY: setup test demo demo-data protos lint clean
@@ -26,8 +28,8 @@ $(STAMP): requirements.lock pyproject.toml
 	@touch $(STAMP)
 
 test: setup
-	$(BIN)/pytest tests/unit $(UNIT_PARALLEL) $(PYTEST_ARGS)
-	$(BIN)/pytest tests/integration $(PYTEST_ARGS)
+	$(BIN)/pytest tests/unit $(SERVERLESS) $(UNIT_PARALLEL) $(PYTEST_ARGS)
+	$(BIN)/pytest tests/integration $(addprefix --ignore=,$(SERVERLESS)) $(PYTEST_ARGS)
 
 # The main job: the whole platform on this machine (`cmr up`: broker, Triton + encoder, search, generator, ingest
 # worker, UI; the demo index fills in the background). Ctrl-C stops it; a second run reuses data/.
