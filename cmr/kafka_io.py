@@ -14,6 +14,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Iterable
+from typing import Any
 
 from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer
 from kafka.admin import NewTopic
@@ -26,7 +27,8 @@ from cmr.config import Settings
 log = logging.getLogger(__name__)
 
 
-def _servers(settings: Settings) -> list[str]:
+def bootstrap_servers(settings: Settings) -> list[str]:
+    """`CMR_KAFKA_BOOTSTRAP` ("host:port,host:port") as the list kafka-python takes."""
     return [s.strip() for s in settings.kafka_bootstrap.split(",") if s.strip()]
 
 
@@ -42,7 +44,7 @@ def ensure_topics(settings: Settings, names: Iterable[str] | None = None, timeou
     while True:
         try:
             # bootstrap within timeout_s (kafka-python's own default is 30 s): a short probe stays short
-            admin = KafkaAdminClient(bootstrap_servers=_servers(settings), client_id="cmr-ingest-admin",
+            admin = KafkaAdminClient(bootstrap_servers=bootstrap_servers(settings), client_id="cmr-ingest-admin",
                                      request_timeout_ms=settings.kafka_request_timeout_ms,
                                      bootstrap_timeout_ms=int(min(30.0, max(1.0, timeout_s)) * 1000))
             try:
@@ -65,7 +67,7 @@ def ensure_topics(settings: Settings, names: Iterable[str] | None = None, timeou
 
 
 def make_producer(settings: Settings, client_id: str = "cmr-ingest") -> KafkaProducer:
-    return KafkaProducer(bootstrap_servers=_servers(settings), client_id=client_id, acks="all", retries=5,
+    return KafkaProducer(bootstrap_servers=bootstrap_servers(settings), client_id=client_id, acks="all", retries=5,
                          retry_backoff_ms=200, linger_ms=5, max_in_flight_requests_per_connection=1,
                          request_timeout_ms=settings.kafka_request_timeout_ms,
                          max_request_size=16 * 1024**2)
@@ -75,7 +77,7 @@ def make_consumer(settings: Settings, *, group_id: str | None = None, client_id:
                   topics_: Iterable[str] | None = None, auto_commit: bool = False,
                   offset_reset: str = "earliest") -> KafkaConsumer:
     consumer = KafkaConsumer(
-        bootstrap_servers=_servers(settings), client_id=client_id,
+        bootstrap_servers=bootstrap_servers(settings), client_id=client_id,
         group_id=group_id if group_id is not None else settings.kafka_group_id,
         enable_auto_commit=auto_commit, auto_offset_reset=offset_reset, max_poll_records=1,
         max_poll_interval_ms=settings.kafka_max_poll_interval_ms,
@@ -87,12 +89,18 @@ def make_consumer(settings: Settings, *, group_id: str | None = None, client_id:
     return consumer
 
 
+def make_inspection_consumer(settings: Settings, group_id: str | None = None, **extra: Any) -> KafkaConsumer:
+    """A consumer that reads a topic without joining the group or committing (`read_topic`, resume's queued
+    check): manual commits only, with room for whole 16 MB exam records."""
+    return KafkaConsumer(bootstrap_servers=bootstrap_servers(settings), group_id=group_id, enable_auto_commit=False,
+                         request_timeout_ms=settings.kafka_request_timeout_ms + 5000,
+                         fetch_max_bytes=16 * 1024**2, max_partition_fetch_bytes=16 * 1024**2, **extra)
+
+
 def read_topic(settings: Settings, topic: str, timeout_s: float = 10.0) -> list[ConsumerRecord]:
     """Every record of `topic` from the beginning to its current end, without a consumer group (inspection:
     `cmr ingest --dead-letters`, tests)."""
-    consumer = KafkaConsumer(bootstrap_servers=_servers(settings), group_id=None, enable_auto_commit=False,
-                             request_timeout_ms=settings.kafka_request_timeout_ms + 5000,
-                             fetch_max_bytes=16 * 1024**2, max_partition_fetch_bytes=16 * 1024**2)
+    consumer = make_inspection_consumer(settings)
     try:
         parts = consumer.partitions_for_topic(topic) or set()
         tps = [TopicPartition(topic, p) for p in sorted(parts)]
@@ -111,4 +119,5 @@ def read_topic(settings: Settings, topic: str, timeout_s: float = 10.0) -> list[
         consumer.close()
 
 
-__all__ = ["ensure_topics", "make_consumer", "make_producer", "read_topic", "topics"]
+__all__ = ["bootstrap_servers", "ensure_topics", "make_consumer", "make_inspection_consumer", "make_producer",
+           "read_topic", "topics"]

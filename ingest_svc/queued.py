@@ -22,6 +22,7 @@ from kafka import KafkaConsumer
 from kafka.structs import TopicPartition
 
 from cmr.config import Settings
+from cmr.kafka_io import make_inspection_consumer
 from ingest_svc.journal import PUBLISHED, JournalEntry
 from ingest_svc.messages import IngestFailure, decode_new_exam
 
@@ -34,10 +35,9 @@ def still_queued(settings: Settings, entries: Sequence[JournalEntry], timeout_s:
     journaled = [e for e in entries if e.status == PUBLISHED and e.event_id and e.partition >= 0 and e.offset >= 0]
     if not journaled:
         return set()
-    consumer = KafkaConsumer(bootstrap_servers=[s.strip() for s in settings.kafka_bootstrap.split(",") if s.strip()],
-                             group_id=settings.kafka_group_id, enable_auto_commit=False, client_id="cmr-ingest-resume",
-                             request_timeout_ms=settings.kafka_request_timeout_ms + 5000,
-                             bootstrap_timeout_ms=BOOTSTRAP_TIMEOUT_MS, fetch_max_bytes=16 * 1024**2, max_partition_fetch_bytes=16 * 1024**2)
+    # The worker group's id only to read its committed offsets: the consumer never subscribes or commits.
+    consumer = make_inspection_consumer(settings, group_id=settings.kafka_group_id, client_id="cmr-ingest-resume",
+                                        bootstrap_timeout_ms=BOOTSTRAP_TIMEOUT_MS)
     try:
         topic = settings.kafka_topic_new
         partitions = consumer.partitions_for_topic(topic) or set()
