@@ -93,10 +93,11 @@ class Settings(BaseSettings):
     index_min_free_mb: float = Field(256.0, ge=0, description="the search service refuses index writes "
                                      "(RESOURCE_EXHAUSTED) while the index disk has less free space than this, "
                                      "instead of dying on a full disk; 0 = no check")
-    index_flush_interval_s: float = Field(30.0, ge=0, description="the search service flushes the embedded "
-                                          "index this often when written to: a power cut loses at most this "
-                                          "many seconds of acknowledged writes (a killed process loses none); "
-                                          "each flush stalls the service 50-200 ms; 0 = never")
+    index_flush_interval_s: float = Field(5.0, ge=0, description="the search service fsyncs the embedded "
+                                          "index's write-ahead log this often when written to, without stalling "
+                                          "searches (search_svc/flusher.py): a power cut loses at most this many "
+                                          "seconds of acknowledged writes (a killed process loses none); "
+                                          "0 = never")
     study_key_secret: str = Field("cmr-dev-only-change-me", description="HMAC key that turns a "
                                   "StudyInstanceUID into the stored study key; set a real secret in production")
     backup_dir: Path | None = Field(None, description="where the search service writes index backups (the admin "
@@ -161,6 +162,9 @@ class Settings(BaseSettings):
     archive_dicomweb_password: SecretStr | None = Field(None, description="HTTP basic auth password")
     archive_dicomweb_ca: Path | None = Field(None, description="PEM CA bundle the DICOMweb server's certificate "
                                              "must chain to (None = the system's CAs)")
+    ingest_nice: int = Field(10, ge=0, le=19, description="niceness the ingest worker runs at (raised, never "
+                             "lowered): its decoding and segmentation take whole cores, and searches must not wait "
+                             "behind them (docs/benchmarks/load.md); 0 = the niceness it was started with")
     ingest_metrics_port: int = Field(9108, ge=0, le=65535, description="Prometheus /metrics of `cmr serve ingest`; "
                                      "0 = no HTTP endpoint")
     dicomweb_timeout_s: float = Field(60.0, gt=0, description="deadline of one DICOMweb request of the worker")

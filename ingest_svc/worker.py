@@ -40,6 +40,7 @@ from tenacity import RetryCallState, Retrying, retry_if_exception, stop_after_at
 
 from cmr.config import Settings, get_settings
 from cmr.kafka_io import ensure_topics, make_consumer, make_producer
+from cmr.priority import lower_priority
 from cmr.kafka_wait import (
     BROKER_ATTEMPT_S,
     PERMANENT_KAFKA_ERRORS,
@@ -384,6 +385,8 @@ class IngestWorker:
 def serve(settings: Settings | None = None, *, metrics_port: int | None = None) -> int:
     """Run one worker in the foreground until SIGTERM/SIGINT (`cmr serve ingest`, `python -m ingest_svc`)."""
     settings = settings or get_settings()
+    # Before any thread starts (they inherit it): decoding and segmentation yield the cores to searches.
+    nice = lower_priority(settings.ingest_nice)
     # kafka-python at DEBUG logs raw record bytes (report text and paths of the input): never below INFO here.
     kafka_log = logging.getLogger("kafka")
     kafka_log.setLevel(max(kafka_log.getEffectiveLevel(), logging.INFO))
@@ -394,6 +397,7 @@ def serve(settings: Settings | None = None, *, metrics_port: int | None = None) 
     if port:
         port = worker.metrics.serve(port, addr=settings.grpc_host)
         log.info("Prometheus metrics on http://%s:%d/metrics, readiness on /ready", settings.grpc_host, port)
+    log.info("running at nice %d (CMR_INGEST_NICE)", nice)
     try:
         worker.run()
     except PublishError as exc:

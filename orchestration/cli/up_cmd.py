@@ -250,13 +250,11 @@ def register(app: typer.Typer) -> None:
         import logging
 
         from cmr.config import get_settings
+        from cmr.priority import lower_priority
         from orchestration.stack.seed import seed
 
         logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-        try:
-            os.nice(10)  # the services and the UI come first on a small machine
-        except OSError:
-            pass
+        lower_priority(10)  # the services and the UI come first on a small machine
         seed(get_settings(), via, say=lambda m: print(m, flush=True))
 
     @app.command("up-broker", hidden=True)

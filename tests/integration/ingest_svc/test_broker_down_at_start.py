@@ -5,6 +5,7 @@ once the broker is up it consumes, and every study then published is indexed onc
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -46,6 +47,9 @@ def test_worker_started_before_the_broker_waits_then_ingests_everything(
         wait_until(lambda: WAITING in worker.tail(20_000) or not worker.alive(), 120,
                    "a failed attempt to reach the broker")
         assert worker.alive(), worker.tail()
+        # it yields the cores to searches: its decoding and segmentation run at CMR_INGEST_NICE (default 10)
+        assert worker.proc is not None
+        assert os.getpriority(os.PRIO_PROCESS, worker.proc.pid) == max(s.ingest_nice, os.nice(0))
         health = http_health(ready)
         assert not health.ok and f"{WAITING} {broker.bootstrap}" in health.detail, health.detail
         with broker:
