@@ -360,7 +360,7 @@ def disk_markdown(d: DiskFullResult) -> list[str]:
         f"answered OK | {d.refused} / {d.refusals_naming_disk} / **{d.wrongly_accepted}** |",
         f"| reads (searches, Gets) on the full disk: answered / failed | {d.searches_full} / "
         f"**{d.search_errors_full}** |",
-        f"| the process alive throughout ({d.full_s:.1f} s full, index flush every second; failed flushes) | "
+        f"| the process alive throughout ({d.full_s:.1f} s full, index log sync every second; failed syncs) | "
         f"{yes(d.alive_throughout)} ({d.flush_failures}) |",
         f"| backup on the full disk | {d.backup_full.split(':')[0]}; folders left: {d.backup_leftovers or 'none'} |",
         f"| generation switch on the full disk / table unchanged and no stray file | "

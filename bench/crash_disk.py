@@ -5,7 +5,7 @@ harness mounts, then filled to the last byte by a ballast file.
 Checked while the disk is full: Upserts and Deletes answer RESOURCE_EXHAUSTED (or UNAVAILABLE) with a message
 naming the folder, searches and Gets keep answering, a backup fails cleanly (no finished-looking folder, no
 `.partial` copy left holding the space), a generation switch fails and leaves the table as it was, the periodic
-index flush runs on the full disk, and the process stays alive throughout. Then the ballast goes: writes,
+index log sync runs on the full disk, and the process stays alive throughout. Then the ballast goes: writes,
 backups and switches work again. Finally the service is stopped, the store opened offline and compared with
 every acknowledged write, the audit chain verified (an entry for every acknowledged write), and the service
 started once more on the same folder.
@@ -37,8 +37,8 @@ from bench.crash_search import SearchCrashRun
 
 FS_MB = 832          # the small filesystem: the index (two generations, ~180 MB on tmpfs) and one backup (~3x)
 MIN_FREE_MB = 48     # CMR_INDEX_MIN_FREE_MB for the phase: above one WAL segment, as the default 256 MB is
-FLUSH_S = 1.0        # CMR_INDEX_FLUSH_INTERVAL_S: the periodic flush must run while the disk is full
-FULL_HOLD_S = 2.5    # the disk stays full at least this long (two flushes)
+FLUSH_S = 1.0        # CMR_INDEX_FLUSH_INTERVAL_S: the periodic log sync must run while the disk is full
+FULL_HOLD_S = 2.5    # the disk stays full at least this long (two syncs)
 REFUSED_CODES = {"RESOURCE_EXHAUSTED", "UNAVAILABLE"}
 
 
@@ -103,8 +103,8 @@ class DiskFullResult:
     wrongly_accepted: int = 0        # writes answered OK while the disk was full (the guard missed them)
     searches_full: int = 0           # searches and Gets answered while full
     search_errors_full: int = 0
-    full_s: float = 0.0              # how long the disk stayed full (the index flush runs every FLUSH_S)
-    flush_failures: int = 0          # index flushes that failed (logged, retried at the next tick)
+    full_s: float = 0.0              # how long the disk stayed full (the index log sync runs every FLUSH_S)
+    flush_failures: int = 0          # index log syncs that failed (logged, retried at the next tick)
     backup_full: str = ""            # the full disk's answer to a backup
     backup_leftovers: list[str] = field(default_factory=list)
     switch_full: str = ""            # ... and to a generation switch
@@ -369,7 +369,7 @@ class DiskFullRun:
             r.problems.append(f"audit: {problem or f'{r.audit_missing} acknowledged writes unaudited'}")
         log = crash.process.log.read_text(errors="replace")
         r.audit_entries_lost_full = log.count("audit entry could not be written")
-        r.flush_failures = log.count("index flush failed")
+        r.flush_failures = log.count("index log sync failed")
         r.audit_reserve_released = log.count("reserve is released")
         r.audit_refusals_recorded = sum(e.status in REFUSED_CODES and e.action in ("upsert", "delete")
                                         for e in read_entries(crash.data / "audit"))

@@ -181,8 +181,9 @@ def write_markdown(report: dict[str, Any], path: Path) -> None:
         "thread getting no answer meanwhile; 2-3x that on the loaded machine), so each swap still pauses "
         "serving for about a second: the windows below that end a build are those. Removing that needs the "
         "binding to release the GIL in load/close/flush/optimize (`py.allow_threads`), or a serving process "
-        "that never opens a shard itself (a search worker process per shard generation). The same holds for "
-        "any periodic `flush()` of a large shard.",
+        "that never opens a shard itself (a search worker process per shard generation). The periodic "
+        "durability step no longer calls `flush()`: it fsyncs the write-ahead log, which releases the GIL "
+        "(docs/benchmarks/index_sync.md).",
         "",
         "## Measured",
         "",

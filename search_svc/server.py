@@ -19,7 +19,7 @@ from search_svc.admin.generations import TABLE_FILE
 from search_svc.admin.router import IndexRouter
 from search_svc.admin.service import SERVICE_NAME as ADMIN_SERVICE_NAME
 from search_svc.admin.service import IndexAdminServicer
-from search_svc.flusher import PeriodicFlush
+from search_svc.flusher import PeriodicSync
 from search_svc.query_text import QueryText
 from search_svc.service import SearchServicer
 from search_svc.store import DiskFullError, EdgeStore, VectorStore, open_store
@@ -83,7 +83,7 @@ class SearchServer(ServiceHost):
         self.router: IndexRouter | None = None
         self._encoder: EncoderClient | None = None
         self._grpc: GrpcServer | None = None
-        self._flusher: PeriodicFlush | None = None
+        self._wal_sync: PeriodicSync | None = None
 
     def start(self) -> SearchServer:
         s = self.settings
@@ -102,8 +102,8 @@ class SearchServer(ServiceHost):
                     except DiskFullError as exc:  # serve anyway: searches are right without the build
                         log.warning("index of %s not built: %s", name, exc)
             if isinstance(self.store, EdgeStore) and s.index_flush_interval_s > 0:
-                self._flusher = PeriodicFlush(self.store, s.index_flush_interval_s)
-                self._flusher.start()
+                self._wal_sync = PeriodicSync(self.store, s.index_flush_interval_s)
+                self._wal_sync.start()
             names = [n for served in self.router.all() for n in served.generation.collections]
             start_warm_up(self.store, names)
             if isinstance(self.store, EdgeStore) and s.live_index_max_unindexed > 0:
@@ -140,9 +140,9 @@ class SearchServer(ServiceHost):
         if self._encoder is not None:
             self._encoder.close()
             self._encoder = None
-        if self._flusher is not None:
-            self._flusher.stop()
-            self._flusher = None
+        if self._wal_sync is not None:
+            self._wal_sync.stop()
+            self._wal_sync = None
         if self.store is not None:
             self.store.close()
             self.store = None

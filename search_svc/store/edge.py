@@ -95,6 +95,19 @@ class _Collection:
     write_lock: threading.Lock = field(default_factory=threading.Lock)  # orders writes against that copy
 
 
+def _fsync(path: Path) -> int:
+    """fsync one file or folder (a folder: the names in it, such as a renamed log segment); 0 when it is gone."""
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except FileNotFoundError:
+        return 0
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    return 1
+
+
 class EdgeStore(VectorStore):
     """Collections as Qdrant Edge shards under one folder."""
 
@@ -123,7 +136,7 @@ class EdgeStore(VectorStore):
         self._collections: dict[str, _Collection] = {}
         self._lock = ReadWriteLock()
         self._closed = False
-        self._unflushed = 0  # writes since the last flush (flush_if_written skips an idle store)
+        self._unsynced = 0  # writes since the last WAL sync (sync_if_written skips an idle store)
         self._min_free_bytes = int(min_free_mb * 1024 * 1024)
 
     def __repr__(self) -> str:
@@ -194,7 +207,7 @@ class EdgeStore(VectorStore):
                     engine_points.append(edge.Point(p.id, p.vector.tolist(), p.payload.to_dict()))
                 self._apply(coll, edge.UpdateOperation.upsert_points(engine_points))
                 written += len(batch)
-                self._unflushed += 1
+                self._unsynced += 1
         return written
 
     def delete(self, collection: str, ids: Iterable[str]) -> int:
@@ -206,7 +219,7 @@ class EdgeStore(VectorStore):
             if existing:
                 self._check_space("delete")  # a delete is a WAL record too
                 self._apply(coll, edge.UpdateOperation.delete_points(existing))
-                self._unflushed += 1
+                self._unsynced += 1
             return len(existing)
 
     def optimize(self, collection: str) -> bool:
@@ -271,16 +284,35 @@ class EdgeStore(VectorStore):
     def flush(self) -> None:
         with self._lock.read():
             self._check_open()
-            self._unflushed = 0  # before: a write landing during the flush keeps the store marked
             for coll in list(self._collections.values()):
                 coll.shard.flush()
 
-    def flush_if_written(self) -> bool:
-        """flush() when anything was written since the last one (a flush holds the GIL for 50-200 ms: an idle
-        store is not worth a stall of every thread)."""
-        if not self._unflushed:
+    def sync_wal(self) -> int:
+        """fsync every collection's write-ahead log (its files and folder): acknowledged writes then survive a
+        power cut, as after flush(), but without flush()'s stall. flush() writes the segments back inside the
+        engine, holding the GIL for the whole call (0.05-0.2 s at 20k points on an idle machine, 0.6-1.4 s with
+        the cores busy: every request of the service waits); os.fsync releases the GIL, so searches go on. The
+        segments stay as they were: a restart replays the log onto them (flush() still runs at close, before a
+        backup and before a background build). Returns the files synced."""
+        with self._lock.read():
+            self._check_open()
+            self._unsynced = 0  # before: a write landing during the sync keeps the store marked
+            folders = [self.root / c.name / c.shard_dir / "wal" for c in self._collections.values()]
+        synced = 0
+        for folder in folders:  # outside the lock: writes go on (they append to the log being synced)
+            try:
+                files = sorted(p for p in folder.iterdir() if p.is_file())
+            except FileNotFoundError:  # a background build swapped the shard in the meantime: its log is new
+                continue
+            for path in [*files, folder]:
+                synced += _fsync(path)
+        return synced
+
+    def sync_if_written(self) -> bool:
+        """sync_wal() when anything was written since the last one."""
+        if not self._unsynced:
             return False
-        self.flush()
+        self.sync_wal()
         return True
 
     def close(self) -> None:
