@@ -6,7 +6,8 @@ same time and without it, through the real services as deployed (TLS + bearer to
 It starts the parts itself (bench/load_stack.py): Triton + EncoderService, SearchService on Qdrant Edge, builds
 the index through them (bench/load_index.py), then drives closed-loop steps at rising concurrency with the query
 mix of bench/load_gen.py: first without ingestion, then with the Tansu broker and an ingest worker busy with new
-studies. Per step: achieved QPS, p50/p95/p99/max per RPC, errors by status code, studies/min ingested, cores used
+studies; after each, one open-loop step of SearchByText alone at 10 queries/s (the clinician's call, issue 19's
+targets). Per step: achieved QPS, p50/p95/p99/max per RPC, errors by status code, studies/min ingested, cores used
 per part (the load generator included) and the load average. Results: docs/benchmarks/load.{md,json,png}
 (quick runs: load_quick.*). Run it niced: `nice -n 10 cmr bench load`.
 """
@@ -19,7 +20,7 @@ import os
 import tempfile
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -28,7 +29,7 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 
 from bench.load_cpu import cores_used, snapshot
-from bench.load_gen import MIX, UserPool, Workload, run_closed_loop, run_open_loop
+from bench.load_gen import MIX, UserPool, Workload, cache_missing, run_closed_loop, run_open_loop
 from bench.load_report import LoadBench, best_summary, write
 from bench.load_stats import Step, best_step, in_window, saturated, summarize
 from cmr.config import Settings, get_settings
@@ -37,6 +38,9 @@ console = Console(stderr=True)
 REPO = Path(__file__).resolve().parent.parent
 LIMIT_MS = 50.0
 MAX_ERROR_RATE = 0.01
+# Issue 19's clinician path: SearchByText alone, open loop at this rate, in each phase (see load_report.TEXT_TARGETS).
+TEXT_ONLY: tuple[tuple[str, float], ...] = (("SearchByText", 1.0),)
+TEXT_RATE = 10.0
 
 
 @dataclass(frozen=True)
@@ -55,6 +59,11 @@ class Plan:
         if quick:
             return cls((1, 4, 16), (5.0, 15.0), 2.0, 8.0, 32, 100, 3000, 60)
         return cls((1, 2, 4, 8, 16, 32), (2.0, 5.0, 10.0, 15.0, 20.0, 30.0, 45.0, 60.0), 3.0, 20.0, 100, 500, 20000, 300)
+
+
+def text_plan(plan: Plan) -> Plan:
+    """One open-loop step of SearchByText alone at TEXT_RATE, with the plan's warm-up and window."""
+    return replace(plan, concurrency=(), rates=(TEXT_RATE,))
 
 
 def measure(phase: str, pool: UserPool, work: Workload, plan: Plan, *, pids: Callable[[], dict[str, int]],
@@ -168,12 +177,15 @@ def run(quick: bool = False, out_dir: Path | None = None, security: bool = True)
             with SearchClient(stack.search_url, settings=own) as search:
                 search.wait_ready(300)
             work_mix = Workload(index.texts, index.study_keys, MIX)
+            work_text = Workload(cache_missing(index.texts, 20000), index.study_keys, TEXT_ONLY)
             pool = UserPool(stack.search_url, sec.user_settings(base, plan.users))
             try:
                 pool.warm(index.study_keys[0])
                 with Progress(TextColumn("{task.description}"), BarColumn(), TimeRemainingColumn(),
                               console=console) as bar:
                     steps += measure("idle", pool, work_mix, plan, pids=stack.pids, progress=bar,
+                                     check=stack.check_alive)
+                    steps += measure("text-idle", pool, work_text, text_plan(plan), pids=stack.pids, progress=bar,
                                      check=stack.check_alive)
                     console.print("starting the broker and an ingest worker...")
                     bootstrap = stack.start_ingest()
@@ -188,6 +200,8 @@ def run(quick: bool = False, out_dir: Path | None = None, security: bool = True)
                         time.sleep(1)
                     steps += measure("ingest", pool, work_mix, plan, pids=stack.pids, ingested=stack.indexed,
                                      progress=bar, check=stack.check_alive)
+                    steps += measure("text-ingest", pool, work_text, text_plan(plan), pids=stack.pids,
+                                     ingested=stack.indexed, progress=bar, check=stack.check_alive)
                     feeder.stop()
             finally:
                 pool.close()
@@ -205,7 +219,10 @@ def run(quick: bool = False, out_dir: Path | None = None, security: bool = True)
         nice=os.nice(0), steps=steps,
         best={p: best_summary(best_step([s for s in steps if s.phase == p], LIMIT_MS, MAX_ERROR_RATE))
               for p in ("ingest", "idle")},
-        loadgen_cpu_share=round(loadgen / ours, 3) if ours else 0.0, env_overrides=env_overrides())
+        loadgen_cpu_share=round(loadgen / ours, 3) if ours else 0.0, env_overrides=env_overrides(),
+        text_path=(f"text -> the search service's own text tower ({base.text_runtime}, one thread, query cache of "
+                   f"{base.query_cache_size}) -> index" if base.search_embeds_text
+                   else "text -> EncoderService -> Triton -> index"))
     md = write(result, out_dir, "load_quick" if quick else "load")
     console.print(f"results: {md}")
     return result

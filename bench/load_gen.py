@@ -55,6 +55,20 @@ def call(client: SearchClient, rpc: str, rng: random.Random, work: Workload) -> 
         raise ValueError(f"unknown RPC {rpc!r}")
 
 
+def cache_missing(texts: Sequence[str], n: int, seed: int = 0) -> list[str]:
+    """`n` distinct queries made of `texts` with a random letter case each: the service's query cache keys on the
+    exact text, so each one misses it, while the (uncased) tokenizer sees the same tokens as the sentence. What
+    the text tower costs when every query is new; the repeat rate is bench/text_path.py's business."""
+    rng = random.Random(seed)
+    out: set[str] = set()
+    for _ in range(20 * n):  # bounded: a handful of very short texts has fewer variants than n
+        if len(out) >= n:
+            break
+        t = rng.choice(texts)
+        out.add("".join(c.upper() if rng.random() < 0.5 else c.lower() for c in t))
+    return sorted(out)
+
+
 class UserPool:
     """One SearchClient (channel + identity) per simulated user, handed out round robin."""
 

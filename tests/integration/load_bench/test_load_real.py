@@ -1,6 +1,6 @@
 """The load benchmark end to end in miniature, against real services: the session's Triton + EncoderService and
-a SearchService on Qdrant Edge, an index built through them (4 studies + padding to 200), two short closed-loop steps
-of the real query mix from several simulated users, and the report. Auth is off here (tests/conftest.py); the
+a SearchService on Qdrant Edge, an index built through them (4 studies + padding to 200), two short steps
+of the real query mix from several simulated users, one of SearchByText alone at its target rate, and the report. Auth is off here (tests/conftest.py); the
 benchmark itself runs with TLS and tokens. No timing is asserted: speed is the benchmark's business."""
 
 from __future__ import annotations
@@ -10,8 +10,8 @@ import os
 from dataclasses import asdict
 from pathlib import Path
 
-from bench.load import Plan, measure
-from bench.load_gen import MIX, UserPool, Workload
+from bench.load import TEXT_ONLY, TEXT_RATE, Plan, measure, text_plan
+from bench.load_gen import MIX, UserPool, Workload, cache_missing
 from bench.load_index import build_index
 from bench.load_report import LoadBench, best_summary, to_markdown
 from bench.load_stats import ALL, best_step
@@ -36,9 +36,17 @@ def test_two_short_steps_against_real_services(encoder: EncoderClient, encoder_s
             pool.warm(index.study_keys[0])
             steps = measure("idle", pool, Workload(index.texts, index.study_keys, MIX), plan,
                             pids=lambda: {"loadgen": os.getpid()})
+            text_steps = measure("text-idle", pool, Workload(cache_missing(index.texts, 500), index.study_keys,
+                                                             TEXT_ONLY), text_plan(plan),
+                                 pids=lambda: {"loadgen": os.getpid()})
         finally:
             pool.close()
     assert [(st.mode, st.concurrency, st.offered_qps) for st in steps] == [("closed", 1, 0.0), ("open", 0, 5.0)]
+    # the clinician's call alone, open loop at its target rate: only SearchByText, every call answered
+    assert [(st.phase, st.mode, st.offered_qps) for st in text_steps] == [("text-idle", "open", TEXT_RATE)]
+    assert set(text_steps[0].rpcs) == {"SearchByText", ALL} and text_steps[0].rpcs[ALL].errors == {}
+    assert text_steps[0].rpcs["SearchByText"].ok > 0
+    steps += text_steps
     for st in steps:
         assert st.rpcs[ALL].ok > 0 and st.rpcs[ALL].errors == {}
         assert "SearchByText" in st.rpcs and st.cpu_cores["loadgen"] >= 0
@@ -48,4 +56,6 @@ def test_two_short_steps_against_real_services(encoder: EncoderClient, encoder_s
                        nice=0, steps=steps, best={"idle": best_summary(best_step(steps, 1e9)), "ingest": None})
     # the writer and its figure are unit-tested; here: real steps go through the JSON and the markdown
     data = json.loads(json.dumps(asdict(result), default=str))
-    assert data["best"]["idle"]["qps"] > 0 and "| 1 clients | SearchByText |" in to_markdown(result, "x.png")
+    md = to_markdown(result, "x.png")
+    assert data["best"]["idle"]["qps"] > 0 and "| 1 clients | SearchByText |" in md
+    assert "| SearchByText alone, without ingestion | 10/s offered |" in md
