@@ -302,7 +302,7 @@ class EdgeStore(VectorStore):
         for folder in folders:  # outside the lock: writes go on (they append to the log being synced)
             try:
                 files = sorted(p for p in folder.iterdir() if p.is_file())
-            except FileNotFoundError:  # a background build swapped the shard in the meantime: its log is new
+            except FileNotFoundError:  # a background build swapped the shard meanwhile (and marked its new log)
                 continue
             for path in [*files, folder]:
                 synced += _fsync(path)
@@ -364,10 +364,11 @@ class EdgeStore(VectorStore):
                     shard.update(op)
                 replayed += len(coll.journal or [])
                 # No flush of the copy here (it holds the GIL): the replayed writes are in its write-ahead log,
-                # as durable as they were in the old shard's.
+                # which the next sync_wal() makes durable (a log synced in the old folder is not this one).
                 _write_meta(self.root / collection, {"shard_dir": built.name})
                 old, old_dir = coll.shard, self.root / collection / coll.shard_dir
                 coll.shard, coll.shard_dir, coll.journal = shard, built.name, None
+                self._unsynced += 1
         except BaseException:
             if self._collections.get(collection) is None or self._collections[collection].shard is not shard:
                 shard.close()

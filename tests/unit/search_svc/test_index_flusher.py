@@ -105,3 +105,17 @@ class _CountingShard:
 def test_interval_must_be_positive() -> None:
     with pytest.raises(ValueError, match="> 0"):
         PeriodicSync(_Store(), 0)  # type: ignore[arg-type]
+
+
+def test_a_shard_swapped_in_by_a_background_build_is_synced_at_the_next_tick(tmp_path: Path) -> None:
+    from search_svc.store.live_index import build_in_child
+
+    with EdgeStore(tmp_path) as store:
+        store.ensure_collection("exams", 4)
+        store.upsert("exams", _points())
+        assert store.sync_if_written() and not store.sync_if_written()
+        copy = store.begin_build("exams")
+        build_in_child(copy, nice=0)
+        store.finish_build("exams", copy)
+        # the writes replayed onto the copy live in its own log, which no sync has covered yet
+        assert store.sync_if_written() and not store.sync_if_written()
