@@ -40,13 +40,13 @@ from tenacity import RetryCallState, Retrying, retry_if_exception, stop_after_at
 
 from cmr.config import Settings, get_settings
 from cmr.kafka_io import ensure_topics, make_consumer, make_producer
-from cmr.priority import lower_priority
 from cmr.kafka_wait import (
     BROKER_ATTEMPT_S,
     PERMANENT_KAFKA_ERRORS,
     kafka_connection_logs_quiet,
     kafka_retrying,
 )
+from cmr.priority import lower_priority
 from encoder_svc.client import EncoderClient
 from ingest_svc.messages import (
     IngestFailure,
