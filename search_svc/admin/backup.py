@@ -21,6 +21,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from cmr.durable import fsync_path
 from search_svc.admin.generations import GenerationTable, save_table, utc_now
 from search_svc.admin.manifest import (
     TABLE_COPY,
@@ -61,18 +62,10 @@ def sync_tree(root: Path) -> int:
     n = 0
     for p in sorted(root.rglob("*"), key=lambda q: len(q.parts), reverse=True):  # files before their folders
         if p.is_file() or p.is_dir():
-            fd = os.open(p, os.O_RDONLY)
-            try:
-                os.fsync(fd)
-            finally:
-                os.close(fd)
+            fsync_path(p)
             n += 1
     for folder in (root, root.parent):
-        fd = os.open(folder, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
+        fsync_path(folder)
     return n + 2
 
 

@@ -21,6 +21,7 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from cmr.durable import fsync_path
 from search_svc.store import EXAMS, REPORTS
 
 TABLE_FORMAT = "cmr-index-generations/1"
@@ -130,11 +131,7 @@ def write_json_atomic(path: Path, data: dict[str, Any]) -> None:
     except BaseException:
         tmp.unlink(missing_ok=True)  # a full disk: the old file stays, and no half-written temp file is left
         raise
-    dir_fd = os.open(path.parent, os.O_RDONLY)  # make the rename itself durable
-    try:
-        os.fsync(dir_fd)
-    finally:
-        os.close(dir_fd)
+    fsync_path(path.parent)  # make the rename itself durable
 
 
 def load_table(path: Path) -> GenerationTable | None:

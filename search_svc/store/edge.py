@@ -32,6 +32,7 @@ from typing import Any
 import qdrant_edge as edge
 from numpy.typing import ArrayLike
 
+from cmr.durable import fsync_path
 from search_svc.store.base import (
     UNSTORED_ON_READ,
     CollectionInfo,
@@ -93,19 +94,6 @@ class _Collection:
     shard_dir: str = SHARD_DIR  # a background build puts its copy in place under another name (live_index.py)
     journal: list[Any] | None = None  # writes since a background build copied the shard, replayed onto the copy
     write_lock: threading.Lock = field(default_factory=threading.Lock)  # orders writes against that copy
-
-
-def _fsync(path: Path) -> int:
-    """fsync one file or folder (a folder: the names in it, such as a renamed log segment); 0 when it is gone."""
-    try:
-        fd = os.open(path, os.O_RDONLY)
-    except FileNotFoundError:
-        return 0
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-    return 1
 
 
 class EdgeStore(VectorStore):
@@ -305,7 +293,7 @@ class EdgeStore(VectorStore):
             except FileNotFoundError:  # a background build swapped the shard meanwhile (and marked its new log)
                 continue
             for path in [*files, folder]:
-                synced += _fsync(path)
+                synced += fsync_path(path, missing_ok=True)
         return synced
 
     def sync_if_written(self) -> bool:
