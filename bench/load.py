@@ -220,9 +220,7 @@ def run(quick: bool = False, out_dir: Path | None = None, security: bool = True)
         best={p: best_summary(best_step([s for s in steps if s.phase == p], LIMIT_MS, MAX_ERROR_RATE))
               for p in ("ingest", "idle")},
         loadgen_cpu_share=round(loadgen / ours, 3) if ours else 0.0, env_overrides=env_overrides(),
-        text_path=(f"text -> the search service's own text tower ({base.text_runtime}, one thread, query cache of "
-                   f"{base.query_cache_size}) -> index" if base.search_embeds_text
-                   else "text -> EncoderService -> Triton -> index"))
+        text_runtime=base.text_runtime if base.search_embeds_text else None, query_cache_size=base.query_cache_size)
     md = write(result, out_dir, "load_quick" if quick else "load")
     console.print(f"results: {md}")
     return result

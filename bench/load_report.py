@@ -39,7 +39,10 @@ class LoadBench:
     loadgen_cpu_share: float = 0.0  # of the CPU the whole run used (all parts), over all steps
     note: str = ""
     env_overrides: dict[str, str] = field(default_factory=dict)  # CMR_* settings the run's environment changed
-    text_path: str = "text -> EncoderService -> index"  # how SearchByText embedded its query in this run
+    # How SearchByText embedded its query: the search service's own tower (its runtime) or None = through
+    # EncoderService and Triton (runs before the in-process tower).
+    text_runtime: str | None = None
+    query_cache_size: int = 0
 
 
 def label(step: Step) -> str:
@@ -151,6 +154,13 @@ def _answer(r: LoadBench, phase: str) -> str:
             f"{b['p99_ms']:.1f} ms, SearchByText p99 {b['text_p99_ms']:.1f} ms{extra})")
 
 
+def text_path(r: LoadBench) -> str:
+    if r.text_runtime is None:
+        return "text -> EncoderService -> Triton -> index"
+    return (f"text -> the search service's own text tower ({r.text_runtime}, one thread, query cache of "
+            f"{r.query_cache_size}) -> index")
+
+
 def _quiet(r: LoadBench) -> str:
     return ("a quiet machine before the run" if r.load_avg_before and r.load_avg_before[0] < 1.0
             else "**shared with other jobs**: read latencies as upper bounds")
@@ -202,7 +212,7 @@ def _reading(r: LoadBench) -> str:
     lines = []
     idle = [s for s in r.steps if s.phase == "idle" and s.mode == "closed"]
     ing = [s for s in r.steps if s.phase == "ingest" and s.mode == "closed"]
-    in_process = "search service's own text tower" in r.text_path
+    in_process = r.text_runtime is not None
     hop = ("the query's text tower, run in the search service itself" if in_process
            else "the text encoder hop (search -> EncoderService -> Triton -> MiniLM on CPU)")
     if idle and "SearchByText" in idle[0].rpcs:
@@ -309,7 +319,7 @@ answer back (each RPC's own p99 judged alone; QPS is that of the whole mix):
   encoded by EncoderService and upserted through SearchService, padded with {r.index.get('padded')} noisy copies
   of their image and report vectors (cosine about 0.9 to a real one, so they crowd the same clusters) so that
   HNSW is not trivially small; the service was restarted after the bulk load so the graph covers them.
-- Query mix: {mix}. SearchByText takes a sentence of a real-style impression ({r.text_path},
+- Query mix: {mix}. SearchByText takes a sentence of a real-style impression ({text_path(r)},
   top 10); SearchByStudy (digital twins + nearest reports, top 10), ZeroShot (calibrated profile) and Get take an
   indexed study key.
 - Two kinds of step, each {r.warmup_s:.0f} s warm-up (discarded) then {r.step_s:.0f} s measured, latencies

@@ -100,3 +100,17 @@ def test_cache_missing_queries_are_distinct_case_variants_of_the_texts() -> None
     assert len(got) == len(set(got)) == 500
     assert {g.lower() for g in got} == {t.lower() for t in texts}
     assert len(cache_missing(["ab"], 10)) == 4  # only 4 case variants exist: bounded, not an endless loop
+
+
+def test_the_reading_follows_the_text_path_of_the_run() -> None:
+    from dataclasses import replace
+
+    from bench.load_report import to_markdown
+
+    through_encoder = to_markdown(_bench(_steps(), 30.0), "x.png")
+    in_process = to_markdown(replace(_bench(_steps(), 30.0), text_runtime="onnx-fp32", query_cache_size=4096),
+                             "x.png")
+    assert "text -> EncoderService -> Triton -> index" in through_encoder
+    assert "the text encoder hop (search -> EncoderService" in through_encoder
+    assert "own text tower (onnx-fp32, one thread, query cache of 4096)" in in_process
+    assert "run in the search service itself" in in_process and "EncoderService -> Triton" not in in_process
