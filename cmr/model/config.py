@@ -175,9 +175,16 @@ class TrainConfig:
     aug_single_number: float = 0.0  # of those, the share read from one number alone (augment.single_number)
     # Pair those exams with the sentences numbers can state (cmr.train.number_text), not the whole impression.
     aug_numbers_text: bool = False
+    # With it, an exam read from one number is paired with what its report says of that number's finding only
+    # (cmr.train.number_text.finding_text): "LVEF 30 %" learns "reduced function", not the rest of its report.
+    aug_number_finding_text: bool = False
     # Domain randomisation (cmr.train.render): the share of exams whose cine frames are drawn anew from their
     # tissue label maps with a random contrast and texture. Only studies with label maps (synthetic) have them.
     aug_tissue_render: float = 0.0
+
+    def __post_init__(self) -> None:
+        if self.aug_number_finding_text and not self.aug_numbers_text:
+            raise ValueError("train.aug_number_finding_text refines aug_numbers_text: set both")
 
 
 @dataclass(frozen=True)

@@ -29,7 +29,7 @@ from cmr.train.loop import batches as _batches
 from cmr.train.loop import load_batch as _load_batch
 from cmr.train.loop import lr_factor as _lr_factor
 from cmr.train.loop import split as _split
-from cmr.train.number_text import number_text
+from cmr.train.number_text import NUMBER_FINDINGS, finding_text, number_text, text_rows, token_findings
 from cmr.train.render import randomize_exams
 from cmr.train.text_bank import TextBank
 
@@ -121,9 +121,15 @@ def train(cfg: Config, data_dir: Path, out: Path, *, resume: bool = False, worke
     model.to(dev)
     texts = [r.impression for r in cache.records]
     n_studies = len(texts)
+    findings = None
     if t.aug_numbers_text and model.measurement_names:
-        # Rows n_studies + i of the bank: study i's number text, for exams read from their numbers alone.
-        texts = texts + [number_text(x) for x in texts]
+        # Rows n_studies + i of the bank: study i's number text, for exams read from their numbers alone; then,
+        # with aug_number_finding_text, one block per finding a number states (number_text.text_rows).
+        impressions = texts
+        texts = texts + [number_text(x) for x in impressions]
+        if t.aug_number_finding_text:
+            texts = texts + [finding_text(x, f) for f in NUMBER_FINDINGS for x in impressions]
+            findings = token_findings(model.measurement_names)
     bank = TextBank.build(model, texts, progress=progress and main)
     slot_ids = model.visual.pos_ids.new_tensor(
         [k for k, s in enumerate(cfg.model.exam.slots) for _ in range(s.length)])
@@ -188,10 +194,10 @@ def train(cfg: Config, data_dir: Path, out: Path, *, resume: bool = False, worke
             if ms is not None:
                 mk = numbers_only(mk, ms, t.aug_numbers_only, gen)
                 ms = single_number(mk, ms, t.aug_single_number, gen)
-            text_rows = torch.from_numpy(b)
+            rows = torch.from_numpy(b)
             if len(texts) > n_studies:
-                text_rows = text_rows + n_studies * (~mk.any(1)).long().cpu()
-            hid, att, grp = bank.batch(text_rows, dev)
+                rows = text_rows(rows, n_studies, (~mk.any(1)).cpu(), ms, findings)
+            hid, att, grp = bank.batch(rows, dev)
             for g in opt.param_groups:
                 g["lr"] = g["base_lr"] * _lr_factor(progress_now(), step, t.warmup_steps)
             with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=amp):

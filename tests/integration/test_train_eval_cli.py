@@ -495,3 +495,41 @@ def test_numbers_only_exams_train_against_their_number_text(data: Path, cached, 
     train_rows, val_rows = seen["rows"][:-1], seen["rows"][-1]
     assert train_rows and all(r >= n for rows in train_rows for r in rows)  # every exam was numbers-only
     assert all(r < n for r in val_rows)
+
+
+def test_single_number_exams_train_against_their_finding_text(data: Path, cached, tmp_path: Path,  # noqa: ANN001
+                                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    """aug_number_finding_text: an exam read from one number is paired with what its report says of that number's
+    finding (cmr.train.number_text.finding_text); the bank holds one block of such texts per finding."""
+    from cmr.train import trainer as trainer_mod
+    from cmr.train.number_text import NUMBER_FINDINGS, finding_text
+    from cmr.train.text_bank import TextBank
+
+    seen: dict[str, Any] = {"rows": []}
+    build, batch = TextBank.build.__func__, TextBank.batch  # type: ignore[attr-defined]
+
+    def spy_build(cls, model, texts, *args, **kwargs):  # noqa: ANN001, ANN202
+        seen["texts"] = list(texts)
+        return build(cls, model, texts, *args, **kwargs)
+
+    def spy_batch(self, rows, device):  # noqa: ANN001, ANN202
+        seen["rows"].append(rows.tolist())
+        return batch(self, rows, device)
+
+    monkeypatch.setattr(trainer_mod.TextBank, "build", classmethod(spy_build))
+    monkeypatch.setattr(trainer_mod.TextBank, "batch", spy_batch)
+    d: dict[str, Any] = copy.deepcopy(TINY)
+    d["model"]["image"].update({"measurements": ["lvef_pct", "lvedvi_ml_m2"], "pooling": "attention",
+                                "measurement_fusion": "late", "measurement_pool": "sum", "measurement_depth": 0})
+    d["train"].update({"epochs": 1, "aug_numbers_only": 1.0, "aug_single_number": 1.0, "aug_numbers_text": True,
+                       "aug_number_finding_text": True, "aug_drop_measure": 0.0, "aug_drop_all_measures": 0.0})
+    train(Config.from_dict(d), data, tmp_path / "run", workers=1, progress=False)
+    n = N_STUDIES
+    texts = seen["texts"]
+    assert len(texts) == (2 + len(NUMBER_FINDINGS)) * n
+    for k, finding in enumerate(NUMBER_FINDINGS):
+        assert texts[(2 + k) * n:(3 + k) * n] == [finding_text(t, finding) for t in texts[:n]]
+    train_rows = [r for rows in seen["rows"][:-1] for r in rows]
+    blocks = {r // n - 2 for r in train_rows}  # every exam read one number: LVEF's or LVEDVi's finding block
+    assert train_rows and blocks <= {NUMBER_FINDINGS.index("lv_dysfunction"), NUMBER_FINDINGS.index("lv_dilation")}
+    assert all(r < n for r in seen["rows"][-1])  # validation: the whole impressions
