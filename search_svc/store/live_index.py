@@ -90,8 +90,11 @@ class LiveIndexer:
     """Keeps the un-indexed tail of Edge collections bounded by building their graphs in a child process.
 
     max_unindexed: the tail that triggers a build. Edge leaves a segment smaller than the store's
-    indexing threshold plain whatever happens, so a build that indexes nothing is not repeated until the
-    tail grows again. poll_s: how often the tails are checked."""
+    indexing threshold plain whatever happens (about 10k exams at 256-d with the engine's default), so the tail
+    a build leaves is not counted again: the next build waits until max_unindexed more points have arrived.
+    (Waiting for one more point rebuilt such a collection after every ingested study, each swap holding the
+    GIL for a second or two: the stalls of `cmr bench load --quick` with ingestion.) poll_s: how often the
+    tails are checked."""
 
     def __init__(self, store: EdgeStore, collections: Iterable[str], *, max_unindexed: int = 2000,
                  poll_s: float = 5.0, child_nice: int = CHILD_NICE) -> None:
@@ -126,7 +129,7 @@ class LiveIndexer:
         info = self.store.collection_info(name)
         tail = info.points - info.indexed_vectors
         self._update(name, points=info.points, unindexed=tail)
-        return tail >= self.max_unindexed and tail > self._tail_after_build.get(name, -1)
+        return tail - self._tail_after_build.get(name, 0) >= self.max_unindexed
 
     def build(self, name: str) -> IndexState:
         """One build cycle of a collection, now (the caller's thread waits; serving does not)."""

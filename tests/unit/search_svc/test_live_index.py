@@ -123,3 +123,23 @@ def test_the_state_reaches_the_stats_message(store: EdgeStore) -> None:
     after = indexer.build("exams")
     msg = index_state_message(after)
     assert msg.builds == 1 and msg.unindexed == 0 and msg.last_build_s > 0 and msg.last_build_finished_unix > 0
+
+
+def test_a_collection_too_small_to_index_is_not_rebuilt_for_every_new_point(tmp_path: Path) -> None:
+    """Below the engine's indexing threshold a build indexes nothing; the next one waits for max_unindexed new
+    points, not for one (each swap pauses the service: a rebuild per ingested study stalled every search)."""
+    s = EdgeStore(tmp_path)  # the engine's default threshold: these 3,000 small vectors stay plain
+    try:
+        s.ensure_collection("exams", DIM, {"vendor": IndexKind.KEYWORD})
+        s.upsert("exams", _points(0, 3000))
+        indexer = LiveIndexer(s, ["exams"], max_unindexed=1000, child_nice=0)
+        assert indexer.needs_build("exams")
+        assert indexer.build("exams").unindexed == 3000  # nothing could be indexed
+        s.upsert("exams", _points(5000, 1))
+        assert not indexer.needs_build("exams")
+        s.upsert("exams", _points(6000, 998))
+        assert not indexer.needs_build("exams")  # 999 new points
+        s.upsert("exams", _points(7000, 1))
+        assert indexer.needs_build("exams")  # 1,000 new points since the last build
+    finally:
+        s.close()
