@@ -21,6 +21,7 @@ import tempfile
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, replace
+from functools import partial
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -67,10 +68,11 @@ def text_plan(plan: Plan) -> Plan:
 
 
 def measure(phase: str, pool: UserPool, work: Workload, plan: Plan, *, pids: Callable[[], dict[str, int]],
-            ingested: Callable[[], float] | None = None, progress: Progress | None = None,
-            check: Callable[[], None] | None = None) -> list[Step]:
+            ingested: Callable[[], float] | None = None, builds: Callable[[], int] | None = None,
+            progress: Progress | None = None, check: Callable[[], None] | None = None) -> list[Step]:
     """The closed-loop steps (one per concurrency), then the open-loop steps (one per rate, until saturated);
-    CPU and ingestion are read over each measured window only."""
+    CPU, ingestion and the search service's finished background index builds are read over each measured window
+    only (a build's swap pauses every search: without the count a stall in a step has no visible cause)."""
     levels = [("closed", float(c)) for c in plan.concurrency] + [("open", r) for r in plan.rates]
     per_step = plan.warmup_s + plan.step_s
     task = progress.add_task(phase, total=len(levels) * per_step) if progress else None
@@ -85,7 +87,8 @@ def measure(phase: str, pool: UserPool, work: Workload, plan: Plan, *, pids: Cal
         def tick() -> None:
             now = time.perf_counter()
             if "cpu" not in at_window and now >= t_call + plan.warmup_s:
-                at_window.update(cpu=snapshot(pids()), t=now, ingested=ingested() if ingested else 0.0)
+                at_window.update(cpu=snapshot(pids()), t=now, ingested=ingested() if ingested else 0.0,
+                                 builds=builds() if builds else 0)
             if progress is not None and task is not None:
                 progress.update(task, completed=i * per_step + min(now - t_call, per_step),
                                 description=f"{phase}: {label}")
@@ -104,12 +107,46 @@ def measure(phase: str, pool: UserPool, work: Workload, plan: Plan, *, pids: Cal
             step.cpu_cores = cores_used(at_window["cpu"], snapshot(pids()), wall)
             if ingested is not None:
                 step.ingest_per_min = round(60 * (ingested() - at_window["ingested"]) / wall, 2)
+            if builds is not None:
+                step.index_builds = builds() - at_window["builds"]
         step.load_avg = round(os.getloadavg()[0], 2)
         steps.append(step)
         console.print(f"  {phase:6s} {label:>15s}: {step.qps:6.1f} QPS, p50 {step.rpcs['all'].p50_ms:6.1f} ms, "
                       f"p99 {step.p99_ms:7.1f} ms, errors {sum(step.rpcs['all'].errors.values())}"
-                      + (f", ingest {step.ingest_per_min:.1f}/min" if ingested else ""))
+                      + (f", ingest {step.ingest_per_min:.1f}/min" if ingested else "")
+                      + (f", {step.index_builds} index build(s)" if step.index_builds else ""))
     return steps
+
+
+def index_builds(search_url: str, settings: Settings) -> int:
+    """Background index builds the search service has finished since it started, over all collections."""
+    from search_svc.client import SearchClient
+
+    with SearchClient(search_url, settings=settings, timeout_s=10) as client:
+        return sum(state.builds for state in client.stats().index)
+
+
+def indexed(states: Sequence[Any], max_unindexed: int) -> bool:
+    """Whether the live index has caught up: no build running, and every collection's un-indexed tail under the
+    build threshold or already built once (a collection too small for the engine to index stays plain)."""
+    return all(not st.building and (st.unindexed < max_unindexed or st.builds > 0) for st in states)
+
+
+def wait_until_indexed(search_url: str, settings: Settings, max_unindexed: int, timeout_s: float = 1800.0) -> float:
+    """Wait for the background builds a restart starts (search_svc/store/live_index.py); returns the seconds
+    waited. Measured steps then see the served index, not the one-off pause of the first build's swap (about
+    2 s at 20k exams), which docs/benchmarks/live_index.md measures on its own. 0 = no live index: no wait."""
+    from search_svc.client import SearchClient
+
+    t0 = time.monotonic()
+    if max_unindexed <= 0:
+        return 0.0
+    with SearchClient(search_url, settings=settings, timeout_s=10) as client:
+        while not indexed(client.stats().index, max_unindexed):
+            if time.monotonic() - t0 > timeout_s:
+                raise RuntimeError(f"the search service's index builds did not finish in {timeout_s:.0f} s")
+            time.sleep(2.0)
+    return time.monotonic() - t0
 
 
 def pick_data(settings: Settings, plan: Plan) -> tuple[Path, list[Path], Path]:
@@ -176,6 +213,9 @@ def run(quick: bool = False, out_dir: Path | None = None, security: bool = True)
             stack.start_search()
             with SearchClient(stack.search_url, settings=own) as search:
                 search.wait_ready(300)
+            waited = wait_until_indexed(stack.search_url, own, base.live_index_max_unindexed)
+            console.print(f"background index build after the restart: {waited:.0f} s")
+            builds = partial(index_builds, stack.search_url, own)
             work_mix = Workload(index.texts, index.study_keys, MIX)
             work_text = Workload(cache_missing(index.texts, 20000), index.study_keys, TEXT_ONLY)
             pool = UserPool(stack.search_url, sec.user_settings(base, plan.users))
@@ -183,10 +223,10 @@ def run(quick: bool = False, out_dir: Path | None = None, security: bool = True)
                 pool.warm(index.study_keys[0])
                 with Progress(TextColumn("{task.description}"), BarColumn(), TimeRemainingColumn(),
                               console=console) as bar:
-                    steps += measure("idle", pool, work_mix, plan, pids=stack.pids, progress=bar,
-                                     check=stack.check_alive)
-                    steps += measure("text-idle", pool, work_text, text_plan(plan), pids=stack.pids, progress=bar,
-                                     check=stack.check_alive)
+                    steps += measure("idle", pool, work_mix, plan, pids=stack.pids, builds=builds,
+                                     progress=bar, check=stack.check_alive)
+                    steps += measure("text-idle", pool, work_text, text_plan(plan), pids=stack.pids,
+                                     builds=builds, progress=bar, check=stack.check_alive)
                     console.print("starting the broker and an ingest worker...")
                     bootstrap = stack.start_ingest()
                     feeder = Feeder(own.model_copy(update={"kafka_bootstrap": bootstrap}), new_studies,
@@ -198,9 +238,9 @@ def run(quick: bool = False, out_dir: Path | None = None, security: bool = True)
                         if feeder.error or time.monotonic() > deadline:
                             raise RuntimeError(f"ingestion did not start ({feeder.error}); logs in {stack.logs}")
                         time.sleep(1)
-                    steps += measure("ingest", pool, work_mix, plan, pids=stack.pids, ingested=stack.indexed,
-                                     progress=bar, check=stack.check_alive)
-                    steps += measure("text-ingest", pool, work_text, text_plan(plan), pids=stack.pids,
+                    steps += measure("ingest", pool, work_mix, plan, pids=stack.pids, builds=builds,
+                                     ingested=stack.indexed, progress=bar, check=stack.check_alive)
+                    steps += measure("text-ingest", pool, work_text, text_plan(plan), pids=stack.pids, builds=builds,
                                      ingested=stack.indexed, progress=bar, check=stack.check_alive)
                     feeder.stop()
             finally:

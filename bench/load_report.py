@@ -137,9 +137,10 @@ def _step_rows(steps: list[Step]) -> str:
 
 def _cpu_rows(steps: list[Step]) -> tuple[str, str]:
     parts = sorted({k for s in steps for k in s.cpu_cores if k not in ("machine", "other")}) + ["other", "machine"]
-    head = "| phase | load | QPS | in flight | ingest/min | " + " | ".join(parts) + " | load avg |"
-    sep = "| --- " * (len(parts) + 6) + "|"
+    head = "| phase | load | QPS | in flight | ingest/min | index builds | " + " | ".join(parts) + " | load avg |"
+    sep = "| --- " * (len(parts) + 7) + "|"
     rows = [f"| {PHASES[s.phase]} | {label(s)} | {s.qps:.1f} | {s.in_flight:.1f} | {s.ingest_per_min:.1f} | "
+            f"{s.index_builds} | "
             + " | ".join(f"{s.cpu_cores.get(p, 0.0):.2f}" for p in parts) + f" | {s.load_avg:.2f} |" for s in steps]
     return head + "\n" + sep, "\n".join(rows)
 

@@ -49,6 +49,7 @@ class Step:
     mode: str = "closed"          # closed (fixed clients) | open (fixed arrival rate)
     offered_qps: float = 0.0      # open loop: the arrival rate asked for
     in_flight: float = 0.0        # mean calls in flight (Little's law: sum of latencies / window)
+    index_builds: int = 0         # background index builds finished in the window (each swap pauses search)
 
     @property
     def p99_ms(self) -> float:

@@ -10,7 +10,7 @@ import os
 from dataclasses import asdict
 from pathlib import Path
 
-from bench.load import TEXT_ONLY, TEXT_RATE, Plan, measure, text_plan
+from bench.load import TEXT_ONLY, TEXT_RATE, Plan, index_builds, measure, text_plan
 from bench.load_gen import MIX, UserPool, Workload, cache_missing
 from bench.load_index import build_index
 from bench.load_report import LoadBench, best_summary, to_markdown
@@ -34,11 +34,17 @@ def test_two_short_steps_against_real_services(encoder: EncoderClient, encoder_s
         pool = UserPool(srv.address, [s] * plan.users)
         try:
             pool.warm(index.study_keys[0])
+            reads: list[int] = []
+
+            def builds() -> int:  # the service's own count, through Stats; each step reads it twice
+                reads.append(index_builds(srv.address, s))
+                return reads[-1]
+
             steps = measure("idle", pool, Workload(index.texts, index.study_keys, MIX), plan,
-                            pids=lambda: {"loadgen": os.getpid()})
+                            pids=lambda: {"loadgen": os.getpid()}, builds=builds)
             text_steps = measure("text-idle", pool, Workload(cache_missing(index.texts, 500), index.study_keys,
                                                              TEXT_ONLY), text_plan(plan),
-                                 pids=lambda: {"loadgen": os.getpid()})
+                                 pids=lambda: {"loadgen": os.getpid()}, builds=builds)
         finally:
             pool.close()
     assert [(st.mode, st.concurrency, st.offered_qps) for st in steps] == [("closed", 1, 0.0), ("open", 0, 5.0)]
@@ -47,6 +53,8 @@ def test_two_short_steps_against_real_services(encoder: EncoderClient, encoder_s
     assert set(text_steps[0].rpcs) == {"SearchByText", ALL} and text_steps[0].rpcs[ALL].errors == {}
     assert text_steps[0].rpcs["SearchByText"].ok > 0
     steps += text_steps
+    # 200 points stay under the live index's build threshold: no build, and the count came from Stats per step
+    assert len(reads) == 2 * len(steps) and [st.index_builds for st in steps] == [0] * len(steps)
     for st in steps:
         assert st.rpcs[ALL].ok > 0 and st.rpcs[ALL].errors == {}
         assert "SearchByText" in st.rpcs and st.cpu_cores["loadgen"] >= 0

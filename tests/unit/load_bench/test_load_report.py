@@ -18,6 +18,7 @@ def _steps() -> list:
                           + [Sample("Get", 0, 0.002, "OK")] * 5, 5.0)
             s.cpu_cores = {"loadgen": 0.1, "search": 0.4, "machine": 1.2, "other": 0.7}
             s.ingest_per_min = 20.0 if phase == "ingest" else 0.0
+            s.index_builds = 1 if (phase, c) == ("ingest", 4) else 0
             steps.append(s)
     return steps
 
@@ -42,6 +43,9 @@ def test_report_files_and_answer(tmp_path: Path) -> None:
     assert data["best"]["idle"]["concurrency"] == 4 and data["best"]["ingest"]["concurrency"] == 1
     assert "with ingestion: 11.0 QPS" in text and "TLS on, tokens on" in text and "8 simulated clinicians" in text
     assert "| 4 clients | SearchByText |" in text and "| Get | " in text and "loadgen" in text and len(data["steps"]) == 4
+    # the background index builds of each window, in the CPU table (a build's swap pauses the service)
+    assert "| ingest/min | index builds |" in text and "| with ingestion | 4 clients | 41.0 | 1.6 | 20.0 | 1 |" in text
+    assert [st["index_builds"] for st in data["steps"]] == [0, 0, 0, 1]
 
 
 def test_report_says_when_no_step_passed() -> None:
