@@ -16,7 +16,8 @@ all: docs/benchmarks/store_overhead.md). A thread cannot help; another process c
 `LiveIndexer` runs that cycle from a daemon thread whenever a collection's un-indexed tail (points outside
 any HNSW graph, searched exactly) reaches `max_unindexed`, and reports each collection's state.
 Points written during a build land in the new shard's plain segment: the tail after a build is what was
-ingested while it ran, which the next cycle indexes.
+ingested while it ran (or, below the engine's indexing threshold, the whole collection), which the next cycle
+indexes once max_unindexed more points have arrived.
 """
 
 from __future__ import annotations
