@@ -461,12 +461,11 @@ def test_cli_explain_splits_a_pair_similarity_per_view_and_number(run_dir: Path,
                            "attention")
 
 
-def test_numbers_only_exams_train_against_their_number_text(data: Path, cached, tmp_path: Path,  # noqa: ANN001
-                                                            monkeypatch: pytest.MonkeyPatch) -> None:
-    """aug_numbers_text: an exam read from its numbers alone is paired with the sentences numbers can state
-    (cmr.train.number_text), the validation loss still with the whole impression."""
+@pytest.fixture
+def text_bank_spy(monkeypatch: pytest.MonkeyPatch) -> dict[str, Any]:
+    """What training put in its text bank ("texts") and which bank rows each batch read ("rows"; the last entry
+    is the validation pass)."""
     from cmr.train import trainer as trainer_mod
-    from cmr.train.number_text import number_text
     from cmr.train.text_bank import TextBank
 
     seen: dict[str, Any] = {"rows": []}
@@ -482,12 +481,27 @@ def test_numbers_only_exams_train_against_their_number_text(data: Path, cached, 
 
     monkeypatch.setattr(trainer_mod.TextBank, "build", classmethod(spy_build))
     monkeypatch.setattr(trainer_mod.TextBank, "batch", spy_batch)
+    return seen
+
+
+def _numbers_config(**train_options: Any) -> Config:
+    """TINY with two late-fused, sum-pooled measurement tokens, one epoch, every number kept, plus train_options."""
     d: dict[str, Any] = copy.deepcopy(TINY)
     d["model"]["image"].update({"measurements": ["lvef_pct", "lvedvi_ml_m2"], "pooling": "attention",
                                 "measurement_fusion": "late", "measurement_pool": "sum", "measurement_depth": 0})
-    d["train"].update({"epochs": 1, "aug_numbers_only": 1.0, "aug_numbers_text": True, "aug_drop_measure": 0.0,
-                       "aug_drop_all_measures": 0.0})
-    train(Config.from_dict(d), data, tmp_path / "run", workers=1, progress=False)
+    d["train"].update({"epochs": 1, "aug_drop_measure": 0.0, "aug_drop_all_measures": 0.0, **train_options})
+    return Config.from_dict(d)
+
+
+def test_numbers_only_exams_train_against_their_number_text(data: Path, cached, tmp_path: Path,  # noqa: ANN001
+                                                            text_bank_spy: dict[str, Any]) -> None:
+    """aug_numbers_text: an exam read from its numbers alone is paired with the sentences numbers can state
+    (cmr.train.number_text), the validation loss still with the whole impression."""
+    from cmr.train.number_text import number_text
+
+    seen = text_bank_spy
+    train(_numbers_config(aug_numbers_only=1.0, aug_numbers_text=True), data, tmp_path / "run", workers=1,
+          progress=False)
     n = N_STUDIES
     texts = seen["texts"]
     assert len(texts) == 2 * n and texts[n:] == [number_text(t) for t in texts[:n]]
@@ -498,32 +512,14 @@ def test_numbers_only_exams_train_against_their_number_text(data: Path, cached, 
 
 
 def test_single_number_exams_train_against_their_finding_text(data: Path, cached, tmp_path: Path,  # noqa: ANN001
-                                                              monkeypatch: pytest.MonkeyPatch) -> None:
+                                                              text_bank_spy: dict[str, Any]) -> None:
     """aug_number_finding_text: an exam read from one number is paired with what its report says of that number's
     finding (cmr.train.number_text.finding_text); the bank holds one block of such texts per finding."""
-    from cmr.train import trainer as trainer_mod
     from cmr.train.number_text import NUMBER_FINDINGS, finding_text
-    from cmr.train.text_bank import TextBank
 
-    seen: dict[str, Any] = {"rows": []}
-    build, batch = TextBank.build.__func__, TextBank.batch  # type: ignore[attr-defined]
-
-    def spy_build(cls, model, texts, *args, **kwargs):  # noqa: ANN001, ANN202
-        seen["texts"] = list(texts)
-        return build(cls, model, texts, *args, **kwargs)
-
-    def spy_batch(self, rows, device):  # noqa: ANN001, ANN202
-        seen["rows"].append(rows.tolist())
-        return batch(self, rows, device)
-
-    monkeypatch.setattr(trainer_mod.TextBank, "build", classmethod(spy_build))
-    monkeypatch.setattr(trainer_mod.TextBank, "batch", spy_batch)
-    d: dict[str, Any] = copy.deepcopy(TINY)
-    d["model"]["image"].update({"measurements": ["lvef_pct", "lvedvi_ml_m2"], "pooling": "attention",
-                                "measurement_fusion": "late", "measurement_pool": "sum", "measurement_depth": 0})
-    d["train"].update({"epochs": 1, "aug_numbers_only": 1.0, "aug_single_number": 1.0, "aug_numbers_text": True,
-                       "aug_number_finding_text": True, "aug_drop_measure": 0.0, "aug_drop_all_measures": 0.0})
-    train(Config.from_dict(d), data, tmp_path / "run", workers=1, progress=False)
+    seen = text_bank_spy
+    train(_numbers_config(aug_numbers_only=1.0, aug_single_number=1.0, aug_numbers_text=True,
+                          aug_number_finding_text=True), data, tmp_path / "run", workers=1, progress=False)
     n = N_STUDIES
     texts = seen["texts"]
     assert len(texts) == (2 + len(NUMBER_FINDINGS)) * n
