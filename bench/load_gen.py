@@ -17,8 +17,9 @@ import itertools
 import random
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import grpc
@@ -126,21 +127,19 @@ def run_open_loop(pool: UserPool, work: Workload, rate: float, warmup_s: float, 
     start = time.perf_counter()
     window_start, stop_at = start + warmup_s, start + warmup_s + seconds
     ex = ThreadPoolExecutor(max_in_flight, thread_name_prefix="open-load")
-    t, k, next_tick = start, 0, start
+    t, k = start, 0
     try:
-        while True:
-            t += rng.expovariate(rate)
-            if t >= stop_at:
-                break
-            while (now := time.perf_counter()) < t:
-                if tick is not None and now >= next_tick:
-                    tick()
-                    next_tick = now + 0.5
-                time.sleep(min(t - now, 0.05))
-            ex.submit(job, rng.choices(names, weights)[0], t, k)
-            k += 1
-        while time.perf_counter() < stop_at:
-            time.sleep(0.05)
+        with _ticking(tick):
+            while True:
+                t += rng.expovariate(rate)
+                if t >= stop_at:
+                    break
+                while (now := time.perf_counter()) < t:
+                    time.sleep(min(t - now, 0.05))
+                ex.submit(job, rng.choices(names, weights)[0], t, k)
+                k += 1
+            while time.perf_counter() < stop_at:
+                time.sleep(0.05)
     finally:
         ex.shutdown(wait=True, cancel_futures=True)
     return samples, window_start, stop_at
@@ -166,12 +165,42 @@ def run_closed_loop(pool: UserPool, work: Workload, concurrency: int, warmup_s: 
             samples.extend(mine)
 
     threads = [threading.Thread(target=client, args=(k,), daemon=True, name=f"load-{k}") for k in range(concurrency)]
-    for t in threads:
-        t.start()
-    while any(t.is_alive() for t in threads):
-        if tick is not None:
-            tick()
-        time.sleep(0.5)
-    for t in threads:
-        t.join()
+    with _ticking(tick):
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
     return samples, window_start, stop_at
+
+
+@contextmanager
+def _ticking(tick: Callable[[], None] | None, every_s: float = 0.5) -> Iterator[None]:
+    """Call `tick` every `every_s` on a thread of its own while the block runs. Its own thread because a tick
+    does blocking I/O (the window-start CPU snapshot, the worker's metrics, a Stats call over a new TLS channel):
+    on the open loop's scheduling thread it delayed every arrival due meanwhile, and since latency counts from
+    the scheduled arrival, that showed as 0.3-0.7 s "stalls" of the service that no server-side cause explained.
+    A tick that raises (a part died) is raised here once the block ends."""
+    if tick is None:
+        yield
+        return
+    stop = threading.Event()
+    failed: list[BaseException] = []
+
+    def loop() -> None:
+        while not stop.is_set():
+            try:
+                tick()
+            except BaseException as exc:  # noqa: BLE001 - handed to the caller below
+                failed.append(exc)
+                return
+            stop.wait(every_s)
+
+    monitor = threading.Thread(target=loop, name="load-tick", daemon=True)
+    monitor.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        monitor.join()
+    if failed:
+        raise failed[0]

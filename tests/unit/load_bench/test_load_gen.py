@@ -7,6 +7,7 @@ from __future__ import annotations
 import threading
 
 import grpc
+import pytest
 
 from bench.load_gen import MIX, Workload, run_closed_loop, run_open_loop
 from bench.load_stats import OK, in_window, saturated, summarize
@@ -60,6 +61,44 @@ def test_open_loop_stamps_scheduled_arrivals_inside_the_run() -> None:
     assert all(ws - 0.05 - 1e-3 <= s.start_s < we for s in samples)
     step = summarize("idle", 0, in_window(samples, ws, we), we - ws, mode="open", offered_qps=200.0)
     assert step.mode == "open" and step.offered_qps == 200.0
+
+
+class _CountingClient(_FakeClient):
+    """Sets `served` once it has answered `n` calls."""
+
+    def __init__(self, n: int) -> None:
+        super().__init__()
+        self.n, self.served = n, threading.Event()
+
+    def _count(self, *args: object, **kwargs: object) -> None:
+        self._hit()
+        if self.calls >= self.n:
+            self.served.set()
+
+    search_text = similar = zero_shot = get = _count
+
+
+def test_a_blocking_tick_does_not_hold_back_the_open_loops_arrivals() -> None:
+    """The tick does blocking I/O (a Stats call over a new TLS channel...). Here it blocks until calls have been
+    answered: run on the scheduling thread, as it was, no call is made meanwhile and it waits in vain."""
+    client = _CountingClient(5)
+    seen: list[bool] = []
+    samples, _, _ = run_open_loop(_FakePool([client]), WORK, 200.0, 0.05, 0.3, seed=3,  # type: ignore[arg-type]
+                                  tick=lambda: seen.append(client.served.wait(10.0)))
+    assert seen[0] is True and len(samples) >= 5
+
+
+@pytest.mark.parametrize("loop", ["open", "closed"])
+def test_a_failing_tick_fails_the_step(loop: str) -> None:
+    def tick() -> None:
+        raise RuntimeError("the search process exited")
+
+    pool = _FakePool([_FakeClient()])
+    with pytest.raises(RuntimeError, match="search process exited"):
+        if loop == "open":
+            run_open_loop(pool, WORK, 50.0, 0.0, 0.2, tick=tick)  # type: ignore[arg-type]
+        else:
+            run_closed_loop(pool, WORK, 1, 0.0, 0.2, tick=tick)  # type: ignore[arg-type]
 
 
 def test_an_open_step_that_falls_behind_its_rate_is_saturated() -> None:
