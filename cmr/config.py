@@ -223,6 +223,10 @@ class Settings(BaseSettings):
     audit_fsync: bool = Field(True, description="an RPC answers only once its audit entry is on disk (group "
                               "commit: one fdatasync covers every entry written while it waited); false = "
                               "the OS writes entries back when it likes (a power cut loses the last seconds)")
+    audit_sync_delay_ms: float = Field(0.0, ge=0, le=10_000, description="with audit_fsync: 0 = an RPC answers "
+                                       "once its entry is on disk; N > 0 = it answers once the entry is written to "
+                                       "the file (a crashed process loses nothing) and a background sync puts it on "
+                                       "disk within N ms (a power cut loses at most the last N ms of entries)")
     kafka_topic_audit: str = Field("cmr.audit", description="audit entries (AuditEntry JSON)")
 
     # --- UI and local stack ---------------------------------------------------------------------------------

@@ -76,13 +76,17 @@ class AuditLog:
     disk, so an entry written before an RPC answered survives a SIGKILL and a power cut. It is a group commit:
     threads that append while an fdatasync runs are all covered by the next one, so N concurrent RPCs cost
     about two fdatasyncs, not N (0.7 ms each on the development machine's disk; see docs/reliability.md).
+    With sync_delay_s > 0 (settings.audit_sync_delay_ms) append() returns once the entry is written to the file,
+    which a SIGKILL does not undo, and a background thread fdatasyncs within sync_delay_s of it: a power cut loses
+    at most the entries of the last sync_delay_s, and no RPC waits for the disk.
     An entry torn by a crash or a full disk in the middle of its write (it never answered its RPC) is moved
     aside to <file>.torn before the next append, so the chain stays verifiable."""
 
     def __init__(self, path: Path, service: str, publisher: KafkaAuditPublisher | None = None, *,
-                 fsync: bool = True, reserve_bytes: int = 0) -> None:
+                 fsync: bool = True, reserve_bytes: int = 0, sync_delay_s: float = 0.0) -> None:
         """reserve_bytes: space kept allocated beside the file for the entries written once the disk is full
-        (SpaceReserve); 0 = none."""
+        (SpaceReserve); 0 = none. sync_delay_s: with fsync, 0 = each append waits for its sync; > 0 = a background
+        thread syncs at most this long after an append, which does not wait."""
         self.path, self.service, self.publisher, self.fsync = path, service, publisher, fsync
         path.parent.mkdir(parents=True, exist_ok=True)
         self._fd = os.open(path, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o640)  # read: the torn-tail check
@@ -91,12 +95,20 @@ class AuditLog:
         self._sync_lock = threading.Lock()
         self._written = 0  # entries appended by this object
         self._synced = 0   # of those, how many an fdatasync has covered
+        self.sync_delay_s = sync_delay_s if fsync else 0.0
+        self._dirty = threading.Event()   # an entry was written since the background sync last started
+        self._closing = threading.Event()
+        self._syncer: threading.Thread | None = None
+        if self.sync_delay_s > 0:
+            self._syncer = threading.Thread(target=self._sync_later, name=f"audit-sync-{service}", daemon=True)
+            self._syncer.start()
 
     @classmethod
     def from_settings(cls, settings: Settings, service: str) -> AuditLog:
         publisher = KafkaAuditPublisher(settings) if settings.audit_kafka else None
         return cls(audit_dir(settings) / f"{service}.jsonl", service, publisher, fsync=settings.audit_fsync,
-                   reserve_bytes=int(settings.audit_reserve_mb * 2**20))
+                   reserve_bytes=int(settings.audit_reserve_mb * 2**20),
+                   sync_delay_s=settings.audit_sync_delay_ms / 1000)
 
     def append(self, entry: AuditEntry) -> AuditEntry:
         """Write one entry (on disk when this returns, with fsync on). OSError (a full disk...) leaves the file
@@ -121,7 +133,9 @@ class AuditLog:
                 mine = self._written
             finally:
                 fcntl.flock(self._fd, fcntl.LOCK_UN)
-        if self.fsync:
+        if self._syncer is not None:
+            self._dirty.set()
+        elif self.fsync:
             self._sync(mine)
         if self.publisher is not None:
             self.publisher.publish(entry)
@@ -136,7 +150,34 @@ class AuditLog:
             os.fdatasync(self._fd)
             self._synced = max(self._synced, covered)
 
+    @property
+    def unsynced(self) -> int:
+        """Entries written but not yet covered by an fdatasync (what a power cut now would lose)."""
+        return self._written - self._synced if self.fsync else 0
+
+    def _sync_later(self) -> None:
+        """The background sync of sync_delay_s mode: wait for an append, let the others of the next sync_delay_s
+        join it, sync them all at once. A failing sync (EIO) is logged and tried again at the next append."""
+        while True:
+            self._dirty.wait()
+            if self._closing.wait(self.sync_delay_s):
+                return  # close() syncs what is left
+            self._dirty.clear()
+            try:
+                self._sync(self._written)
+            except OSError:
+                log.exception("audit log %s: fdatasync failed; entries since the last sync are not yet on disk",
+                              self.path)
+
     def close(self) -> None:
+        if self._syncer is not None:
+            self._closing.set()
+            self._dirty.set()
+            self._syncer.join()
+            try:
+                self._sync(self._written)
+            except OSError:
+                log.exception("audit log %s: the last fdatasync failed", self.path)
         if self.publisher is not None:
             self.publisher.close()
         os.close(self._fd)
