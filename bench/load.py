@@ -30,7 +30,7 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 
 from bench.load_cpu import cores_used, snapshot
-from bench.load_gen import MIX, UserPool, Workload, cache_missing, run_closed_loop, run_open_loop
+from bench.load_gen import MIX, TOP_K, UserPool, Workload, cache_missing, run_closed_loop, run_open_loop
 from bench.load_report import LoadBench, best_summary, write
 from bench.load_stats import Step, best_step, in_window, saturated, summarize
 from cmr.config import Settings, get_settings
@@ -42,6 +42,7 @@ MAX_ERROR_RATE = 0.01
 # Issue 19's clinician path: SearchByText alone, open loop at this rate, in each phase (see load_report.TEXT_TARGETS).
 TEXT_ONLY: tuple[tuple[str, float], ...] = (("SearchByText", 1.0),)
 TEXT_RATE = 10.0
+HIT_TEXTS = 20  # distinct sentences of the cache-hit reference step (well under the query cache's size)
 
 
 @dataclass(frozen=True)
@@ -226,6 +227,11 @@ def run(quick: bool = False, out_dir: Path | None = None, security: bool = True)
                     steps += measure("idle", pool, work_mix, plan, pids=stack.pids, builds=builds,
                                      progress=bar, check=stack.check_alive)
                     steps += measure("text-idle", pool, work_text, text_plan(plan), pids=stack.pids,
+                                     builds=builds, progress=bar, check=stack.check_alive)
+                    work_hit = Workload(index.texts[:HIT_TEXTS], index.study_keys, TEXT_ONLY)
+                    for text in work_hit.texts:  # each answered once: every call of the step hits the cache
+                        pool.next().search_text(text, top_k=TOP_K)
+                    steps += measure("text-hit-idle", pool, work_hit, text_plan(plan), pids=stack.pids,
                                      builds=builds, progress=bar, check=stack.check_alive)
                     console.print("starting the broker and an ingest worker...")
                     bootstrap = stack.start_ingest()

@@ -12,9 +12,13 @@ from typing import Any
 from bench.load_stats import ALL, Step, best_step
 
 PHASES = {"ingest": "with ingestion", "idle": "without ingestion",
-          "text-idle": "SearchByText alone, without ingestion", "text-ingest": "SearchByText alone, with ingestion"}
+          "text-idle": "SearchByText alone, without ingestion",
+          "text-hit-idle": "SearchByText alone, repeated queries (cache hits), without ingestion",
+          "text-ingest": "SearchByText alone, with ingestion"}
 # Issue 19's targets for SearchByText alone at 10 queries/s open loop: (p50, p99) ceilings in ms, None = no target.
-TEXT_TARGETS: dict[str, tuple[float | None, float]] = {"text-idle": (8.0, 20.0), "text-ingest": (None, 40.0)}
+# The cache-hit step has none: it is the reference that splits the text tower's time from everything around it.
+TEXT_TARGETS: dict[str, tuple[float | None, float | None]] = {"text-idle": (8.0, 20.0), "text-hit-idle": (None, None),
+                                                              "text-ingest": (None, 40.0)}
 
 
 @dataclass
@@ -175,18 +179,25 @@ def _text_section(r: LoadBench) -> str:
             st = s.rpcs.get("SearchByText")
             if st is None:
                 continue
-            met = st.ok > 0 and st.p99_ms <= p99_max and (p50_max is None or st.p50_ms <= p50_max)
-            want = (f"p50 <= {p50_max:g}, " if p50_max is not None else "") + f"p99 <= {p99_max:g}"
             errs = sum(st.errors.values())
+            if p99_max is None:
+                want, verdict = "reference, no target", ""
+            else:
+                met = st.ok > 0 and st.p99_ms <= p99_max and (p50_max is None or st.p50_ms <= p50_max)
+                want = (f"p50 <= {p50_max:g}, " if p50_max is not None else "") + f"p99 <= {p99_max:g}"
+                verdict = "met" if met else "**not met**"
             rows.append(f"| {PHASES[phase]} | {label(s)} | {st.qps:.1f} | {_fmt(st.p50_ms)} | {_fmt(st.p99_ms)} | "
-                        f"{_fmt(st.max_ms)} | {errs} | {want} | {'met' if met else '**not met**'} |")
+                        f"{_fmt(st.max_ms)} | {errs} | {want} | {verdict} |")
     if not rows:
         return "Not measured in this run."
     return ("| phase | load | QPS | p50 ms | p99 ms | max ms | errors | target (ms) | |\n"
             "| --- | --- | ---: | ---: | ---: | ---: | ---: | --- | --- |\n" + "\n".join(rows) + "\n\n"
             "Every query is a new text (an impression sentence in a random letter case: the query cache keys on the "
             "exact text and misses, the uncased tokenizer sees the sentence's tokens), so this is the text tower's "
-            "cost on every call; docs/benchmarks/text_path.md measures what the cache saves at a stated repeat rate.")
+            "cost on every call; docs/benchmarks/text_path.md measures what the cache saves at a stated repeat rate. "
+            "The cache-hit step asks the same few sentences again (each answered once before it), so the tower is "
+            "skipped: its latency is everything around the tower (TLS, token, audit, search, the why lines, the "
+            "client), and the difference of the medians is what the tower adds at this rate.")
 
 
 def load_json(path: Path) -> LoadBench:
