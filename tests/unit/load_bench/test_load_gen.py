@@ -108,3 +108,15 @@ def test_an_open_step_that_falls_behind_its_rate_is_saturated() -> None:
     kept = summarize("idle", 0, [Sample("Get", 0, 0.001, OK)] * 48, 1.0, mode="open", offered_qps=50.0)
     slow = summarize("idle", 0, [Sample("Get", 0, 0.9, OK)] * 48, 1.0, mode="open", offered_qps=50.0)
     assert saturated(behind, 50.0) and not saturated(kept, 50.0) and saturated(slow, 50.0)
+
+
+def test_the_two_phases_ask_different_cache_missing_queries() -> None:
+    """Each text step draws with the same seed: with one shared list the second phase asked exactly the queries the
+    first had just put in the service's query cache."""
+    from bench.load import TEXT_ONLY, text_workloads
+
+    idle, ingest = text_workloads(["dilated left ventricle", "normal biventricular size and function"], ["k"],
+                                  per_phase=40)
+    assert len(idle.texts) == len(ingest.texts) == 40
+    assert not set(idle.texts) & set(ingest.texts)
+    assert idle.mix == ingest.mix == TEXT_ONLY
