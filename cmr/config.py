@@ -78,6 +78,9 @@ class Settings(BaseSettings):
     search_url: str = Field("127.0.0.1:50052")
     generator_url: str = Field("127.0.0.1:50053")
     grpc_workers: int = Field(16, ge=1, le=256, description="handler threads per service")
+    gc_freeze: bool = Field(True, description="a service process moves the objects it made while starting (modules, "
+                            "models, ~350k in the search service) out of the cyclic garbage collector's scans once "
+                            "it serves: a full collection over them held the GIL 0.1-0.2 s, stalling every request")
     grpc_max_message_bytes: int = Field(8 * 1024**2, gt=0, description="largest single gRPC message (a chunk)")
     max_upload_bytes: int = Field(512 * 1024**2, gt=0, description="largest study streamed to EncodeStudy")
     max_texts_per_request: int = Field(256, gt=0)

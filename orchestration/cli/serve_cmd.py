@@ -17,7 +17,11 @@ if TYPE_CHECKING:
 console = Console(stderr=True)
 
 
-def _until_signalled() -> None:
+def _until_signalled(settings: Settings) -> None:
+    if settings.gc_freeze:  # the service is up: what start-up made lives as long as the process (cmr/rpc/heap.py)
+        from cmr.rpc.heap import freeze_startup_heap
+
+        freeze_startup_heap()
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())
@@ -59,7 +63,7 @@ def register(app: typer.Typer) -> None:
         console.print(f"EncoderService ready on [bold]{server.address}[/] (Triton {settings.triton_url or c.url}, "
                       f"dynamic batching {'on' if c.dynamic_batching else 'off'}, max batch {c.max_batch_size})")
         try:
-            _until_signalled()
+            _until_signalled(settings)
         finally:
             console.print("stopping the encoder service and Triton...")
             server.stop()
@@ -80,7 +84,7 @@ def register(app: typer.Typer) -> None:
         console.print(f"SearchService ready on [bold]{server.address}[/] (store {server.store.backend}, "
                       f"encoder {encoder_url or settings.encoder_url})")
         try:
-            _until_signalled()
+            _until_signalled(settings)
         finally:
             console.print("stopping the search service...")
             server.stop()
@@ -103,7 +107,7 @@ def register(app: typer.Typer) -> None:
         console.print(f"GeneratorService ready on [bold]{server.address}[/] (CMR-TARGET {target}, "
                       f"search {search_url or settings.search_url})")
         try:
-            _until_signalled()
+            _until_signalled(settings)
         finally:
             console.print("stopping the generator service...")
             server.stop()
