@@ -178,8 +178,9 @@ def _ticking(tick: Callable[[], None] | None, every_s: float = 0.5) -> Iterator[
     """Call `tick` every `every_s` on a thread of its own while the block runs. Its own thread because a tick
     does blocking I/O (the window-start CPU snapshot, the worker's metrics, a Stats call over a new TLS channel):
     on the open loop's scheduling thread it delayed every arrival due meanwhile, and since latency counts from
-    the scheduled arrival, that showed as 0.3-0.7 s "stalls" of the service that no server-side cause explained.
-    A tick that raises (a part died) is raised here once the block ends."""
+    the scheduled arrival, the generator's own wait was counted as the service's latency. (It was not the cause of
+    the 0.1-0.5 s open-loop outliers of docs/benchmarks/load.md: those stayed after this change.) A tick that
+    raises (a part died) is raised here once the block ends."""
     if tick is None:
         yield
         return

@@ -296,6 +296,11 @@ class VectorStore(ABC):
     def count(self, collection: str, filter: ExamFilter | None = None) -> int:
         """Exact number of points matching `filter`."""
 
+    @abstractmethod
+    def facet(self, collection: str, key: str, limit: int = 100) -> dict[str, int]:
+        """The distinct values of an indexed keyword payload field with their exact point counts (at most
+        `limit` values, the most frequent first), read from the field's index rather than by a scan."""
+
     def warm_up(self, collection: str) -> int:
         """Bring the collection's files into the page cache, so the first requests do not fault them in one
         page at a time; returns the bytes read. A no-op (0) for engines that keep nothing in local files."""

@@ -263,6 +263,11 @@ class EdgeStore(VectorStore):
         with self._using(collection) as coll:
             return int(coll.shard.count(edge.CountRequest(exact=True, filter=to_edge_filter(filter))))
 
+    def facet(self, collection: str, key: str, limit: int = 100) -> dict[str, int]:
+        with self._using(collection) as coll:
+            found = coll.shard.facet(edge.FacetRequest(key, limit=limit, exact=True))
+        return {str(h.value): int(h.count) for h in found.hits}
+
     def warm_up(self, collection: str) -> int:
         with self._using(collection) as coll:
             folder = self.root / coll.name / coll.shard_dir

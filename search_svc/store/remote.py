@@ -243,6 +243,11 @@ class QdrantStore(VectorStore):
         with self._using(collection):
             return int(self.client.count(collection, count_filter=to_client_filter(filter), exact=True).count)
 
+    def facet(self, collection: str, key: str, limit: int = 100) -> dict[str, int]:
+        with self._using(collection):
+            found = self.client.facet(collection, key, limit=limit, exact=True)
+        return {str(h.value): int(h.count) for h in found.hits}
+
     # --- aliases (a server's atomic switch between collections) ----------------------------------------------
     def set_aliases(self, targets: Mapping[str, str]) -> None:
         """Point each alias at its collection in one request: Qdrant applies the whole list atomically, so a

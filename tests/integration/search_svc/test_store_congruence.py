@@ -192,6 +192,16 @@ def test_every_filter_counts_scrolls_and_searches_as_its_definition(loaded: Vect
     assert loaded.count("exams", cases["never_measured_value"]) == 0
 
 
+def test_facet_counts_each_indexed_keyword_value_as_the_payloads_say(loaded: VectorStore,
+                                                                    points: list[VectorPoint]) -> None:
+    """Stats lists the model versions in an index from the field's index (no payload scan): exact per value."""
+    from collections import Counter
+
+    assert loaded.facet("exams", "model_version") == dict(Counter(p.payload.model_version for p in points))
+    assert loaded.facet("exams", "vendor") == dict(Counter(p.payload.vendor for p in points))
+    assert len(loaded.facet("exams", "vendor", limit=1)) == 1
+
+
 def test_scroll_visits_every_point_exactly_once(loaded: VectorStore, points: list[VectorPoint]) -> None:
     for f in (None, ExamFilter(field_strengths_t=(1.5,))):
         seen: list[str] = []
