@@ -144,9 +144,10 @@ class ExamIndex:
         return self.store.count(collection or self.exams, flt)
 
     def stats(self) -> tuple[int, int, dict[str, int], list[str]]:
-        """(exams, reports, exams per vendor, model versions present), all exact and from the payload indexes:
-        the versions were once read by scanning up to 50,000 exams' payloads, which held the GIL for about a
-        second at 20k exams and stalled every search while a status page or `cmr status` asked."""
+        """(exams, reports, exams per vendor, model versions present), all exact and from the payload indexes.
+        The versions were once read by scanning up to 50,000 exams' payloads, decoded in Python with the GIL
+        held: at 20k exams every search in flight stalled 0.1-0.4 s whenever a status page, `cmr status` or the
+        load benchmark asked (docs/benchmarks/load.md)."""
         vendors = {v: n for v in VENDORS if (n := self.count(ExamFilter(vendors=(v,))))}
         versions = self.store.facet(self.exams, "model_version")
         return self.count(), self.count(collection=self.reports), vendors, sorted(versions)

@@ -2,14 +2,13 @@
 
 CPython's cyclic collector scans every tracked object in a full (generation 2) collection, with the GIL held. A
 service process holds a few hundred thousand objects from start-up that live as long as it does (the search
-service imports torch through the model code: ~350k objects; a full collection over them took 0.1-0.2 s on the
-2-core machine), and a full collection comes every so often as requests allocate, so one request in a few
-hundred waited that long: the isolated 90-460 ms SearchByText outliers of the load benchmark at 10 queries/s.
-`gc.freeze()` after start-up moves those objects to a permanent generation that collections skip; objects made
-later are collected as before (and reference counting frees most of them anyway).
+service imports torch through the model code: ~350k objects; one full collection over them took 171 ms on the
+2-core machine), and a full collection comes every so often as requests allocate, stalling every request in
+flight. `gc.freeze()` after start-up moves those objects to a permanent generation that collections skip;
+objects made later are collected as before (and reference counting frees most of them anyway).
 
-Only for a process that serves until it stops (`cmr serve ...`, the load generator): in a test process it would keep the garbage cycles of every
-test that ran before the freeze."""
+Only for a process that serves until it stops (`cmr serve ...`, the load generator): in a test process it would
+keep the garbage cycles of every test that ran before the freeze."""
 
 from __future__ import annotations
 
