@@ -443,7 +443,7 @@ def run_real_evaluation(checkpoint: Path | None = None, *, data: Path | None = N
             failures[p.name] = f"load: {exc.reason}"
     timings["load_studies"] = time.perf_counter() - t
     measured: dict[str, Any] = {}
-    measured_matrix = None
+    measured_matrix = expert_matrix = None
     if model.measurement_names:  # the served path: measure, then embed the pixels with the numbers
         from cmr.model.measurements import measurement_matrix
 
@@ -451,6 +451,8 @@ def run_real_evaluation(checkpoint: Path | None = None, *, data: Path | None = N
         measured = measure_patients(loaded, settings, progress, folders=studies)
         measured_matrix = measurement_matrix([measured[p.name][0].values() for p in embedded],
                                              model.measurement_names)
+        # The segmentation ceiling: the same model given the expert masks' numbers instead of the segmenter's.
+        expert_matrix = measurement_matrix([p.expert_measurements for p in embedded], model.measurement_names)
         timings["measure_studies"] = time.perf_counter() - t
     del loaded
 
@@ -466,9 +468,12 @@ def run_real_evaluation(checkpoint: Path | None = None, *, data: Path | None = N
                                                 model_runs["checkpoint"][2])
         model_runs["checkpoint_numbers_only"] = (f"{model.cfg.name} from its measurement tokens alone", model,
                                                  model_runs["checkpoint"][2])
+        model_runs["checkpoint_expert_numbers"] = (f"{model.cfg.name} given the expert masks' numbers", model,
+                                                   model_runs["checkpoint"][2])
+    numbers_of = {"checkpoint_pixels_only": None, "checkpoint_expert_numbers": expert_matrix}
     for role, (label, m, clf) in model_runs.items():
         t = time.perf_counter()
-        emb = _embed(m, exams, label, progress, None if role == "checkpoint_pixels_only" else measured_matrix,
+        emb = _embed(m, exams, label, progress, numbers_of.get(role, measured_matrix),
                      frames=role != "checkpoint_numbers_only")
         timings[f"embed_{role}"] = time.perf_counter() - t
         t = time.perf_counter()
@@ -561,6 +566,12 @@ def _calibration_note(model: Mapping[str, Any]) -> str:
     return f" (the calibration file beside it, {fits} on synthetic {cal.get('fitted_on')})"
 
 
+# The ablations of a measuring checkpoint, in column order: what the pixels alone and the numbers alone carry, and
+# what the expert masks' numbers would give (the ceiling a perfect segmenter would reach with this model).
+ABLATION_NAMES: dict[str, str] = {"checkpoint_pixels_only": "pixels only", "checkpoint_numbers_only": "numbers only",
+                                  "checkpoint_expert_numbers": "expert numbers"}
+
+
 def real_results_to_markdown(results: Mapping[str, Any]) -> str:
     """docs/model/real-data.md: one table (checkpoint on ACDC | untrained on ACDC | checkpoint on synthetic
     held-out), the figures, data provenance and licence, sections, machine and timings."""
@@ -571,9 +582,8 @@ def real_results_to_markdown(results: Mapping[str, Any]) -> str:
     matched = syn.get("status") == "matched"
     syn_na = NOT_EVALUATED if not matched else None
     n = data.get("n_embedded", 0)
-    # ACDC columns: the checkpoint, its pixels-only and numbers-only ablations (a model with measurement tokens),
-    # the untrained one.
-    ablations = [m for m in (models.get("checkpoint_pixels_only"), models.get("checkpoint_numbers_only")) if m]
+    # ACDC columns: the checkpoint, its ablations (a model with measurement tokens: ABLATION_NAMES), the untrained one.
+    ablations = [models[r] for r in ABLATION_NAMES if models.get(r)]
     acdc: list[Mapping[str, Any] | None] = [ck, *ablations, un]
     head = [f"{ck.get('label', meta.get('model', 'checkpoint'))} on ACDC (n = {n})",
             *[f"{a.get('label')} on ACDC (n = {n})" for a in ablations],
@@ -618,8 +628,7 @@ def real_results_to_markdown(results: Mapping[str, Any]) -> str:
     lines += ["| " + " | ".join(r) + " |" for r in rows]
     lines.append("")
     shown = [m for m in acdc if m]
-    ablation_names = {"checkpoint_pixels_only": "pixels only", "checkpoint_numbers_only": "numbers only"}
-    roles = " / ".join(["checkpoint", *(ablation_names[r] for r in ablation_names if models.get(r)),
+    roles = " / ".join(["checkpoint", *(ABLATION_NAMES[r] for r in ABLATION_NAMES if models.get(r)),
                         *(["untrained"] if un else [])])
     probe_line = ", ".join(f"{TASK_NAMES[t]} " + " / ".join(_f((m.get("probe") or {}).get(t, {}).get("auroc"))
                                                           for m in shown) for t in TASKS)

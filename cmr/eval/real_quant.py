@@ -23,6 +23,7 @@ from tqdm import tqdm
 
 from cmr.dicom.reader import load_study
 from cmr.eval import metrics as M
+from cmr.quant.labels import LV_CAVITY, RV_CAVITY
 from cmr.quant.measure import Stack, measure_study, segment_phases, stack_of
 from cmr.quant.metrics import error_summary, mean_or_none, volume_dice
 from cmr.quant.segmenter import Segmenter
@@ -82,9 +83,24 @@ def acdc_patient(study: ConvertedStudy, seg: Segmenter,
         if pred.shape[0] == ed_ref.shape[0] and pred.shape[2:] == ed_ref.shape[1:]:
             entry["dice_ed"] = volume_dice(pred[:, 0], ed_ref)
             entry["dice_es"] = volume_dice(pred[:, 1], es_ref)
+            entry["slices_missed_ed"] = slices_missed(pred[:, 0], ed_ref)
+            entry["slices_drawn_ed"] = {name: int(sum((ed_ref[k] == c).any() for k in range(len(ed_ref))))
+                                        for name, c in CAVITIES}
         else:
             entry["dice_error"] = f"predicted stack {pred.shape} does not match the reference {ed_ref.shape}"
     return entry
+
+
+# The structures whose whole-slice misses are counted (a missed cavity is what lowers the volumes).
+CAVITIES: tuple[tuple[str, int], ...] = (("lv_cavity", LV_CAVITY), ("rv_cavity", RV_CAVITY))
+
+
+def slices_missed(pred: np.ndarray, ref: np.ndarray) -> dict[str, list[int]]:
+    """Per structure, the slices [slices, rows, cols] where the expert drew it and the prediction has none of
+    it: whole missed slices, the failure that makes volumes low (a Dice cannot say whether its loss is
+    edges everywhere or slices gone)."""
+    return {name: [k for k in range(len(ref)) if (ref[k] == c).any() and not (pred[k] == c).any()]
+            for name, c in CAVITIES}
 
 
 def _auroc(y: Sequence[bool], score: Sequence[float | None]) -> dict[str, Any] | None:
@@ -154,6 +170,12 @@ def evaluate_quantification(acdc: Sequence[ConvertedStudy], seg: Segmenter, *,
                                                            if q["group"] == g)}
                      for g in sorted({q["group"] for q in per})}
     a["measurement_auroc"] = measurement_aurocs(per) if per else {}
+    # Share of the expert's slices (at ED) where a structure was missed whole, over all patients.
+    a["slices_missed_ed"] = {}
+    for name, _ in CAVITIES:
+        drawn = sum(q["slices_drawn_ed"][name] for q in per if "slices_drawn_ed" in q)
+        missed = sum(len(q["slices_missed_ed"][name]) for q in per if "slices_missed_ed" in q)
+        a["slices_missed_ed"][name] = {"missed": missed, "drawn": drawn, "share": missed / drawn if drawn else None}
     a["ed_es_correct"] = mean_or_none(float(q["ed_es_correct"]) for q in per)
     times = [q["seconds_measure"] for q in per]
     a["seconds_measure"] = {"median": float(np.median(times)) if times else None,
@@ -269,6 +291,11 @@ def render_markdown(res: dict[str, Any]) -> str:
         syn_v = _f(syn[k]["mae"], 1) if syn and k in syn else "-"
         missing = f", {e['n_missing']} not measured" if e["n_missing"] else ""
         lines.append(f"| {name} | {_f(e['mae'], 1)} (n={e['n']}{bias}{missing}) | {sb_v} | {syn_v} | {tgt or '-'} |")
+    for k, name in (("lv_cavity", "LV cavity"), ("rv_cavity", "RV cavity")):
+        miss = (a.get("slices_missed_ed") or {}).get(k)
+        if miss and miss["share"] is not None:
+            lines.append(f"| expert's ED slices with no {name} predicted | {miss['share']:.2f} ({miss['missed']} of "
+                         f"{miss['drawn']}) | | | |")
     if a.get("ed_es_correct") is not None:
         lines.append(f"| ED and ES found on the right frames | {a['ed_es_correct']:.2f} | | | |")
     sec = a["seconds_measure"]

@@ -40,6 +40,7 @@ from numpy.typing import NDArray
 from tqdm import tqdm
 
 from cmr.config import Settings, get_settings
+from cmr.quant.volumes import MYOCARDIAL_DENSITY_G_PER_ML
 
 ENV_VAR = "CMR_REALDATA_DIR"
 ACDC_SUBDIR = "acdc"
@@ -156,6 +157,26 @@ class AcdcPatient:
     @cached_property
     def sha256(self) -> str:
         return file_sha256(self.npz)
+
+    @property
+    def expert_measurements(self) -> dict[str, float | None]:
+        """The numbers the expert masks give (labels.jsonl: voxel counts under the assumed spacing), named as
+        the segmenter's `Measurements.values()`: what a perfect segmenter would measure. Indexed values stay
+        None, as they do for the segmenter (the converted headers carry no height or weight)."""
+        lab = self.labels
+
+        def num(key: str) -> float | None:
+            v = lab.get(key)
+            return None if v is None else float(v)
+
+        lvef, rvef = num("lvef"), num("rvef")
+        lvedv, rvedv, myo = num("lvedv_ml_assumed"), num("rvedv_ml_assumed"), num("myo_ml_assumed")
+        lvesv = None if lvedv is None or lvef is None else lvedv * (1.0 - lvef / 100.0)
+        rvesv = None if rvedv is None or rvef is None else rvedv * (1.0 - rvef / 100.0)
+        return {"lvef_pct": lvef, "lvedv_ml": lvedv, "lvesv_ml": lvesv,
+                "lvsv_ml": None if lvedv is None or lvesv is None else lvedv - lvesv,
+                "lv_mass_g": None if myo is None else myo * MYOCARDIAL_DENSITY_G_PER_ML,
+                "rvef_pct": rvef, "rvedv_ml": rvedv, "rvesv_ml": rvesv}
 
 
 def list_patients(folder: Path | None = None, settings: Settings | None = None) -> list[AcdcPatient]:

@@ -90,8 +90,10 @@ def test_eval_real_writes_results_and_report(env: pytest.MonkeyPatch, tmp_path: 
     md = (docs / "real-data.md").read_text()
     table = [line for line in md.splitlines() if line.startswith("|")]
     assert sum(line.startswith("| ---") for line in table) == 1 and len(table) == 2 + len(TASKS) + 5
-    # The shipped model reads measurements: its pixels-only and numbers-only ablations are columns too.
-    assert {"checkpoint_pixels_only", "checkpoint_numbers_only"} <= set(res["models"])
+    # The shipped model reads measurements: its pixels-only, numbers-only and expert-numbers ablations are columns
+    # too; the expert masks' numbers are not the segmenter's, so that column's embeddings differ.
+    assert {"checkpoint_pixels_only", "checkpoint_numbers_only", "checkpoint_expert_numbers"} <= set(res["models"])
+    assert res["models"]["checkpoint_expert_numbers"]["scores"] != ck["scores"]
     assert all(line.count("|") == len(res["models"]) + 3 for line in table)  # label + each model + synthetic
     assert "## Quantification" in md and "evaluation only" in md
     for fig in (FIG_ZERO_SHOT, FIG_EMBEDDINGS):

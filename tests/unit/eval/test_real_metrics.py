@@ -169,6 +169,19 @@ def test_realdata_dir_setting(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -
     assert Settings().realdata_dir == tmp_path
 
 
+def test_expert_measurements_are_the_label_rows_numbers_under_the_segmenters_names() -> None:
+    from cmr.quant.volumes import MEASUREMENT_FIELDS
+
+    p = AcdcPatient("p1", "RV", {"lvef": 60.0, "rvef": 25.0, "lvedv_ml_assumed": 150.0, "rvedv_ml_assumed": 320.0,
+                                 "myo_ml_assumed": 100.0}, Path("x"))
+    m = p.expert_measurements
+    assert set(m) <= set(MEASUREMENT_FIELDS)
+    assert m["lvesv_ml"] == pytest.approx(60.0) and m["lvsv_ml"] == pytest.approx(90.0)
+    assert m["rvesv_ml"] == pytest.approx(240.0) and m["lv_mass_g"] == pytest.approx(105.0)
+    missing = AcdcPatient("p2", "NOR", {"lvef": 55.0}, Path("x")).expert_measurements
+    assert missing["lvedv_ml"] is None and missing["lvesv_ml"] is None and missing["lv_mass_g"] is None
+
+
 def test_select_balanced_takes_groups_round_robin() -> None:
     ps = [AcdcPatient(f"p{g}{i}", g, {}, Path("x")) for g in ("RV", "DCM", "NOR") for i in range(3)]
     picked = select_balanced(ps, 5)
@@ -350,6 +363,13 @@ def test_markdown_shows_the_ablations_of_a_measuring_model_as_their_own_columns(
     assert "m from its measurement tokens alone on ACDC" in table[0] and all(line.count("|") == 7 for line in table)
     assert "0.877" in next(line for line in table if line.startswith("| Probe mean"))
     assert "checkpoint / pixels only / numbers only / untrained" in md
+    res["models"]["checkpoint_expert_numbers"] = {**ablation, "label": "m given the expert masks' numbers",
+                                                  "probe_mean": 0.966}
+    md = real_results_to_markdown(res)
+    table = [line for line in md.splitlines() if line.startswith("|")]
+    assert "m given the expert masks' numbers on ACDC" in table[0] and all(line.count("|") == 8 for line in table)
+    assert "0.966" in next(line for line in table if line.startswith("| Probe mean"))
+    assert "checkpoint / pixels only / numbers only / expert numbers / untrained" in md
 
 
 def test_measurements_are_kept_beside_the_study_per_segmenter_version(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
