@@ -36,6 +36,8 @@ from cmr.quant.unet import SegmenterConfig, UNet
 
 FORMAT = "cmr-segmenter/1"
 SHIPPED = Path(__file__).resolve().parent.parent / "model" / "weights" / "cmr-seg-small.pt"
+# Fewer LV cavity pixels than this on a 128-pixel canvas is no LV (a speck, not a ventricle).
+MIN_LV_PIXELS = 20
 
 
 @dataclass
@@ -184,7 +186,7 @@ class Segmenter:
         points, weights = [], []
         for (sl, c), lab in zip(placed, labels):
             lv = (lab == LV_CAVITY) | (lab == LV_MYOCARDIUM)
-            if lv.sum() < 20:
+            if lv.sum() < MIN_LV_PIXELS:
                 continue
             comp, n = ndimage.label(lv)
             sizes = np.bincount(comp.ravel())[1:]
@@ -224,7 +226,7 @@ class Segmenter:
             # The heart centre projected into this slice (along the slice normal).
             c_rc = self._patient_to_pixel(sl, centre)
             canvas = self._canvas(images, sl.pixel_spacing, px, c_rc)
-            probs = self.predict(canvas, tta=self.tta)  # [P, C, S, S]
+            probs = self._second_look(canvas, self.predict(canvas, tta=self.tta), px)  # [P, C, S, S]
             rows, cols = sl.pixels.shape[1:]
             # Back onto the image grid, inside the part of the image the crop covers (the rest is
             # background): image pixel -> canvas coordinate -> grid_sample (bilinear).
@@ -254,6 +256,25 @@ class Segmenter:
         conf = float(sum(float(t[h].sum()) for t, h in zip(probs_top, heart)) / n) if n else 0.0
         seconds = {"locate": t1 - t0, "segment": t2 - t1, "clean_up": time.perf_counter() - t2}
         return StackSegmentation(masks, conf, centre, found, seconds)
+
+    def _second_look(self, canvas: NDArray[np.floating], probs: torch.Tensor, pixel_mm: float) -> torch.Tensor:
+        """`probs` with the images that show no LV cavity segmented again without their surroundings (beyond
+        cfg.context_radius_mm of the canvas centre, the heart centre, blanked to zero signal); inside that disc
+        the second answer replaces the first. Images where the first pass found an LV are left as they were."""
+        radius = self.cfg.context_radius_mm / pixel_mm
+        if radius <= 0:
+            return probs
+        empty = [i for i in range(len(probs)) if int((probs[i].argmax(0) == LV_CAVITY).sum()) < MIN_LV_PIXELS]
+        if not empty:
+            return probs
+        size = canvas.shape[-1]
+        yy, xx = np.mgrid[0:size, 0:size]
+        disc = np.hypot(yy - (size - 1) / 2.0, xx - (size - 1) / 2.0) <= radius
+        again = self.predict(np.where(disc, canvas[empty], 0.0), tta=self.tta)
+        out = probs.clone()
+        inside = torch.from_numpy(disc)
+        out[empty] = torch.where(inside, again, probs[empty])
+        return out
 
     def area_curves(self, slices: Sequence[SliceImages], centre: NDArray[np.float64]) -> list[NDArray[np.float64]]:
         """Per slice, [its phases, classes] area (mm^2) of each class in every phase, from a quick pass at the

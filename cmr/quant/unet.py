@@ -32,6 +32,12 @@ class SegmenterConfig:
     # off); at 80 px and below the network loses the cavity.
     curve_size: int = 112
     tta: int = 4  # full-resolution pass: probabilities averaged over this many rotations/reflections
+    # Second look (0 = off): a slice image in which the full-resolution pass finds no LV cavity is segmented again
+    # with everything farther than this from the heart centre blanked, and inside that disc its answer replaces
+    # the first. Real scans put liver, stomach and chest wall against the heart where the phantom never does,
+    # and the network, trained on the phantom's thorax, then labels a plainly visible ventricle as background
+    # (docs/model/segmenter.md). The radius is a normal heart's reach from the LV centre, not tuned.
+    context_radius_mm: float = 0.0
 
     def __post_init__(self) -> None:
         for name, v in (("size", self.size), ("curve_size", self.curve_size)):

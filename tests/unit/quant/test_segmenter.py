@@ -39,6 +39,7 @@ def full_cycle(seg: Segmenter, synth: Path):  # noqa: ANN201
 
 def test_checkpoint_files_are_checked(tmp_path: Path) -> None:
     assert SHIPPED.is_file()
+    assert load_segmenter().cfg.context_radius_mm > 0  # the shipped segmenter takes its second look
     with pytest.raises(FileNotFoundError, match="not found"):
         load_segmenter(tmp_path / "missing.pt")
     bad = tmp_path / "bad.pt"
@@ -134,3 +135,37 @@ def test_a_stack_of_series_with_different_phase_counts_is_measured_the_fast_way(
     assert {r[0].n_phases for r in sm.slices} == {20, 10}
     assert len(sm.measurements.lv_volume_curve_ml) == 20 and len(sm.mask_phases) == 2
     assert [m.shape[0] for m in sm.masks] == [2, 2]
+
+
+def test_second_look_resegments_only_images_without_an_lv_and_only_inside_the_disc(
+        seg: Segmenter, monkeypatch: pytest.MonkeyPatch) -> None:
+    import dataclasses
+
+    from cmr.quant.labels import BACKGROUND, N_CLASSES
+
+    size = seg.cfg.size
+    canvas = np.ones((2, size, size), np.float32)
+    first = torch.zeros(2, N_CLASSES, size, size)
+    first[:, BACKGROUND] = 1.0  # image 0: nothing found
+    first[1, BACKGROUND, 40:80, 40:80] = 0.0
+    first[1, LV_CAVITY, 40:80, 40:80] = 1.0  # image 1: an LV found
+    seen: list[np.ndarray] = []
+
+    def blind(images: np.ndarray, tta: int = 1) -> torch.Tensor:  # the second look finds LV everywhere it looks
+        seen.append(images)
+        out = torch.zeros(len(images), N_CLASSES, size, size)
+        out[:, LV_CAVITY] = 1.0
+        return out
+
+    monkeypatch.setattr(seg, "predict", blind)
+    monkeypatch.setattr(seg, "cfg", dataclasses.replace(seg.cfg, context_radius_mm=0.0))
+    assert seg._second_look(canvas, first, 1.5) is first  # off: no second call
+    assert not seen
+    monkeypatch.setattr(seg, "cfg", dataclasses.replace(seg.cfg, context_radius_mm=30.0))
+    out = seg._second_look(canvas, first, 1.5)
+    assert len(seen) == 1 and seen[0].shape == (1, size, size)  # only the image without an LV
+    c, r = (size - 1) / 2.0, 30.0 / 1.5
+    assert seen[0][0, int(c), int(c)] == 1.0 and seen[0][0, 0, 0] == 0.0  # the surroundings blanked
+    assert torch.equal(out[1], first[1])
+    assert out[0, :, int(c), int(c)].argmax() == LV_CAVITY  # inside the disc: the second answer
+    assert out[0, :, 0, 0].argmax() == BACKGROUND and out[0, :, int(c), int(c + r + 3)].argmax() == BACKGROUND
