@@ -28,7 +28,7 @@ from cmr.quant.measure import Stack, measure_study, segment_phases, stack_of
 from cmr.quant.metrics import error_summary, mean_or_none, volume_dice
 from cmr.quant.segmenter import Segmenter
 from cmr.quant.validate import sunnybrook_agreement, synthetic_agreement
-from cmr.quant.volumes import MYOCARDIAL_DENSITY_G_PER_ML, Measurements
+from cmr.quant.volumes import Measurements
 from cmr.realdata.acdc import ConvertedStudy
 from cmr.realdata.sunnybrook import SunnybrookStack
 
@@ -61,14 +61,11 @@ def acdc_patient(study: ConvertedStudy, seg: Segmenter,
         t1 = time.perf_counter()
         m = measure_study(loaded, seg).measurements
         t_measure = time.perf_counter() - t1
-    lab = p.labels
-    ref_myo = lab.get("myo_ml_assumed")
+    expert = p.expert_measurements
     entry: dict[str, Any] = {
         "patient": p.name, "group": p.group, "quality": m.quality, "quality_reasons": m.quality_reasons,
         "measured": m.values(),
-        "reference": {"lvef_pct": lab.get("lvef"), "rvef_pct": lab.get("rvef"),
-                      "lvedv_ml": lab.get("lvedv_ml_assumed"), "rvedv_ml": lab.get("rvedv_ml_assumed"),
-                      "lv_mass_g": None if ref_myo is None else round(ref_myo * MYOCARDIAL_DENSITY_G_PER_ML, 1)},
+        "reference": {k: expert[k] for k in ("lvef_pct", "rvef_pct", "lvedv_ml", "rvedv_ml", "lv_mass_g")},
         "seconds_load": round(t_load, 3), "seconds_measure": round(t_measure, 3),
     }
     # Segmentation quality at the reference frames (full resolution, as measured); the LVEF above is the
