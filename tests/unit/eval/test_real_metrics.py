@@ -356,20 +356,18 @@ def test_markdown_shows_the_ablations_of_a_measuring_model_as_their_own_columns(
     assert "0.512" in next(line for line in table if line.startswith("| Probe mean"))
     assert "checkpoint / pixels only / untrained" in md
     real.write_real_docs(res, tmp_path)  # the figures still draw with three models
-    res["models"]["checkpoint_numbers_only"] = {**ablation, "label": "m from its measurement tokens alone",
-                                                "probe_mean": 0.877}
-    md = real_results_to_markdown(res)
-    table = [line for line in md.splitlines() if line.startswith("|")]
-    assert "m from its measurement tokens alone on ACDC" in table[0] and all(line.count("|") == 7 for line in table)
-    assert "0.877" in next(line for line in table if line.startswith("| Probe mean"))
-    assert "checkpoint / pixels only / numbers only / untrained" in md
-    res["models"]["checkpoint_expert_numbers"] = {**ablation, "label": "m given the expert masks' numbers",
-                                                  "probe_mean": 0.966}
-    md = real_results_to_markdown(res)
-    table = [line for line in md.splitlines() if line.startswith("|")]
-    assert "m given the expert masks' numbers on ACDC" in table[0] and all(line.count("|") == 8 for line in table)
-    assert "0.966" in next(line for line in table if line.startswith("| Probe mean"))
-    assert "checkpoint / pixels only / numbers only / expert numbers / untrained" in md
+    # Each further ablation adds its own column, after the ones before it.
+    for pipes, (role, label, probe, roles) in enumerate((
+            ("checkpoint_numbers_only", "m from its measurement tokens alone", 0.877,
+             "checkpoint / pixels only / numbers only / untrained"),
+            ("checkpoint_expert_numbers", "m given the expert masks' numbers", 0.966,
+             "checkpoint / pixels only / numbers only / expert numbers / untrained")), start=7):
+        res["models"][role] = {**ablation, "label": label, "probe_mean": probe}
+        md = real_results_to_markdown(res)
+        table = [line for line in md.splitlines() if line.startswith("|")]
+        assert f"{label} on ACDC" in table[0] and all(line.count("|") == pipes for line in table)
+        assert f"{probe:.3f}" in next(line for line in table if line.startswith("| Probe mean"))
+        assert roles in md
 
 
 def test_measurements_are_kept_beside_the_study_per_segmenter_version(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
